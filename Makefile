@@ -1,0 +1,50 @@
+# The front door. `make run` and `make test` work on a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate services stop-services clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Starts the embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set.
+services: $(STAMP)
+	$(PY) -m config.embedded start
+
+stop-services: $(STAMP)
+	$(PY) -m config.embedded stop
+
+run: services
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) -m config.devserver
+
+test: services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+bench: bench-send bench-redirect bench-backfill bench-migrate
+
+bench-send: services
+	$(PY) bench/bench_send.py
+
+bench-redirect: services
+	$(PY) bench/bench_redirect.py
+
+bench-backfill: services
+	$(PY) bench/bench_backfill.py
+
+bench-migrate: services
+	$(PY) bench/bench_migrate.py
+
+clean: stop-services
+	rm -rf .data

@@ -1,0 +1,7 @@
+"""Every /api/v1/ route, gathered from the apps' api packages."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("messaging.api.urls")),
+]

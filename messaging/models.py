@@ -1,0 +1,236 @@
+"""Messaging domain: lines, contacts, opt-outs, conversations, messages, blasts. Data and invariants only.
+
+Every row carries its organization (denormalized where a hot path filters by it) so that tenant
+scoping is one indexed predicate. Writes live in services.py, reads in selectors.py.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from organizations.models import Organization
+
+from .status import MessageStatus
+
+
+class Line(models.Model):
+    """A phone number the organization sends from, through one carrier account."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="lines")
+    phone_number = models.CharField(max_length=20, help_text="E.164")
+    name = models.CharField(max_length=100, blank=True)
+    carrier_account = models.ForeignKey(
+        "carriers.CarrierAccount", on_delete=models.PROTECT, related_name="lines", null=True, blank=True
+    )
+    is_active = models.BooleanField(default=True, help_text="Archived lines keep their history.")
+    # US carriers pace per number (10DLC long code ~1 segment/s, toll-free a few, short code 100+).
+    rate_per_second = models.FloatField(default=1.0, validators=[MinValueValidator(0.01)])
+    # NICE CXone: start polling for agent replies the moment a chat is created.
+    nice_start_polling_on_chat_creation = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    v1_id = models.IntegerField(null=True, blank=True, unique=True, help_text="v1 LineId this came from.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A number is live in one place at a time; archived lines may repeat it.
+            models.UniqueConstraint(
+                fields=["phone_number"], condition=Q(is_active=True), name="uniq_active_line_number"
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "is_active"])]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'Line'} {self.phone_number}"
+
+
+class Contact(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts")
+    phone_number = models.CharField(max_length=20, help_text="E.164")
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(blank=True)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    v1_id = models.IntegerField(null=True, blank=True, unique=True, help_text="v1 ContactId this came from.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "phone_number"], name="uniq_contact_org_number")
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{name} {self.phone_number}".strip()
+
+
+class OptOutSource(models.TextChoices):
+    KEYWORD = "keyword", "Keyword (STOP)"
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    CARRIER = "carrier", "Carrier report"
+    IMPORT = "import", "Import / migration"
+
+
+class OptOut(models.Model):
+    """The organization may not text this number. Deleted when the contact opts back in."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="opt_outs")
+    phone_number = models.CharField(max_length=20, help_text="E.164")
+    source = models.CharField(max_length=16, choices=OptOutSource.choices, default=OptOutSource.API)
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["organization", "phone_number"], name="uniq_optout")]
+
+    def __str__(self) -> str:
+        return f"{self.phone_number} opted out ({self.source})"
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Conversation(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="conversations")
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="conversations")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    status = models.CharField(max_length=8, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Derived (post-processing keeps them; recompute_derived rebuilds them). Never moved backwards.
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=160, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    v1_id = models.IntegerField(null=True, blank=True, unique=True, help_text="v1 ConversationId this came from.")
+
+    class Meta:
+        ordering = ["-last_message_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["line", "contact"], name="uniq_conversation_line_contact")]
+        indexes = [
+            models.Index(fields=["organization", "-last_message_at", "-id"], name="conv_org_recent"),
+            models.Index(fields=["organization", "status"], name="conv_org_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Conversation {self.pk}"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", "Inbound"
+    OUTBOUND = "out", "Outbound"
+
+
+class BlastStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Sending"
+    COMPLETED = "completed", "Completed"
+    CANCELED = "canceled", "Canceled"
+
+
+class Blast(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="blasts")
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="blasts")
+    name = models.CharField(max_length=200, blank=True)
+    body = models.TextField(help_text="Template; {first_name}, {last_name} and custom fields are rendered.")
+    status = models.CharField(max_length=12, choices=BlastStatus.choices, default=BlastStatus.DRAFT)
+    send_at = models.DateTimeField(null=True, blank=True, help_text="When to send; empty means at launch.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    # Counters: derived from carrier reports by post-processing, not from queueing.
+    recipient_count = models.IntegerField(default=0)
+    opted_out_count = models.IntegerField(default=0)
+    sent_count = models.IntegerField(default=0)
+    delivered_count = models.IntegerField(default=0)
+    failed_count = models.IntegerField(default=0)
+    undelivered_count = models.IntegerField(default=0)
+    delivery_rate = models.FloatField(null=True, blank=True)
+    v1_id = models.IntegerField(null=True, blank=True, unique=True, help_text="v1 BlastId this came from.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "send_at"], name="blast_due")]
+
+    def __str__(self) -> str:
+        return self.name or f"Blast {self.pk}"
+
+
+class BlastRecipient(models.Model):
+    """The audience of a blast, chosen before launch."""
+
+    blast = models.ForeignKey(Blast, on_delete=models.CASCADE, related_name="recipients")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["blast", "contact"], name="uniq_blast_recipient")]
+
+
+class Message(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="messages")
+    blast = models.ForeignKey(Blast, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    body = models.TextField(blank=True, help_text="As written (a blast template before rendering).")
+    # What the carrier gets: rendered per recipient, links shortened. Filled at queue time.
+    rendered_body = models.TextField(blank=True)
+    media = models.JSONField(default=list, blank=True, help_text="List of {url, content_type}.")
+    status = models.CharField(max_length=12, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    segments = models.PositiveSmallIntegerField(default=0)
+    encoding = models.CharField(max_length=8, blank=True)
+    # Carrier identity: Sinch batch id + recipient MSISDN; our own reference travels as client_reference.
+    carrier_batch_id = models.CharField(max_length=100, blank=True, default="")
+    carrier_recipient = models.CharField(max_length=20, blank=True, default="")
+    client_reference = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    carrier_status = models.CharField(max_length=32, blank=True, help_text="Carrier's own word, e.g. Delivered.")
+    error_code = models.CharField(max_length=32, blank=True)
+    error_reason = models.CharField(max_length=500, blank=True)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    send_at = models.DateTimeField(null=True, blank=True, help_text="Scheduled send time.")
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    prepared_at = models.DateTimeField(null=True, blank=True)
+    sending_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    status_updated_at = models.DateTimeField(null=True, blank=True)
+    v1_id = models.BigIntegerField(null=True, blank=True, unique=True, help_text="v1 MessageId this came from.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["conversation", "-created_at", "-id"], name="msg_conversation_recent"),
+            models.Index(
+                fields=["carrier_batch_id", "carrier_recipient"],
+                name="msg_carrier_ref",
+                condition=~Q(carrier_batch_id=""),
+            ),
+            # Work queues: small partial indexes over the few rows in flight.
+            models.Index(
+                fields=["line", "status", "id"],
+                name="msg_in_flight",
+                condition=Q(status__in=["queued", "scheduled", "prepared", "sending", "sent"]),
+            ),
+            models.Index(fields=["blast", "status"], name="msg_blast_status", condition=Q(blast__isnull=False)),
+            models.Index(fields=["organization", "-created_at"], name="msg_org_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.pk} ({self.direction}, {self.status})"

@@ -1,0 +1,61 @@
+"""Phone numbers: everything stored is E.164, normalized with Google's libphonenumber port."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from phonenumbers import timezone as pn_timezone
+
+DEFAULT_REGION = "US"
+
+
+@lru_cache(maxsize=65536)
+def _parse(raw: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_normalize(raw: object, region: str = DEFAULT_REGION) -> str | None:
+    """E.164 for a valid number, else None. Accepts carrier forms without '+' ("15125550100")."""
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not text:
+        return None
+    digits = "".join(ch for ch in text if ch.isdigit())
+    # Carriers (Sinch) send MSISDNs without the '+': 11+ digits that do not parse in the default
+    # region are tried as international.
+    result = _parse(text, region)
+    if result is None and not text.startswith("+") and len(digits) >= 11:
+        result = _parse("+" + digits, region)
+    return result
+
+
+def normalize(raw: object, region: str = DEFAULT_REGION, field: str = "phone_number") -> str:
+    """E.164 or a ValidationError naming the field and the reason."""
+    result = try_normalize(raw, region)
+    if result is None:
+        raise ValidationError({field: [f"'{raw}' is not a valid phone number."]}, code="invalid_phone")
+    return result
+
+
+def msisdn(e164: str) -> str:
+    """Carrier form without the '+' (Sinch delivery reports use it)."""
+    return e164.lstrip("+")
+
+
+@lru_cache(maxsize=65536)
+def time_zones_for(e164: str) -> tuple[str, ...]:
+    """IANA time zones the number may be in (area-code level for NANP)."""
+    try:
+        zones = pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
+    except phonenumbers.NumberParseException:
+        return ()
+    return tuple(z for z in zones if z != pn_timezone.UNKNOWN_TIMEZONE)

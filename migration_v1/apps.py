@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class MigrationV1Config(AppConfig):
+    name = "migration_v1"
