@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "postprocessing",
     "shortener",
     "migration_v1",
+    "backfill",
     "webapp",
 ]
 
