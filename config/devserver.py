@@ -1,0 +1,95 @@
+"""`make run`: the whole platform in one terminal, on embedded defaults. Ctrl-C stops everything.
+
+Starts the sandbox carrier, the web app (gunicorn, 2 workers), a Celery worker on every queue and
+Celery beat, each as a child process; their output is prefixed with the process name. If any of them
+exits, the rest are stopped too, so a half-running platform never looks healthy.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from config.embedded import BASE_DIR, DATA_DIR
+from config.queues import ALL_QUEUES
+
+PY = sys.executable
+
+
+def _commands(port: int, sandbox_port: int) -> dict[str, list[str]]:
+    celery = [PY, "-m", "celery", "-A", "config"]
+    return {
+        "sandbox": [PY, "-m", "carriers.sandbox", "--port", str(sandbox_port)],
+        "web": [PY, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--access-logfile", "-"],
+        "worker": [*celery, "worker", "-Q", ALL_QUEUES, "-c", "2", "--loglevel", "INFO"],
+        "beat": [*celery, "beat", "--loglevel", "INFO", "-s", str(DATA_DIR / "celerybeat-schedule")],
+    }
+
+
+def _pump(name: str, proc: subprocess.Popen) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(f"{name:>8} | {line}")
+        sys.stdout.flush()
+
+
+def main() -> int:
+    port = int(os.environ.get("PORT", "8000"))
+    sandbox_port = int(os.environ.get("SANDBOX_PORT", "8090"))
+    env = dict(os.environ)
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("SANDBOX_CARRIER_URL", f"http://127.0.0.1:{sandbox_port}")
+    env.setdefault("SHORT_LINK_DOMAIN", f"localhost:{port}")
+    env["PYTHONUNBUFFERED"] = "1"
+    subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True)
+
+    procs: dict[str, subprocess.Popen] = {}
+    for name, cmd in _commands(port, sandbox_port).items():
+        procs[name] = subprocess.Popen(
+            cmd, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=_pump, args=(name, procs[name]), daemon=True).start()
+
+    print(f"\nParley is up: http://127.0.0.1:{port}/  (admin: /admin/, API docs: /api/docs/). Ctrl-C stops it.\n")
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping the rest")
+                exit_code = proc.returncode or 1
+                stopping = True
+                break
+        time.sleep(0.5)
+
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.time() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    if not os.environ.get("PARLEY_KEEP_SERVICES"):
+        from config import embedded
+
+        embedded.stop()
+    print("stopped")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
