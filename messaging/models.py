@@ -203,6 +203,13 @@ class Message(models.Model):
     sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     send_at = models.DateTimeField(null=True, blank=True, help_text="Scheduled send time.")
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    # Send pipeline (docs/send-pipeline.md). send_batch_ref is the per-carrier-call reference
+    # ("b:<uuid hex>") written by the claim before the carrier call and sent as Sinch's client_reference:
+    # a delivery report that beats our own send call's return is matched by (send_batch_ref, recipient),
+    # and send recovery asks the carrier for it. send_params: per-recipient Sinch parameter values of
+    # a blast message (the template is derived from Blast.body); null → rendered_body is sent verbatim.
+    send_batch_ref = models.CharField(max_length=64, blank=True, default="")
+    send_params = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     prepared_at = models.DateTimeField(null=True, blank=True)
     sending_at = models.DateTimeField(null=True, blank=True)
@@ -230,6 +237,13 @@ class Message(models.Model):
             ),
             models.Index(fields=["blast", "status"], name="msg_blast_status", condition=Q(blast__isnull=False)),
             models.Index(fields=["organization", "-created_at"], name="msg_org_recent"),
+            # Send pipeline: report matching by batch reference, the release_due and recovery sweeps.
+            models.Index(
+                fields=["send_batch_ref", "carrier_recipient"], name="msg_send_batch_ref",
+                condition=~Q(send_batch_ref=""),
+            ),
+            models.Index(fields=["send_at"], name="msg_scheduled_due", condition=Q(status="scheduled")),
+            models.Index(fields=["sending_at"], name="msg_sending_lease", condition=Q(status="sending")),
         ]
 
     def __str__(self) -> str:
