@@ -1,5 +1,7 @@
 """Parley's own settings: public URLs, the sandbox carrier, the short domain."""
 
+from datetime import timedelta
+
 from .env import env
 
 # Where carriers reach our webhooks (callback_url is built from it).
@@ -11,3 +13,20 @@ SHORT_LINK_DOMAIN = env("SHORT_LINK_DOMAIN", default="prly.localhost:8000")
 SHORT_LINK_SCHEME = env("SHORT_LINK_SCHEME", default="http")
 # Default quiet hours for blasts, in the recipient's local time, when an organization sets none.
 DEFAULT_QUIET_HOURS = (env("QUIET_HOURS_START", default="21:00"), env("QUIET_HOURS_END", default="08:00"))
+
+# Status backfill (docs/backfill.md). Outbound messages still sending/sent this long after creation are
+# handed to the periodic reconciler ("backfill.reconcile" in config/beat.py, every 10 minutes).
+BACKFILL_RECONCILE_AFTER = timedelta(seconds=env.int("BACKFILL_RECONCILE_AFTER_SECONDS", default=3600))
+# Messages per line per pass (small: the pass is paced at the account's backfill_rate) and lines per pass.
+BACKFILL_RECONCILE_BATCH = env.int("BACKFILL_RECONCILE_BATCH", default=500)
+BACKFILL_RECONCILE_LINES = env.int("BACKFILL_RECONCILE_LINES", default=200)
+# How long a carrier keeps delivery reports: a message it has no record of past this is marked unknown.
+BACKFILL_CARRIER_RETENTION_DAYS = {
+    "sinch": env.int("BACKFILL_SINCH_RETENTION_DAYS", default=14),
+    "sandbox": env.int("BACKFILL_SINCH_RETENTION_DAYS", default=14),
+    "default": 14,
+}
+# One task runs a backfill for at most this long, then re-enqueues itself to resume from its cursor:
+# far below the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT, 3600 s) so acks_late never
+# redelivers a task that is still running.
+BACKFILL_TASK_TIME_BUDGET = env.int("BACKFILL_TASK_TIME_BUDGET_SECONDS", default=600)

@@ -1,0 +1,93 @@
+"""Reads of the status backfill: stuck messages by keyset, runs, lines due for reconciliation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from messaging.models import Direction, Line, Message
+
+from .checks import StuckMessage
+from .models import BackfillRun, RunKind
+
+
+def stuck_messages_qs(
+    *, line_ids: list[int], statuses: list[str], since: datetime | None = None, until: datetime | None = None
+) -> QuerySet:
+    qs = Message.objects.filter(line_id__in=line_ids, direction=Direction.OUTBOUND, status__in=statuses)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    if until is not None:
+        qs = qs.filter(created_at__lt=until)
+    return qs
+
+
+def stuck_messages_after(
+    *, line_id: int, statuses: list[str], after_id: int, limit: int,
+    since: datetime | None = None, until: datetime | None = None,
+) -> list[StuckMessage]:
+    """The next `limit` stuck messages of a line with id > after_id, in id order (keyset: a rerun or a
+    resumed run continues where it stopped, and rows finished meanwhile simply drop out)."""
+    rows = (
+        stuck_messages_qs(line_ids=[line_id], statuses=statuses, since=since, until=until)
+        .filter(id__gt=after_id)
+        .order_by("id")
+        .values_list(
+            "id", "status", "carrier_batch_id", "carrier_recipient", "send_batch_ref", "client_reference",
+            "created_at", "contact__phone_number",
+        )[:limit]
+    )
+    return [
+        StuckMessage(
+            id=id_, status=status, batch_id=batch_id, recipient=recipient or contact_number,
+            # The send step sends its per-call reference as Sinch's client_reference; older rows
+            # (and messages sent one by one) carry only the per-message reference.
+            client_reference=send_ref or client_ref or "", created_at=created_at,
+        )
+        for id_, status, batch_id, recipient, send_ref, client_ref, created_at, contact_number in rows
+    ]
+
+
+def lines_for_run(*, run: BackfillRun) -> list[Line]:
+    """The run's line, or every line of its organization that has a carrier account, in id order."""
+    if run.line_id:
+        return list(Line.objects.filter(pk=run.line_id).select_related("carrier_account"))
+    return list(
+        Line.objects.filter(organization_id=run.organization_id, carrier_account__isnull=False)
+        .select_related("carrier_account")
+        .order_by("id")
+    )
+
+
+def lines_for_line_id(*, line_id: int) -> Line:
+    return Line.objects.select_related("carrier_account").get(pk=line_id)
+
+
+def backfill_run_get(*, organization_id: int, run_id: int) -> BackfillRun | None:
+    return BackfillRun.objects.filter(organization_id=organization_id, pk=run_id).select_related("line").first()
+
+
+def lines_due_for_reconcile(*, statuses: list[str], created_before: datetime, limit: int) -> list[int]:
+    """Lines holding outbound messages still awaiting the carrier past the cutoff, least recently
+    reconciled first (so a line with many messages the carrier never knew cannot starve the others)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT l.id FROM messaging_line l
+            WHERE l.carrier_account_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM messaging_message m
+                WHERE m.line_id = l.id AND m.status = ANY(%s) AND m.direction = %s AND m.created_at < %s
+            )
+            ORDER BY (SELECT max(r.id) FROM backfill_backfillrun r WHERE r.line_id = l.id AND r.kind = %s)
+                     NULLS FIRST, l.id
+            LIMIT %s
+            """,
+            [statuses, Direction.OUTBOUND.value, created_before, RunKind.RECONCILE.value, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def last_reconcile_run(*, line_id: int) -> BackfillRun | None:
+    return BackfillRun.objects.filter(line_id=line_id, kind=RunKind.RECONCILE).order_by("-id").first()

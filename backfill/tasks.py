@@ -1,0 +1,28 @@
+"""Thin Celery entry points of the status backfill (queue "bulk" by the "backfill." route)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from .models import BackfillRun, RunState
+
+
+@shared_task(name="backfill.run", bind=True, acks_late=True, ignore_result=True)
+def run_backfill(self, run_id: int) -> None:
+    """Runs one time slice of a backfill; re-enqueues itself until the run is finished, so no task
+    outlives the broker's visibility timeout (a redelivery would find the run claimed and return)."""
+    from .services import statuses_backfill
+
+    if not BackfillRun.objects.filter(pk=run_id).exists():
+        return
+    run = statuses_backfill(run_id=run_id, time_budget=settings.BACKFILL_TASK_TIME_BUDGET)
+    if run.state == RunState.PENDING:
+        run_backfill.delay(run_id)
+
+
+@shared_task(name="backfill.reconcile", bind=True, acks_late=True, ignore_result=True)
+def reconcile(self) -> None:
+    from .services import messages_reconcile
+
+    messages_reconcile()
