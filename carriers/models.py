@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 from organizations.models import Organization
 
@@ -53,3 +55,47 @@ class CarrierAccount(models.Model):
 
 def mask_config(config: dict) -> dict:
     return {k: ("••••" if k in SECRET_CONFIG_KEYS and v else v) for k, v in (config or {}).items()}
+
+
+class WebhookKind(models.TextChoices):
+    DELIVERY = "delivery", "Delivery report"
+    INBOUND = "inbound", "Inbound message"
+
+
+class WebhookState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSED = "processed", "Processed"
+    FAILED = "failed", "Failed"  # gave up (e.g. no matching message after many tries); reason in `error`
+    INVALID = "invalid", "Invalid"  # malformed body, answered 400
+
+
+class WebhookEvent(models.Model):
+    """A carrier callback exactly as received, stored before anything else so nothing is lost.
+
+    The view writes one row; the task "carriers.apply_webhooks" claims pending rows in pk order and
+    applies them set-based. Rows whose message is not known yet stay pending with a backoff.
+    """
+
+    account = models.ForeignKey(CarrierAccount, on_delete=models.CASCADE, related_name="webhook_events")
+    kind = models.CharField(max_length=8, choices=WebhookKind.choices)
+    body = models.BinaryField(help_text="Raw request body, byte for byte.")
+    received_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(max_length=10, choices=WebhookState.choices, default=WebhookState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The claim query's index: a small partial index over the few pending rows.
+            models.Index(fields=["id"], name="webhook_pending", condition=Q(state="pending")),
+            models.Index(fields=["account", "-received_at"], name="webhook_account_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.pk} ({self.state})"
+
+    def body_text(self) -> str:
+        return bytes(self.body).decode("utf-8", errors="replace")

@@ -1,12 +1,19 @@
-"""Adapters by provider. `adapter_for(account)` is what every caller uses; adapters register here."""
+"""Adapters by provider. `adapter_for(account)` is what every caller uses; adapters register here.
+
+Adapters hold a pooled requests.Session, so they are cached per process, keyed by (account id,
+updated_at): editing an account (new token, new base_url) yields a fresh adapter on next use.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from .base import CarrierAdapter
 
 _FACTORIES: dict[str, Callable[[object], CarrierAdapter]] = {}
+_CACHE: dict[int, tuple[object, CarrierAdapter]] = {}
+_LOCK = threading.Lock()
 
 
 def register(provider: str):
@@ -18,9 +25,35 @@ def register(provider: str):
 
 
 def adapter_for(account) -> CarrierAdapter:
-    """Filled in by the carriers work (cached per process, keyed by account id and updated_at)."""
+    """The adapter for this account's provider and configuration, cached per process."""
+    version = account.updated_at
+    cached = _CACHE.get(account.pk)
+    if cached is not None and cached[0] == version and account.pk is not None:
+        return cached[1]
     try:
         factory = _FACTORIES[account.provider]
     except KeyError:
         raise LookupError(f"no carrier adapter for provider {account.provider!r}") from None
-    return factory(account)
+    adapter = factory(account)
+    if account.pk is not None:
+        # The replaced adapter is not closed: another thread may be mid-call on it; GC closes it.
+        with _LOCK:
+            _CACHE[account.pk] = (version, adapter)
+    return adapter
+
+
+def adapters_clear() -> None:
+    """Forget cached adapters (tests; after fork)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _sinch_factory(account) -> CarrierAdapter:
+    from .sinch import SinchAdapter
+
+    return SinchAdapter.from_account(account)
+
+
+# "sandbox" is the same wire format pointed at settings.SANDBOX_CARRIER_URL (config may override).
+register("sinch")(_sinch_factory)
+register("sandbox")(_sinch_factory)
