@@ -4,4 +4,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("messaging.api.urls")),
+    path("", include("organizations.api.urls")),
+    path("", include("backfill.api")),
 ]

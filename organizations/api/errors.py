@@ -1,5 +1,98 @@
+"""One error shape for every 4xx of the API (see docs/api.md):
+
+    {"error": {"code": "invalid", "message": "...", "fields": {"phone_number": ["... reason ..."]}}}
+
+`fields` names every offending input (nested inputs as dotted paths: "audience.contact_ids",
+"rows.3.email") and is {} for errors that are not about one field (404, 401, 403, 429).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, serializers
 from rest_framework.views import exception_handler as drf_exception_handler
+
+NON_FIELD = "non_field_errors"
 
 
 def exception_handler(exc, context):
-    return drf_exception_handler(exc, context)
+    if isinstance(exc, DjangoValidationError):
+        # Services raise Django's ValidationError (they know nothing of DRF); same shape as a serializer's.
+        exc = exceptions.ValidationError(_django_detail(exc))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    response.data = {"error": error_body(exc, response.data)}
+    return response
+
+
+def error_body(exc, data) -> dict:
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten_fields(exc.detail)
+        first = next(iter(fields.items()), None)
+        message = "Invalid input."
+        if first:
+            message = f"Invalid input: {first[0]}: {first[1][0]}" if first[0] != NON_FIELD else first[1][0]
+        return {"code": "invalid", "message": message, "fields": fields}
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return {"code": "not_found", "message": "Not found.", "fields": {}}
+    if isinstance(exc, DjangoPermissionDenied):
+        return {"code": "permission_denied", "message": str(exc) or "Permission denied.", "fields": {}}
+    if isinstance(exc, exceptions.APIException):
+        code = exc.get_codes()
+        if not isinstance(code, str):
+            code = getattr(exc, "default_code", "error")
+        return {"code": code, "message": _text(exc.detail), "fields": {}}
+    return {"code": "error", "message": _text(data), "fields": {}}
+
+
+def flatten_fields(detail, prefix: str = "") -> dict[str, list[str]]:
+    """{"audience": {"contact_ids": ["..."]}} → {"audience.contact_ids": ["..."]}; lists of objects get
+    their index in the path ("rows.3.email"); a bare list of messages goes under non_field_errors."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            path = str(key) if not prefix else (prefix if key == NON_FIELD else f"{prefix}.{key}")
+            out.update(flatten_fields(value, path))
+    elif isinstance(detail, list):
+        if all(isinstance(item, str) for item in detail):
+            if detail:
+                out.setdefault(prefix or NON_FIELD, []).extend(str(item) for item in detail)
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    out.update(flatten_fields(item, f"{prefix}.{index}" if prefix else str(index)))
+    elif detail is not None:
+        out.setdefault(prefix or NON_FIELD, []).append(str(detail))
+    return out
+
+
+def _django_detail(exc: DjangoValidationError):
+    if hasattr(exc, "error_dict"):
+        return {
+            (NON_FIELD if field == "__all__" else field): [str(m) for m in messages]
+            for field, messages in exc.message_dict.items()
+        }
+    return {NON_FIELD: [str(m) for m in exc.messages]}
+
+
+def _text(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_text(v) for v in detail)
+    return str(detail)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error envelope, for the OpenAPI schema."""
+
+    error = ErrorDetailSerializer()

@@ -1,0 +1,55 @@
+"""/api/v1/conversations: the inbox (filters + cursor pagination), a conversation, its messages.
+
+Seam for the send pipeline: POST /api/v1/conversations/{id}/messages is theirs. Add it to this
+viewset as a second method of the `messages` route, e.g.
+
+    @messages.mapping.post
+    def send_message(self, request, pk=None):
+        conversation = self.get_object()          # tenant-scoped: another org's id is a 404
+        ...                                       # parse, then messaging.services.sending.message_send(...)
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+
+from .. import selectors
+from ..models import Conversation
+from .serializers import ConversationFilterSerializer, ConversationSerializer, MessageSerializer
+from .views import TenantAPIMixin
+
+
+@extend_schema_view(list=extend_schema(parameters=[ConversationFilterSerializer]))
+class ConversationViewSet(TenantAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ConversationSerializer
+    queryset = Conversation.objects.none()
+    # Newest activity first; conversations without any message (NULL) come first, as PostgreSQL
+    # sorts NULL highest. Served by the conv_org_recent index.
+    pagination_ordering = ("-last_message_at", "-id")
+
+    def get_queryset(self):
+        organization = self.organization
+        if self.action != "list":
+            return selectors.conversations_for(organization=organization)
+        params = ConversationFilterSerializer(data=self.request.query_params, context={"request": self.request})
+        params.is_valid(raise_exception=True)
+        f = params.validated_data
+        assignee = f.get("assignee")
+        return selectors.conversations_for(
+            organization=organization,
+            status=f.get("status"),
+            line_id=f.get("line"),
+            assignee_id=None if assignee in (None, "none") else assignee,
+            unassigned=assignee == "none",
+            contact_phone=f.get("contact_phone"),
+            updated_since=f.get("updated_since"),
+        )
+
+    @extend_schema(summary="Messages of a conversation, newest first", responses=MessageSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="messages", pagination_ordering=("-created_at", "-id"))
+    def messages(self, request, pk=None):
+        conversation = self.get_object()
+        page = self.paginate_queryset(selectors.conversation_messages(conversation=conversation))
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)

@@ -1,0 +1,234 @@
+"""Serializers of the messaging API. They parse and validate input; writes are in messaging.services."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from carriers.models import CarrierAccount
+from organizations.api.base import TenantPrimaryKeyRelatedField
+
+from ..models import Blast, Contact, Conversation, ConversationStatus, Line, Message, OptOut
+from ..phone import try_normalize
+from ..services.contacts import IMPORT_MAX_ROWS, OnConflict
+
+
+class PhoneNumberField(serializers.CharField):
+    """Any common way of writing a number in; E.164 out. Invalid numbers are refused naming the field."""
+
+    default_error_messages = {"invalid_phone": "'{value}' is not a valid phone number."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 40)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        normalized = try_normalize(text)
+        if normalized is None:
+            self.fail("invalid_phone", value=text)
+        return normalized
+
+
+class LineSerializer(serializers.ModelSerializer):
+    phone_number = PhoneNumberField()
+    carrier_account = TenantPrimaryKeyRelatedField(queryset=CarrierAccount.objects.all(), allow_null=True, required=False)
+
+    class Meta:
+        model = Line
+        fields = [
+            "id", "phone_number", "name", "carrier_account", "is_active", "rate_per_second", "created_at", "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        phone = attrs.get("phone_number", getattr(self.instance, "phone_number", None))
+        active = attrs.get("is_active", getattr(self.instance, "is_active", True))
+        if phone and active:
+            others = Line.objects.filter(phone_number=phone, is_active=True)
+            if self.instance is not None:
+                others = others.exclude(pk=self.instance.pk)
+            if others.exists():
+                raise serializers.ValidationError({"phone_number": ["This number is already active on another line."]})
+        return attrs
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    phone_number = PhoneNumberField()
+
+    class Meta:
+        model = Contact
+        fields = ["id", "phone_number", "first_name", "last_name", "email", "custom_fields", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # Uniqueness per organization is checked by the service (the serializer cannot see the tenant).
+        validators: list = []
+
+    def validate_custom_fields(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object.")
+        return value
+
+
+class ContactImportSerializer(serializers.Serializer):
+    contacts = serializers.ListField(
+        child=serializers.JSONField(),
+        max_length=IMPORT_MAX_ROWS,
+        allow_empty=False,
+        help_text=f"Up to {IMPORT_MAX_ROWS} objects: phone_number (required), first_name, last_name, email, "
+        "custom_fields; any other key becomes a custom field.",
+    )
+    on_conflict = serializers.ChoiceField(choices=OnConflict.choices, default=OnConflict.SKIP)
+
+
+class ContactImportRowErrorSerializer(serializers.Serializer):
+    row = serializers.IntegerField(help_text="1-based row number (CSV: data rows, header excluded).")
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class ContactImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Existing contacts left untouched (on_conflict=skip).")
+    errors = ContactImportRowErrorSerializer(many=True)
+
+
+class OptOutSerializer(serializers.ModelSerializer):
+    phone_number = PhoneNumberField()
+
+    class Meta:
+        model = OptOut
+        fields = ["id", "phone_number", "source", "reason", "created_at"]
+        read_only_fields = ["id", "created_at"]
+        validators: list = []
+
+
+class ContactSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Contact
+        fields = ["id", "phone_number", "first_name", "last_name"]
+        read_only_fields = fields
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    contact = ContactSummarySerializer(read_only=True)
+    line_phone_number = serializers.CharField(source="line.phone_number", read_only=True)
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id", "line", "line_phone_number", "contact", "status", "assignee", "last_message_at",
+            "last_message_preview", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ConversationFilterSerializer(serializers.Serializer):
+    """Query parameters of GET /api/v1/conversations."""
+
+    status = serializers.ChoiceField(choices=ConversationStatus.choices, required=False)
+    line = serializers.IntegerField(required=False, min_value=1)
+    assignee = serializers.CharField(
+        required=False, help_text="A user id, `me`, or `none` for unassigned conversations."
+    )
+    contact_phone = PhoneNumberField(required=False)
+    updated_since = serializers.DateTimeField(
+        required=False, help_text="Conversations whose last message is at or after this time (ISO 8601)."
+    )
+
+    def validate_line(self, value):
+        organization = self.context["request"].organization
+        if not Line.objects.filter(organization=organization, pk=value).exists():
+            raise serializers.ValidationError("Unknown line.")
+        return value
+
+    def validate_assignee(self, value):
+        request = self.context["request"]
+        if value == "none":
+            return value
+        if value == "me":
+            if not request.user.is_authenticated:
+                raise serializers.ValidationError("`me` needs a signed-in user, not an API key.")
+            return request.user.pk
+        try:
+            user_id = int(value)
+        except ValueError:
+            raise serializers.ValidationError("A user id, `me` or `none`.") from None
+        if not get_user_model().objects.filter(pk=user_id, memberships__organization=request.organization).exists():
+            raise serializers.ValidationError("Unknown user.")
+        return user_id
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = [
+            "id", "conversation", "direction", "body", "rendered_body", "media", "status", "segments", "encoding",
+            "blast", "error_code", "error_reason", "sent_by", "send_at", "created_at", "sent_at", "delivered_at",
+            "failed_at", "received_at",
+        ]
+        read_only_fields = fields
+
+
+class AudienceSerializer(serializers.Serializer):
+    contact_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False, max_length=100_000
+    )
+    all = serializers.BooleanField(required=False, default=False, help_text="Every contact of the organization.")
+    custom_fields = serializers.DictField(
+        required=False, help_text="Filter: contacts whose custom_fields contain these key/values."
+    )
+    created_since = serializers.DateTimeField(required=False, help_text="Filter: contacts created at or after.")
+
+    def validate(self, attrs):
+        chosen = [
+            bool(attrs.get("contact_ids")),
+            attrs.get("all", False),
+            bool(attrs.get("custom_fields")) or attrs.get("created_since") is not None,
+        ]
+        if sum(chosen) != 1:
+            raise serializers.ValidationError(
+                "Give exactly one of: contact_ids, all=true, or a filter (custom_fields / created_since)."
+            )
+        return attrs
+
+    def validate_contact_ids(self, value):
+        ids = list(dict.fromkeys(value))
+        organization = self.context["request"].organization
+        known = set(Contact.objects.filter(organization=organization, id__in=ids).values_list("id", flat=True))
+        missing = [i for i in ids if i not in known]
+        if missing:
+            shown = ", ".join(str(i) for i in missing[:20])
+            raise serializers.ValidationError(f"Unknown contact ids: {shown}{'…' if len(missing) > 20 else ''}.")
+        return ids
+
+
+class BlastSerializer(serializers.ModelSerializer):
+    line = TenantPrimaryKeyRelatedField(queryset=Line.objects.filter(is_active=True))
+    audience = AudienceSerializer(write_only=True)
+
+    class Meta:
+        model = Blast
+        fields = [
+            "id", "line", "name", "body", "status", "send_at", "audience", "created_at", "launched_at",
+            "completed_at", "canceled_at", "recipient_count", "opted_out_count", "sent_count", "delivered_count",
+            "failed_count", "undelivered_count", "delivery_rate",
+        ]
+        read_only_fields = [f for f in fields if f not in ("line", "name", "body", "send_at", "audience")]
+
+    def validate_body(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("The message may not be blank.")
+        return value
+
+
+@extend_schema_field({"type": "string", "format": "binary"})
+class _FileField(serializers.FileField):
+    pass
+
+
+class ContactImportCsvSerializer(serializers.Serializer):
+    """multipart/form-data variant of the import."""
+
+    file = _FileField(help_text="CSV with a header row; phone_number required, unknown columns → custom_fields.")
+    on_conflict = serializers.ChoiceField(choices=OnConflict.choices, default=OnConflict.SKIP)

@@ -1,0 +1,206 @@
+"""/api/v1/ lines, contacts (+ bulk import), opt-outs, blasts. Conversations are in conversations.py.
+
+Every queryset goes through messaging.selectors with request.organization: another tenant's object
+answers 404; foreign ids in payloads are refused with 400 naming the field. See docs/api.md.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, extend_schema, extend_schema_view
+from rest_framework import mixins, parsers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from organizations.api.base import TenantAPIMixin
+
+from .. import selectors
+from ..models import Blast, Contact, Line, OptOut
+from ..phone import try_normalize
+from ..services import blasts as blast_services
+from ..services import contacts as contact_services
+from .serializers import (
+    BlastSerializer,
+    ContactImportCsvSerializer,
+    ContactImportResultSerializer,
+    ContactImportSerializer,
+    ContactSerializer,
+    LineSerializer,
+    OptOutSerializer,
+)
+
+
+class CsvParser(parsers.BaseParser):
+    """A raw `text/csv` request body, handed over as text."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return stream.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise parsers.ParseError("The CSV must be UTF-8.") from None
+
+
+def _phone_query_param(request, name: str = "phone_number") -> str | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    phone = try_normalize(raw)
+    if phone is None:
+        raise DjangoValidationError({name: [f"'{raw}' is not a valid phone number."]})
+    return phone
+
+
+_PHONE_FILTER = OpenApiParameter("phone_number", str, description="Exact number, any common format.")
+
+
+class LineViewSet(
+    TenantAPIMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Lines are archived (is_active=false), never deleted: their history stays."""
+
+    serializer_class = LineSerializer
+    queryset = Line.objects.none()
+    pagination_ordering = ("id",)
+
+    def get_queryset(self):
+        return selectors.lines_for(organization=self.organization)
+
+    def perform_create(self, serializer):
+        serializer.save(organization=self.organization)
+
+
+@extend_schema_view(list=extend_schema(parameters=[_PHONE_FILTER]))
+class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
+    serializer_class = ContactSerializer
+    queryset = Contact.objects.none()
+    pagination_ordering = ("id",)
+    parser_classes = [parsers.JSONParser, CsvParser, parsers.MultiPartParser, parsers.FormParser]
+
+    def get_queryset(self):
+        phone = _phone_query_param(self.request) if self.action == "list" else None
+        return selectors.contacts_for(organization=self.organization, phone_number=phone)
+
+    def perform_create(self, serializer):
+        serializer.instance = contact_services.contact_create(
+            organization=self.organization, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        contact_services.contact_update(contact=serializer.instance, **serializer.validated_data)
+
+    @extend_schema(
+        summary="Import contacts in bulk",
+        description=(
+            f"Up to {contact_services.IMPORT_MAX_ROWS} contacts per request, as JSON (`{{\"contacts\": [...]}}`), "
+            "a `text/csv` body, or a multipart `file`. Good rows are inserted in one statement; bad rows are "
+            "reported one by one with the reason per field. `?on_conflict=update` (CSV) or the `on_conflict` "
+            "key overwrites existing contacts instead of skipping them."
+        ),
+        request={
+            "application/json": ContactImportSerializer,
+            "text/csv": OpenApiRequest({"type": "string"}),
+            "multipart/form-data": ContactImportCsvSerializer,
+        },
+        parameters=[OpenApiParameter("on_conflict", str, enum=list(contact_services.OnConflict.choices))],
+        responses={200: ContactImportResultSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_contacts(self, request):
+        rows, on_conflict = self._import_input(request)
+        result = contact_services.contacts_import(
+            organization=self.organization, rows=rows, on_conflict=on_conflict
+        )
+        return Response(ContactImportResultSerializer(result).data)
+
+    def _import_input(self, request) -> tuple[list, str]:
+        on_conflict = request.query_params.get("on_conflict", contact_services.OnConflict.SKIP)
+        data = request.data
+        if isinstance(data, str):  # text/csv
+            return contact_services.contact_rows_from_csv(data), on_conflict
+        if isinstance(data, list):  # a bare JSON array of rows
+            return data, on_conflict
+        if "file" in request.FILES:
+            form = ContactImportCsvSerializer(data=data)
+            form.is_valid(raise_exception=True)
+            try:
+                text = form.validated_data["file"].read().decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise DjangoValidationError({"file": ["The CSV must be UTF-8."]}) from None
+            return contact_services.contact_rows_from_csv(text), form.validated_data["on_conflict"]
+        # JSON object. The row limit and on_conflict are checked by the service, the same for every format.
+        contacts = data.get("contacts")
+        if not isinstance(contacts, list) or not contacts:
+            raise DjangoValidationError({"contacts": ["A non-empty list of contact objects is required."]})
+        return contacts, data.get("on_conflict", on_conflict)
+
+
+@extend_schema_view(list=extend_schema(parameters=[_PHONE_FILTER]))
+class OptOutViewSet(
+    TenantAPIMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Creating is idempotent: 201 for a new opt-out, 200 with the existing one otherwise.
+    Deleting lets the number be texted again."""
+
+    serializer_class = OptOutSerializer
+    queryset = OptOut.objects.none()
+    pagination_ordering = ("-created_at", "-id")
+
+    def get_queryset(self):
+        phone = _phone_query_param(self.request) if self.action == "list" else None
+        return selectors.opt_outs_for(organization=self.organization, phone_number=phone)
+
+    @extend_schema(responses={201: OptOutSerializer, 200: OptOutSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        opt_out, created = contact_services.opt_out_create(organization=self.organization, **serializer.validated_data)
+        return Response(
+            OptOutSerializer(opt_out).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    def perform_destroy(self, instance):
+        contact_services.opt_out_delete(opt_out=instance)
+
+
+class BlastViewSet(
+    TenantAPIMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Create (a draft, with its audience fixed now) and read. Launch/preview/cancel: send pipeline."""
+
+    serializer_class = BlastSerializer
+    queryset = Blast.objects.none()
+    pagination_ordering = ("-created_at", "-id")
+
+    def get_queryset(self):
+        return selectors.blasts_for(organization=self.organization)
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        audience = data.pop("audience")
+        serializer.instance = blast_services.blast_create(
+            organization=self.organization,
+            created_by=self.request.user,
+            audience=blast_services.Audience(
+                contact_ids=audience.get("contact_ids"),
+                all_contacts=audience.get("all", False),
+                custom_fields=audience.get("custom_fields") or {},
+                created_since=audience.get("created_since"),
+            ),
+            **data,
+        )

@@ -1,0 +1,67 @@
+"""Reads of the messaging domain, always scoped to one organization (the API's tenant boundary)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from organizations.models import Organization
+
+from .models import Blast, Contact, Conversation, Line, Message, OptOut
+
+
+def lines_for(*, organization: Organization) -> QuerySet[Line]:
+    return Line.objects.filter(organization=organization)
+
+
+def contacts_for(*, organization: Organization, phone_number: str | None = None) -> QuerySet[Contact]:
+    contacts = Contact.objects.filter(organization=organization)
+    if phone_number:
+        contacts = contacts.filter(phone_number=phone_number)
+    return contacts
+
+
+def opt_outs_for(*, organization: Organization, phone_number: str | None = None) -> QuerySet[OptOut]:
+    opt_outs = OptOut.objects.filter(organization=organization)
+    if phone_number:
+        opt_outs = opt_outs.filter(phone_number=phone_number)
+    return opt_outs
+
+
+def blasts_for(*, organization: Organization) -> QuerySet[Blast]:
+    return Blast.objects.filter(organization=organization)
+
+
+def conversations_for(
+    *,
+    organization: Organization,
+    status: str | None = None,
+    line_id: int | None = None,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    contact_phone: str | None = None,
+    updated_since: datetime | None = None,
+) -> QuerySet[Conversation]:
+    """The inbox. One query with its line and contact (the list shows both); the index
+    conv_org_recent (organization, -last_message_at, -id) serves the default order."""
+    conversations = Conversation.objects.filter(organization=organization).select_related("line", "contact")
+    if status:
+        conversations = conversations.filter(status=status)
+    if line_id is not None:
+        conversations = conversations.filter(line_id=line_id)
+    if unassigned:
+        conversations = conversations.filter(assignee__isnull=True)
+    elif assignee_id is not None:
+        conversations = conversations.filter(assignee_id=assignee_id)
+    if contact_phone:
+        conversations = conversations.filter(contact__phone_number=contact_phone)
+    if updated_since is not None:
+        # "Updated" = a message came or went: last_message_at is what post-processing keeps current.
+        conversations = conversations.filter(last_message_at__gte=updated_since)
+    return conversations
+
+
+def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    """Newest first, served by msg_conversation_recent (conversation, -created_at, -id)."""
+    return Message.objects.filter(conversation=conversation, organization_id=conversation.organization_id)

@@ -1,0 +1,90 @@
+"""Blast creation: a draft with its audience materialized as BlastRecipient rows.
+
+Launching, previewing and canceling belong to the send pipeline (messaging.services.sending:
+`blast_launch`). The audience is fixed here, at creation, with one INSERT ... SELECT over the
+organization's contacts, so a foreign contact id can never enter a blast whatever the caller passed.
+Opted-out contacts stay in the audience: the send pipeline blocks them at launch and counts them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from organizations.models import Organization
+
+from ..models import Blast, BlastStatus, Contact, Line
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Exactly one of: contact_ids, all_contacts=True, or a filter (custom_fields / created_since)."""
+
+    contact_ids: list[int] | None = None
+    all_contacts: bool = False
+    custom_fields: dict = field(default_factory=dict)
+    created_since: datetime | None = None
+
+    @property
+    def is_filter(self) -> bool:
+        return bool(self.custom_fields) or self.created_since is not None
+
+
+def audience_contacts(*, organization: Organization, audience: Audience) -> QuerySet[Contact]:
+    contacts = Contact.objects.filter(organization=organization)
+    if audience.contact_ids is not None:
+        return contacts.filter(id__in=audience.contact_ids)
+    if audience.all_contacts:
+        return contacts
+    if audience.custom_fields:
+        contacts = contacts.filter(custom_fields__contains=audience.custom_fields)
+    if audience.created_since is not None:
+        contacts = contacts.filter(created_at__gte=audience.created_since)
+    return contacts
+
+
+def blast_create(
+    *,
+    organization: Organization,
+    line: Line,
+    body: str,
+    audience: Audience,
+    name: str = "",
+    send_at: datetime | None = None,
+    created_by=None,
+) -> Blast:
+    if line.organization_id != organization.pk:
+        raise ValidationError({"line": ["Unknown line."]})
+    if not line.is_active:
+        raise ValidationError({"line": ["This line is archived."]})
+    if audience.contact_ids is not None:
+        missing = set(audience.contact_ids) - set(
+            Contact.objects.filter(organization=organization, id__in=audience.contact_ids).values_list("id", flat=True)
+        )
+        if missing:
+            shown = ", ".join(str(i) for i in sorted(missing)[:20])
+            raise ValidationError({"audience.contact_ids": [f"Unknown contact ids: {shown}."]})
+    with transaction.atomic():
+        blast = Blast.objects.create(
+            organization=organization,
+            line=line,
+            name=name,
+            body=body,
+            send_at=send_at,
+            status=BlastStatus.DRAFT,
+            created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+        )
+        sql, params = audience_contacts(organization=organization, audience=audience).values("id").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO messaging_blastrecipient (blast_id, contact_id) SELECT %s, a.id FROM ({sql}) a "  # noqa: S608
+                "ON CONFLICT DO NOTHING",
+                [blast.pk, *params],
+            )
+            blast.recipient_count = cursor.rowcount
+        Blast.objects.filter(pk=blast.pk).update(recipient_count=blast.recipient_count)
+    return blast

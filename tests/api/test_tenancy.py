@@ -1,0 +1,230 @@
+"""Tenant isolation for EVERY endpoint of the API: another organization's object answers 404, a foreign
+id in a payload or filter answers 400 naming the field, lists never show another tenant's rows.
+
+test_every_route_is_in_the_matrix fails when a route is added without a line here."""
+
+from dataclasses import dataclass
+
+import pytest
+from django.utils import timezone
+
+from messaging.api.urls import router as messaging_router
+from messaging.models import Blast, Contact, Line, OptOut
+from organizations.api.urls import router as organizations_router
+from organizations.models import ApiKey
+from organizations.services import api_key_create
+from tests import factories
+from tests.api.conftest import error_of
+
+
+@dataclass
+class Tenant:
+    org: object
+    account: object
+    line: object
+    contact: object
+    conversation: object
+    message: object
+    opt_out: object
+    blast: object
+    api_key: object
+    user: object
+
+
+def _tenant(org) -> Tenant:
+    account = factories.CarrierAccountFactory(organization=org)
+    line = factories.LineFactory(organization=org, carrier_account=account)
+    contact = factories.ContactFactory(organization=org)
+    conversation = factories.ConversationFactory(
+        organization=org, line=line, contact=contact, last_message_at=timezone.now()
+    )
+    message = factories.MessageFactory(conversation=conversation)
+    opt_out = OptOut.objects.create(organization=org, phone_number=factories.next_number("737"))
+    blast = factories.BlastFactory(organization=org, line=line)
+    api_key = api_key_create(organization=org, name="k").api_key
+    user = factories.MembershipFactory(organization=org).user
+    return Tenant(org, account, line, contact, conversation, message, opt_out, blast, api_key, user)
+
+
+@pytest.fixture
+def mine(org):
+    return _tenant(org)
+
+
+@pytest.fixture
+def theirs(other_org):
+    return _tenant(other_org)
+
+
+# (method, path template with {x} filled from the OTHER tenant, payload). Each must answer 404.
+FOREIGN_OBJECT = [
+    ("get", "/api/v1/lines/{line}", None),
+    ("patch", "/api/v1/lines/{line}", {"name": "hijacked"}),
+    ("put", "/api/v1/lines/{line}", {"phone_number": "+15122009999", "name": "hijacked"}),
+    ("get", "/api/v1/contacts/{contact}", None),
+    ("patch", "/api/v1/contacts/{contact}", {"first_name": "hijacked"}),
+    ("put", "/api/v1/contacts/{contact}", {"phone_number": "+17372009999", "first_name": "hijacked"}),
+    ("delete", "/api/v1/contacts/{contact}", None),
+    ("get", "/api/v1/conversations/{conversation}", None),
+    ("get", "/api/v1/conversations/{conversation}/messages", None),
+    ("get", "/api/v1/opt-outs/{opt_out}", None),
+    ("delete", "/api/v1/opt-outs/{opt_out}", None),
+    ("get", "/api/v1/blasts/{blast}", None),
+    ("get", "/api/v1/api-keys/{api_key}", None),
+    ("delete", "/api/v1/api-keys/{api_key}", None),
+]
+
+# (method, path template with {x} from the OTHER tenant, payload template, field named in the 400).
+FOREIGN_ID_IN_INPUT = [
+    ("post", "/api/v1/lines", {"phone_number": "+15122008888", "carrier_account": "{account}"}, "carrier_account"),
+    ("patch", "/api/v1/lines/{my_line}", {"carrier_account": "{account}"}, "carrier_account"),
+    ("post", "/api/v1/blasts", {"line": "{line}", "body": "Hi", "audience": {"all": True}}, "line"),
+    (
+        "post",
+        "/api/v1/blasts",
+        {"line": "{my_line}", "body": "Hi", "audience": {"contact_ids": ["{contact}"]}},
+        "audience.contact_ids",
+    ),
+    ("get", "/api/v1/conversations?line={line}", None, "line"),
+    ("get", "/api/v1/conversations?assignee={user}", None, "assignee"),
+]
+
+LISTS = [
+    ("/api/v1/lines", "line"),
+    ("/api/v1/contacts", "contact"),
+    ("/api/v1/conversations", "conversation"),
+    ("/api/v1/opt-outs", "opt_out"),
+    ("/api/v1/blasts", "blast"),
+    ("/api/v1/api-keys", "api_key"),
+]
+
+# Collection writes: what they create belongs to the caller (checked in test_creates_land_in_my_org).
+CREATES = [
+    ("/api/v1/lines", {"phone_number": "(512) 200-7777", "name": "new"}, Line),
+    ("/api/v1/contacts", {"phone_number": "737 200 7777"}, Contact),
+    ("/api/v1/contacts/import", {"contacts": [{"phone_number": "{their_contact_phone}"}]}, Contact),
+    ("/api/v1/opt-outs", {"phone_number": "{their_opt_out_phone}"}, OptOut),
+    ("/api/v1/blasts", {"line": "{my_line}", "body": "Hi", "audience": {"all": True}}, Blast),
+    ("/api/v1/api-keys", {"name": "new"}, ApiKey),
+]
+
+
+def _ids(mine: Tenant, theirs: Tenant) -> dict:
+    ids = {name: getattr(value, "pk", None) for name, value in vars(theirs).items()}
+    ids["my_line"] = mine.line.pk
+    ids["their_contact_phone"] = theirs.contact.phone_number
+    ids["their_opt_out_phone"] = theirs.opt_out.phone_number
+    return ids
+
+
+def _fill(value, ids):
+    if isinstance(value, str):
+        if value.startswith("{") and value.endswith("}") and value[1:-1] in ids and "phone" not in value:
+            return ids[value[1:-1]]
+        return value.format(**ids)
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(("method", "path", "payload"), FOREIGN_OBJECT, ids=lambda v: str(v))
+def test_another_tenants_object_is_404(api, mine, theirs, method, path, payload):
+    # given: an object of the other organization
+    url = path.format(**_ids(mine, theirs))
+    before = _snapshot(theirs)
+    # when
+    response = getattr(api, method)(url, payload, format="json")
+    # then
+    assert response.status_code == 404, response.content
+    assert error_of(response)["code"] == "not_found"
+    assert _snapshot(theirs) == before  # and nothing of theirs changed
+
+
+@pytest.mark.parametrize(("method", "path", "payload", "field"), FOREIGN_ID_IN_INPUT, ids=lambda v: str(v))
+def test_foreign_id_in_input_is_400_naming_the_field(api, mine, theirs, method, path, payload, field):
+    ids = _ids(mine, theirs)
+    response = getattr(api, method)(path.format(**ids), _fill(payload, ids), format="json")
+    assert response.status_code == 400, response.content
+    error = error_of(response)
+    assert error["code"] == "invalid"
+    assert field in error["fields"], error
+
+
+@pytest.mark.parametrize(("path", "attr"), LISTS)
+def test_lists_show_only_my_rows(api, mine, theirs, path, attr):
+    response = api.get(path)
+    assert response.status_code == 200
+    listed = {row["id"] for row in response.json()["results"]}
+    assert getattr(mine, attr).pk in listed
+    assert getattr(theirs, attr).pk not in listed
+
+
+def test_conversation_messages_list_only_that_conversations_messages(api, mine, theirs):
+    response = api.get(f"/api/v1/conversations/{mine.conversation.pk}/messages")
+    assert [row["id"] for row in response.json()["results"]] == [mine.message.pk]
+
+
+@pytest.mark.parametrize(("path", "payload", "model"), CREATES, ids=lambda v: str(v))
+def test_creates_land_in_my_org(api, mine, theirs, path, payload, model):
+    ids = _ids(mine, theirs)
+    theirs_before = model.objects.filter(organization=theirs.org).count()
+    response = api.post(path, _fill(payload, ids), format="json")
+    assert response.status_code in (200, 201), response.content
+    assert model.objects.filter(organization=theirs.org).count() == theirs_before
+    assert model.objects.filter(organization=mine.org).count() >= 2
+
+
+def test_session_user_sees_only_the_chosen_organization(mine, theirs):
+    from rest_framework.test import APIClient
+
+    # given: one user, member of both organizations
+    factories.MembershipFactory(user=mine.user, organization=theirs.org)
+    client = APIClient()
+    client.force_login(mine.user)
+    # then: the first membership by default, the other one through X-Organization-Id
+    default = {r["id"] for r in client.get("/api/v1/contacts").json()["results"]}
+    chosen = {
+        r["id"]
+        for r in client.get("/api/v1/contacts", HTTP_X_ORGANIZATION_ID=str(theirs.org.pk)).json()["results"]
+    }
+    assert default == {mine.contact.pk}
+    assert chosen == {theirs.contact.pk}
+
+
+def _snapshot(t: Tenant):
+    return (
+        list(Line.objects.filter(organization=t.org).values()),
+        list(Contact.objects.filter(organization=t.org).values()),
+        list(OptOut.objects.filter(organization=t.org).values()),
+        list(ApiKey.objects.filter(organization=t.org).values()),
+        list(Blast.objects.filter(organization=t.org).values()),
+    )
+
+
+def _covered() -> set[tuple[str, str]]:
+    """(route name, method) pairs exercised above."""
+    from django.urls import resolve
+
+    covered = set()
+    samples = {"line": 1, "contact": 1, "conversation": 1, "opt_out": 1, "blast": 1, "api_key": 1, "account": 1}
+    samples.update(my_line=1, user=1, their_contact_phone="x", their_opt_out_phone="x")
+    for method, path, *_ in FOREIGN_OBJECT + FOREIGN_ID_IN_INPUT:
+        covered.add((resolve(path.format(**samples).split("?")[0]).url_name, method))
+    for path, _ in LISTS:
+        covered.add((resolve(path).url_name, "get"))
+    for path, *_ in CREATES:
+        covered.add((resolve(path).url_name, "post"))
+    return covered
+
+
+def test_every_route_is_in_the_matrix():
+    routes = set()
+    for router in (messaging_router, organizations_router):
+        for prefix, viewset, basename in router.registry:
+            for route in router.get_routes(viewset):
+                for method, action in route.mapping.items():
+                    if hasattr(viewset, action):
+                        routes.add((route.name.format(basename=basename), method))
+    assert routes - _covered() == set()
