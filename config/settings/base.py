@@ -25,6 +25,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "shortener.middleware.ShortLinkHostMiddleware",  # first: short-link hosts skip the whole stack
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and API docs' static files under gunicorn without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",

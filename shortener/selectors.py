@@ -1,0 +1,78 @@
+"""Reads of the shortener: the redirect's cache fill, link counts, click reports."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from django.db.models import Count, Q, Sum
+
+from . import conf
+from .cache import NEGATIVE, link_payload, redis_client
+from .models import Click, Link
+
+
+def link_for_redirect(*, code: str) -> dict | None:
+    """The redirect's view of a link ({"i", "u", "f", "e"}), from the database."""
+    row = Link.objects.filter(code=code).values_list("id", "target_url", "fallback_url", "expires_at").first()
+    if row is None:
+        return None
+    link_id, target_url, fallback_url, expires_at = row
+    return json.loads(
+        link_payload(
+            link_id=link_id,
+            target_url=target_url,
+            fallback_url=fallback_url or conf.default_fallback_url(),
+            expires_at=expires_at,
+        )
+    )
+
+
+def link_cache_fill(*, code: str) -> dict | None:
+    """Cache miss: one query, then cache the link (or, briefly, that the code is unknown)."""
+    data = link_for_redirect(code=code)
+    client = redis_client()
+    key = conf.link_cache_key(code)
+    if data is None:
+        client.set(key, NEGATIVE, ex=conf.NEGATIVE_CACHE_TTL_SECONDS)
+        return None
+    ttl = conf.CACHE_TTL_SECONDS
+    if data["e"] is not None:
+        # An expired link stays cached a day past its expiry (its fallback is still served from cache).
+        ttl = max(60, min(ttl, int(data["e"] - time.time()) + 86400))
+    client.set(key, json.dumps(data, separators=(",", ":")), ex=ttl)
+    return data
+
+
+def links_for_organization(*, organization_id: int):
+    return Link.objects.filter(organization_id=organization_id)
+
+
+def clicks_for_link(*, link: Link):
+    return Click.objects.filter(link=link)
+
+
+def blast_click_report(*, blast) -> dict:
+    """Clicks (human), unique clickers (distinct contacts with a human click), bot clicks, links, and
+    click-through rate = unique clickers / delivered messages (None before anything is delivered)."""
+    totals = Link.objects.filter(blast=blast).aggregate(
+        links=Count("id"),
+        clicks=Sum("click_count", default=0),
+        bot_clicks=Sum("bot_click_count", default=0),
+        unique_clickers=Count("contact_id", distinct=True, filter=Q(click_count__gt=0)),
+        messages_with_links=Count("message_id", distinct=True),
+    )
+    delivered = blast.delivered_count
+    totals["delivered"] = delivered
+    totals["click_through_rate"] = round(totals["unique_clickers"] / delivered, 4) if delivered else None
+    return totals
+
+
+def message_click_counts(*, message_ids: list[int]) -> dict[int, dict[str, int]]:
+    """{message_id: {"clicks", "unique_clicks", "bot_clicks"}} for message reports (one query)."""
+    rows = (
+        Link.objects.filter(message_id__in=message_ids)
+        .values("message_id")
+        .annotate(clicks=Sum("click_count"), unique_clicks=Sum("unique_click_count"), bot_clicks=Sum("bot_click_count"))
+    )
+    return {r["message_id"]: {k: r[k] for k in ("clicks", "unique_clicks", "bot_clicks")} for r in rows}

@@ -1,0 +1,304 @@
+"""Writes of the shortener: creating links (one, many, per message at queue time). See docs/shortener.md.
+
+Clicks (buffering and the batch writer) live in shortener/clicks.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import connection, transaction
+from django.utils import timezone
+
+from messaging import segments
+
+from . import conf
+from .cache import link_payload, links_cache
+from .codes import codes_generate
+from .models import Link
+
+__all__ = [
+    "LinkItem",
+    "LinkSpec",
+    "link_create",
+    "link_update",
+    "link_validate_target",
+    "links_create",
+    "links_preview_savings",
+    "links_shorten_for_messages",
+    "short_url",
+]
+
+# Any http(s) URL in a text: up to whitespace, quotes or angle brackets; trailing punctuation that ends
+# a sentence ("see https://x.com/a.") is trimmed afterwards, a closing parenthesis only if unbalanced.
+URL_IN_TEXT_RE = re.compile(r"""https?://[^\s<>"'`{}|\\^]+""", re.IGNORECASE)
+_TRAILING = ".,;:!?'\"*"
+# Attempts at drawing fresh codes for rows whose code collided. With 8 characters a collision is a
+# ~1-in-10^6 event per insert at 100 million links, so a second round is already rare.
+MAX_CODE_ROUNDS = 5
+_url_validator = URLValidator(schemes=["http", "https"])
+
+
+@dataclass(frozen=True, slots=True)
+class LinkItem:
+    """One message of a send, as the send pipeline hands it over at queue time."""
+
+    message_id: int
+    contact_id: int | None
+    blast_id: int | None
+    body: str
+
+
+@dataclass(slots=True)
+class LinkSpec:
+    """One link to create (validated already by link_validate_target)."""
+
+    target_url: str
+    fallback_url: str = ""
+    expires_at: datetime | None = None
+    message_id: int | None = None
+    contact_id: int | None = None
+    blast_id: int | None = None
+    created_by_id: int | None = None
+    code: str = field(default="")
+    id: int | None = None
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def link_validate_target(url: str, *, field_name: str = "target_url") -> str:
+    """http/https only, a real URL, at most TARGET_URL_MAX_LENGTH, never one of our own short hosts
+    (a short link to a short link would be a redirect loop or a way to hide a target)."""
+    url = (url or "").strip()
+    if not url:
+        raise ValidationError({field_name: ["This field is required."]})
+    if len(url) > conf.TARGET_URL_MAX_LENGTH:
+        raise ValidationError({field_name: [f"At most {conf.TARGET_URL_MAX_LENGTH} characters."]})
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise ValidationError({field_name: ["Only http and https URLs can be shortened."]})
+    try:
+        _url_validator(url)
+    except ValidationError:
+        raise ValidationError({field_name: ["Not a valid URL."]}) from None
+    host = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    if conf.is_short_host(host):
+        raise ValidationError({field_name: ["Cannot shorten a link to the short-link domain itself."]})
+    return url
+
+
+# --- creating links ------------------------------------------------------------------------------
+
+
+def short_url(code: str, *, domain: str | None = None) -> str:
+    return f"{conf.scheme()}://{domain or conf.default_domain()}/{code}"
+
+
+def _org_domain(organization_id: int) -> str:
+    from organizations.models import Organization
+
+    domain = Organization.objects.filter(pk=organization_id).values_list("short_link_domain", flat=True).first()
+    return domain or conf.default_domain()
+
+
+_INSERT_SQL = """
+    INSERT INTO shortener_link
+        (code, organization_id, target_url, fallback_url, expires_at, message_id, contact_id, blast_id,
+         created_by_id)
+    SELECT * FROM unnest(%s::varchar[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[],
+                         %s::bigint[], %s::bigint[], %s::bigint[], %s::integer[])
+    ON CONFLICT (code) DO NOTHING
+    RETURNING id, code
+"""
+
+
+def links_create(*, organization_id: int, specs: list[LinkSpec]) -> list[LinkSpec]:
+    """Inserts every spec in one statement (unnest arrays: one parse, no per-row SQL), draws fresh
+    codes for the few that collided and inserts those again; fills spec.code and spec.id.
+
+    The links are cached in Redis after commit, so their first click asks the database nothing."""
+    if not specs:
+        return specs
+    length = conf.code_length()
+    pending = list(specs)
+    with transaction.atomic(), connection.cursor() as cursor:
+        for _round in range(MAX_CODE_ROUNDS):
+            codes = codes_generate(len(pending), length)
+            by_code: dict[str, LinkSpec] = {}
+            for spec, code in zip(pending, codes, strict=True):
+                spec.code = code
+                by_code[code] = spec
+            if len(by_code) < len(pending):  # a collision inside the batch itself: redraw all
+                continue
+            cursor.execute(
+                _INSERT_SQL,
+                [
+                    list(by_code),
+                    [organization_id] * len(pending),
+                    [s.target_url for s in pending],
+                    [s.fallback_url for s in pending],
+                    [s.expires_at for s in pending],
+                    [s.message_id for s in pending],
+                    [s.contact_id for s in pending],
+                    [s.blast_id for s in pending],
+                    [s.created_by_id for s in pending],
+                ],
+            )
+            for link_id, code in cursor.fetchall():
+                by_code.pop(code).id = link_id
+            pending = list(by_code.values())
+            if not pending:
+                break
+        else:
+            raise RuntimeError(f"Could not draw unique short codes for {len(pending)} links")
+
+    default_fallback = conf.default_fallback_url()
+    cached = [
+        (
+            s.code,
+            link_payload(
+                link_id=s.id,
+                target_url=s.target_url,
+                fallback_url=s.fallback_url or default_fallback,
+                expires_at=s.expires_at,
+            ),
+        )
+        for s in specs
+    ]
+    transaction.on_commit(lambda: links_cache(cached))
+    return specs
+
+
+def link_create(
+    *,
+    organization_id: int,
+    target_url: str,
+    fallback_url: str = "",
+    expires_at: datetime | None = None,
+    message_id: int | None = None,
+    contact_id: int | None = None,
+    blast_id: int | None = None,
+    created_by_id: int | None = None,
+) -> Link:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": ["Must be in the future."]})
+    spec = LinkSpec(
+        target_url=link_validate_target(target_url),
+        fallback_url=link_validate_target(fallback_url, field_name="fallback_url") if fallback_url else "",
+        expires_at=expires_at,
+        message_id=message_id,
+        contact_id=contact_id,
+        blast_id=blast_id,
+        created_by_id=created_by_id,
+    )
+    links_create(organization_id=organization_id, specs=[spec])
+    return Link.objects.get(pk=spec.id)
+
+
+def link_update(*, link: Link, expires_at: datetime | None = None, fallback_url: str | None = None) -> Link:
+    """Changes what a code does when expired; the cached copy is replaced after commit."""
+    if fallback_url is not None:
+        link.fallback_url = link_validate_target(fallback_url, field_name="fallback_url") if fallback_url else ""
+    link.expires_at = expires_at
+    link.save(update_fields=["expires_at", "fallback_url"])
+    payload = link_payload(
+        link_id=link.pk,
+        target_url=link.target_url,
+        fallback_url=link.fallback_url or conf.default_fallback_url(),
+        expires_at=link.expires_at,
+    )
+    transaction.on_commit(lambda: links_cache([(link.code, payload)]))
+    return link
+
+
+# --- links in message bodies --------------------------------------------------------------------
+
+
+def urls_in(body: str) -> list[tuple[int, int, str]]:
+    """(start, end, url) of every http(s) URL in body, sentence punctuation trimmed."""
+    found = []
+    for match in URL_IN_TEXT_RE.finditer(body):
+        url = match.group(0)
+        while url and (url[-1] in _TRAILING or (url[-1] == ")" and url.count("(") < url.count(")"))):
+            url = url[:-1]
+        if len(url) > len("https://"):
+            found.append((match.start(), match.start() + len(url), url))
+    return found
+
+
+def _shortenable(url: str) -> bool:
+    try:
+        link_validate_target(url)
+    except ValidationError:
+        return False
+    return True
+
+
+def links_shorten_for_messages(*, organization_id: int, items: list[LinkItem]) -> dict[int, str]:
+    """The send pipeline's seam (queue time): every http(s) URL of each body becomes a short link made
+    for that very message (its contact and blast too), so a click names all three.
+
+    Returns {message_id: body with the links replaced} for every item (unchanged bodies included).
+    Set-based: one INSERT for all links of the call (plus one per rare collision round), one query for
+    the organization's domain. A URL that cannot be shortened (invalid, too long, already ours) stays."""
+    result: dict[int, str] = {}
+    specs: list[LinkSpec] = []
+    # Per item: its URLs' spans and the spec each becomes (the same URL twice in one body: one link).
+    plans: list[tuple[LinkItem, list[tuple[int, int, LinkSpec]]]] = []
+    verdicts: dict[str, bool] = {}  # a blast repeats the same few URLs 20,000 times: validate once
+    for item in items:
+        spans = urls_in(item.body)
+        if not spans:
+            result[item.message_id] = item.body
+            continue
+        per_url: dict[str, LinkSpec] = {}
+        plan = []
+        for start, end, url in spans:
+            ok = verdicts.get(url)
+            if ok is None:
+                ok = verdicts[url] = _shortenable(url)
+            if not ok:
+                continue
+            spec = per_url.get(url)
+            if spec is None:
+                spec = per_url[url] = LinkSpec(
+                    target_url=url, message_id=item.message_id, contact_id=item.contact_id, blast_id=item.blast_id
+                )
+                specs.append(spec)
+            plan.append((start, end, spec))
+        plans.append((item, plan))
+    domain = None
+    if specs:
+        links_create(organization_id=organization_id, specs=specs)
+        domain = _org_domain(organization_id)
+    for item, plan in plans:
+        body, pieces, last = item.body, [], 0
+        for start, end, spec in plan:
+            pieces.append(body[last:start])
+            pieces.append(short_url(spec.code, domain=domain))
+            last = end
+        pieces.append(body[last:])
+        result[item.message_id] = "".join(pieces)
+    return result
+
+
+def links_preview_savings(body: str, *, domain: str | None = None) -> tuple[int, int, int]:
+    """(chars_saved, segments_before, segments_after) if every shortenable URL of body became a short link
+    (for the blast preview). chars_saved is negative when the URLs are shorter than short links."""
+    placeholder = short_url("x" * conf.code_length(), domain=domain)
+    pieces, last = [], 0
+    for start, end, url in urls_in(body):
+        if not _shortenable(url):
+            continue
+        pieces.append(body[last:start])
+        pieces.append(placeholder)
+        last = end
+    pieces.append(body[last:])
+    after = "".join(pieces)
+    return len(body) - len(after), segments.count(body).segments, segments.count(after).segments

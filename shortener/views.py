@@ -1,0 +1,81 @@
+"""The redirect: GET /<code> on a short-link host → 302 to the target. The hot path; see docs/shortener.md.
+
+On a cache hit it costs one Redis round-trip (GET the link + RPUSH the click, pipelined) and no database
+query. HEAD answers the same; its click is buffered too but flagged (head_request) and never counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import redis
+from django.http import HttpResponse
+
+from . import conf, selectors
+from .cache import NEGATIVE, redis_client
+from .clicks import click_payload
+from .codes import CODE_RE
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_HTML = (
+    b"<!doctype html><meta charset=utf-8><title>Link not found</title><p>This link does not exist or has expired.</p>"
+)
+ROBOTS_TXT = b"User-agent: *\nDisallow: /\n"
+# 302, never 301: a permanent redirect is cached by browsers, and the next click would not reach us.
+_REDIRECT_HEADERS = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}
+
+
+def _redirect(url: str) -> HttpResponse:
+    response = HttpResponse(status=302, headers=_REDIRECT_HEADERS)
+    response["Location"] = url
+    return response
+
+
+def _not_found(fallback: str) -> HttpResponse:
+    if fallback:
+        return _redirect(fallback)
+    return HttpResponse(NOT_FOUND_HTML, status=404, headers=_REDIRECT_HEADERS)
+
+
+def link_redirect(request, code: str) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
+    if not CODE_RE.fullmatch(code):
+        return _not_found(conf.default_fallback_url())
+    key = conf.link_cache_key(code)
+    data = None
+    try:
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.get(key)
+        pipe.rpush(conf.clicks_buffer_key(), click_payload(request.META, code, request.method))
+        raw, _ = pipe.execute()
+    except redis.RedisError:
+        # Redis down: still redirect (from the database); the click is lost, the visitor is not.
+        log.warning("shortener: redis unavailable, redirect served from the database, click not recorded")
+        raw = None
+        data = selectors.link_for_redirect(code=code)
+    else:
+        if raw is None:
+            data = selectors.link_cache_fill(code=code)
+        elif raw != NEGATIVE:
+            data = json.loads(raw)
+    if data is None:
+        return _not_found(conf.default_fallback_url())
+    expires = data["e"]
+    if expires is not None and expires <= time.time():
+        return _not_found(data["f"])
+    return _redirect(data["u"])
+
+
+def short_host_dispatch(request) -> HttpResponse:
+    """Everything a short-link host answers: /<code>, /robots.txt (crawlers: stay away); else 404."""
+    path = request.path_info
+    if path == "/robots.txt":
+        return HttpResponse(ROBOTS_TXT, content_type="text/plain")
+    code = path[1:]
+    if "/" in code or not code:
+        return _not_found("")
+    return link_redirect(request, code)

@@ -1,0 +1,33 @@
+import pytest
+from django.test import Client
+
+from shortener import conf
+from shortener.cache import redis_client
+
+SHORT_HOST = "prly.localhost:8000"
+
+
+@pytest.fixture(autouse=True)
+def _clean_short_keys(settings):
+    # Our keys only (REDIS_KEY_PREFIX is per engineer), so other suites sharing the server are untouched.
+    settings.SHORT_LINK_DOMAIN = SHORT_HOST
+    client = redis_client()
+    keys = list(client.scan_iter(f"{conf.redis_key_prefix()}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    yield
+
+
+@pytest.fixture
+def short_client():
+    return Client(HTTP_HOST=SHORT_HOST)
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """Runs on_commit callbacks (the Redis caching of new links) at the end of the block, as a commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def buffered_clicks() -> int:
+    return redis_client().llen(conf.clicks_buffer_key())

@@ -1,0 +1,95 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from shortener import conf, services
+from shortener.cache import redis_client
+from shortener.models import Link
+from tests.shortener.conftest import buffered_clicks
+
+
+@pytest.fixture
+def link(org, on_commit):
+    with on_commit():
+        return services.link_create(organization_id=org.id, target_url="https://example.com/landing?a=1")
+
+
+def test_redirect_is_a_302_to_the_target_and_buffers_a_click(short_client, link):
+    response = short_client.get(f"/{link.code}", HTTP_USER_AGENT="Mozilla/5.0 (iPhone)")
+    assert response.status_code == 302
+    assert response["Location"] == "https://example.com/landing?a=1"
+    assert "no-store" in response["Cache-Control"]
+    assert buffered_clicks() == 1
+
+
+def test_cache_hit_asks_the_database_nothing(short_client, link, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert short_client.get(f"/{link.code}").status_code == 302
+
+
+def test_cache_miss_reads_once_then_caches(short_client, link, django_assert_num_queries):
+    redis_client().delete(conf.link_cache_key(link.code))
+    with django_assert_num_queries(1):
+        assert short_client.get(f"/{link.code}").status_code == 302
+    with django_assert_num_queries(0):
+        assert short_client.get(f"/{link.code}").status_code == 302
+
+
+def test_head_answers_the_same(short_client, link):
+    response = short_client.head(f"/{link.code}")
+    assert response.status_code == 302 and response["Location"] == link.target_url
+
+
+def test_unknown_code_is_a_small_404_and_cached_as_unknown(short_client, db, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert short_client.get("/Nope1234").status_code == 404
+    with django_assert_num_queries(0):
+        response = short_client.get("/Nope1234")
+    assert response.status_code == 404 and b"does not exist" in response.content
+
+
+def test_unknown_code_goes_to_the_default_fallback_when_configured(short_client, db, settings):
+    settings.SHORT_LINK_FALLBACK_URL = "https://parley.example/"
+    response = short_client.get("/Nope1234")
+    assert response.status_code == 302 and response["Location"] == "https://parley.example/"
+
+
+def test_expired_link_goes_to_its_fallback(short_client, link, on_commit):
+    with on_commit():
+        services.link_update(
+            link=link, expires_at=timezone.now() + timedelta(seconds=60), fallback_url="https://example.com/over"
+        )
+    Link.objects.filter(pk=link.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    redis_client().delete(conf.link_cache_key(link.code))
+    response = short_client.get(f"/{link.code}")
+    assert response.status_code == 302 and response["Location"] == "https://example.com/over"
+
+
+def test_expired_link_without_fallback_is_404(short_client, org):
+    expired = Link.objects.create(
+        organization=org, code="Expired1", target_url="https://x.example/", expires_at=timezone.now() - timedelta(1)
+    )
+    assert short_client.get(f"/{expired.code}").status_code == 404
+
+
+def test_short_host_serves_nothing_else(short_client, db):
+    assert short_client.get("/admin/").status_code == 404
+    assert short_client.get("/api/v1/links/").status_code == 404
+    assert short_client.get("/").status_code == 404
+    assert short_client.post("/Abcdefgh1").status_code == 405
+    robots = short_client.get("/robots.txt")
+    assert robots.status_code == 200 and b"Disallow: /" in robots.content
+
+
+def test_codes_are_not_served_on_the_main_host(client, link):
+    assert client.get(f"/{link.code}").status_code == 404
+
+
+def test_the_full_ip_is_never_buffered(short_client, link):
+    short_client.get(f"/{link.code}", REMOTE_ADDR="203.0.113.77", HTTP_USER_AGENT="UA")
+    short_client.get(f"/{link.code}", REMOTE_ADDR="2001:db8:1234:5678::1", HTTP_USER_AGENT="UA")
+    entries = redis_client().lrange(conf.clicks_buffer_key(), 0, -1)
+    joined = b"".join(entries)
+    assert b"203.0.113.77" not in joined and b"2001:db8:1234:5678::1" not in joined
+    assert b"203.0.113.0/24" in joined and b"2001:db8:1234::/48" in joined
