@@ -1,6 +1,7 @@
 from rest_framework.routers import SimpleRouter
 
 from .conversations import ConversationViewSet
+from .sending import urlpatterns as sending_urls
 from .views import BlastViewSet, ContactViewSet, LineViewSet, OptOutViewSet
 
 # No trailing slash: the documented paths are /api/v1/contacts, /api/v1/contacts/{id}, ...
@@ -10,4 +11,5 @@ router.register("contacts", ContactViewSet, basename="contact")
 router.register("conversations", ConversationViewSet, basename="conversation")
 router.register("opt-outs", OptOutViewSet, basename="opt-out")
 router.register("blasts", BlastViewSet, basename="blast")
-urlpatterns = router.urls
+# The send pipeline's endpoints (messaging/api/sending.py) first: POST conversations/{id}/messages.
+urlpatterns = sending_urls + router.urls

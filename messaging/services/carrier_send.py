@@ -1,0 +1,269 @@
+"""The send step (queue `send`): pacing, the claim, the carrier call, the result. Nothing else.
+
+Per carrier call: one claim statement, one call, one status statement (messages_apply_statuses).
+Crash safety: the claim writes a fresh batch reference ("b:<uuid>") on the messages before the call
+and the reference travels as Sinch's client_reference; whoever finds messages left in 'sending'
+without a batch id (a retry after a transient error, or `sends_recover` after the lease) asks the
+carrier for that reference: found → sent with its batch id; not found → prepared again and re-sent.
+See docs/send-pipeline.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from carriers.base import CarrierError, OutboundBatch, PermanentCarrierError
+
+from .. import cache, ratelimit
+from ..status import MessageStatus as S
+from .claims import Claimed, messages_claim_for_send, messages_claimed_by, messages_set_batch_ref, new_batch_ref
+from .prepare import SendGroup, group_for_send
+from .status import StatusUpdate, messages_apply_statuses
+from .templates import carrier_template
+
+log = logging.getLogger(__name__)
+
+# A message may sit in 'sending' without a batch id this long before recovery asks the carrier about
+# it. It must exceed the carrier call's worst case (connect 3 s + read 15 s in carriers/sinch.py) plus
+# the transient retries (≤ ~2 min), so a slow but alive sender is never second-guessed.
+SEND_LEASE = timedelta(minutes=5)
+# A prepared message with no task in sight (a lost re-enqueue) is re-enqueued after this.
+PREPARED_STALE = timedelta(minutes=15)
+QUEUED_STALE = timedelta(minutes=15)
+
+
+@dataclass
+class SendOutcome:
+    sent: int = 0
+    failed: int = 0
+    not_claimed: int = 0
+    retry_refs: list[str] = field(default_factory=list)  # carrier calls that hit a transient error
+    rest: SendGroup | None = None  # what pacing did not allow yet
+    rest_delay: float = 0.0
+    retry_after: float | None = None
+
+
+def _fail(rows: list[Claimed], *, code: str, reason: str) -> int:
+    now = timezone.now()
+    changed = messages_apply_statuses(
+        updates=[StatusUpdate(r.id, S.FAILED, at=now, error_code=code[:32], error_reason=reason) for r in rows]
+    )
+    return len(changed)
+
+
+def _record_sent(rows: list[Claimed], batch_id: str) -> int:
+    now = timezone.now()
+    changed = messages_apply_statuses(
+        updates=[StatusUpdate(r.id, S.SENT, at=now, carrier_batch_id=batch_id) for r in rows]
+    )
+    return len(changed)
+
+
+def build_batch(rows: list[Claimed], *, from_number: str, batch_ref: str, callback_url: str) -> OutboundBatch:
+    """The Sinch batch for rows that share a template (blast) or a body."""
+    first = rows[0]
+    recipients = [r.recipient for r in rows]
+    if first.send_params is not None and first.blast_body is not None:
+        template = carrier_template(first.blast_body)
+        parameters = {
+            slot.name: {**{r.recipient: (r.send_params or {}).get(slot.name, "") for r in rows}, "default": ""}
+            for slot in template.slots
+        }
+        body = template.body
+    else:
+        parameters, body = {}, first.rendered_body
+    return OutboundBatch(
+        from_number=from_number, recipients=recipients, body=body, parameters=parameters,
+        client_reference=batch_ref, callback_url=callback_url,
+    )
+
+
+def _split(rows: list[Claimed]) -> list[list[Claimed]]:
+    """Normally one carrier call per claim (prepare grouped them); split defensively if not."""
+    groups: dict[tuple, list[Claimed]] = {}
+    for r in rows:
+        key = ("t", r.blast_id) if r.send_params is not None and r.blast_body is not None else ("r", r.rendered_body)
+        bucket = groups.setdefault(key, [])
+        if any(x.recipient == r.recipient for x in bucket):
+            key = key + (r.id,)
+            bucket = groups.setdefault(key, [])
+        bucket.append(r)
+    return list(groups.values())
+
+
+def _call(adapter, account, line, rows: list[Claimed], batch_ref: str, outcome: SendOutcome) -> None:
+    batch = build_batch(rows, from_number=line.phone_number, batch_ref=batch_ref, callback_url=account.callback_url)
+    try:
+        result = adapter.send_batch(batch)
+    except PermanentCarrierError as exc:
+        log.warning("carrier refused batch %s: %s %s", batch_ref, exc.code, exc.http_status)
+        outcome.failed += _fail(rows, code=exc.code or str(exc.http_status or "carrier_error"),
+                                reason=exc.text or str(exc))
+        return
+    except CarrierError as exc:  # transient: the call may or may not have reached the carrier
+        log.info("transient carrier error on %s: %s", batch_ref, exc)
+        outcome.retry_refs.append(batch_ref)
+        if exc.retry_after:
+            outcome.retry_after = max(outcome.retry_after or 0, exc.retry_after)
+        return
+    outcome.sent += _record_sent(rows, result.batch_id)
+
+
+def batch_send(*, line_id: int, message_ids: list[int], segments: list[int] | None = None) -> SendOutcome:
+    """Pace, claim and send one group of prepared messages of one line."""
+    outcome = SendOutcome()
+    line = cache.line_info(line_id)
+    if line is None or not message_ids:
+        return outcome
+    segs = [max(1, s) for s in (segments or [1] * len(message_ids))]
+    granted, wait = ratelimit.take(line_id=line_id, rate=line.rate_per_second, want=sum(segs), min_grant=segs[0])
+    n = used = 0
+    for s in segs:
+        if used + s > granted:
+            break
+        used += s
+        n += 1
+    ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=granted - used)
+    if n < len(message_ids):
+        outcome.rest = SendGroup(line_id, list(message_ids[n:]), segs[n:])
+        outcome.rest_delay = wait
+    if n == 0:
+        return outcome
+    batch_ref = new_batch_ref()
+    rows = messages_claim_for_send(message_ids=list(message_ids[:n]), batch_ref=batch_ref)
+    outcome.not_claimed = n - len(rows)
+    if outcome.not_claimed:
+        claimed = {r.id for r in rows}
+        lost = sum(s for mid, s in zip(message_ids[:n], segs[:n], strict=True) if mid not in claimed)
+        ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=lost)
+    if not rows:
+        return outcome
+    adapter, account = cache.adapter_for_line(line)
+    if adapter is None or not line.is_active:
+        outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
+        return outcome
+    for i, group in enumerate(_split(rows)):
+        ref = batch_ref
+        if i:
+            ref = new_batch_ref()
+            messages_set_batch_ref(message_ids=[r.id for r in group], batch_ref=ref)
+        _call(adapter, account, line, group, ref, outcome)
+    return outcome
+
+
+def batch_resume(*, line_id: int, batch_ref: str) -> SendOutcome:
+    """After a transient error: did the carrier get the call after all? Record it, else send it again."""
+    outcome = SendOutcome()
+    line = cache.line_info(line_id)
+    rows = messages_claimed_by(batch_ref=batch_ref)
+    if line is None or not rows:
+        return outcome
+    adapter, account = cache.adapter_for_line(line)
+    if adapter is None:
+        outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
+        return outcome
+    try:
+        batch_id = adapter.find_batch_by_client_reference(batch_ref)
+    except CarrierError:
+        outcome.retry_refs.append(batch_ref)
+        return outcome
+    if batch_id:
+        outcome.sent += _record_sent(rows, batch_id)
+        return outcome
+    _call(adapter, account, line, rows, batch_ref, outcome)
+    return outcome
+
+
+def messages_touch_prepared(*, message_ids: list[int]) -> None:
+    """A paced remainder is re-enqueued: mark it fresh so the stale-prepared sweep leaves it alone."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[]) AND status = 'prepared'",
+            [list(message_ids)],
+        )
+
+
+# ---------------------------------------------------------------------------------------------- recovery
+_STUCK_SQL = """
+SELECT send_batch_ref, line_id, array_agg(id ORDER BY id)
+FROM messaging_message
+WHERE status = 'sending' AND sending_at < %s AND carrier_batch_id = ''
+GROUP BY send_batch_ref, line_id
+LIMIT 200
+"""
+
+_STALE_PREPARED_SQL = """
+UPDATE messaging_message SET prepared_at = now()
+WHERE id IN (
+    SELECT id FROM messaging_message WHERE status = 'prepared' AND prepared_at < %s
+    ORDER BY id LIMIT 20000 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
+"""
+
+_STALE_QUEUED_SQL = """
+SELECT id FROM messaging_message
+WHERE status = 'queued' AND direction = 'out' AND blast_id IS NULL AND created_at < %s
+ORDER BY id LIMIT 5000
+"""
+
+
+@dataclass
+class RecoveryResult:
+    recorded_sent: int = 0
+    to_send: list[SendGroup] = field(default_factory=list)
+    to_prepare: list[int] = field(default_factory=list)
+
+
+def sends_recover(*, lease: timedelta = SEND_LEASE, prepared_stale: timedelta = PREPARED_STALE) -> RecoveryResult:
+    """The beat job's work: messages stuck in 'sending' past the lease with no batch id, and work whose
+    task was lost. The caller enqueues `to_send` / `to_prepare`."""
+    result = RecoveryResult()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_STUCK_SQL, [now - lease])
+        stuck = cursor.fetchall()
+    released: list[int] = []
+    for batch_ref, line_id, ids in stuck:
+        line = cache.line_info(line_id)
+        adapter, _account = cache.adapter_for_line(line) if line else (None, None)
+        if adapter is None:
+            continue
+        try:
+            batch_id = adapter.find_batch_by_client_reference(batch_ref) if batch_ref else None
+        except CarrierError as exc:
+            log.warning("recovery: carrier lookup of %s failed (%s); next pass", batch_ref, exc)
+            continue
+        if batch_id:
+            changed = messages_apply_statuses(
+                updates=[StatusUpdate(i, S.SENT, at=now, carrier_batch_id=batch_id) for i in ids]
+            )
+            result.recorded_sent += len(changed)
+        else:
+            # sending → prepared: legal only because the carrier provably has no batch for this reference.
+            changed = messages_apply_statuses(updates=[StatusUpdate(i, S.PREPARED, at=now) for i in ids])
+            released.extend(i for i, st in changed.items() if st == S.PREPARED)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if released:
+            cursor.execute(
+                "UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[])", [released]
+            )
+        cursor.execute(_STALE_PREPARED_SQL, [now - prepared_stale])
+        rows = cursor.fetchall()
+        if released:
+            cursor.execute(
+                """SELECT id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
+                   FROM messaging_message WHERE id = ANY(%s::bigint[]) AND status = 'prepared'""",
+                [released],
+            )
+            seen = {r[0] for r in rows}
+            rows += [r for r in cursor.fetchall() if r[0] not in seen]
+        cursor.execute(_STALE_QUEUED_SQL, [now - QUEUED_STALE])
+        result.to_prepare = [r[0] for r in cursor.fetchall()]
+    result.to_send = group_for_send(sorted(rows))
+    return result

@@ -1,0 +1,401 @@
+"""Queue-time preparation (queue `prepare`): everything that is not the carrier call.
+
+Set-based by construction: a blast chunk of up to 1000 recipients costs a fixed handful of statements
+(blast row, recipients + opt-outs in one query, id reservation, conversations get-or-create in one
+statement, the shortener's one INSERT, messages in one INSERT ... SELECT FROM unnest, two outbox
+inserts, the opted-out counter), whatever the chunk's size. See docs/send-pipeline.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .. import cache, segments
+from ..status import MessageStatus as S
+from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
+from .templates import MAX_PARAM_VALUE, URL_RE, carrier_template, contact_fields, fill, render
+
+log = logging.getLogger(__name__)
+
+# One prepare chunk = one carrier batch: Sinch takes at most 1000 recipients per call.
+CHUNK_SIZE = 1000
+OPTED_OUT_CODE = "opted_out"
+
+
+@dataclass(frozen=True, slots=True)
+class SendGroup:
+    """Messages that go to the carrier in one call (same line, same body or template, distinct recipients)."""
+
+    line_id: int
+    message_ids: list[int]
+    segments: list[int]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _shortener():
+    """The shortener seam, imported lazily: absent → links stay as written."""
+    try:
+        from shortener.services import LinkItem, links_shorten_for_messages
+    except ImportError:
+        return None, None
+    return LinkItem, links_shorten_for_messages
+
+
+def _quiet_release(now: datetime, tz_name: str, start, end) -> datetime | None:
+    """If `now` is inside the quiet window in `tz_name`, the UTC time the window ends; else None."""
+    if start == end:
+        return None
+    try:
+        zone = ZoneInfo(tz_name)
+    except Exception:  # noqa: BLE001 - an unknown zone name falls back to UTC rather than blocking a blast
+        zone = ZoneInfo("UTC")
+    local = now.astimezone(zone)
+    t = local.time()
+    if start < end:
+        inside = start <= t < end
+        day = local.date()
+    else:  # the window wraps midnight (21:00 → 08:00)
+        inside = t >= start or t < end
+        day = local.date() if t < end else local.date() + timedelta(days=1)
+    if not inside:
+        return None
+    release = datetime.combine(day, end, tzinfo=zone)
+    return release.astimezone(ZoneInfo("UTC"))
+
+
+def _reserve_ids(n: int) -> list[int]:
+    """Message ids taken from the table's sequence up front: the shortener needs them before the insert."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('messaging_message', 'id')) FROM generate_series(1, %s)", [n]
+        )
+        return [r[0] for r in cursor.fetchall()]
+
+
+_CONVERSATIONS_SQL = """
+WITH input AS (SELECT DISTINCT unnest(%s::bigint[]) AS contact_id),
+ins AS (
+    INSERT INTO messaging_conversation
+        (organization_id, line_id, contact_id, status, created_at, last_message_preview)
+    SELECT %s, %s, input.contact_id, 'open', now(), '' FROM input
+    ON CONFLICT (line_id, contact_id) DO NOTHING
+    RETURNING id, contact_id
+)
+SELECT id, contact_id FROM ins
+UNION ALL
+SELECT c.id, c.contact_id FROM messaging_conversation c JOIN input ON input.contact_id = c.contact_id
+WHERE c.line_id = %s
+"""
+
+
+def conversations_get_or_create(*, organization_id: int, line_id: int, contact_ids: list[int]) -> dict[int, int]:
+    """{contact_id: conversation_id} for one line, creating what is missing — one statement.
+
+    The UNION's second half reads the snapshot before the INSERT, so a row is returned exactly once.
+    """
+    if not contact_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_CONVERSATIONS_SQL, [contact_ids, organization_id, line_id, line_id])
+        return {contact_id: conv_id for conv_id, contact_id in cursor.fetchall()}
+
+
+_INSERT_SQL = """
+INSERT INTO messaging_message (
+    id, organization_id, line_id, blast_id, direction, body, media, send_attempts, created_at, prepared_at,
+    status_updated_at, carrier_batch_id, carrier_status, send_batch_ref,
+    conversation_id, contact_id, rendered_body, status, segments, encoding, carrier_recipient, client_reference,
+    error_code, error_reason, send_at, send_params
+)
+SELECT t.id, %s, %s, %s, 'out', %s, '[]'::jsonb, 0, %s, %s, %s, '', '', '',
+       t.conversation_id, t.contact_id, t.rendered_body, t.status, t.segments, t.encoding, t.recipient, t.cref,
+       t.error_code, t.error_reason, t.send_at, t.send_params
+FROM unnest(
+    %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::varchar[], %s::smallint[], %s::varchar[],
+    %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[], %s::jsonb[]
+) AS t(id, conversation_id, contact_id, rendered_body, status, segments, encoding, recipient, cref,
+       error_code, error_reason, send_at, send_params)
+ON CONFLICT (client_reference) DO NOTHING
+RETURNING id
+"""
+
+
+def group_for_send(rows: list[tuple[int, int, int | None, bool, str, str, int]]) -> list[SendGroup]:
+    """rows: (id, line_id, blast_id, has_params, rendered_body, recipient, segments), in id order.
+
+    Messages with parameters of one blast share its template; the others share a call only with an
+    identical body. A recipient appears once per call (Sinch keys parameters by recipient).
+    """
+    buckets: dict[tuple, list[list]] = {}
+    for mid, line_id, blast_id, has_params, rendered, recipient, segs in rows:
+        key = (line_id, "t", blast_id) if has_params and blast_id else (line_id, "r", rendered)
+        chunks = buckets.setdefault(key, [])
+        for chunk in chunks:
+            if len(chunk[0]) < CHUNK_SIZE and recipient not in chunk[2]:
+                break
+        else:
+            chunk = [[], [], set()]
+            chunks.append(chunk)
+        chunk[0].append(mid)
+        chunk[1].append(segs)
+        chunk[2].add(recipient)
+    return [SendGroup(key[0], ids, segs) for key, chunks in buckets.items() for ids, segs, _ in chunks]
+
+
+# ------------------------------------------------------------------------------------------ blast chunks
+_RECIPIENTS_SQL = """
+SELECT c.id, c.phone_number, c.first_name, c.last_name, c.email, c.custom_fields, (o.id IS NOT NULL)
+FROM messaging_blastrecipient br
+JOIN messaging_contact c ON c.id = br.contact_id
+LEFT JOIN messaging_optout o ON o.organization_id = c.organization_id AND o.phone_number = c.phone_number
+WHERE br.blast_id = %s AND br.id BETWEEN %s AND %s
+  AND NOT EXISTS (SELECT 1 FROM messaging_message m WHERE m.blast_id = br.blast_id AND m.contact_id = br.contact_id)
+ORDER BY br.id
+"""
+
+
+def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipient_id: int) -> list[SendGroup]:
+    """Create, render and classify the messages of one chunk of a blast's audience.
+
+    Idempotent: recipients that already have a message of this blast are skipped (and the unique
+    client_reference "bl:<blast>:<contact>" backs that up), so a redelivered task prepares nothing twice.
+    Returns the carrier groups to enqueue once the transaction commits.
+    """
+    from ..models import BlastStatus
+
+    now = timezone.now()
+    with transaction.atomic():
+        # FOR SHARE: a concurrent cancel (UPDATE of the blast) waits for this chunk and then cancels
+        # what it inserted, instead of missing it.
+        blast = _blast_for_share(blast_id)
+        if blast is None or blast[0] != BlastStatus.SENDING:
+            return []
+        _status, org_id, line_id, body = blast
+        with connection.cursor() as cursor:
+            cursor.execute(_RECIPIENTS_SQL, [blast_id, first_recipient_id, last_recipient_id])
+            recipients = cursor.fetchall()
+        if not recipients:
+            return []
+        org = cache.org_info(org_id)
+        template = carrier_template(body)
+        ids = _reserve_ids(len(recipients))
+        conversations = conversations_get_or_create(
+            organization_id=org_id, line_id=line_id, contact_ids=[r[0] for r in recipients]
+        )
+
+        # Per recipient: fields, quiet hours, links. Pure Python over the chunk, no queries.
+        per: list[dict] = []
+        zone_cache: dict[str, datetime | None] = {}
+        link_items = []
+        LinkItem, shorten = _shortener() if template.has_links else (None, None)
+        for mid, (contact_id, phone, first, last, email, custom, opted_out) in zip(ids, recipients, strict=True):
+            if isinstance(custom, str):
+                custom = json.loads(custom)
+            fields = contact_fields(first, last, email, phone, custom)
+            values = {s.name: (render(s.source, fields) if s.is_link else fields.get(s.source, ""))
+                      for s in template.slots}
+            send_at = None
+            if not opted_out:
+                tz_name = next(iter(_zones(phone)), None) or org.time_zone
+                if tz_name not in zone_cache:
+                    zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
+                send_at = zone_cache[tz_name]
+                if LinkItem is not None:
+                    urls = [values[s.name] for s in template.slots if s.is_link]
+                    link_items.append(LinkItem(message_id=mid, contact_id=contact_id, blast_id=blast_id,
+                                               body="\n".join(urls)))
+            per.append({"id": mid, "contact_id": contact_id, "phone": phone, "opted_out": opted_out,
+                        "values": values, "send_at": send_at})
+        if link_items:
+            shortened = shorten(organization_id=org_id, items=link_items)
+            for item in per:
+                short = shortened.get(item["id"])
+                if short is not None:
+                    links = short.split("\n")
+                    for slot, link in zip((s for s in template.slots if s.is_link), links, strict=False):
+                        item["values"][slot.name] = link
+
+        cols: dict[str, list] = {k: [] for k in (
+            "id", "conv", "contact", "rendered", "status", "segments", "encoding", "recipient", "cref",
+            "ecode", "ereason", "send_at", "params")}
+        for item in per:
+            values = item["values"]
+            rendered = fill(template.body, values) if template.usable else render(body, values)
+            params_ok = template.usable and all(len(v) <= MAX_PARAM_VALUE for v in values.values())
+            if item["opted_out"]:
+                status, ecode, ereason = S.BLOCKED, OPTED_OUT_CODE, "The recipient has opted out."
+            elif item["send_at"] is not None:
+                status, ecode, ereason = S.SCHEDULED, "", ""
+            else:
+                status, ecode, ereason = S.PREPARED, "", ""
+            info = segments.count(rendered)
+            cols["id"].append(item["id"])
+            cols["conv"].append(conversations[item["contact_id"]])
+            cols["contact"].append(item["contact_id"])
+            cols["rendered"].append(rendered)
+            cols["status"].append(status)
+            cols["segments"].append(info.segments)
+            cols["encoding"].append(info.encoding)
+            cols["recipient"].append(item["phone"])
+            cols["cref"].append(f"bl:{blast_id}:{item['contact_id']}")
+            cols["ecode"].append(ecode)
+            cols["ereason"].append(ereason)
+            cols["send_at"].append(item["send_at"])
+            cols["params"].append(json.dumps(values) if params_ok else None)
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT_SQL, [
+                org_id, line_id, blast_id, body, now, now, now,
+                cols["id"], cols["conv"], cols["contact"], cols["rendered"], cols["status"], cols["segments"],
+                cols["encoding"], cols["recipient"], cols["cref"], cols["ecode"], cols["ereason"],
+                cols["send_at"], cols["params"],
+            ])
+            inserted = {r[0] for r in cursor.fetchall()}
+        new_ids = [i for i in cols["id"] if i in inserted]
+        blocked = [i for i, st in zip(cols["id"], cols["status"], strict=True) if st == S.BLOCKED and i in inserted]
+        events_record_for_new_messages(message_ids=new_ids, status=S.QUEUED)
+        if blocked:
+            events_record_for_new_messages(message_ids=blocked, status=S.BLOCKED)
+            # The counter is recounted after commit, outside this transaction: updating the blast row here
+            # would upgrade our FOR SHARE lock and deadlock two chunks of the same blast.
+            transaction.on_commit(lambda: blast_recount_opted_out(blast_id=blast_id))
+        rows = [
+            (mid, line_id, blast_id, params is not None, rendered, recipient, segs)
+            for mid, st, params, rendered, recipient, segs in zip(
+                cols["id"], cols["status"], cols["params"], cols["rendered"], cols["recipient"], cols["segments"],
+                strict=True,
+            )
+            if st == S.PREPARED and mid in inserted
+        ]
+        return group_for_send(rows)
+
+
+def blast_recount_opted_out(*, blast_id: int) -> None:
+    """Blast.opted_out_count from its blocked messages: exact and idempotent (a redelivered chunk adds nothing)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE messaging_blast SET opted_out_count = (
+                SELECT count(*) FROM messaging_message
+                WHERE blast_id = %s AND status = 'blocked' AND error_code = %s
+            ) WHERE id = %s
+            """,
+            [blast_id, OPTED_OUT_CODE, blast_id],
+        )
+
+
+def _blast_for_share(blast_id: int):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, organization_id, line_id, body FROM messaging_blast WHERE id = %s FOR SHARE", [blast_id]
+        )
+        return cursor.fetchone()
+
+
+def _zones(phone: str) -> tuple[str, ...]:
+    from ..phone import time_zones_for
+
+    return time_zones_for(phone)
+
+
+# ------------------------------------------------------------------------- single messages (conversations)
+_QUEUED_SQL = """
+SELECT m.id, m.organization_id, m.line_id, m.blast_id, m.body, m.send_at, c.phone_number, (o.id IS NOT NULL)
+FROM messaging_message m
+JOIN messaging_contact c ON c.id = m.contact_id
+LEFT JOIN messaging_optout o ON o.organization_id = m.organization_id AND o.phone_number = c.phone_number
+WHERE m.id = ANY(%s::bigint[]) AND m.status = 'queued' AND m.direction = 'out'
+ORDER BY m.id
+"""
+
+_FIELDS_SQL = """
+UPDATE messaging_message m SET rendered_body = t.rendered_body, segments = t.segments, encoding = t.encoding,
+       carrier_recipient = t.recipient, prepared_at = %s
+FROM unnest(%s::bigint[], %s::text[], %s::smallint[], %s::varchar[], %s::varchar[])
+     AS t(id, rendered_body, segments, encoding, recipient)
+WHERE m.id = t.id AND m.status = 'queued'
+"""
+
+
+def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> list[SendGroup]:
+    """Prepare queued outbound messages written one by one (conversation messages, auto-replies).
+
+    check_opt_out=False is for auto-replies to an inbound text (the STOP confirmation goes to a number
+    that has just opted out; HELP answers are allowed too). Returns the carrier groups to enqueue.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_QUEUED_SQL, [list(message_ids)])
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        bodies = {r[0]: r[4] for r in rows}
+        by_org: dict[int, list] = {}
+        LinkItem, shorten = _shortener()
+        if shorten is not None:
+            for mid, org_id, _line, _blast, body, *_ in rows:
+                if URL_RE.search(body):
+                    by_org.setdefault(org_id, []).append(
+                        LinkItem(message_id=mid, contact_id=0, blast_id=None, body=body)
+                    )
+            for org_id, items in by_org.items():
+                bodies.update(shorten(organization_id=org_id, items=items))
+        updates: list[StatusUpdate] = []
+        cols: dict[str, list] = {k: [] for k in ("id", "rendered", "segments", "encoding", "recipient")}
+        prepared: list[tuple] = []
+        for mid, _org, line_id, blast_id, _body, send_at, phone, opted_out in rows:
+            rendered = bodies[mid]
+            info = segments.count(rendered)
+            cols["id"].append(mid)
+            cols["rendered"].append(rendered)
+            cols["segments"].append(info.segments)
+            cols["encoding"].append(info.encoding)
+            cols["recipient"].append(phone)
+            if opted_out and check_opt_out:
+                updates.append(StatusUpdate(mid, S.BLOCKED, at=now, error_code=OPTED_OUT_CODE,
+                                            error_reason="The recipient has opted out."))
+            elif send_at is not None and send_at > now:
+                updates.append(StatusUpdate(mid, S.SCHEDULED, at=now))
+            else:
+                updates.append(StatusUpdate(mid, S.PREPARED, at=now))
+                prepared.append((mid, line_id, blast_id, False, rendered, phone, info.segments))
+        with connection.cursor() as cursor:
+            cursor.execute(_FIELDS_SQL, [now, cols["id"], cols["rendered"], cols["segments"], cols["encoding"],
+                                         cols["recipient"]])
+        changed = messages_apply_statuses(updates=updates)
+        return group_for_send([p for p in prepared if changed.get(p[0]) == S.PREPARED])
+
+
+# ------------------------------------------------------------------------------------------ release due
+_DUE_SQL = """
+SELECT id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
+FROM messaging_message WHERE status = 'scheduled' AND send_at <= %s ORDER BY id LIMIT %s
+"""
+
+# How many due messages one release pass moves: 20 carrier batches, a few hundred ms of work; the
+# beat runs every few seconds, so a large backlog drains at ≥ 5,000 messages/s.
+RELEASE_LIMIT = 20_000
+
+
+def messages_release_due(*, now: datetime | None = None) -> list[SendGroup]:
+    """Scheduled messages whose time has come → prepared (one status statement), grouped for sending."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_DUE_SQL, [now, RELEASE_LIMIT])
+            rows = cursor.fetchall()
+        if not rows:
+            return []
+        changed = messages_apply_statuses(updates=[StatusUpdate(r[0], S.PREPARED, at=now) for r in rows])
+        released = [r for r in rows if changed.get(r[0]) == S.PREPARED]
+        with connection.cursor() as cursor:  # fresh for the stale-prepared sweep
+            cursor.execute("UPDATE messaging_message SET prepared_at = %s WHERE id = ANY(%s::bigint[])",
+                           [now, [r[0] for r in released]])
+        return group_for_send(released)

@@ -1,0 +1,295 @@
+"""Entry points of the send pipeline: conversation messages, blasts (launch, preview, cancel), auto-replies.
+
+Each writes its rows in one transaction and enqueues after commit; preparation (queue `prepare`) and
+the carrier call (queue `send`) happen in workers. See docs/send-pipeline.md.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from .. import cache, segments
+from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut
+from ..phone import normalize, time_zones_for
+from ..status import MessageStatus as S
+from ..status import sources_for
+from .prepare import CHUNK_SIZE, _quiet_release, conversations_get_or_create
+from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
+from .templates import URL_RE, contact_fields, render
+
+MAX_BODY = 1600  # 10 GSM segments: Sinch concatenates at most ~10 parts reliably
+
+
+class SendRefused(Exception):
+    """A send the caller may not do, naming the input at fault. The API answers `http_status`."""
+
+    http_status = 400
+    code = "invalid"
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+class RecipientOptedOut(SendRefused):
+    http_status = 409
+    code = "opted_out"
+
+
+class BlastStateConflict(SendRefused):
+    http_status = 409
+    code = "conflict"
+
+
+def _check_body(body: str, send_at: datetime | None) -> None:
+    if not body or not body.strip():
+        raise ValidationError({"body": ["This field may not be blank."]})
+    if len(body) > MAX_BODY:
+        raise ValidationError({"body": [f"At most {MAX_BODY} characters (got {len(body)})."]})
+    if send_at is not None and timezone.is_naive(send_at):
+        raise ValidationError({"send_at": ["Give a time zone (ISO-8601 with offset or Z)."]})
+
+
+def _enqueue_prepare(message_ids: list[int], *, check_opt_out: bool = True) -> None:
+    from ..tasks import prepare_messages
+
+    transaction.on_commit(lambda: prepare_messages.apply_async(args=[message_ids, check_opt_out]))
+
+
+def _insert_queued(*, conversation: Conversation, body: str, send_at, sent_by, media) -> Message:
+    message = Message.objects.create(
+        organization_id=conversation.organization_id,
+        line_id=conversation.line_id,
+        conversation=conversation,
+        contact_id=conversation.contact_id,
+        direction=Direction.OUTBOUND,
+        body=body,
+        media=media or [],
+        status=S.QUEUED,
+        send_at=send_at,
+        sent_by=sent_by if getattr(sent_by, "is_authenticated", False) else None,
+        client_reference="m:" + uuid.uuid4().hex,
+    )
+    events_record_for_new_messages(message_ids=[message.id], status=S.QUEUED)
+    _enqueue_prepare([message.id])
+    return message
+
+
+def message_send(
+    *, organization, conversation_id: int, body: str, send_at: datetime | None = None, sent_by=None,
+    media: list | None = None,
+) -> Message:
+    """A message in an existing conversation. Conversation.DoesNotExist for another tenant's id;
+    RecipientOptedOut (409) when the contact's number has opted out."""
+    _check_body(body, send_at)
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_related("line", "contact")
+            .annotate(opted_out=Exists(OptOut.objects.filter(
+                organization_id=OuterRef("organization_id"), phone_number=OuterRef("contact__phone_number"))))
+            .get(organization=organization, pk=conversation_id)
+        )
+        if not conversation.line.is_active:
+            raise SendRefused("conversation", "The conversation's line is archived; it cannot send.")
+        if conversation.opted_out:
+            raise RecipientOptedOut(
+                "conversation", f"{conversation.contact.phone_number} has opted out of texts from this organization."
+            )
+        return _insert_queued(conversation=conversation, body=body, send_at=send_at, sent_by=sent_by, media=media)
+
+
+def message_send_to_number(
+    *, organization, line_id: int, to: str, body: str, send_at: datetime | None = None, sent_by=None,
+    media: list | None = None,
+) -> Message:
+    """Start (or continue) a conversation by number: contact and conversation are got or created."""
+    phone = normalize(to, field="to")
+    _check_body(body, send_at)
+    line = Line.objects.filter(organization=organization, pk=line_id, is_active=True).first()
+    if line is None:
+        raise ValidationError({"line": [f"No active line {line_id} in this organization."]})
+    if OptOut.objects.filter(organization=organization, phone_number=phone).exists():
+        raise RecipientOptedOut("to", f"{phone} has opted out of texts from this organization.")
+    with transaction.atomic():
+        contact, _ = Contact.objects.get_or_create(organization=organization, phone_number=phone)
+        conv_id = conversations_get_or_create(
+            organization_id=organization.id, line_id=line.id, contact_ids=[contact.id]
+        )[contact.id]
+        conversation = Conversation(id=conv_id, organization_id=organization.id, line_id=line.id, contact_id=contact.id)
+        return _insert_queued(conversation=conversation, body=body, send_at=send_at, sent_by=sent_by, media=media)
+
+
+def messages_enqueue(*, message_ids: list[int]) -> None:
+    """For inbound auto-replies (STOP/START confirmations, HELP): outbound rows already inserted with
+    status queued go through the same prepare → send pipeline, after the caller's commit. No opt-out
+    exclusion: the STOP confirmation goes to a number that has just opted out."""
+    ids = [int(i) for i in message_ids]
+    if ids:
+        _enqueue_prepare(ids, check_opt_out=False)
+
+
+# ------------------------------------------------------------------------------------------------ blasts
+def _chunk_ranges(blast_id: int) -> list[tuple[int, int]]:
+    """The audience in id ranges of CHUNK_SIZE recipients: one prepare task (and one carrier batch) each."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM messaging_blastrecipient WHERE blast_id = %s ORDER BY id", [blast_id]
+        )
+        ids = [r[0] for r in cursor.fetchall()]
+    return [(ids[i], ids[min(i + CHUNK_SIZE, len(ids)) - 1]) for i in range(0, len(ids), CHUNK_SIZE)]
+
+
+def _enqueue_blast_chunks(blast_id: int) -> int:
+    from ..tasks import prepare_blast_chunk
+
+    ranges = _chunk_ranges(blast_id)
+
+    def publish():
+        for lo, hi in ranges:
+            prepare_blast_chunk.apply_async(args=[blast_id, lo, hi])
+
+    transaction.on_commit(publish)
+    return sum(1 for _ in ranges)
+
+
+def _blast_for_update(organization, blast_id: int) -> Blast:
+    return Blast.objects.select_for_update(of=("self",)).select_related("line").get(
+        organization=organization, pk=blast_id
+    )
+
+
+def blast_launch(*, organization, blast_id: int) -> Blast:
+    """draft → sending (or scheduled, when its send_at is in the future; messaging.release_due starts it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        blast = _blast_for_update(organization, blast_id)
+        if blast.status != BlastStatus.DRAFT:
+            raise BlastStateConflict("status", f"The blast is {blast.status}; only a draft can be launched.")
+        if not blast.line.is_active or blast.line.carrier_account_id is None:
+            raise SendRefused("line", "The blast's line is archived or has no carrier account.")
+        blast.recipient_count = blast.recipients.count()
+        if blast.recipient_count == 0:
+            raise SendRefused("recipients", "The blast has no recipients.")
+        if blast.send_at and blast.send_at > now:
+            blast.status = BlastStatus.SCHEDULED
+        else:
+            blast.status, blast.launched_at = BlastStatus.SENDING, now
+            _enqueue_blast_chunks(blast.id)
+        blast.save(update_fields=["status", "launched_at", "recipient_count"])
+        return blast
+
+
+def blasts_start_due(*, now: datetime | None = None) -> int:
+    """Beat: scheduled blasts whose send time has come start sending (compare-and-set on the status)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """UPDATE messaging_blast SET status = %s, launched_at = %s
+                   WHERE status = %s AND send_at <= %s RETURNING id""",
+                [BlastStatus.SENDING, now, BlastStatus.SCHEDULED, now],
+            )
+            started = [r[0] for r in cursor.fetchall()]
+        for blast_id in started:
+            _enqueue_blast_chunks(blast_id)
+    return len(started)
+
+
+def blast_cancel(*, organization, blast_id: int) -> Blast:
+    """Stops what has not reached the carrier: queued/scheduled/prepared messages become canceled.
+
+    The row lock waits for any prepare chunk in flight (they hold the blast FOR SHARE), so what such a
+    chunk inserted is canceled here too, and later chunks see the status and prepare nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        blast = _blast_for_update(organization, blast_id)
+        if blast.status in (BlastStatus.COMPLETED, BlastStatus.CANCELED):
+            raise BlastStateConflict("status", f"The blast is already {blast.status}.")
+        blast.status, blast.canceled_at = BlastStatus.CANCELED, now
+        blast.save(update_fields=["status", "canceled_at"])
+        ids = list(
+            Message.objects.filter(blast_id=blast.id, status__in=sources_for(S.CANCELED)).values_list("id", flat=True)
+        )
+        messages_apply_statuses(updates=[StatusUpdate(i, S.CANCELED, at=now) for i in ids])
+        return blast
+
+
+_PREVIEW_SQL = """
+SELECT c.phone_number, c.first_name, c.last_name, c.email, c.custom_fields, (o.id IS NOT NULL)
+FROM messaging_blastrecipient br
+JOIN messaging_contact c ON c.id = br.contact_id
+LEFT JOIN messaging_optout o ON o.organization_id = c.organization_id AND o.phone_number = c.phone_number
+WHERE br.blast_id = %s
+"""
+
+
+def blast_preview(*, organization, blast_id: int) -> dict:
+    """What a launch now would do: recipients, opt-out exclusions, quiet-hours deferrals, segments
+    (rendered per recipient; links counted at short-link length). Reads only."""
+    blast = Blast.objects.get(organization=organization, pk=blast_id)
+    org = cache.org_info(organization.id)
+    now = timezone.now()
+    short_len = _short_link_length(organization)
+    with connection.cursor() as cursor:
+        cursor.execute(_PREVIEW_SQL, [blast.id])
+        rows = cursor.fetchall()
+    opted_out = deferred = total_segments = 0
+    per_message: list[int] = []
+    encodings: set[str] = set()
+    zone_cache: dict[str, object] = {}
+    sample = None
+    for phone, first, last, email, custom, is_opted_out in rows:
+        if is_opted_out:
+            opted_out += 1
+            continue
+        if isinstance(custom, str):
+            custom = json.loads(custom)
+        text = render(blast.body, contact_fields(first, last, email, phone, custom))
+        if sample is None:
+            sample = text
+        text = URL_RE.sub("x" * short_len, text)
+        info = segments.count(text)
+        per_message.append(info.segments)
+        total_segments += info.segments
+        encodings.add(info.encoding)
+        tz_name = next(iter(time_zones_for(phone)), None) or org.time_zone
+        if tz_name not in zone_cache:
+            zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
+        if zone_cache[tz_name] is not None:
+            deferred += 1
+    links = None
+    if URL_RE.search(blast.body):
+        try:
+            from shortener.services import links_preview_savings
+
+            saved, before, after = links_preview_savings(blast.body)
+            links = {"chars_saved": saved, "segments_before": before, "segments_after": after}
+        except ImportError:
+            links = None
+    return {
+        "blast": blast.id,
+        "status": blast.status,
+        "recipient_count": len(rows),
+        "opted_out_count": opted_out,
+        "sendable_count": len(rows) - opted_out,
+        "deferred_by_quiet_hours": deferred,
+        "segments_total": total_segments,
+        "segments_per_message": {"min": min(per_message, default=0), "max": max(per_message, default=0)},
+        "encodings": sorted(encodings),
+        "sample": sample,
+        "links": links,
+    }
+
+
+def _short_link_length(organization) -> int:
+    from django.conf import settings
+
+    domain = organization.short_link_domain or settings.SHORT_LINK_DOMAIN
+    return len(f"{settings.SHORT_LINK_SCHEME}://{domain}/") + 7

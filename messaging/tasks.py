@@ -1,0 +1,110 @@
+"""Thin Celery entry points of the send pipeline: ids in, one service call, safe to run twice.
+
+Tasks carry lists of ids (one task per message would cap the pipeline at ~700/s, perf-notes.md);
+idempotency lives in the database (the prepared → sending compare-and-set, unique client_reference).
+See docs/send-pipeline.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from django.db import transaction
+
+from config.queues import Queue
+
+from .services import carrier_send, prepare
+
+log = logging.getLogger(__name__)
+
+# Transient carrier errors: exponential backoff with full jitter, capped well below the broker's
+# visibility timeout (no countdown may exceed it). After the last attempt the messages stay in
+# 'sending' and the recovery beat job takes over after the lease.
+RETRY_BASE_S = 1.0
+RETRY_CAP_S = 60.0
+MAX_SEND_ATTEMPTS = 6
+# A paced remainder never waits in the broker longer than this; it re-checks the bucket instead.
+MAX_PACING_DELAY_S = 30.0
+
+
+def enqueue_send_groups(groups: list[prepare.SendGroup]) -> None:
+    """Publish one send task per carrier group. Call after commit (tasks read committed rows only)."""
+    for g in groups:
+        send_batch.apply_async(args=[g.line_id, g.message_ids, g.segments])
+
+
+def enqueue_send_groups_on_commit(groups: list[prepare.SendGroup]) -> None:
+    if groups:
+        transaction.on_commit(lambda: enqueue_send_groups(groups))
+
+
+@shared_task(name="messaging.prepare_blast_chunk", queue=Queue.PREPARE, acks_late=True)
+def prepare_blast_chunk(blast_id: int, first_recipient_id: int, last_recipient_id: int) -> int:
+    groups = prepare.blast_prepare_chunk(
+        blast_id=blast_id, first_recipient_id=first_recipient_id, last_recipient_id=last_recipient_id
+    )
+    enqueue_send_groups(groups)  # the prepare transaction has committed when the service returns
+    return sum(len(g.message_ids) for g in groups)
+
+
+@shared_task(name="messaging.prepare_messages", queue=Queue.PREPARE, acks_late=True)
+def prepare_messages(message_ids: list[int], check_opt_out: bool = True) -> int:
+    groups = prepare.messages_prepare(message_ids=message_ids, check_opt_out=check_opt_out)
+    enqueue_send_groups(groups)
+    return sum(len(g.message_ids) for g in groups)
+
+
+def _backoff(attempt: int) -> float:
+    return random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+
+def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int) -> None:
+    if outcome.rest is not None:
+        carrier_send.messages_touch_prepared(message_ids=outcome.rest.message_ids)
+        send_batch.apply_async(
+            args=[line_id, outcome.rest.message_ids, outcome.rest.segments],
+            countdown=min(MAX_PACING_DELAY_S, outcome.rest_delay),
+        )
+    for ref in outcome.retry_refs:
+        if attempt + 1 >= MAX_SEND_ATTEMPTS:
+            log.warning("batch %s: giving up after %s attempts; recovery takes over after the lease", ref, attempt + 1)
+            continue
+        delay = max(_backoff(attempt), outcome.retry_after or 0)
+        send_resume.apply_async(args=[line_id, ref, attempt + 1], countdown=min(delay, RETRY_CAP_S))
+
+
+@shared_task(name="messaging.send_batch", queue=Queue.SEND, acks_late=True)
+def send_batch(line_id: int, message_ids: list[int], segments: list[int] | None = None) -> int:
+    outcome = carrier_send.batch_send(line_id=line_id, message_ids=message_ids, segments=segments)
+    _follow_up(line_id, outcome, 0)
+    return outcome.sent
+
+
+@shared_task(name="messaging.send_resume", queue=Queue.SEND, acks_late=True)
+def send_resume(line_id: int, batch_ref: str, attempt: int = 1) -> int:
+    outcome = carrier_send.batch_resume(line_id=line_id, batch_ref=batch_ref)
+    _follow_up(line_id, outcome, attempt)
+    return outcome.sent
+
+
+@shared_task(name="messaging.release_due", queue=Queue.DEFAULT)
+def release_due() -> int:
+    """Beat, every few seconds: scheduled blasts and messages whose time has come."""
+    from .services import sending
+
+    started = sending.blasts_start_due()
+    groups = prepare.messages_release_due()
+    enqueue_send_groups(groups)
+    return started + sum(len(g.message_ids) for g in groups)
+
+
+@shared_task(name="messaging.release_stuck_sends", queue=Queue.DEFAULT)
+def release_stuck_sends() -> int:
+    """Beat: recovery of sends a dead worker left in 'sending', and of work whose task was lost."""
+    result = carrier_send.sends_recover()
+    enqueue_send_groups(result.to_send)
+    if result.to_prepare:
+        prepare_messages.apply_async(args=[result.to_prepare])
+    return result.recorded_sent + sum(len(g.message_ids) for g in result.to_send)

@@ -1,0 +1,269 @@
+"""Real processes for tests: a Celery worker against the pytest-django test database, the sandbox
+carrier, and a tiny scriptable Sinch fake (slow or failing on demand) for crash tests.
+
+Usage (tests must be transactional so the worker sees committed rows):
+
+    from tests.worker import celery_worker_proc, sandbox_carrier  # noqa: F401  (fixtures)
+
+    @pytest.mark.worker
+    @pytest.mark.django_db(transaction=True)
+    def test_x(celery_worker_proc, sandbox_carrier):
+        celery_worker_proc.start(queues="prepare,send")
+        ...
+
+The worker is `celery -A config worker -Q <queues> --pool prefork -c 2`, started in its own process
+group with DATABASE_URL pointing at the test database (and DATABASE_TEST_NAME for good measure),
+the same REDIS_URL/broker as the test process, and a short broker visibility timeout so that a task
+of a killed worker is redelivered to the next worker within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def purge_queues() -> None:
+    """Drop queued tasks left by an earlier run (only the queue lists and kombu's unacked bookkeeping)."""
+    import redis
+    from django.conf import settings
+
+    from config.queues import Queue
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(*[q.value for q in Queue], "unacked", "unacked_index", "unacked_mutex")
+
+
+class WorkerProc:
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
+        self._log = None
+
+    def start(self, queues: str = "prepare,send,default", concurrency: int = 2, env: dict | None = None,
+              ready_timeout: float = 60.0) -> WorkerProc:
+        if self.proc is not None:
+            self.stop()
+        full_env = dict(os.environ)
+        full_env.update(
+            DATABASE_URL=_test_database_url(),
+            DATABASE_TEST_NAME=_test_database_url().rsplit("/", 1)[1],
+            CELERY_VISIBILITY_TIMEOUT="5",
+            CELERY_PREFETCH_MULTIPLIER="1",
+            PYTHONUNBUFFERED="1",
+        )
+        full_env.update(env or {})
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [CELERY, "-A", "config", "worker", "-Q", queues, "--pool", "prefork", "-c", str(concurrency),
+             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "--loglevel", "INFO"],
+            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited early:\n{self.log()}")
+            if b" ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"celery worker not ready after {ready_timeout}s:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-8000:]
+
+    def kill9(self) -> None:
+        """SIGKILL the worker and its pool children at once (the whole process group): a power cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+
+
+@pytest.fixture
+def celery_worker_proc(transactional_db):
+    """A not-yet-started worker; call .start(queues=..., concurrency=..., env=...). Stopped at teardown,
+    before the test database is flushed."""
+    purge_queues()
+    worker = WorkerProc()
+    yield worker
+    worker.stop()
+    purge_queues()
+
+
+class SandboxProc:
+    def __init__(self, port: int, proc: subprocess.Popen):
+        self.port, self.proc = port, proc
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def start_sandbox(*args: str, port: int | None = None, env: dict | None = None) -> SandboxProc:
+    """`python -m carriers.sandbox --port N [args]`, waited for until it answers."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carriers.sandbox", "--port", str(port), *args],
+        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return SandboxProc(port, proc)
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("sandbox exited early") from None
+            time.sleep(0.05)
+    raise RuntimeError("sandbox did not start")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture
+def sandbox_carrier():
+    """The project's sandbox carrier (Sinch XMS on loopback) in a subprocess; .url is its base URL."""
+    sandbox = start_sandbox("--delay-min", "0.05", "--delay-max", "0.2")
+    yield sandbox
+    stop_process(sandbox.proc)
+
+
+class FakeSinch:
+    """A scriptable Sinch XMS fake in a thread of the test process, for what the sandbox has no knob for.
+
+    - `hold_seconds`: POST /batches waits this long before answering (a worker can be killed mid-call);
+    - `accept_before_hold`: record the batch on arrival (the carrier got it even if the caller dies)
+      or only after the hold (a caller killed during the hold leaves no batch at the carrier);
+    - `fail_next`: list of HTTP statuses to answer the next POSTs with (500, 429, 400...).
+    GET /batches?client_reference=... lists accepted batches, as Sinch's list endpoint does.
+    """
+
+    def __init__(self):
+        self.batches: list[dict] = []
+        self.requests: list[dict] = []
+        self.hold_seconds = 0.0
+        self.accept_before_hold = True
+        self.fail_next: list[int] = []
+        self.lock = threading.Lock()
+        self.arrived = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):  # noqa: N802
+                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                with fake.lock:
+                    fake.requests.append(payload)
+                    status = fake.fail_next.pop(0) if fake.fail_next else 201
+                if status != 201:
+                    code = "syntax_invalid_parameter_format" if status == 400 else "internal"
+                    return self._answer(status, {"code": code, "text": f"fake says {status}"})
+                batch = {**payload, "id": "FB" + uuid.uuid4().hex[:20].upper()}
+                if fake.accept_before_hold:
+                    with fake.lock:
+                        fake.batches.append(batch)
+                fake.arrived.set()
+                if fake.hold_seconds:
+                    time.sleep(fake.hold_seconds)
+                if not fake.accept_before_hold:
+                    with fake.lock:
+                        fake.batches.append(batch)
+                self._answer(201, batch)
+
+            def do_GET(self):  # noqa: N802
+                url = urlsplit(self.path)
+                ref = (parse_qs(url.query).get("client_reference") or [""])[0]
+                with fake.lock:
+                    found = [b for b in fake.batches if not ref or b.get("client_reference") == ref]
+                self._answer(200, {"batches": found[:1] if ref else found, "count": len(found), "page": 0})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeSinch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def recipients_sent(self) -> list[str]:
+        with self.lock:
+            return [r for b in self.batches for r in b["to"]]
+
+
+@pytest.fixture
+def fake_sinch():
+    with FakeSinch() as fake:
+        yield fake
