@@ -5,4 +5,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # BACKFILL_RECONCILE_AFTER (docs/backfill.md). 10 minutes: small paced passes, well under the hour.
     "backfill.reconcile": {"task": "backfill.reconcile", "schedule": 600.0},
     "shortener.flush_clicks": {"task": "shortener.flush_clicks", "schedule": 1.0},  # click buffer → DB
+    # Post-processing outbox drain: the floor under the debounced kick (docs/postprocessing.md). A tick
+    # older than 5 s is dropped, so a busy worker does not find a pile of stale ticks.
+    "postprocessing.drain": {"task": "postprocessing.drain", "schedule": 1.0, "options": {"expires": 5}},
+    "postprocessing.prune": {"task": "postprocessing.prune", "schedule": 3600.0},  # done events > 7 days
 }

@@ -1,0 +1,100 @@
+"""The processor registry: an explicit, typed dict filled by a decorator. See docs/postprocessing.md.
+
+    @processor(EventType.MESSAGE_DELIVERED, EventType.MESSAGE_FAILED, name="blast_counters")
+    def blast_counters(events: list[EventRow]) -> None: ...
+
+A processor receives a whole batch of events (only those of its types, in id order) and must apply
+them with a constant number of set-based statements, idempotently and monotonically: the same
+events may be handed to it twice (a retry, a re-run dead letter) or out of order across concurrent
+drains. Registering for an unknown event type raises; so does asking for one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from .events import EventType, UnknownEventType, check_event_type
+
+
+class EventRow(NamedTuple):
+    """What a processor sees of an event: plain values, no ORM instance (batches are thousands)."""
+
+    id: int
+    type: str
+    message_id: int | None
+    payload: dict[str, Any]
+
+
+ProcessorFn = Callable[[list[EventRow]], None]
+
+
+@dataclass(frozen=True)
+class Processor:
+    name: str
+    event_types: frozenset[str]
+    fn: ProcessorFn
+
+    def __call__(self, events: list[EventRow]) -> None:
+        self.fn(events)
+
+
+class DuplicateProcessor(ValueError):
+    pass
+
+
+# Registration order is execution order within a batch, and so the order in which processors take
+# row locks (conversations before blasts): a fixed order across concurrent drains avoids deadlocks.
+_BY_NAME: dict[str, Processor] = {}
+_BY_TYPE: dict[str, list[Processor]] = {t: [] for t in EventType.values}
+
+
+def processor(*event_types: str, name: str | None = None) -> Callable[[ProcessorFn], ProcessorFn]:
+    """Register the decorated function for `event_types` (at least one, each a declared EventType)."""
+    if not event_types:
+        raise ValueError("a processor needs at least one event type")
+    types = frozenset(check_event_type(str(t)) for t in event_types)
+
+    def decorate(fn: ProcessorFn) -> ProcessorFn:
+        pname = name or fn.__name__
+        if pname in _BY_NAME:
+            raise DuplicateProcessor(pname)
+        entry = Processor(name=pname, event_types=types, fn=fn)
+        _BY_NAME[pname] = entry
+        for t in EventType.values:  # declaration order, so dispatch order is stable
+            if t in types:
+                _BY_TYPE[t].append(entry)
+        return fn
+
+    return decorate
+
+
+def processors_for(event_type: str) -> list[Processor]:
+    """The processors of one event type (possibly none). An undeclared type raises UnknownEventType."""
+    try:
+        return _BY_TYPE[event_type]
+    except KeyError:
+        raise UnknownEventType(event_type) from None
+
+
+def processor_named(name: str) -> Processor:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no post-processing processor named {name!r}") from None
+
+
+def all_processors() -> list[Processor]:
+    return list(_BY_NAME.values())
+
+
+def unregister(names: Iterable[str]) -> None:
+    """Tests only: drop processors registered by a test."""
+    for pname in list(names):
+        entry = _BY_NAME.pop(pname, None)
+        if entry is None:
+            continue
+        for lst in _BY_TYPE.values():
+            if entry in lst:
+                lst.remove(entry)

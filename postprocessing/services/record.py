@@ -1,0 +1,76 @@
+"""Writing events and waking the drain. See docs/postprocessing.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection, transaction
+
+from ..events import check_event_type
+
+log = logging.getLogger(__name__)
+
+# At most one drain enqueued per this many seconds from event writers, however many events they write:
+# the beat tick (every second) is the floor, this only shortens the wait after a quiet spell. One
+# publish costs ~1 ms (perf-notes: kombu builds a client per publish), so per-event tasks are out.
+KICK_DEBOUNCE_SECONDS = 1
+_KICK_KEY = "postprocessing:drain-kick"
+
+
+def events_record(*, type: str, message_ids: Sequence[int] | None = None, payload: dict[str, Any] | None = None) -> int:
+    """Record events of `type` (a declared EventType; an unknown name raises UnknownEventType).
+
+    One row per message id, each with the same payload, or one row without a message when
+    `message_ids` is None. Call it inside the transaction that makes the change: the rows commit or
+    roll back with it. The drain is woken after commit. Returns the number of rows written.
+    """
+    check_event_type(type)
+    body = json.dumps(payload or {})
+    with connection.cursor() as cursor:
+        if message_ids is None:
+            cursor.execute(
+                "INSERT INTO postprocessing_event (type, message_id, payload) VALUES (%s, NULL, %s::jsonb)",
+                [type, body],
+            )
+            written = 1
+        else:
+            ids = sorted(set(int(i) for i in message_ids))
+            if not ids:
+                return 0
+            # unnest ... ORDER BY keeps one message's events in the order they are written.
+            cursor.execute(
+                "INSERT INTO postprocessing_event (type, message_id, payload)"
+                " SELECT %s, m, %s::jsonb FROM unnest(%s::bigint[]) AS m ORDER BY m",
+                [type, body, ids],
+            )
+            written = len(ids)
+    drain_kick()
+    return written
+
+
+def drain_kick() -> None:
+    """Wake a drain after the current transaction commits, debounced through Redis (SET NX + TTL).
+
+    Cheap enough for every status write: one Redis round trip, and a task publish at most once per
+    KICK_DEBOUNCE_SECONDS across all processes. Never raises: the beat tick is the safety net.
+    """
+    transaction.on_commit(_kick_debounced)
+
+
+def _kick_debounced() -> None:
+    try:
+        if cache.add(_KICK_KEY, 1, timeout=KICK_DEBOUNCE_SECONDS):
+            drain_kick_now()
+    except Exception:  # a Redis hiccup must not fail the write that already committed
+        log.warning("post-processing drain kick failed; the beat tick will pick the events up", exc_info=True)
+
+
+def drain_kick_now() -> None:
+    """Enqueue one drain task now (no debounce, no commit wait): the drain's own continuation."""
+    from ..tasks import drain
+
+    drain.apply_async()

@@ -1,0 +1,229 @@
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from messaging.models import BlastStatus, Message
+from messaging.status import MessageStatus as S
+from postprocessing.models import Event, NumberFlag, NumberFlagReview
+from postprocessing.services import events_drain
+from tests.factories import ConversationFactory, MessageFactory
+
+from .conftest import move, queue
+
+
+def _redrain_all():
+    """Hand every event to the processors again, as a retry or a re-run would."""
+    Event.objects.update(state="pending")
+    events_drain()
+
+
+# ------------------------------------------------------------------------------------------ conversation
+def test_conversation_gets_newest_message_time_and_rendered_preview(db):
+    conv = ConversationFactory()
+    old = MessageFactory(conversation=conv, body="old one")
+    new = MessageFactory(conversation=conv, body="Hi {first_name} " + "x" * 300, rendered_body="")
+    Message.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    queue([old, new])
+    events_drain()
+    conv.refresh_from_db()
+    new.refresh_from_db()
+    assert conv.last_message_at == new.created_at
+    assert conv.last_message_preview == ("Hi {first_name} " + "x" * 300)[:160]
+    # the rendered body filled at prepare time replaces the template preview once the message is sent
+    Message.objects.filter(pk=new.pk).update(rendered_body="Hi Ann, our sale", status=S.SENDING)
+    move([new], S.SENT)
+    events_drain()
+    conv.refresh_from_db()
+    assert conv.last_message_preview == "Hi Ann, our sale"
+
+
+def test_conversation_is_never_moved_backwards_and_redrain_is_idempotent(db):
+    conv = ConversationFactory()
+    newest = MessageFactory(conversation=conv, body="newest", status=S.RECEIVED, direction="in")
+    queue_time = newest.created_at
+    older = MessageFactory(conversation=conv, body="older but processed later")
+    Message.objects.filter(pk=older.pk).update(created_at=queue_time - timedelta(hours=1))
+    # newest processed first, the older message's event afterwards (out of order across batches)
+    from messaging.services.status import events_record_for_new_messages
+
+    events_record_for_new_messages(message_ids=[newest.id], status=S.RECEIVED)
+    events_drain()
+    queue([older])
+    events_drain()
+    conv.refresh_from_db()
+    assert (conv.last_message_at, conv.last_message_preview) == (queue_time, "newest")
+    _redrain_all()
+    conv.refresh_from_db()
+    assert (conv.last_message_at, conv.last_message_preview) == (queue_time, "newest")
+
+
+# ------------------------------------------------------------------------------------------------- blast
+def _counts(blast):
+    blast.refresh_from_db()
+    return (
+        blast.sent_count,
+        blast.delivered_count,
+        blast.failed_count,
+        blast.undelivered_count,
+        blast.opted_out_count,
+        blast.status,
+    )
+
+
+def test_blast_counters_come_from_carrier_results_not_queueing(blast_with_messages):
+    blast, msgs = blast_with_messages(5)
+    queue(msgs)
+    events_drain()
+    assert _counts(blast) == (0, 0, 0, 0, 0, BlastStatus.SENDING)
+    move(msgs, S.PREPARED, S.SENDING, S.SENT)
+    events_drain()
+    assert _counts(blast) == (5, 0, 0, 0, 0, BlastStatus.SENDING)
+    move(msgs[:3], S.DELIVERED)
+    move(msgs[3:4], S.UNDELIVERED)
+    events_drain()
+    assert _counts(blast) == (5, 3, 0, 1, 0, BlastStatus.SENDING)
+    assert blast.delivery_rate == 3 / 5 and blast.completed_at is None
+
+
+def test_blast_completes_only_when_every_message_is_final(blast_with_messages):
+    blast, msgs = blast_with_messages(4)
+    move(msgs, S.PREPARED, S.SENDING, S.SENT)
+    move(msgs[:3], S.DELIVERED, at=timezone.now() - timedelta(seconds=60))
+    events_drain()
+    assert _counts(blast)[-1] == BlastStatus.SENDING  # one still "sent"
+    last_report = timezone.now() - timedelta(seconds=30)
+    move(msgs[3:], S.FAILED, at=last_report)
+    events_drain()
+    assert _counts(blast) == (3, 3, 1, 0, 0, BlastStatus.COMPLETED)
+    assert blast.completed_at == last_report and blast.delivery_rate == 1.0
+
+
+def test_blast_waits_for_recipients_whose_messages_are_not_created_yet(blast_with_messages):
+    blast, msgs = blast_with_messages(3)
+    # a fourth recipient whose prepare chunk has not run: all existing messages final is not enough
+    from messaging.models import BlastRecipient
+    from tests.factories import ContactFactory
+
+    BlastRecipient.objects.create(blast=blast, contact=ContactFactory(organization=blast.organization))
+    move(msgs, S.PREPARED, S.SENDING, S.DELIVERED)
+    events_drain()
+    assert _counts(blast) == (3, 3, 0, 0, 0, BlastStatus.SENDING)
+
+
+def test_blast_counters_survive_redelivered_reports_and_redrain(blast_with_messages):
+    blast, msgs = blast_with_messages(3, status=S.SENT)
+    move(msgs, S.DELIVERED)
+    move(msgs, S.DELIVERED)  # a carrier redelivering its reports: no-op by the state machine
+    events_drain()
+    first = _counts(blast)
+    _redrain_all()
+    _redrain_all()
+    assert _counts(blast) == first == (3, 3, 0, 0, 0, BlastStatus.COMPLETED)
+
+
+def test_blast_opted_out_counter_counts_blocked_opt_outs(blast_with_messages):
+    blast, msgs = blast_with_messages(3)
+    move(msgs[:1], S.BLOCKED, error_code="opted_out")
+    move(msgs[1:2], S.BLOCKED, error_code="invalid_number")
+    events_drain()
+    assert _counts(blast)[4] == 1
+
+
+def test_canceled_blast_is_not_completed(blast_with_messages):
+    blast, msgs = blast_with_messages(2, status=S.SENT)
+    type(blast).objects.filter(pk=blast.pk).update(status=BlastStatus.CANCELED)
+    move(msgs, S.DELIVERED)
+    events_drain()
+    assert _counts(blast) == (2, 2, 0, 0, 0, BlastStatus.CANCELED)
+
+
+# -------------------------------------------------------------------------------------------------- links
+def _link(org, code, **attribution):
+    with connection.cursor() as c:
+        c.execute(
+            "INSERT INTO shortener_link (code, organization_id, target_url, message_id, contact_id, blast_id)"
+            " VALUES (%s, %s, 'https://example.com/sale', %s, %s, %s) RETURNING id",
+            [code, org.id, attribution.get("message"), attribution.get("contact"), attribution.get("blast")],
+        )
+        return c.fetchone()[0]
+
+
+def _attribution(link_id):
+    with connection.cursor() as c:
+        c.execute("SELECT message_id, contact_id, blast_id FROM shortener_link WHERE id = %s", [link_id])
+        return c.fetchone()
+
+
+def test_links_in_a_sent_message_are_attributed_once(blast_with_messages, settings):
+    settings.SHORT_LINK_DOMAIN = "prly.test"
+    blast, msgs = blast_with_messages(2, status=S.SENDING)
+    m, other = msgs
+    free = _link(blast.organization, "Ab3xYz9")
+    taken = _link(blast.organization, "Taken01", message=other.id, contact=other.contact_id, blast=blast.id)
+    lookalike = _link(blast.organization, "Elsewhere")  # same code shape, but on a foreign host in the body
+    Message.objects.filter(pk=m.pk).update(
+        rendered_body="Sale! http://prly.test/Ab3xYz9 and https://prly.test/Taken01 see https://bit.ly/Elsewhere"
+    )
+    move([m], S.SENT)
+    events_drain()
+    assert _attribution(free) == (m.id, m.contact_id, blast.id)
+    assert _attribution(taken) == (other.id, other.contact_id, blast.id)  # never stolen
+    assert _attribution(lookalike) == (None, None, None)
+    _redrain_all()
+    assert _attribution(free) == (m.id, m.contact_id, blast.id)
+
+
+# ------------------------------------------------------------------------------------------------ opt-out
+def test_deleted_and_opted_out_reports_are_flagged_for_review_not_opted_out(blast_with_messages):
+    from messaging.models import OptOut
+
+    blast, msgs = blast_with_messages(4, status=S.SENT)
+    move(msgs[:1], S.UNDELIVERED, carrier_status="Deleted")
+    move(msgs[1:2], S.FAILED, carrier_status="Failed", error_code="257")
+    move(msgs[2:3], S.UNDELIVERED, carrier_status="Expired", error_code="406")
+    move(msgs[3:], S.DELIVERED)
+    events_drain()
+    flags = {f.phone_number: (f.kind, f.review, f.message_id) for f in NumberFlag.objects.all()}
+    assert flags == {
+        msgs[0].contact.phone_number: ("deleted", "pending", msgs[0].id),
+        msgs[1].contact.phone_number: ("opted_out", "pending", msgs[1].id),
+    }
+    assert not OptOut.objects.exists()
+    before = list(NumberFlag.objects.order_by("id").values())
+    _redrain_all()
+    assert list(NumberFlag.objects.order_by("id").values()) == before
+
+
+def test_dismissed_flag_reopens_only_on_a_newer_report(blast_with_messages, org):
+    from postprocessing.services.flags import numberflags_review
+
+    blast, msgs = blast_with_messages(1, status=S.SENT)
+    move(msgs, S.UNDELIVERED, carrier_status="Deleted", at=timezone.now() - timedelta(hours=1))
+    events_drain()
+    flag = NumberFlag.objects.get()
+    numberflags_review(flag_ids=[flag.id], opt_out=False)
+    _redrain_all()  # the same old report again: stays dismissed
+    flag.refresh_from_db()
+    assert flag.review == NumberFlagReview.DISMISSED
+    # a new message to the same number, reported Deleted after the dismissal
+    again = MessageFactory(conversation=msgs[0].conversation, status=S.SENT)
+    move([again], S.UNDELIVERED, carrier_status="Deleted")
+    events_drain()
+    flag.refresh_from_db()
+    assert flag.review == NumberFlagReview.PENDING and flag.message_id == again.id
+
+
+def test_opting_a_flagged_number_out_goes_through_messaging(blast_with_messages):
+    from messaging.models import OptOut
+    from postprocessing.services.flags import numberflags_review
+
+    blast, msgs = blast_with_messages(1, status=S.SENT)
+    move(msgs, S.UNDELIVERED, carrier_status="Deleted")
+    events_drain()
+    flag = NumberFlag.objects.get()
+    assert numberflags_review(flag_ids=[flag.id], opt_out=True) == 1
+    opt = OptOut.objects.get()
+    assert (opt.phone_number, opt.source) == (msgs[0].contact.phone_number, "carrier")
+    flag.refresh_from_db()
+    assert flag.review == NumberFlagReview.OPTED_OUT
