@@ -86,11 +86,11 @@ class Command(BaseCommand):
             return BackfillRun.objects.filter(pk=run.id).values_list("total", flat=True).first()
 
         try:
-            run = statuses_backfill(run_id=run.id, progress=progress if bar else None)
+            run = statuses_backfill(run_id=run.id, progress=progress if bar is not None else None)
         except KeyboardInterrupt:
             raise CommandError(f"Interrupted: run {run.id} saved its progress; run the command again.") from None
         finally:
-            if bar:
+            if bar is not None:
                 bar.close()
         self._summary(run, as_json=opts["json"])
         if run.state == RunState.FAILED:
