@@ -28,16 +28,22 @@ from .serializers import BlastSerializer, MessageSerializer
 
 
 class _Refused(APIException):
+    """A refused send (409 opted out, 409 wrong blast state, 400 ...) in the API's error envelope, with
+    `fields` naming the input at fault (organizations/api/errors.py fills `fields` only for validation
+    errors, so the envelope is completed here)."""
+
     def __init__(self, exc: sending.SendRefused):
         self.status_code = exc.http_status
-        super().__init__(detail={exc.field: [exc.message]}, code=exc.code)
+        self.field = exc.field
+        super().__init__(detail=exc.message, code=exc.code)
 
 
-class _Conflict(APIException):
-    """409 in the API's error envelope, with `fields` naming the input at fault."""
-
-    status_code = 409
-    default_code = "conflict"
+def refused_response(exc: _Refused) -> Response:
+    return Response(
+        {"error": {"code": exc.get_codes(), "message": f"{exc.field}: {exc.detail}",
+                   "fields": {exc.field: [str(exc.detail)]}}},
+        status=exc.status_code,
+    )
 
 
 def _call(fn, **kwargs):
@@ -46,10 +52,6 @@ def _call(fn, **kwargs):
     except ObjectDoesNotExist:
         raise Http404 from None
     except sending.SendRefused as exc:
-        if exc.http_status == 400:
-            from rest_framework.exceptions import ValidationError
-
-            raise ValidationError({exc.field: [exc.message]}) from None
         raise _Refused(exc) from None
 
 
@@ -64,12 +66,19 @@ class NewMessageInSerializer(ConversationMessageInSerializer):
     to = serializers.CharField(max_length=32, help_text="Recipient number; E.164 or a national US number.")
 
 
-class _SendView(APIView):
+class _RefusalMixin:
+    def handle_exception(self, exc):
+        if isinstance(exc, _Refused):
+            return refused_response(exc)
+        return super().handle_exception(exc)
+
+
+class _SendView(_RefusalMixin, APIView):
     permission_classes = [IsOrganizationMember]
     throttle_classes = [ApiKeyRateThrottle]
 
 
-class ConversationMessagesSendViewSet(ConversationViewSet):
+class ConversationMessagesSendViewSet(_RefusalMixin, ConversationViewSet):
     """The conversations viewset's `messages` route with the send pipeline's POST added (GET stays theirs)."""
 
     @extend_schema(summary="Send a message in a conversation", request=ConversationMessageInSerializer,

@@ -1,0 +1,204 @@
+"""The send step in-process against a Sinch fake on loopback: claim, carrier payload, results, retries,
+recovery, pacing, query counts. (Real worker processes: test_send_worker.py.)"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from messaging import cache, ratelimit
+from messaging.models import Message
+from messaging.services import carrier_send, claims, prepare, sending
+from messaging.status import MessageStatus as S
+from tests import factories
+from tests.messaging.test_prepare import _audience, _blast, _no_quiet_hours, statements
+from tests.worker import FakeSinch
+
+
+@pytest.fixture
+def fake_sinch():
+    with FakeSinch() as fake:
+        yield fake
+
+
+def _point_line_at(line, url, **config):
+    account = line.carrier_account
+    account.config = {**account.config, "base_url": url, **config}
+    account.save()
+    line.rate_per_second = 100_000  # pacing is not what these tests look at
+    line.save()
+    ratelimit.reset(line_id=line.id)
+
+
+def _prepared_blast(org, n, body, url, django_capture_on_commit_callbacks, **config):
+    _no_quiet_hours(org)
+    blast = _blast(org, body, _audience(org, n))
+    _point_line_at(blast.line, url, **config)
+    with django_capture_on_commit_callbacks(execute=False):
+        sending.blast_launch(organization=org, blast_id=blast.id)
+    groups = []
+    for lo, hi in sending._chunk_ranges(blast.id):
+        groups += prepare.blast_prepare_chunk(blast_id=blast.id, first_recipient_id=lo, last_recipient_id=hi)
+    return blast, groups
+
+
+def test_a_1000_message_batch_is_one_carrier_call_and_two_statements(
+    org, fake_sinch, django_capture_on_commit_callbacks
+):
+    # given
+    blast, groups = _prepared_blast(
+        org, 1000, "Hi {first_name}, sale in {city} today!", fake_sinch.url, django_capture_on_commit_callbacks
+    )
+    (group,) = groups
+    cache.line_info(group.line_id)  # warm the settings cache as a running worker has it
+    cache.account_info(blast.line.carrier_account_id)
+    # when
+    with CaptureQueriesContext(connection) as ctx:
+        outcome = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids,
+                                          segments=group.segments)
+    # then: the claim and the one status statement; ≤ 0.05 per message is the target
+    assert len(statements(ctx)) == 2, statements(ctx)
+    assert outcome.sent == 1000 and not outcome.retry_refs
+    (request,) = fake_sinch.requests
+    assert len(request["to"]) == 1000
+    assert request["body"] == "Hi ${f1}, sale in ${f2} today!"
+    assert request["delivery_report"] == "per_recipient_final"
+    assert request["callback_url"].endswith(f"/webhooks/sinch/{blast.line.carrier_account.webhook_secret}/delivery")
+    m = Message.objects.get(pk=group.message_ids[0])
+    assert request["parameters"]["f1"][m.carrier_recipient] == m.send_params["f1"]
+    assert request["parameters"]["f1"]["default"] == ""
+    assert m.status == S.SENT and m.carrier_batch_id == fake_sinch.batches[0]["id"]
+    assert m.send_batch_ref == request["client_reference"] and m.send_batch_ref.startswith("b:")
+    assert Message.objects.filter(blast=blast, status=S.SENT, carrier_batch_id=m.carrier_batch_id).count() == 1000
+
+
+def test_a_duplicated_or_redelivered_send_task_never_sends_twice(org, fake_sinch, django_capture_on_commit_callbacks):
+    _blast_, (group,) = _prepared_blast(org, 5, "Hello", fake_sinch.url, django_capture_on_commit_callbacks)
+    first = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids, segments=group.segments)
+    again = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids, segments=group.segments)
+    assert first.sent == 5 and again.sent == 0 and again.not_claimed == 5
+    assert len(fake_sinch.requests) == 1
+
+
+def test_a_permanent_carrier_error_fails_the_messages_with_its_code(
+    org, fake_sinch, django_capture_on_commit_callbacks
+):
+    _b, (group,) = _prepared_blast(org, 3, "Hello", fake_sinch.url, django_capture_on_commit_callbacks)
+    fake_sinch.fail_next = [400]
+    outcome = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids, segments=group.segments)
+    assert outcome.failed == 3 and not outcome.retry_refs
+    m = Message.objects.get(pk=group.message_ids[0])
+    assert m.status == S.FAILED
+    assert m.error_code == "syntax_invalid_parameter_format" and m.error_reason == "fake says 400"
+
+
+def test_a_transient_error_is_retried_under_the_same_reference(org, fake_sinch, django_capture_on_commit_callbacks):
+    # given: the carrier answers 503 once
+    _b, (group,) = _prepared_blast(org, 4, "Hello", fake_sinch.url, django_capture_on_commit_callbacks)
+    fake_sinch.fail_next = [503]
+    outcome = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids, segments=group.segments)
+    (ref,) = outcome.retry_refs
+    assert set(Message.objects.filter(id__in=group.message_ids).values_list("status", flat=True)) == {S.SENDING}
+    # when: the retry asks the carrier first (nothing there) and sends again with the same reference
+    resumed = carrier_send.batch_resume(line_id=group.line_id, batch_ref=ref)
+    # then
+    assert resumed.sent == 4
+    assert [r["client_reference"] for r in fake_sinch.requests] == [ref, ref]
+    assert len(fake_sinch.batches) == 1
+
+
+def test_a_timeout_after_the_carrier_accepted_is_recorded_not_resent(
+    org, fake_sinch, django_capture_on_commit_callbacks
+):
+    # given: the carrier accepts, then answers too late for our read timeout
+    _b, (group,) = _prepared_blast(org, 3, "Hello", fake_sinch.url, django_capture_on_commit_callbacks,
+                                   read_timeout=0.3)
+    fake_sinch.hold_seconds = 1.0
+    outcome = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids, segments=group.segments)
+    (ref,) = outcome.retry_refs
+    fake_sinch.hold_seconds = 0
+    # when
+    resumed = carrier_send.batch_resume(line_id=group.line_id, batch_ref=ref)
+    # then: found by client_reference → recorded with the carrier's batch id, not sent again
+    assert resumed.sent == 3
+    assert len(fake_sinch.batches) == 1 and len(fake_sinch.requests) == 1
+    assert set(Message.objects.filter(id__in=group.message_ids).values_list("carrier_batch_id", flat=True)) == {
+        fake_sinch.batches[0]["id"]
+    }
+
+
+@pytest.mark.parametrize("carrier_has_it", [True, False])
+def test_recovery_of_messages_stuck_in_sending(org, fake_sinch, carrier_has_it, django_capture_on_commit_callbacks):
+    # given: a claim whose worker died (claimed, no result recorded)
+    _b, (group,) = _prepared_blast(org, 3, "Hello", fake_sinch.url, django_capture_on_commit_callbacks)
+    ref = claims.new_batch_ref()
+    claims.messages_claim_for_send(message_ids=group.message_ids, batch_ref=ref)
+    if carrier_has_it:
+        fake_sinch.batches.append({"id": "FBCARRIERHASIT", "client_reference": ref, "to": []})
+    # when
+    result = carrier_send.sends_recover(lease=timedelta(0))
+    # then
+    statuses = set(Message.objects.filter(id__in=group.message_ids).values_list("status", flat=True))
+    if carrier_has_it:
+        assert result.recorded_sent == 3 and statuses == {S.SENT} and result.to_send == []
+    else:
+        assert statuses == {S.PREPARED}
+        assert [sorted(g.message_ids) for g in result.to_send] == [sorted(group.message_ids)]
+    assert fake_sinch.requests == []  # recovery itself never sends; the re-enqueued task does
+
+
+def test_a_fresh_sending_claim_is_left_alone_by_recovery(org, fake_sinch, django_capture_on_commit_callbacks):
+    _b, (group,) = _prepared_blast(org, 2, "Hello", fake_sinch.url, django_capture_on_commit_callbacks)
+    claims.messages_claim_for_send(message_ids=group.message_ids, batch_ref=claims.new_batch_ref())
+    result = carrier_send.sends_recover()
+    assert result.recorded_sent == 0 and result.to_send == []
+    assert set(Message.objects.filter(id__in=group.message_ids).values_list("status", flat=True)) == {S.SENDING}
+
+
+def test_pacing_sends_what_the_line_rate_allows_and_defers_the_rest(
+    org, fake_sinch, django_capture_on_commit_callbacks
+):
+    # given: a 2 segments/s line and 10 one-segment messages
+    blast, (group,) = _prepared_blast(org, 10, "Hello", fake_sinch.url, django_capture_on_commit_callbacks)
+    line = blast.line
+    line.rate_per_second = 2
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    # when
+    outcome = carrier_send.batch_send(line_id=line.id, message_ids=group.message_ids, segments=group.segments)
+    # then: a burst of 2 (one second of rate) now, the 8 others handed back with a wait
+    assert outcome.sent == 2 and len(fake_sinch.requests[0]["to"]) == 2
+    assert outcome.rest is not None and outcome.rest.message_ids == group.message_ids[2:]
+    assert 0 < outcome.rest_delay <= 0.5
+    assert Message.objects.filter(id__in=outcome.rest.message_ids, status=S.PREPARED).count() == 8
+
+
+def test_token_bucket_is_shared_and_refills():
+    ratelimit.reset(line_id=987654)
+    granted, _ = ratelimit.take(line_id=987654, rate=5, want=10)
+    again, wait = ratelimit.take(line_id=987654, rate=5, want=10)
+    assert granted == 5 and again == 0 and 0 < wait <= 0.2
+    ratelimit.refund(line_id=987654, rate=5, units=3)
+    assert ratelimit.take(line_id=987654, rate=5, want=10)[0] == 3
+    # a 3-segment message is not split across refills: below min_grant nothing is taken
+    ratelimit.reset(line_id=987654)
+    ratelimit.take(line_id=987654, rate=5, want=4)
+    assert ratelimit.take(line_id=987654, rate=5, want=3, min_grant=3)[0] == 0
+
+
+def test_conversation_messages_with_the_same_text_share_a_call_only_with_distinct_recipients():
+    rows = [(1, 7, None, False, "hi", "+15125550001", 1), (2, 7, None, False, "hi", "+15125550001", 1),
+            (3, 7, None, False, "hi", "+15125550002", 1), (4, 7, None, False, "other", "+15125550002", 1)]
+    groups = prepare.group_for_send(rows)
+    assert sorted(g.message_ids for g in groups) == [[1, 3], [2], [4]]
+
+
+def test_settings_cache_sees_a_changed_line_rate(org):
+    line = factories.LineFactory(organization=org, rate_per_second=1)
+    assert cache.line_info(line.id).rate_per_second == 1
+    line.rate_per_second = 50
+    line.save()
+    assert cache.line_info(line.id).rate_per_second == 50
