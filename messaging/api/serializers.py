@@ -41,6 +41,8 @@ class LineSerializer(serializers.ModelSerializer):
             "id", "phone_number", "name", "carrier_account", "is_active", "rate_per_second", "created_at", "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+        # The conditional unique constraint is checked in validate() to name the field.
+        validators: list = []
 
     def validate(self, attrs):
         phone = attrs.get("phone_number", getattr(self.instance, "phone_number", None))
