@@ -4,6 +4,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # Nothing stays "sending" for ever: re-ask the carrier about messages stuck past
     # BACKFILL_RECONCILE_AFTER (docs/backfill.md). 10 minutes: small paced passes, well under the hour.
     "backfill.reconcile": {"task": "backfill.reconcile", "schedule": 600.0},
+    # Safety sweep for stored carrier webhooks: early reports' retries, rows a lost enqueue left behind.
+    "carriers.apply_webhooks": {"task": "carriers.apply_webhooks", "schedule": 15.0},
     "shortener.flush_clicks": {"task": "shortener.flush_clicks", "schedule": 1.0},  # click buffer → DB
     # Post-processing outbox drain: the floor under the debounced kick (docs/postprocessing.md). A tick
     # older than 5 s is dropped, so a busy worker does not find a pile of stale ticks.

@@ -78,8 +78,20 @@ class ReportSender:
             self._heap.clear()
 
     def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        with contextlib.suppress(Exception):  # best effort at teardown
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    async def _shutdown(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- loop ------------------------------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""Admin for carrier accounts (secrets masked) and stored webhooks (failed ones are visible and requeueable)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from django import forms
+from django.contrib import admin
+from django.utils.html import format_html
+
+from .models import SECRET_CONFIG_KEYS, CarrierAccount, WebhookEvent, WebhookState, mask_config
+from .services import webhook_requeue
+
+
+class CarrierAccountForm(forms.ModelForm):
+    """Secret config values are shown masked; submitting the mask keeps the stored value."""
+
+    class Meta:
+        model = CarrierAccount
+        fields = ["organization", "name", "provider", "config", "webhook_username", "webhook_password",
+                  "backfill_rate", "is_active"]
+        widgets = {"webhook_password": forms.PasswordInput(render_value=False)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["config"] = mask_config(self.instance.config)
+        self.fields["webhook_password"].required = False
+
+    def clean_config(self):
+        config = self.cleaned_data["config"] or {}
+        stored = self.instance.config if self.instance.pk else {}
+        for key in SECRET_CONFIG_KEYS:
+            if config.get(key) == "••••" and key in (stored or {}):
+                config[key] = stored[key]
+        return config
+
+    def clean_webhook_password(self):
+        value = self.cleaned_data.get("webhook_password")
+        return value if value else (self.instance.webhook_password if self.instance.pk else "")
+
+
+@admin.register(CarrierAccount)
+class CarrierAccountAdmin(admin.ModelAdmin):
+    form = CarrierAccountForm
+    list_display = ["name", "organization", "provider", "is_active", "updated_at"]
+    list_filter = ["provider", "is_active"]
+    search_fields = ["name", "organization__name"]
+    readonly_fields = ["webhook_urls", "created_at", "updated_at"]
+
+    @admin.display(description="Webhook URLs")
+    def webhook_urls(self, obj: CarrierAccount) -> str:
+        if not obj.pk:
+            return "-"
+        from django.conf import settings
+
+        base = f"{settings.PUBLIC_BASE_URL}/webhooks/sinch/{obj.webhook_secret}"
+        return format_html("{}/delivery<br>{}/inbound", base, base)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "account", "kind", "state", "attempts", "received_at", "error"]
+    list_filter = ["state", "kind"]
+    search_fields = ["error"]
+    readonly_fields = ["account", "kind", "pretty_body", "received_at", "state", "attempts", "next_attempt_at",
+                       "processed_at", "error"]
+    exclude = ["body"]
+    actions = ["requeue"]
+    list_select_related = ["account"]
+    show_full_result_count = False  # the table is large; COUNT(*) per page view is not worth it
+
+    @admin.display(description="Body")
+    def pretty_body(self, obj: WebhookEvent) -> str:
+        text = obj.body_text()
+        with contextlib.suppress(ValueError):
+            text = json.dumps(json.loads(text), indent=2)
+        return format_html("<pre>{}</pre>", text)
+
+    @admin.action(description="Requeue (back to pending)")
+    def requeue(self, request, queryset):
+        ids = list(queryset.exclude(state=WebhookState.PENDING).values_list("pk", flat=True))
+        count = webhook_requeue(event_ids=ids)
+        self.message_user(request, f"{count} webhook(s) requeued.")
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,60 @@
+"""Carriers test fixtures: the sandbox carrier (real HTTP), an account and line on it, webhook helpers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.cache import cache
+
+from carriers.selectors import account_cache_clear
+from carriers.services import APPLY_DEBOUNCE_KEY
+from tests import factories
+from tests.sandbox import callback_recorder, sandbox_carrier  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    account_cache_clear()
+    cache.delete(APPLY_DEBOUNCE_KEY)
+    yield
+    account_cache_clear()
+
+
+@pytest.fixture
+def account(org):
+    return factories.CarrierAccountFactory(organization=org, provider="sandbox",
+                                           config={"service_plan_id": "plan1", "api_token": "tok"})
+
+
+@pytest.fixture
+def line(org, account):
+    return factories.LineFactory(organization=org, carrier_account=account)
+
+
+@pytest.fixture
+def post_webhook(client):
+    """post_webhook(account, "delivery", payload_or_bytes, **headers) → response."""
+
+    def post(account, kind: str, payload, **headers):
+        body = payload if isinstance(payload, bytes | str) else json.dumps(payload)
+        return client.post(f"/webhooks/sinch/{account.webhook_secret}/{kind}", data=body,
+                           content_type="application/json", **headers)
+
+    return post
+
+
+def recipient_report(message, status="Delivered", code=0, batch_id=None, client_reference="", recipient=None):
+    """A Sinch per-recipient delivery report (callback body) for one of our messages."""
+    report = {
+        "type": "recipient_delivery_report_sms",
+        "batch_id": batch_id if batch_id is not None else message.carrier_batch_id,
+        "recipient": (recipient or message.carrier_recipient or message.contact.phone_number).lstrip("+"),
+        "code": code,
+        "status": status,
+        "at": "2026-10-02T09:34:18.542Z",
+        "operator_status_at": "2026-10-02T09:34:18.000Z",
+    }
+    if client_reference:
+        report["client_reference"] = client_reference
+    return report
