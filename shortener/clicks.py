@@ -24,10 +24,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from . import conf
 from .cache import redis_client
+from .db import binding_cursor
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,12 @@ def bot_reason(method: str, user_agent: str) -> str:
 # --- writer side ---------------------------------------------------------------------------------
 
 _LINKS_SQL = (
-    "SELECT code, id, contact_id, message_id, blast_id, organization_id FROM shortener_link WHERE code = ANY(%s)"
+    "SELECT code, id, contact_id, message_id, blast_id, organization_id FROM shortener_link WHERE code = ANY(%b)"
 )
 
 _VISITORS_SQL = """
     INSERT INTO shortener_linkvisitor (link_id, visitor, first_clicked_at)
-    SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[])
+    SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::timestamptz[])
     ON CONFLICT (link_id, visitor) DO NOTHING
     RETURNING link_id, visitor
 """
@@ -154,8 +155,8 @@ _CLICKS_SQL = """
     INSERT INTO shortener_click
         (link_id, uid, clicked_at, method, user_agent, referrer, ip_prefix, visitor_hash, is_bot, bot_reason,
          is_unique)
-    SELECT * FROM unnest(%s::bigint[], %s::varchar[], %s::timestamptz[], %s::varchar[], %s::varchar[],
-                         %s::varchar[], %s::varchar[], %s::varchar[], %s::boolean[], %s::varchar[], %s::boolean[])
+    SELECT * FROM unnest(%b::bigint[], %b::varchar[], %b::timestamptz[], %b::varchar[], %b::varchar[],
+                         %b::varchar[], %b::varchar[], %b::varchar[], %b::boolean[], %b::varchar[], %b::boolean[])
     ON CONFLICT (uid) DO NOTHING
     RETURNING id, link_id, uid
 """
@@ -168,7 +169,7 @@ _COUNTERS_SQL = """
         unique_click_count = l.unique_click_count + v.uniques,
         bot_click_count = l.bot_click_count + v.bots,
         last_clicked_at = GREATEST(l.last_clicked_at, v.last_at)
-    FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::integer[], %s::timestamptz[])
+    FROM unnest(%b::bigint[], %b::integer[], %b::integer[], %b::integer[], %b::timestamptz[])
         AS v(id, humans, uniques, bots, last_at)
     WHERE l.id = v.id
 """
@@ -191,7 +192,7 @@ def clicks_write(*, entries: list[bytes]) -> int:
     rows = _parse(entries)
     if not rows:
         return 0
-    with connection.cursor() as cursor:
+    with binding_cursor() as cursor:
         cursor.execute(_LINKS_SQL, [list({r[1] for r in rows})])
         links = {code: (link_id, contact_id, msg, blast, org) for code, link_id, contact_id, msg, blast, org in cursor}
     # Unknown codes (scanners, typos) are not clicks of anything: dropped here, not on the request path.
@@ -207,7 +208,7 @@ def clicks_write(*, entries: list[bytes]) -> int:
         clicks.append((link, uid, datetime.fromtimestamp(ts, UTC), method, ua, ref, prefix, vhash, reason, visitor))
     if not clicks:
         return 0
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), binding_cursor() as cursor:
         humans = [c for c in clicks if not c[8]]
         new_visitors: set[tuple[int, str]] = set()
         if humans:
