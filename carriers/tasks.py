@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from config.queues import Queue
-
 from . import services
 
 
-@shared_task(name="carriers.apply_webhooks", queue=Queue.WEBHOOKS.value, acks_late=True, ignore_result=True)
+# Routed to the "webhooks" queue by name (config/queues.py: "carriers.*").
+@shared_task(name="carriers.apply_webhooks", acks_late=True, ignore_result=True)
 def apply_webhooks() -> dict:
     """Apply stored carrier webhooks in batches. Safe to run twice or concurrently (SKIP LOCKED claims).
 
