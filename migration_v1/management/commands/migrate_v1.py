@@ -1,0 +1,96 @@
+"""Migrate (or verify) v1 data into v2. Thin: parses arguments, calls migration_v1.services."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from migration_v1.services import DEFAULT_BATCH_SIZE, Scope, v1_migrate, v1_verify
+
+
+class Command(BaseCommand):
+    help = "Migrate the v1 database (V1_DATABASE_URL) into v2: everything, one --account or one --line."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--account", type=int, help="v1 AccountId")
+        parser.add_argument("--line", type=int, help="v1 LineId")
+        parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+        parser.add_argument("--dry-run", action="store_true", help="read and map everything, write nothing")
+        parser.add_argument("--verify", action="store_true", help="compare v1 and v2 only")
+        parser.add_argument("--from-start", action="store_true",
+                            help="ignore checkpoints (rows already migrated are still skipped)")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument("--no-progress", action="store_true")
+        # Test hook: simulate a crash after N committed batches of a table (e.g. Messages:3).
+        parser.add_argument("--stop-after", default=None, help="TABLE:N (testing resumption)")
+
+    def handle(self, *args, **o):
+        from django.db import connections
+
+        if "v1" not in connections.settings:
+            raise CommandError("V1_DATABASE_URL is not set: there is no v1 database to read")
+        try:
+            scope = Scope.parse(account=o["account"], line=o["line"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if o["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        if o["verify"]:
+            report = v1_verify(scope=scope)
+            self._print_verify(report, as_json=o["json"])
+            if not report["ok"]:
+                raise CommandError(f"{len(report['differences'])} difference(s) between v1 and v2")
+            return
+        stop_after = None
+        if o["stop_after"]:
+            table, _, n = o["stop_after"].partition(":")
+            stop_after = (table, int(n))
+        report = v1_migrate(scope=scope, batch_size=o["batch_size"], dry_run=o["dry_run"],
+                            progress=not o["no_progress"], from_start=o["from_start"], stop_after=stop_after)
+        if o["json"]:
+            self.stdout.write(json.dumps(report, default=str))
+        else:
+            self._print_migrate(report)
+
+    def _print_migrate(self, report: dict) -> None:
+        w = self.stdout.write
+        title = "DRY RUN — nothing was written; a real run would write:" if report["dry_run"] else "Migration report"
+        w(f"{title} (scope {report['scope']}, {report['seconds']} s)")
+        w(f"{'table':<16}{'read':>10}{'written':>10}{'merged':>9}{'quarant.':>10}{'skipped':>10}{'rows/s':>10}")
+        for name, s in report["tables"].items():
+            rate = int(s["read"] / s["seconds"]) if s["seconds"] else 0
+            w(f"{name:<16}{s['read']:>10}{s['written']:>10}{s['merged']:>9}{s['quarantined']:>10}"
+              f"{s['skipped']:>10}{rate:>10}")
+            for key, value in sorted(s["extra"].items()):
+                w(f"{'':<18}{key}: {value}")
+        if report["quarantined_by_reason"]:
+            w("Quarantined rows by reason (see QuarantinedRow in the admin):")
+            for reason, n in report["quarantined_by_reason"].items():
+                w(f"  {reason}: {n}")
+        if report["warnings"]:
+            w("Warnings:")
+            for text, n in report["warnings"].items():
+                w(f"  {text}: {n}")
+        if report.get("run_id"):
+            w(f"Stored as MigrationRun #{report['run_id']}")
+
+    def _print_verify(self, report: dict, *, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(report, default=str))
+            return
+        w = self.stdout.write
+        w(f"Verify (scope {report['scope']}): {len(report['accounts'])} account(s), {len(report['lines'])} line(s)")
+        for aid, entry in report["accounts"].items():
+            parts = [f"{t} {e['v2']}/{e['expected']}" for t, e in entry.items() if isinstance(e, dict)]
+            w(f"  account {aid}: " + ", ".join(parts))
+        for lid, entry in report["lines"].items():
+            m = entry["Messages"]
+            w(f"  line {lid}: Conversations {entry['Conversations']['v2']}/{entry['Conversations']['expected']}, "
+              f"Messages {m['v2']}/{m['expected']} md5 {'ok' if m['checksum_ok'] else 'DIFFERS'}")
+        if report["differences"]:
+            w("Differences:")
+            for d in report["differences"]:
+                w(f"  {d}")
+        else:
+            w("No differences.")

@@ -1,0 +1,35 @@
+"""Create and fill a synthetic v1 database (all known problems of the spec included)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from django.core.management.base import BaseCommand
+
+from migration_v1.db import v1_dsn
+from migration_v1.seed import SeedSizes, v1_seed
+
+
+class Command(BaseCommand):
+    help = "Create a v1 database (V1_DATABASE_URL, else parley_v1 on the v2 server) with synthetic data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--messages", type=int, default=100_000)
+        parser.add_argument("--accounts", type=int, default=None, help="default: messages / 50,000 (min 2)")
+        parser.add_argument("--contacts", type=int, default=None, help="default: messages / 10")
+        parser.add_argument("--blasts", type=int, default=None, help="default: messages / 20,000")
+        parser.add_argument("--lines-per-account", type=int, default=3)
+        parser.add_argument("--users-per-account", type=int, default=5)
+        parser.add_argument("--database-url", default=None, help="default: V1_DATABASE_URL")
+        parser.add_argument("--keep", action="store_true", help="do not drop an existing database first")
+
+    def handle(self, *args, **o):
+        sizes = SeedSizes.for_messages(
+            o["messages"], accounts=o["accounts"], contacts=o["contacts"], blasts=o["blasts"],
+            lines_per_account=o["lines_per_account"], users_per_account=o["users_per_account"],
+        )
+        started = time.perf_counter()
+        result = v1_seed(dsn=o["database_url"] or v1_dsn(), sizes=sizes, reset=not o["keep"])
+        result["seconds"] = round(time.perf_counter() - started, 2)
+        self.stdout.write(json.dumps(result))

@@ -1,0 +1,239 @@
+"""Run machinery shared by the table steps: scope, counters, checkpoints, quarantine, temp tables.
+
+Every batch is one transaction on the v2 database holding its rows, its quarantined rows and the
+table's checkpoint, so a crash at any point leaves whole batches only and a rerun resumes after the
+last committed one (docs/migration_v1.md, "Idempotency").
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, connections, models
+from django.db.models import NOT_PROVIDED
+from psycopg.types.json import Jsonb
+
+from ..db import V1_ALIAS
+from ..models import V1Line
+
+CHECKPOINT_TABLE = "migration_v1_migrationcheckpoint"
+QUARANTINE_TABLE = "migration_v1_quarantinedrow"
+IDMAP_TABLE = "migration_v1_idmap"
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised by the test hook `stop_after` after N committed batches of a table."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str = "all"  # all | account | line
+    id: int | None = None
+
+    @property
+    def key(self) -> str:
+        return "all" if self.kind == "all" else f"{self.kind}:{self.id}"
+
+    @classmethod
+    def parse(cls, *, account: int | None = None, line: int | None = None) -> Scope:
+        if account is not None and line is not None:
+            raise ValueError("--account and --line are exclusive")
+        if account is not None:
+            return cls("account", account)
+        if line is not None:
+            return cls("line", line)
+        return cls()
+
+
+@dataclass
+class TableStats:
+    read: int = 0
+    written: int = 0
+    merged: int = 0
+    quarantined: int = 0
+    skipped: int = 0  # already migrated by an earlier run
+    seconds: float = 0.0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def bump(self, key: str, n: int = 1) -> None:
+        if n:
+            self.extra[key] = self.extra.get(key, 0) + n
+
+
+@dataclass
+class Context:
+    scope: Scope
+    batch_size: int
+    dry_run: bool = False
+    progress: bool = False
+    from_start: bool = False
+    stop_after: tuple[str, int] | None = None
+    run_id: int | None = None
+    account_ids: list[int] | None = None  # v1 ids in scope; None = all
+    line_ids: list[int] | None = None
+    stats: dict[str, TableStats] = field(default_factory=dict)
+    reasons: Counter = field(default_factory=Counter)
+    warnings: Counter = field(default_factory=Counter)
+    _batches: Counter = field(default_factory=Counter)
+
+    def table(self, name: str) -> TableStats:
+        return self.stats.setdefault(name, TableStats())
+
+    def warn(self, code: str, n: int = 1) -> None:
+        if n:
+            self.warnings[code] += n
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def checkpoint(self, table: str) -> int:
+        if self.from_start:
+            return 0
+        with connection.cursor() as cur:
+            cur.execute(
+                f'SELECT last_v1_id FROM {CHECKPOINT_TABLE} WHERE scope = %s AND "table" = %s',
+                [self.scope.key, table],
+            )
+            row = cur.fetchone()
+        return row[0] if row else 0
+
+    def set_checkpoint(self, table: str, last_v1_id: int) -> None:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""INSERT INTO {CHECKPOINT_TABLE} (scope, "table", last_v1_id, updated_at)
+                    VALUES (%s, %s, %s, now())
+                    ON CONFLICT (scope, "table") DO UPDATE
+                    SET last_v1_id = GREATEST({CHECKPOINT_TABLE}.last_v1_id, EXCLUDED.last_v1_id),
+                        updated_at = now()""",
+                [self.scope.key, table, last_v1_id],
+            )
+
+    def batch_committed(self, table: str) -> None:
+        self._batches[table] += 1
+        if self.stop_after and self.stop_after[0] == table and self._batches[table] >= self.stop_after[1]:
+            raise SimulatedCrash(f"stopped after {self._batches[table]} batches of {table}")
+
+    # --- quarantine ----------------------------------------------------------------------------
+    def quarantine(self, table: str, items: list[tuple[int, str, str, dict]]) -> None:
+        """items: (v1_id, reason, detail, row dict with secrets already removed)."""
+        if not items:
+            return
+        self.table(table).quarantined += len(items)
+        for _, reason, _, _ in items:
+            self.reasons[f"{table}: {reason}"] += 1
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""INSERT INTO {QUARANTINE_TABLE} (run_id, v1_table, v1_id, reason, detail, row, created_at)
+                    SELECT %s, %s, t.v1_id, t.reason, t.detail, t.row, now()
+                    FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::jsonb[])
+                         AS t(v1_id, reason, detail, row)
+                    ON CONFLICT (v1_table, v1_id) DO NOTHING""",
+                [
+                    self.run_id, table, [i[0] for i in items], [i[1] for i in items],
+                    [i[2][:300] for i in items], [Jsonb(i[3]) for i in items],
+                ],
+            )
+
+    def scope_filter(self, *, account_field: str | None, line_field: str | None) -> dict[str, Any]:
+        """ORM filter for a v1 model in this scope (the line scope filters by line where it can)."""
+        if self.scope.kind == "all":
+            return {}
+        if self.scope.kind == "line" and line_field:
+            return {f"{line_field}__in": self.line_ids}
+        if account_field:
+            return {f"{account_field}__in": self.account_ids}
+        return {f"{line_field}__in": self.line_ids}
+
+    def report(self) -> dict:
+        return {
+            "scope": self.scope.key,
+            "dry_run": self.dry_run,
+            "tables": {name: asdict(s) for name, s in self.stats.items()},
+            "quarantined_by_reason": dict(sorted(self.reasons.items())),
+            "warnings": dict(sorted(self.warnings.items())),
+        }
+
+
+def resolve_scope(ctx: Context) -> None:
+    """v1 account and line ids of the scope (the line scope also brings its account's shared rows)."""
+    if ctx.scope.kind == "all":
+        return
+    lines = V1Line.objects.all()
+    if ctx.scope.kind == "account":
+        ctx.account_ids = [ctx.scope.id]
+        ctx.line_ids = list(lines.filter(account_id=ctx.scope.id).values_list("line_id", flat=True))
+    else:
+        line = lines.filter(line_id=ctx.scope.id).values_list("account_id", flat=True).first()
+        if line is None:
+            raise ValueError(f"v1 line {ctx.scope.id} does not exist")
+        ctx.account_ids = [line]
+        ctx.line_ids = [ctx.scope.id]
+
+
+def v1_raw():
+    """The psycopg connection behind the v1 alias (COPY needs it)."""
+    conn = connections[V1_ALIAS]
+    conn.ensure_connection()
+    return conn.connection
+
+
+def v2_raw():
+    connection.ensure_connection()
+    return connection.connection
+
+
+def temp_table(cur, name: str, columns: str) -> None:
+    """A session temp table, emptied. TRUNCATE (not ON COMMIT DROP) because in a dry run or a test
+    the batch transaction is a savepoint and never commits."""
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns})")
+    cur.execute(f"TRUNCATE {name}")
+
+
+def copy_rows(cur, name: str, columns: list[str], rows) -> None:
+    with cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as cp:
+        for row in rows:
+            cp.write_row(row)
+
+
+def insert_columns(model: type[models.Model], explicit: dict[str, str]) -> tuple[str, str, list]:
+    """(column list, SELECT expression list, params) for an INSERT ... SELECT into `model`'s table.
+
+    Columns not given explicitly get the model field's default as a parameter, so fields that other
+    areas add later (with a default) do not break the migration's raw SQL.
+    """
+    cols, exprs, params = [], [], []
+    for f in model._meta.concrete_fields:
+        col = f.column
+        if col in explicit:
+            cols.append(col)
+            exprs.append(explicit[col])
+            continue
+        if f.primary_key:
+            continue
+        if f.db_default is not NOT_PROVIDED:
+            continue
+        if f.has_default():
+            exprs.append("%s")
+            params.append(f.get_db_prep_save(f.get_default(), connection))
+        elif f.null:
+            exprs.append("NULL")
+        elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            exprs.append("now()")
+        elif f.empty_strings_allowed and not isinstance(f, models.DateTimeField):
+            exprs.append("''")
+        else:
+            raise ImproperlyConfigured(f"migration_v1: no value for {model.__name__}.{f.name}")
+        cols.append(col)
+    missing = set(explicit) - set(cols)
+    if missing:
+        raise ImproperlyConfigured(f"migration_v1: {model.__name__} has no column(s) {sorted(missing)}")
+    return ", ".join(cols), ", ".join(exprs), params
+
+
+def progress_bar(ctx: Context, table: str, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"{table:<14}", unit="rows", disable=not ctx.progress, file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5)
