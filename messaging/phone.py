@@ -33,7 +33,12 @@ def try_normalize(raw: object, region: str = DEFAULT_REGION) -> str | None:
     # Carriers (Sinch) send MSISDNs without the '+': 11+ digits that do not parse in the default
     # region are tried as international.
     result = _parse(text, region)
-    if result is None and not text.startswith("+") and len(digits) >= 11:
+    if result is None and not text.startswith("+") and digits.startswith("00"):
+        # "00" is the international prefix almost everywhere but in NANP (011), so a US-region parse
+        # refuses "0044 7911 123456"; it is the same number as "+44 7911 123456" (no NANP number
+        # starts with 0, so this reading is unambiguous at any length).
+        result = _parse("+" + digits[2:], region)
+    elif result is None and not text.startswith("+") and len(digits) >= 11:
         result = _parse("+" + digits, region)
     return result
 
