@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("messaging.api.urls")),
     path("", include("organizations.api.urls")),
     path("", include("backfill.api")),
+    path("", include("shortener.api.urls")),  # /links, /blasts/{id}/clicks (docs/shortener.md)
 ]

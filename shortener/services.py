@@ -29,6 +29,7 @@ __all__ = [
     "link_create",
     "link_update",
     "link_validate_target",
+    "links_check_attribution",
     "links_create",
     "links_preview_savings",
     "links_shorten_for_messages",
@@ -198,6 +199,9 @@ def link_create(
         blast_id=blast_id,
         created_by_id=created_by_id,
     )
+    errors = links_check_attribution(organization_id=organization_id, specs=[spec])
+    if errors:
+        raise ValidationError(errors[0])
     links_create(organization_id=organization_id, specs=[spec])
     return Link.objects.get(pk=spec.id)
 
@@ -216,6 +220,46 @@ def link_update(*, link: Link, expires_at: datetime | None = None, fallback_url:
     )
     transaction.on_commit(lambda: links_cache([(link.code, payload)]))
     return link
+
+
+def links_check_attribution(*, organization_id: int, specs: list[LinkSpec]) -> dict[int, dict[str, list[str]]]:
+    """Errors by spec index for message/contact/blast ids that are not the organization's (one query per
+    kind present, whatever the number of specs). A message fills in its own contact and blast when the
+    spec names none; a spec naming a different one is refused."""
+    from messaging.models import Blast, Contact, Message
+
+    def owned(model, ids, *fields):
+        if not ids:
+            return {}
+        rows = model.objects.filter(organization_id=organization_id, pk__in=ids).values_list("pk", *fields)
+        return {row[0]: row[1:] for row in rows}
+
+    messages = owned(Message, {s.message_id for s in specs if s.message_id}, "contact_id", "blast_id")
+    contacts = owned(Contact, {s.contact_id for s in specs if s.contact_id})
+    blasts = owned(Blast, {s.blast_id for s in specs if s.blast_id})
+    errors: dict[int, dict[str, list[str]]] = {}
+    for index, spec in enumerate(specs):
+        problems: dict[str, list[str]] = {}
+        if spec.message_id:
+            if spec.message_id not in messages:
+                problems["message_id"] = [f"No message {spec.message_id} in this organization."]
+            else:
+                contact_id, blast_id = messages[spec.message_id]
+                if spec.contact_id and spec.contact_id != contact_id:
+                    problems["contact_id"] = [f"Message {spec.message_id} was sent to another contact."]
+                if spec.blast_id and spec.blast_id != blast_id:
+                    problems["blast_id"] = [f"Message {spec.message_id} is not part of blast {spec.blast_id}."]
+                spec.contact_id = spec.contact_id or contact_id
+                spec.blast_id = spec.blast_id or blast_id
+        # ids filled in from a message of this organization are its own; only explicit ones are checked
+        from_message = bool(spec.message_id and spec.message_id in messages)
+        if spec.contact_id and spec.contact_id not in contacts and "contact_id" not in problems and not from_message:
+            problems["contact_id"] = [f"No contact {spec.contact_id} in this organization."]
+        if spec.blast_id and spec.blast_id not in blasts and "blast_id" not in problems and not from_message:
+            problems["blast_id"] = [f"No blast {spec.blast_id} in this organization."]
+        if problems:
+            errors[index] = problems
+    return errors
 
 
 # --- links in message bodies --------------------------------------------------------------------
