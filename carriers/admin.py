@@ -22,6 +22,15 @@ class CarrierAccountForm(forms.ModelForm):
                   "backfill_rate", "is_active"]
         widgets = {"webhook_password": forms.PasswordInput(render_value=False)}
 
+    # Write-only: never rendered back; empty keeps the stored token.
+    new_api_token = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        label="Replace API token",
+        help_text="Leave empty to keep the current token. The token is never displayed.",
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
@@ -36,6 +45,13 @@ class CarrierAccountForm(forms.ModelForm):
                 config[key] = stored[key]
         return config
 
+    def clean(self):
+        cleaned = super().clean()
+        token = cleaned.get("new_api_token")
+        if token and isinstance(cleaned.get("config"), dict):
+            cleaned["config"] = {**cleaned["config"], "api_token": token}
+        return cleaned
+
     def clean_webhook_password(self):
         value = self.cleaned_data.get("webhook_password")
         return value if value else (self.instance.webhook_password if self.instance.pk else "")
@@ -44,10 +60,21 @@ class CarrierAccountForm(forms.ModelForm):
 @admin.register(CarrierAccount)
 class CarrierAccountAdmin(admin.ModelAdmin):
     form = CarrierAccountForm
-    list_display = ["name", "organization", "provider", "is_active", "updated_at"]
+    list_display = ["name", "organization", "provider", "masked_config_display", "is_active", "updated_at"]
     list_filter = ["provider", "is_active"]
     search_fields = ["name", "organization__name"]
-    readonly_fields = ["webhook_urls", "created_at", "updated_at"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["masked_config_display", "webhook_urls", "created_at", "updated_at"]
+    fields = ["organization", "name", "provider", "masked_config_display", "config", "new_api_token",
+              "webhook_username", "webhook_password", "backfill_rate", "is_active", "webhook_urls", "created_at",
+              "updated_at"]
+
+    @admin.display(description="Config (secrets masked)")
+    def masked_config_display(self, obj: CarrierAccount) -> str:
+        if not obj.pk:
+            return "-"
+        return format_html("<code>{}</code>", json.dumps(obj.masked_config(), sort_keys=True))
 
     @admin.display(description="Webhook URLs")
     def webhook_urls(self, obj: CarrierAccount) -> str:

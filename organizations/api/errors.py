@@ -44,7 +44,10 @@ def error_body(exc, data) -> dict:
         code = exc.get_codes()
         if not isinstance(code, str):
             code = getattr(exc, "default_code", "error")
-        return {"code": code, "message": _text(exc.detail), "fields": {}}
+        message = _text(exc.detail)
+        # Any APIException may name the input at fault by carrying `field` (e.g. a 409 refusal).
+        field = getattr(exc, "field", None)
+        return {"code": code, "message": message, "fields": {field: [message]} if field else {}}
     return {"code": "error", "message": _text(data), "fields": {}}
 
 

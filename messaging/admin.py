@@ -1,0 +1,110 @@
+"""Admin for the messaging domain. Messages and contacts are big tables: foreign keys are raw ids,
+searches are exact or prefix matches (index-friendly), and the changelist skips the full COUNT(*).
+Statuses are read-only here: they change only through messages_apply_statuses (the admin action
+below uses it too)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import Blast, BlastRecipient, Contact, Conversation, Line, Message, OptOut
+from .services.status import StatusUpdate, messages_apply_statuses
+from .status import MessageStatus, sources_for
+
+
+@admin.register(Line)
+class LineAdmin(admin.ModelAdmin):
+    list_display = ["phone_number", "name", "organization", "carrier_account", "is_active", "rate_per_second"]
+    list_filter = ["is_active"]
+    search_fields = ["^phone_number", "name", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["carrier_account"]
+    list_select_related = ["organization", "carrier_account"]
+    readonly_fields = ["created_at", "updated_at", "v1_id"]
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ["phone_number", "first_name", "last_name", "email", "organization", "created_at"]
+    search_fields = ["^phone_number", "first_name", "last_name", "^email"]
+    autocomplete_fields = ["organization"]
+    list_select_related = ["organization"]
+    readonly_fields = ["created_at", "updated_at", "v1_id"]
+    show_full_result_count = False
+
+
+@admin.register(OptOut)
+class OptOutAdmin(admin.ModelAdmin):
+    list_display = ["phone_number", "organization", "source", "reason", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["^phone_number"]
+    autocomplete_fields = ["organization"]
+    list_select_related = ["organization"]
+    readonly_fields = ["created_at"]
+    show_full_result_count = False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ["id", "contact", "line", "organization", "status", "assignee", "last_message_at"]
+    list_filter = ["status"]
+    search_fields = ["=id", "^contact__phone_number", "^line__phone_number"]
+    raw_id_fields = ["line", "contact", "assignee"]
+    autocomplete_fields = ["organization"]
+    list_select_related = ["contact", "line", "organization", "assignee"]
+    readonly_fields = ["last_message_at", "last_message_preview", "created_at", "v1_id"]
+    show_full_result_count = False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["id", "direction", "status", "short_body", "contact", "line", "blast", "created_at"]
+    list_filter = ["direction", "status"]
+    search_fields = ["=id", "=client_reference", "=carrier_batch_id", "^contact__phone_number"]
+    raw_id_fields = ["organization", "line", "conversation", "contact", "blast", "sent_by"]
+    list_select_related = ["contact", "line", "blast"]
+    show_full_result_count = False
+    actions = ["cancel"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A message is the pipeline's record of what happened: read-only (cancel is the one action).
+        return [f.name for f in self.model._meta.fields if f.name != "id"]
+
+    def has_add_permission(self, request):
+        return False  # messages are sent through the API / send pipeline, not typed in here
+
+    @admin.display(description="Body")
+    def short_body(self, obj: Message) -> str:
+        text = obj.body or obj.rendered_body
+        return text if len(text) <= 60 else text[:59] + "…"
+
+    @admin.action(description="Cancel (only messages not yet handed to the carrier)")
+    def cancel(self, request, queryset):
+        ids = list(queryset.filter(status__in=sources_for(MessageStatus.CANCELED)).values_list("pk", flat=True))
+        changed = messages_apply_statuses(
+            updates=[StatusUpdate(i, MessageStatus.CANCELED, error_reason="Canceled in admin") for i in ids]
+        )
+        self.message_user(request, f"{len(changed)} message(s) canceled.")
+
+
+@admin.register(Blast)
+class BlastAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization", "line", "status", "recipient_count", "sent_count",
+                    "delivered_count", "failed_count", "created_at", "send_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "=id", "organization__name"]
+    autocomplete_fields = ["organization"]
+    raw_id_fields = ["line", "created_by"]
+    list_select_related = ["organization", "line"]
+    readonly_fields = ["status", "created_at", "launched_at", "completed_at", "canceled_at", "recipient_count",
+                       "opted_out_count", "sent_count", "delivered_count", "failed_count", "undelivered_count",
+                       "delivery_rate", "v1_id"]
+
+
+@admin.register(BlastRecipient)
+class BlastRecipientAdmin(admin.ModelAdmin):
+    list_display = ["id", "blast", "contact"]
+    search_fields = ["=blast__id", "^contact__phone_number"]
+    raw_id_fields = ["blast", "contact"]
+    list_select_related = ["blast", "contact"]
+    show_full_result_count = False
