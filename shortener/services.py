@@ -296,6 +296,25 @@ def _shortenable(url: str, verdicts: dict[str, bool]) -> bool:
     return ok
 
 
+def _fill_attribution(*, organization_id: int, specs: list[LinkSpec]) -> None:
+    """Items handed over without a contact (conversation sends pass contact_id=0) get their message's
+    contact and blast: one query for the call, none when every item names its contact."""
+    from messaging.models import Message
+
+    missing = {s.message_id for s in specs if s.contact_id is None}
+    if not missing:
+        return
+    rows = Message.objects.filter(organization_id=organization_id, pk__in=missing).values_list(
+        "pk", "contact_id", "blast_id"
+    )
+    found = {pk: (contact_id, blast_id) for pk, contact_id, blast_id in rows}
+    for spec in specs:
+        if spec.contact_id is None and spec.message_id in found:
+            contact_id, blast_id = found[spec.message_id]
+            spec.contact_id = contact_id
+            spec.blast_id = spec.blast_id or blast_id
+
+
 def links_shorten_for_messages(*, organization_id: int, items: list[LinkItem]) -> dict[int, str]:
     """The send pipeline's seam (queue time): every http(s) URL of each body becomes a short link made
     for that very message (its contact and blast too), so a click names all three.
@@ -321,13 +340,17 @@ def links_shorten_for_messages(*, organization_id: int, items: list[LinkItem]) -
             spec = per_url.get(url)
             if spec is None:
                 spec = per_url[url] = LinkSpec(
-                    target_url=url, message_id=item.message_id, contact_id=item.contact_id, blast_id=item.blast_id
+                    target_url=url,
+                    message_id=item.message_id,
+                    contact_id=item.contact_id or None,  # conversation sends pass 0: filled in below
+                    blast_id=item.blast_id or None,
                 )
                 specs.append(spec)
             plan.append((start, end, spec))
         plans.append((item, plan))
     domain = None
     if specs:
+        _fill_attribution(organization_id=organization_id, specs=specs)
         links_create(organization_id=organization_id, specs=specs)
         domain = _org_domain(organization_id)
     for item, plan in plans:

@@ -115,3 +115,12 @@ def test_preview_savings_counts_characters_and_segments():
     assert saved == len(long_url) - short_len
     assert (before, after) == (2, 1)
     assert links_preview_savings("no link") == (0, 1, 1)
+
+
+def test_items_without_a_contact_get_the_messages_own(org, django_assert_num_queries):
+    # the conversation send path hands over contact_id=0 and no blast
+    m = factories.MessageFactory(conversation__organization=org)
+    with django_assert_num_queries(5):  # + one read of the messages' contacts
+        links_shorten_for_messages(organization_id=org.id, items=[LinkItem(m.id, 0, None, "see https://example.com/x")])
+    link = Link.objects.get(message=m)
+    assert (link.contact_id, link.blast_id) == (m.contact_id, None)
