@@ -1,0 +1,55 @@
+from io import StringIO
+
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from carriers.models import CarrierAccount
+from messaging.models import Blast, BlastRecipient, Contact, Conversation, Line, Message
+from messaging.status import MessageStatus
+from organizations.demo import ADMIN_LOGIN, ORG_NAME
+from organizations.models import ApiKey, Organization
+
+
+def _run(*args):
+    out = StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def _value(output, label):
+    line = next(ln for ln in output.splitlines() if ln.strip().startswith(label))
+    return line.split(label, 1)[1].split()[0]
+
+
+def test_seed_demo_is_complete_and_idempotent(db, client):
+    # when
+    first = _run()
+    second = _run()
+    # then: one of everything, printed secrets work
+    org = Organization.objects.get(name=ORG_NAME)
+    password, key = _value(first, "password:"), _value(first, "API key:")
+    assert client.login(username=ADMIN_LOGIN, password=password)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    conversations = api.get("/api/v1/conversations").json()["results"]
+    assert len(conversations) == 3
+    assert Contact.objects.filter(organization=org).count() == 50
+    account = CarrierAccount.objects.get(organization=org)
+    assert account.provider == "sandbox" and account.config["service_plan_id"] == "demo-plan"
+    assert account.config["api_token"] and Line.objects.filter(organization=org).count() == 1
+    statuses = set(Message.objects.filter(organization=org).values_list("direction", "status"))
+    assert statuses == {("in", MessageStatus.RECEIVED), ("out", MessageStatus.DELIVERED)}
+    blast = Blast.objects.get(organization=org)
+    assert blast.status == "draft" and BlastRecipient.objects.filter(blast=blast).count() == 50
+    assert ApiKey.objects.filter(organization=org).count() == 1
+    assert Conversation.objects.filter(organization=org).count() == 3
+    # and the rerun prints no secret, says the key exists and how to get a new one
+    assert password not in second and key not in second
+    assert "exists" in second and "/api/v1/api-keys" in second
+    assert "already seeded" in second
+
+
+def test_reset_password(db, client):
+    _run()
+    output = _run("--reset-password")
+    assert client.login(username=ADMIN_LOGIN, password=_value(output, "password:"))
