@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from backfill.admin import backfill_statuses
+
 from .models import Blast, BlastRecipient, Contact, Conversation, Line, Message, OptOut
 from .services.status import StatusUpdate, messages_apply_statuses
 from .status import MessageStatus, sources_for
@@ -21,6 +23,7 @@ class LineAdmin(admin.ModelAdmin):
     raw_id_fields = ["carrier_account"]
     list_select_related = ["organization", "carrier_account"]
     readonly_fields = ["created_at", "updated_at", "v1_id"]
+    actions = [backfill_statuses]
 
 
 @admin.register(Contact)

@@ -2,72 +2,31 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from carriers.base import OutboundBatch
-from carriers.models import CarrierAccount, Provider
-from carriers.registry import adapter_for, adapters_clear
-from carriers.sandbox.server import SandboxConfig, make_server
+from carriers.registry import adapter_for
 from messaging.status import MessageStatus as S
 from tests import factories
-
-
-class Sandbox:
-    def __init__(self, url: str, state):
-        self.url, self.state = url, state
-
-    def reset(self) -> None:
-        self.state.reset()
-        c = self.state.config
-        c.delay_min = c.delay_max = 0.0  # outcomes are final at once unless a test says otherwise
-        c.mix = {"Delivered": 1.0}
-        self.rate_limit(0)
-
-    def rate_limit(self, per_second: float) -> None:
-        self.state.config.rate_limit = per_second
-        self.state._bucket = (per_second, time.monotonic())  # a full bucket, as a fresh process has
-
-    def outcomes(self, mapping: dict[str, str]) -> None:
-        with self.state.lock:
-            self.state.status_overrides.update({k.lstrip("+"): v for k, v in mapping.items()})
-
-    def force(self, *specs: dict) -> None:
-        with self.state.lock:
-            self.state.forced.extend(dict(s) for s in specs)
-
-    @property
-    def counters(self) -> dict:
-        with self.state.lock:
-            return dict(self.state.counters)
-
-
-@pytest.fixture(scope="session")
-def sandbox_server():
-    server, state = make_server(SandboxConfig(port=0, delay_min=0.0, delay_max=0.0))
-    thread = threading.Thread(target=server.serve_forever, name="sandbox", daemon=True)
-    thread.start()
-    yield Sandbox(f"http://127.0.0.1:{server.server_address[1]}", state)
-    server.shutdown()
+from tests.sandbox import sandbox_carrier  # noqa: F401 (fixture)
 
 
 @pytest.fixture
-def sandbox(sandbox_server):
-    sandbox_server.reset()
-    adapters_clear()
-    yield sandbox_server
-    sandbox_server.reset()
+def sandbox(sandbox_carrier):  # noqa: F811 (the imported fixture)
+    """The carriers area's sandbox fixture, with outcomes final at once unless a test says otherwise."""
+    sandbox_carrier.config.delay_min = sandbox_carrier.config.delay_max = 0.0
+    return sandbox_carrier
+
+
+def counters(sandbox) -> dict:
+    with sandbox.state.lock:
+        return dict(sandbox.state.counters)
 
 
 @pytest.fixture
 def make_line(sandbox):
     def make(organization, *, rate: float = 50.0):
-        account = CarrierAccount.objects.create(
-            organization=organization, name="Sandbox", provider=Provider.SANDBOX, backfill_rate=rate,
-            config={"service_plan_id": "plan1", "api_token": "sandbox-token", "base_url": sandbox.url},
-        )
+        account = sandbox.account(organization, name="Sandbox", backfill_rate=rate)
         return factories.LineFactory(organization=organization, carrier_account=account)
 
     return make

@@ -15,6 +15,7 @@ from messaging.models import Message
 from messaging.status import MessageStatus as S
 from postprocessing.models import Event
 from tests import factories
+from tests.backfill.conftest import counters as counters_of
 
 
 def backfill(line, **options) -> BackfillRun:
@@ -192,7 +193,7 @@ def test_429_pauses_the_whole_pool_instead_of_hammering(org, make_line, stuck, s
     # then: everything repaired, and 429s are a handful per Retry-After pause, not one per request
     assert run.counts["updated"] == {"delivered": 15} and run.counts["errors"] == 0
     assert all(status_of(m) == S.DELIVERED for m in messages)
-    counters = sandbox.counters
+    counters = counters_of(sandbox)
     assert 1 <= counters["throttled"] <= 8, counters
     assert counters["requests"] - counters["throttled"] == 15
 
@@ -205,7 +206,7 @@ def test_429_retry_after_is_honoured(org, make_line, stuck, sandbox):
     run = backfill(line)
 
     assert run.counts["errors"] == 0 and status_of(message) == S.DELIVERED
-    assert sandbox.counters["requests"] == 4
+    assert counters_of(sandbox)["requests"] == 4
 
 
 def test_reconciler_marks_what_the_carrier_no_longer_knows_as_unknown(org, make_line, stuck, sandbox, settings):

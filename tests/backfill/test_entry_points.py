@@ -7,17 +7,13 @@ import json
 from io import StringIO
 
 import pytest
-from django.contrib.admin.sites import AdminSite
-from django.contrib.messages.storage.fallback import FallbackStorage
 from django.core.management import CommandError, call_command
-from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from backfill.admin import backfill_statuses
 from backfill.models import BackfillRun, RunState
 from backfill.tasks import run_backfill
 from carriers.sandbox.server import new_batch_id
-from messaging.models import Line, Message
+from messaging.models import Message
 from messaging.status import MessageStatus as S
 from organizations.models import Role
 from organizations.services import api_key_create
@@ -101,22 +97,22 @@ def test_only_admins_start_a_run_members_may_read_it(org, make_line, sandbox):
     assert agent.get(f"/api/v1/backfill-runs/{run.id}").status_code == 200
 
 
-def test_line_admin_action_starts_one_run_per_line(org, make_line, sandbox, admin_user,
+def test_line_admin_action_starts_one_run_per_line(org, make_line, sandbox, admin_client,
                                                    django_capture_on_commit_callbacks):
     lines = [make_line(org), make_line(org)]
-    request = RequestFactory().post("/admin/messaging/line/")
-    request.user = admin_user
-    request.session = {}
-    request._messages = FallbackStorage(request)
-    from django.contrib import admin as django_admin
-
-    modeladmin = django_admin.ModelAdmin(Line, AdminSite())
 
     with django_capture_on_commit_callbacks() as callbacks:
-        backfill_statuses(modeladmin, request, Line.objects.filter(pk__in=[line.pk for line in lines]))
+        response = admin_client.post("/admin/messaging/line/", {
+            "action": "backfill_statuses", "_selected_action": [line.pk for line in lines],
+        }, follow=True)
 
+    assert response.status_code == 200
+    assert "Backfill started" in response.content.decode()
     assert sorted(BackfillRun.objects.values_list("line_id", flat=True)) == sorted(line.pk for line in lines)
     assert len(callbacks) == 2
+    run = BackfillRun.objects.first()
+    assert admin_client.get(f"/admin/backfill/backfillrun/{run.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/backfill/backfillrun/").status_code == 200
 
 
 def test_command_by_line_number_prints_a_summary(org, make_line, stuck, sandbox):
