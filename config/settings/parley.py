@@ -30,3 +30,6 @@ BACKFILL_CARRIER_RETENTION_DAYS = {
 # far below the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT, 3600 s) so acks_late never
 # redelivers a task that is still running.
 BACKFILL_TASK_TIME_BUDGET = env.int("BACKFILL_TASK_TIME_BUDGET_SECONDS", default=600)
+# Password-reset mail of the web app: printed to the console unless a real backend is configured.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Parley <no-reply@parley.localhost>")

@@ -1,0 +1,105 @@
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from tests import factories
+
+PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's
+
+
+@pytest.fixture
+def member(org):
+    return factories.MembershipFactory(organization=org)
+
+
+def _back_to_login_link(html: str) -> bool:
+    return re.search(r'<a href="/login/"[^>]*>\s*Back to Login\s*</a>', html) is not None
+
+
+def test_login_page_and_sign_in(client, member):
+    page = client.get("/login/")
+    assert page.status_code == 200
+    assert 'href="/forgot-password/"' in page.content.decode()
+    response = client.post("/login/", {"username": member.user.username, "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_wrong_password_shows_an_error(client, member):
+    response = client.post("/login/", {"username": member.user.username, "password": "nope"})
+    assert response.status_code == 200
+    assert "did not match" in response.content.decode()
+
+
+def test_home_requires_login(client, db):
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_logout(client, member):
+    client.force_login(member.user)
+    assert client.post("/logout/").status_code == 302
+    assert client.get("/")["Location"].startswith("/login/")
+
+
+def test_forgot_password_page_has_a_visible_back_to_login_link(client, db):
+    # release item: the Forgot password page links back to the login page
+    response = client.get("/forgot-password/")
+    assert response.status_code == 200
+    assert _back_to_login_link(response.content.decode())
+
+
+def test_password_reset_flow_end_to_end(client, member):
+    # when: asking for a reset
+    response = client.post("/forgot-password/", {"email": member.user.email}, follow=True)
+    # then: the "sent" page also leads back, and one email carries the link
+    assert _back_to_login_link(response.content.decode())
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [member.user.email]
+    link = re.search(r"http://[^/]+(/reset/\S+/)", mail.outbox[0].body).group(1)
+    # following it and choosing a new password works
+    form_page = client.get(link, follow=True)
+    assert form_page.status_code == 200 and _back_to_login_link(form_page.content.decode())
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "a-new-long-password-1", "new_password2": "a-new-long-password-1"},
+        follow=True,
+    )
+    assert "Password changed" in done.content.decode()
+    assert client.login(username=member.user.username, password="a-new-long-password-1")
+
+
+def test_unknown_email_sends_nothing_and_does_not_tell(client, db):
+    response = client.post("/forgot-password/", {"email": "nobody@example.com"}, follow=True)
+    assert response.status_code == 200 and "Check your email" in response.content.decode()
+    assert mail.outbox == []
+
+
+def test_home_lists_my_conversations_newest_first(client, member, org, other_org):
+    now = timezone.now()
+    old = factories.ConversationFactory(organization=org, last_message_at=now - timedelta(days=1))
+    new = factories.ConversationFactory(organization=org, last_message_at=now)
+    empty = factories.ConversationFactory(organization=org, last_message_at=None)
+    foreign = factories.ConversationFactory(organization=other_org, last_message_at=now)
+    client.force_login(member.user)
+    html = client.get("/").content.decode()
+    ids = [int(i) for i in re.findall(r'class="conversation" data-id="(\d+)"', html)]
+    assert ids == [new.pk, old.pk, empty.pk]
+    assert foreign.pk not in ids
+    assert 'href="/admin/"' in html and 'href="/api/docs/"' in html
+
+
+def test_home_switches_organization(client, member, org, other_org):
+    factories.MembershipFactory(user=member.user, organization=other_org)
+    theirs = factories.ConversationFactory(organization=other_org)
+    client.force_login(member.user)
+    html = client.get("/", {"org": other_org.pk}).content.decode()
+    assert f'data-id="{theirs.pk}"' in html
+
+
+def test_home_without_membership(client, db):
+    user = factories.UserFactory()
+    client.force_login(user)
+    assert "not a member" in client.get("/").content.decode()

@@ -1,0 +1,39 @@
+"""The small server-rendered web app: sign in, sign out, password reset, and the inbox home page."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="webapp/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    path(
+        "forgot-password/",
+        auth_views.PasswordResetView.as_view(
+            template_name="webapp/forgot_password.html",
+            email_template_name="webapp/password_reset_email.txt",
+            subject_template_name="webapp/password_reset_subject.txt",
+            success_url=reverse_lazy("password_reset_done"),
+        ),
+        name="password_reset",
+    ),
+    path(
+        "forgot-password/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="webapp/forgot_password_sent.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="webapp/reset_password.html", success_url=reverse_lazy("password_reset_complete")
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="webapp/reset_password_done.html"),
+        name="password_reset_complete",
+    ),
+]
