@@ -11,4 +11,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # older than 5 s is dropped, so a busy worker does not find a pile of stale ticks.
     "postprocessing.drain": {"task": "postprocessing.drain", "schedule": 1.0, "options": {"expires": 5}},
     "postprocessing.prune": {"task": "postprocessing.prune", "schedule": 3600.0},  # done events > 7 days
+    # Send pipeline (docs/send-pipeline.md): scheduled blasts/messages that are due; sends a dead worker
+    # left in "sending" without a batch id (after the 5-minute lease) and work whose task was lost.
+    "messaging.release_due": {"task": "messaging.release_due", "schedule": 2.0, "options": {"expires": 10}},
+    "messaging.release_stuck_sends": {"task": "messaging.release_stuck_sends", "schedule": 30.0},
 }

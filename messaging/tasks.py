@@ -13,8 +13,6 @@ import random
 from celery import shared_task
 from django.db import transaction
 
-from config.queues import Queue
-
 from .services import carrier_send, prepare
 
 log = logging.getLogger(__name__)
@@ -40,7 +38,7 @@ def enqueue_send_groups_on_commit(groups: list[prepare.SendGroup]) -> None:
         transaction.on_commit(lambda: enqueue_send_groups(groups))
 
 
-@shared_task(name="messaging.prepare_blast_chunk", queue=Queue.PREPARE, acks_late=True)
+@shared_task(name="messaging.prepare_blast_chunk", acks_late=True)
 def prepare_blast_chunk(blast_id: int, first_recipient_id: int, last_recipient_id: int) -> int:
     groups = prepare.blast_prepare_chunk(
         blast_id=blast_id, first_recipient_id=first_recipient_id, last_recipient_id=last_recipient_id
@@ -49,7 +47,7 @@ def prepare_blast_chunk(blast_id: int, first_recipient_id: int, last_recipient_i
     return sum(len(g.message_ids) for g in groups)
 
 
-@shared_task(name="messaging.prepare_messages", queue=Queue.PREPARE, acks_late=True)
+@shared_task(name="messaging.prepare_messages", acks_late=True)
 def prepare_messages(message_ids: list[int], check_opt_out: bool = True) -> int:
     groups = prepare.messages_prepare(message_ids=message_ids, check_opt_out=check_opt_out)
     enqueue_send_groups(groups)
@@ -75,21 +73,21 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int) ->
         send_resume.apply_async(args=[line_id, ref, attempt + 1], countdown=min(delay, RETRY_CAP_S))
 
 
-@shared_task(name="messaging.send_batch", queue=Queue.SEND, acks_late=True)
+@shared_task(name="messaging.send_batch", acks_late=True)
 def send_batch(line_id: int, message_ids: list[int], segments: list[int] | None = None) -> int:
     outcome = carrier_send.batch_send(line_id=line_id, message_ids=message_ids, segments=segments)
     _follow_up(line_id, outcome, 0)
     return outcome.sent
 
 
-@shared_task(name="messaging.send_resume", queue=Queue.SEND, acks_late=True)
+@shared_task(name="messaging.send_resume", acks_late=True)
 def send_resume(line_id: int, batch_ref: str, attempt: int = 1) -> int:
     outcome = carrier_send.batch_resume(line_id=line_id, batch_ref=batch_ref)
     _follow_up(line_id, outcome, attempt)
     return outcome.sent
 
 
-@shared_task(name="messaging.release_due", queue=Queue.DEFAULT)
+@shared_task(name="messaging.release_due")
 def release_due() -> int:
     """Beat, every few seconds: scheduled blasts and messages whose time has come."""
     from .services import sending
@@ -100,7 +98,7 @@ def release_due() -> int:
     return started + sum(len(g.message_ids) for g in groups)
 
 
-@shared_task(name="messaging.release_stuck_sends", queue=Queue.DEFAULT)
+@shared_task(name="messaging.release_stuck_sends")
 def release_stuck_sends() -> int:
     """Beat: recovery of sends a dead worker left in 'sending', and of work whose task was lost."""
     result = carrier_send.sends_recover()

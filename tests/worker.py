@@ -74,15 +74,19 @@ class WorkerProc:
               ready_timeout: float = 60.0) -> WorkerProc:
         if self.proc is not None:
             self.stop()
+        if self._log:
+            self._log.close()
         full_env = dict(os.environ)
         full_env.update(
             DATABASE_URL=_test_database_url(),
             DATABASE_TEST_NAME=_test_database_url().rsplit("/", 1)[1],
-            CELERY_VISIBILITY_TIMEOUT="5",
+            DJANGO_SETTINGS_MODULE="tests.worker_settings",
             CELERY_PREFETCH_MULTIPLIER="1",
             PYTHONUNBUFFERED="1",
         )
         full_env.update(env or {})
+        # One log file per start: "ready." and task lines of an earlier (killed) worker must not count.
+        self.log_path = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [CELERY, "-A", "config", "worker", "-Q", queues, "--pool", "prefork", "-c", str(concurrency),
@@ -112,6 +116,7 @@ class WorkerProc:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        self.proc = None
 
     def stop(self) -> None:
         if self.proc is None:
