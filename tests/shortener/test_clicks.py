@@ -148,3 +148,16 @@ def test_only_bot_clicks_emit_nothing(short_client, link):
     short_client.head(f"/{link.code}")
     clicks_flush()
     assert not Event.objects.filter(type="link.clicked").exists()
+
+
+def test_flush_task_is_registered_scheduled_and_writes(short_client, link):
+    from config.beat import BEAT_SCHEDULE
+    from config.queues import TASK_ROUTES
+    from shortener.tasks import flush_clicks
+
+    assert BEAT_SCHEDULE["shortener.flush_clicks"] == {"task": "shortener.flush_clicks", "schedule": 1.0}
+    assert flush_clicks.name == "shortener.flush_clicks" and "shortener.*" in TASK_ROUTES
+    short_client.get(f"/{link.code}", HTTP_USER_AGENT=IPHONE)
+    assert flush_clicks.apply().get() == 1
+    link.refresh_from_db()
+    assert link.click_count == 1

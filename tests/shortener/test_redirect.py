@@ -93,3 +93,16 @@ def test_the_full_ip_is_never_buffered(short_client, link):
     joined = b"".join(entries)
     assert b"203.0.113.77" not in joined and b"2001:db8:1234:5678::1" not in joined
     assert b"203.0.113.0/24" in joined and b"2001:db8:1234::/48" in joined
+
+
+def test_redis_down_still_redirects_from_the_database(short_client, link, settings, django_assert_num_queries):
+    from shortener import cache
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: connection refused at once
+    cache._client[0] = None
+    try:
+        with django_assert_num_queries(1):
+            response = short_client.get(f"/{link.code}")
+    finally:
+        cache._client[0] = None  # the next call builds a client for the real server again
+    assert response.status_code == 302 and response["Location"] == link.target_url
