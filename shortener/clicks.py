@@ -22,6 +22,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -316,7 +317,7 @@ def clicks_flush(*, batch_size: int = FLUSH_BATCH, max_batches: int = FLUSH_MAX_
     written = 0
     try:
         for _ in range(max_batches):
-            entries = client.lrange(buffer_key, 0, batch_size - 1)
+            entries = cast(list[bytes], client.lrange(buffer_key, 0, batch_size - 1))
             if not entries:
                 break
             written += clicks_write(entries=entries)

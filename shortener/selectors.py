@@ -73,6 +73,9 @@ def message_click_counts(*, message_ids: list[int]) -> dict[int, dict[str, int]]
     rows = (
         Link.objects.filter(message_id__in=message_ids)
         .values("message_id")
-        .annotate(clicks=Sum("click_count"), unique_clicks=Sum("unique_click_count"), bot_clicks=Sum("bot_click_count"))
+        .annotate(sum_clicks=Sum("click_count"), sum_unique=Sum("unique_click_count"), sum_bots=Sum("bot_click_count"))
     )
-    return {r["message_id"]: {k: r[k] for k in ("clicks", "unique_clicks", "bot_clicks")} for r in rows}
+    return {
+        r["message_id"]: {"clicks": r["sum_clicks"], "unique_clicks": r["sum_unique"], "bot_clicks": r["sum_bots"]}
+        for r in rows
+    }

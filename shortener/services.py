@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -165,7 +166,7 @@ def links_create(*, organization_id: int, specs: list[LinkSpec]) -> list[LinkSpe
         (
             s.code,
             link_payload(
-                link_id=s.id,
+                link_id=cast(int, s.id),
                 target_url=s.target_url,
                 fallback_url=s.fallback_url or default_fallback,
                 expires_at=s.expires_at,
@@ -203,7 +204,7 @@ def link_create(
     if errors:
         raise ValidationError(errors[0])
     links_create(organization_id=organization_id, specs=[spec])
-    return Link.objects.get(pk=spec.id)
+    return Link.objects.get(pk=cast(int, spec.id))
 
 
 def link_update(*, link: Link, expires_at: datetime | None = None, fallback_url: str | None = None) -> Link:
@@ -301,7 +302,7 @@ def _fill_attribution(*, organization_id: int, specs: list[LinkSpec]) -> None:
     contact and blast: one query for the call, none when every item names its contact."""
     from messaging.models import Message
 
-    missing = {s.message_id for s in specs if s.contact_id is None}
+    missing = {int(s.message_id) for s in specs if s.contact_id is None and s.message_id}
     if not missing:
         return
     rows = Message.objects.filter(organization_id=organization_id, pk__in=missing).values_list(
@@ -368,7 +369,8 @@ def links_preview_savings(body: str, *, domain: str | None = None) -> tuple[int,
     """(chars_saved, segments_before, segments_after) if every shortenable URL of body became a short link
     (for the blast preview). chars_saved is negative when the URLs are shorter than short links."""
     placeholder = short_url("x" * conf.code_length(), domain=domain)
-    pieces, last, verdicts = [], 0, {}
+    pieces: list[str] = []
+    last, verdicts = 0, cast(dict[str, bool], {})
     for start, end, url in urls_in(body):
         if not _shortenable(url, verdicts):
             continue
