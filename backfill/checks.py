@@ -31,7 +31,9 @@ class StuckMessage:
     batch_id: str
     recipient: str  # E.164: carrier_recipient, else the contact's number
     client_reference: str
-    created_at: datetime
+    # When we last handed it to the carrier (sending_at, else created_at): the carrier's retention
+    # window counts from there.
+    handed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,11 @@ class BackfillRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["organization", "-id"], name="backfill_run_org_recent")]
+        indexes = [
+            models.Index(fields=["organization", "-id"], name="backfill_run_org_recent"),
+            # The reconciler: a line's latest pass (turn order, where to resume) and pruning.
+            models.Index(fields=["line", "kind", "-id"], name="backfill_run_line_kind"),
+        ]
 
     def __str__(self) -> str:
         target = f"line {self.line_id}" if self.line_id else f"organization {self.organization_id}"

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 
 from messaging.models import Direction, Line, Message
 
@@ -14,29 +15,38 @@ from .models import BackfillRun, RunKind
 
 
 def stuck_messages_qs(
-    *, line_ids: list[int], statuses: list[str], since: datetime | None = None, until: datetime | None = None
+    *, line_ids: list[int], statuses: list[str], since: datetime | None = None, until: datetime | None = None,
+    handed_before: datetime | None = None,
 ) -> QuerySet:
+    """since/until filter by creation time (the command's options); handed_before by the time the
+    message was last handed to the carrier (the reconciler's age: a blast created days ago and sent a
+    minute ago is not stuck)."""
     qs = Message.objects.filter(line_id__in=line_ids, direction=Direction.OUTBOUND, status__in=statuses)
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if until is not None:
         qs = qs.filter(created_at__lt=until)
+    qs = qs.annotate(handed_at=Coalesce("sending_at", "created_at"))
+    if handed_before is not None:
+        qs = qs.filter(handed_at__lt=handed_before)
     return qs
 
 
 def stuck_messages_after(
     *, line_id: int, statuses: list[str], after_id: int, limit: int,
-    since: datetime | None = None, until: datetime | None = None,
+    since: datetime | None = None, until: datetime | None = None, handed_before: datetime | None = None,
 ) -> list[StuckMessage]:
     """The next `limit` stuck messages of a line with id > after_id, in id order (keyset: a rerun or a
     resumed run continues where it stopped, and rows finished meanwhile simply drop out)."""
     rows = (
-        stuck_messages_qs(line_ids=[line_id], statuses=statuses, since=since, until=until)
+        stuck_messages_qs(
+            line_ids=[line_id], statuses=statuses, since=since, until=until, handed_before=handed_before
+        )
         .filter(id__gt=after_id)
         .order_by("id")
         .values_list(
             "id", "status", "carrier_batch_id", "carrier_recipient", "send_batch_ref", "client_reference",
-            "created_at", "contact__phone_number",
+            "handed_at", "contact__phone_number",
         )[:limit]
     )
     return [
@@ -44,9 +54,9 @@ def stuck_messages_after(
             id=id_, status=status, batch_id=batch_id, recipient=recipient or contact_number,
             # The send step sends its per-call reference as Sinch's client_reference; older rows
             # (and messages sent one by one) carry only the per-message reference.
-            client_reference=send_ref or client_ref or "", created_at=created_at,
+            client_reference=send_ref or client_ref or "", handed_at=handed_at,
         )
-        for id_, status, batch_id, recipient, send_ref, client_ref, created_at, contact_number in rows
+        for id_, status, batch_id, recipient, send_ref, client_ref, handed_at, contact_number in rows
     ]
 
 
@@ -69,7 +79,7 @@ def backfill_run_get(*, organization_id: int, run_id: int) -> BackfillRun | None
     return BackfillRun.objects.filter(organization_id=organization_id, pk=run_id).select_related("line").first()
 
 
-def lines_due_for_reconcile(*, statuses: list[str], created_before: datetime, limit: int) -> list[int]:
+def lines_due_for_reconcile(*, statuses: list[str], handed_before: datetime, limit: int) -> list[int]:
     """Lines holding outbound messages still awaiting the carrier past the cutoff, least recently
     reconciled first (so a line with many messages the carrier never knew cannot starve the others)."""
     with connection.cursor() as cursor:
@@ -78,13 +88,14 @@ def lines_due_for_reconcile(*, statuses: list[str], created_before: datetime, li
             SELECT l.id FROM messaging_line l
             WHERE l.carrier_account_id IS NOT NULL AND EXISTS (
                 SELECT 1 FROM messaging_message m
-                WHERE m.line_id = l.id AND m.status = ANY(%s) AND m.direction = %s AND m.created_at < %s
+                WHERE m.line_id = l.id AND m.status = ANY(%s) AND m.direction = %s
+                  AND COALESCE(m.sending_at, m.created_at) < %s
             )
             ORDER BY (SELECT max(r.id) FROM backfill_backfillrun r WHERE r.line_id = l.id AND r.kind = %s)
                      NULLS FIRST, l.id
             LIMIT %s
             """,
-            [statuses, Direction.OUTBOUND.value, created_before, RunKind.RECONCILE.value, limit],
+            [statuses, Direction.OUTBOUND.value, handed_before, RunKind.RECONCILE.value, limit],
         )
         return [row[0] for row in cursor.fetchall()]
 

@@ -71,6 +71,7 @@ class BackfillOptions:
     # Not found at the carrier and older than this → "unknown" (the carrier's retention has passed).
     mark_unknown_after: timedelta | None = None
     start_after_id: int = 0  # the reconciler resumes a line where its previous pass stopped
+    handed_before: datetime | None = None  # the reconciler: last handed to the carrier before this
 
     def validate(self) -> BackfillOptions:
         errors: dict[str, list[str]] = {}
@@ -100,6 +101,7 @@ class BackfillOptions:
             "rate": self.rate,
             "mark_unknown_after": self.mark_unknown_after.total_seconds() if self.mark_unknown_after else None,
             "start_after_id": self.start_after_id,
+            "handed_before": self.handed_before.isoformat() if self.handed_before else None,
         }
 
     @classmethod
@@ -118,6 +120,7 @@ class BackfillOptions:
                 timedelta(seconds=data["mark_unknown_after"]) if data.get("mark_unknown_after") else None
             ),
             start_after_id=int(data.get("start_after_id") or 0),
+            handed_before=dt(data.get("handed_before")),
         )
 
 
@@ -221,7 +224,7 @@ class _Runner:
         if self.run.total is None:
             self.run.total = selectors.stuck_messages_qs(
                 line_ids=[line.id for line in lines], statuses=list(self.options.statuses),
-                since=self.options.since, until=self.options.until,
+                since=self.options.since, until=self.options.until, handed_before=self.options.handed_before,
             ).filter(id__gt=self.options.start_after_id).count()
             if self.options.limit is not None:
                 self.run.total = min(self.run.total, self.options.limit)
@@ -279,6 +282,7 @@ class _Runner:
                         chunk = selectors.stuck_messages_after(
                             line_id=line.id, statuses=list(self.options.statuses), after_id=read_after, limit=n,
                             since=self.options.since, until=self.options.until,
+                            handed_before=self.options.handed_before,
                         ) if n else []
                         exhausted = len(chunk) < n or n == 0
                         for message in chunk:
@@ -348,7 +352,7 @@ class _Runner:
                     self.tally.error_samples.append({"message_id": message.id, "error": outcome.error})
             elif outcome.report is None:
                 limit = self.options.mark_unknown_after
-                if limit is not None and now - message.created_at >= limit:
+                if limit is not None and now - message.handed_at >= limit:
                     to_unknown.add(message.id)
                     updates.append(StatusUpdate(
                         message_id=message.id, status=MessageStatus.UNKNOWN, at=now,
@@ -431,11 +435,15 @@ def messages_reconcile(*, now: datetime | None = None, time_budget: float | None
             log.info("backfill reconcile: another pass is running")
             return []
     try:
+        # Reconcile runs are a log of passes, not a record anyone asked for: keep a month of them.
+        BackfillRun.objects.filter(
+            kind=RunKind.RECONCILE, created_at__lt=now - timedelta(days=settings.BACKFILL_RECONCILE_RUNS_KEEP_DAYS)
+        ).delete()
         cutoff = now - settings.BACKFILL_RECONCILE_AFTER
         batch = settings.BACKFILL_RECONCILE_BATCH
         run_ids = []
         line_ids = selectors.lines_due_for_reconcile(
-            statuses=sorted(AWAITING_CARRIER), created_before=cutoff, limit=settings.BACKFILL_RECONCILE_LINES
+            statuses=sorted(AWAITING_CARRIER), handed_before=cutoff, limit=settings.BACKFILL_RECONCILE_LINES
         )
         for line_id in line_ids:
             remaining = deadline - time.monotonic()
@@ -447,7 +455,8 @@ def messages_reconcile(*, now: datetime | None = None, time_budget: float | None
             if previous is not None and previous.processed >= batch and previous.cursor.get("line_id") == line_id:
                 start_after = int(previous.cursor.get("after_id") or 0)  # it stopped at its limit: go on
             options = BackfillOptions(
-                until=cutoff, limit=batch, mark_unknown_after=carrier_retention(line.carrier_account.provider),
+                handed_before=cutoff, limit=batch,
+                mark_unknown_after=carrier_retention(line.carrier_account.provider),
                 start_after_id=start_after,
             )
             run = backfill_run_create(

@@ -20,6 +20,7 @@ BACKFILL_RECONCILE_AFTER = timedelta(seconds=env.int("BACKFILL_RECONCILE_AFTER_S
 # Messages per line per pass (small: the pass is paced at the account's backfill_rate) and lines per pass.
 BACKFILL_RECONCILE_BATCH = env.int("BACKFILL_RECONCILE_BATCH", default=500)
 BACKFILL_RECONCILE_LINES = env.int("BACKFILL_RECONCILE_LINES", default=200)
+BACKFILL_RECONCILE_RUNS_KEEP_DAYS = env.int("BACKFILL_RECONCILE_RUNS_KEEP_DAYS", default=30)
 # How long a carrier keeps delivery reports: a message it has no record of past this is marked unknown.
 BACKFILL_CARRIER_RETENTION_DAYS = {
     "sinch": env.int("BACKFILL_SINCH_RETENTION_DAYS", default=14),

@@ -234,6 +234,20 @@ def test_reconciler_marks_what_the_carrier_no_longer_knows_as_unknown(org, make_
     assert run.counts["updated"] == {"delivered": 1, "unknown": 1} and run.counts["not_found"] == 1
 
 
+def test_reconciler_ages_messages_from_their_hand_over_not_their_creation(org, make_line, stuck, sandbox):
+    # given: a blast message created 20 days ago (scheduled) whose send started a minute ago
+    line = make_line(org)
+    now = timezone.now()
+    message = stuck(line, status=S.SENDING, ref="b:in-flight")
+    Message.objects.filter(pk=message.pk).update(
+        created_at=now - timedelta(days=20), sending_at=now - timedelta(minutes=1)
+    )
+    # when
+    run_ids = messages_reconcile()
+    # then: not the reconciler's business yet (the send step owns it), let alone "unknown"
+    assert run_ids == [] and status_of(message) == S.SENDING
+
+
 def test_reconciler_passes_are_small_and_take_turns(org, make_line, stuck, sandbox, settings):
     settings.BACKFILL_RECONCILE_BATCH = 2
     line = make_line(org)
