@@ -18,8 +18,16 @@ class CarrierAccountForm(forms.ModelForm):
 
     class Meta:
         model = CarrierAccount
-        fields = ["organization", "name", "provider", "config", "webhook_username", "webhook_password",
-                  "backfill_rate", "is_active"]
+        fields = [
+            "organization",
+            "name",
+            "provider",
+            "config",
+            "webhook_username",
+            "webhook_password",
+            "backfill_rate",
+            "is_active",
+        ]
         widgets = {"webhook_password": forms.PasswordInput(render_value=False)}
 
     # Write-only: never rendered back; empty keeps the stored token.
@@ -66,9 +74,21 @@ class CarrierAccountAdmin(admin.ModelAdmin):
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
     readonly_fields = ["masked_config_display", "webhook_urls", "created_at", "updated_at"]
-    fields = ["organization", "name", "provider", "masked_config_display", "config", "new_api_token",
-              "webhook_username", "webhook_password", "backfill_rate", "is_active", "webhook_urls", "created_at",
-              "updated_at"]
+    fields = [
+        "organization",
+        "name",
+        "provider",
+        "masked_config_display",
+        "config",
+        "new_api_token",
+        "webhook_username",
+        "webhook_password",
+        "backfill_rate",
+        "is_active",
+        "webhook_urls",
+        "created_at",
+        "updated_at",
+    ]
 
     @admin.display(description="Config (secrets masked)")
     def masked_config_display(self, obj: CarrierAccount) -> str:
@@ -91,8 +111,17 @@ class WebhookEventAdmin(admin.ModelAdmin):
     list_display = ["id", "account", "kind", "state", "attempts", "received_at", "error"]
     list_filter = ["state", "kind"]
     search_fields = ["error"]
-    readonly_fields = ["account", "kind", "pretty_body", "received_at", "state", "attempts", "next_attempt_at",
-                       "processed_at", "error"]
+    readonly_fields = [
+        "account",
+        "kind",
+        "pretty_body",
+        "received_at",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "processed_at",
+        "error",
+    ]
     exclude = ["body"]
     actions = ["requeue"]
     list_select_related = ["account"]

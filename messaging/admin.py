@@ -92,16 +92,38 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(Blast)
 class BlastAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "organization", "line", "status", "recipient_count", "sent_count",
-                    "delivered_count", "failed_count", "created_at", "send_at"]
+    list_display = [
+        "__str__",
+        "organization",
+        "line",
+        "status",
+        "recipient_count",
+        "sent_count",
+        "delivered_count",
+        "failed_count",
+        "created_at",
+        "send_at",
+    ]
     list_filter = ["status"]
     search_fields = ["name", "=id", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["line", "created_by"]
     list_select_related = ["organization", "line"]
-    readonly_fields = ["status", "created_at", "launched_at", "completed_at", "canceled_at", "recipient_count",
-                       "opted_out_count", "sent_count", "delivered_count", "failed_count", "undelivered_count",
-                       "delivery_rate", "v1_id"]
+    readonly_fields = [
+        "status",
+        "created_at",
+        "launched_at",
+        "completed_at",
+        "canceled_at",
+        "recipient_count",
+        "opted_out_count",
+        "sent_count",
+        "delivered_count",
+        "failed_count",
+        "undelivered_count",
+        "delivery_rate",
+        "v1_id",
+    ]
 
 
 @admin.register(BlastRecipient)

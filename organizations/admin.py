@@ -48,8 +48,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_select_related = ["organization", "created_by"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["created_by"]
-    fields = ["organization", "name", "scope", "prefix_display", "created_by", "created_at", "last_used_at",
-              "revoked_at"]
+    fields = [
+        "organization",
+        "name",
+        "scope",
+        "prefix_display",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
     readonly_fields = ["prefix_display", "created_by", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
@@ -72,9 +80,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             obj.save(update_fields=["name"])
             return
-        created = api_key_create(
-            organization=obj.organization, name=obj.name, scope=obj.scope, created_by=request.user
-        )
+        created = api_key_create(organization=obj.organization, name=obj.name, scope=obj.scope, created_by=request.user)
         obj.pk = created.api_key.pk
         obj.__dict__.update({k: v for k, v in created.api_key.__dict__.items() if not k.startswith("_")})
         self.message_user(

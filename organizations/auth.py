@@ -102,9 +102,7 @@ def membership_for(user, organization_id: object = None) -> Membership | None:
     Returns None for an id that is not one of the user's organizations (the caller answers 403)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    memberships = Membership.objects.select_related("organization").filter(
-        user=user, organization__is_active=True
-    )
+    memberships = Membership.objects.select_related("organization").filter(user=user, organization__is_active=True)
     if organization_id not in (None, ""):
         try:
             org_id = int(str(organization_id))

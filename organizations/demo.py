@@ -31,8 +31,11 @@ FIRST_NAMES = ["Ana", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", 
 LAST_NAMES = ["Lima", "Moss", "Nair", "Ortiz", "Park"]
 CONTACT_COUNT = 50
 CONVERSATIONS = [
-    [("in", "Hi, is my order ready?"), ("out", "Hi {first_name}! Yes, it is ready for pickup today."),
-     ("in", "Great, thanks!")],
+    [
+        ("in", "Hi, is my order ready?"),
+        ("out", "Hi {first_name}! Yes, it is ready for pickup today."),
+        ("in", "Great, thanks!"),
+    ],
     [("out", "Reminder: your appointment is tomorrow at 10am. Reply C to confirm."), ("in", "C")],
     [("in", "Do you deliver on weekends?")],
 ]
@@ -50,7 +53,9 @@ class DemoResult:
 
 def demo_seed(*, reset_password: bool = False) -> DemoResult:
     with transaction.atomic():
-        organization, created = Organization.objects.get_or_create(name=ORG_NAME, defaults={"time_zone": "America/Chicago"})
+        organization, created = Organization.objects.get_or_create(
+            name=ORG_NAME, defaults={"time_zone": "America/Chicago"}
+        )
         result = DemoResult(organization=organization, login=ADMIN_LOGIN)
         if created:
             result.created.append("organization")
@@ -100,7 +105,10 @@ def _seed_line(result: DemoResult) -> Line:
     line = Line.objects.filter(organization=result.organization, phone_number=LINE_NUMBER).first()
     if line is None:
         line = Line.objects.create(
-            organization=result.organization, phone_number=LINE_NUMBER, name="Main line", carrier_account=account,
+            organization=result.organization,
+            phone_number=LINE_NUMBER,
+            name="Main line",
+            carrier_account=account,
             rate_per_second=10.0,
         )
         result.created.append("line")
@@ -131,17 +139,24 @@ def _seed_conversations(result: DemoResult, line: Line) -> None:
     for index, (contact, script) in enumerate(zip(contacts, CONVERSATIONS, strict=False)):
         conversation = Conversation.objects.create(organization=result.organization, line=line, contact=contact)
         start = now - timedelta(hours=3 * (len(CONVERSATIONS) - index))
-        last = None
+        last = (start, "")
         for step, (direction, text) in enumerate(script):
             body = text.format(first_name=contact.first_name)
             info = segments.count(body)
             at = start + timedelta(minutes=7 * step)
             inbound = direction == "in"
             message = Message.objects.create(
-                organization=result.organization, line=line, conversation=conversation, contact=contact,
-                direction=Direction.INBOUND if inbound else Direction.OUTBOUND, body=body, rendered_body=body,
-                status=MessageStatus.RECEIVED if inbound else MessageStatus.QUEUED, segments=info.segments,
-                encoding=info.encoding, received_at=at if inbound else None,
+                organization=result.organization,
+                line=line,
+                conversation=conversation,
+                contact=contact,
+                direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
+                body=body,
+                rendered_body=body,
+                status=MessageStatus.RECEIVED if inbound else MessageStatus.QUEUED,
+                segments=info.segments,
+                encoding=info.encoding,
+                received_at=at if inbound else None,
             )
             # created_at is auto_now_add: back-date the history so the inbox reads naturally.
             Message.objects.filter(pk=message.pk).update(created_at=at)
@@ -155,8 +170,9 @@ def _seed_conversations(result: DemoResult, line: Line) -> None:
     # Outbound history walks the state machine like a real send would (one statement per step).
     for status in (MessageStatus.PREPARED, MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED):
         messages_apply_statuses(
-            updates=[StatusUpdate(i, status, carrier_status="Delivered" if status == "delivered" else "")
-                     for i in outbound]
+            updates=[
+                StatusUpdate(i, status, carrier_status="Delivered" if status == "delivered" else "") for i in outbound
+            ]
         )
     result.created.append(f"{len(contacts)} conversations")
 
@@ -165,7 +181,9 @@ def _seed_blast(result: DemoResult, line: Line) -> None:
     if Blast.objects.filter(organization=result.organization, name=BLAST_NAME).exists():
         return
     blast_create(
-        organization=result.organization, line=line, name=BLAST_NAME,
+        organization=result.organization,
+        line=line,
+        name=BLAST_NAME,
         body="Hi {first_name}, our spring sale starts Friday: 20% off everything. Reply STOP to opt out.",
         audience=Audience(all_contacts=True),
     )

@@ -33,12 +33,21 @@ class PhoneNumberField(serializers.CharField):
 
 class LineSerializer(serializers.ModelSerializer):
     phone_number = PhoneNumberField()
-    carrier_account = TenantPrimaryKeyRelatedField(queryset=CarrierAccount.objects.all(), allow_null=True, required=False)
+    carrier_account = TenantPrimaryKeyRelatedField(
+        queryset=CarrierAccount.objects.all(), allow_null=True, required=False
+    )
 
     class Meta:
         model = Line
         fields = [
-            "id", "phone_number", "name", "carrier_account", "is_active", "rate_per_second", "created_at", "updated_at",
+            "id",
+            "phone_number",
+            "name",
+            "carrier_account",
+            "is_active",
+            "rate_per_second",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
         # The conditional unique constraint is checked in validate() to name the field.
@@ -119,8 +128,15 @@ class ConversationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Conversation
         fields = [
-            "id", "line", "line_phone_number", "contact", "status", "assignee", "last_message_at",
-            "last_message_preview", "created_at",
+            "id",
+            "line",
+            "line_phone_number",
+            "contact",
+            "status",
+            "assignee",
+            "last_message_at",
+            "last_message_preview",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -165,9 +181,25 @@ class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = [
-            "id", "conversation", "direction", "body", "rendered_body", "media", "status", "segments", "encoding",
-            "blast", "error_code", "error_reason", "sent_by", "send_at", "created_at", "sent_at", "delivered_at",
-            "failed_at", "received_at",
+            "id",
+            "conversation",
+            "direction",
+            "body",
+            "rendered_body",
+            "media",
+            "status",
+            "segments",
+            "encoding",
+            "blast",
+            "error_code",
+            "error_reason",
+            "sent_by",
+            "send_at",
+            "created_at",
+            "sent_at",
+            "delivered_at",
+            "failed_at",
+            "received_at",
         ]
         read_only_fields = fields
 
@@ -212,9 +244,24 @@ class BlastSerializer(serializers.ModelSerializer):
     class Meta:
         model = Blast
         fields = [
-            "id", "line", "name", "body", "status", "send_at", "audience", "created_at", "launched_at",
-            "completed_at", "canceled_at", "recipient_count", "opted_out_count", "sent_count", "delivered_count",
-            "failed_count", "undelivered_count", "delivery_rate",
+            "id",
+            "line",
+            "name",
+            "body",
+            "status",
+            "send_at",
+            "audience",
+            "created_at",
+            "launched_at",
+            "completed_at",
+            "canceled_at",
+            "recipient_count",
+            "opted_out_count",
+            "sent_count",
+            "delivered_count",
+            "failed_count",
+            "undelivered_count",
+            "delivery_rate",
         ]
         read_only_fields = [f for f in fields if f not in ("line", "name", "body", "send_at", "audience")]
 

@@ -98,7 +98,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     @extend_schema(
         summary="Import contacts in bulk",
         description=(
-            f"Up to {contact_services.IMPORT_MAX_ROWS} contacts per request, as JSON (`{{\"contacts\": [...]}}`), "
+            f'Up to {contact_services.IMPORT_MAX_ROWS} contacts per request, as JSON (`{{"contacts": [...]}}`), '
             "a `text/csv` body, or a multipart `file`. Good rows are inserted in one statement; bad rows are "
             "reported one by one with the reason per field. `?on_conflict=update` (CSV) or the `on_conflict` "
             "key overwrites existing contacts instead of skipping them."
@@ -114,9 +114,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     @action(detail=False, methods=["post"], url_path="import")
     def import_contacts(self, request):
         rows, on_conflict = self._import_input(request)
-        result = contact_services.contacts_import(
-            organization=self.organization, rows=rows, on_conflict=on_conflict
-        )
+        result = contact_services.contacts_import(organization=self.organization, rows=rows, on_conflict=on_conflict)
         return Response(ContactImportResultSerializer(result).data)
 
     def _import_input(self, request) -> tuple[list, str]:

@@ -78,7 +78,9 @@ def blast_create(
             status=BlastStatus.DRAFT,
             created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
         )
-        sql, params = audience_contacts(organization=organization, audience=audience).values("id").query.sql_with_params()
+        sql, params = (
+            audience_contacts(organization=organization, audience=audience).values("id").query.sql_with_params()
+        )
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO messaging_blastrecipient (blast_id, contact_id) SELECT %s, a.id FROM ({sql}) a "  # noqa: S608

@@ -94,7 +94,7 @@ def contact_update(*, contact: Contact, **changes) -> Contact:
         with transaction.atomic():
             contact.save(update_fields=[*changes, "updated_at"])
     except IntegrityError:
-        raise _duplicate_error(phone_number) from None
+        raise _duplicate_error(phone_number or contact.phone_number) from None
     return contact
 
 
@@ -130,7 +130,7 @@ def _clean_row(raw: object) -> tuple[dict | None, dict[str, list[str]]]:
     if phone is None:
         reason = "This field is required." if phone_raw in (None, "") else f"'{phone_raw}' is not a valid phone number."
         errors["phone_number"] = [reason]
-    clean = {"phone_number": phone}
+    clean: dict = {"phone_number": phone}
     for name in ("first_name", "last_name"):
         value = raw.get(name) or ""
         if not isinstance(value, str):
@@ -159,9 +159,7 @@ def _clean_row(raw: object) -> tuple[dict | None, dict[str, list[str]]]:
     return clean, errors
 
 
-def contacts_import(
-    *, organization: Organization, rows: list, on_conflict: str = OnConflict.SKIP
-) -> ImportResult:
+def contacts_import(*, organization: Organization, rows: list, on_conflict: str = OnConflict.SKIP) -> ImportResult:
     """Validate all rows, insert the good ones in one statement. A number repeated inside the same
     import is reported on its later rows. Bad rows never stop good ones."""
     if len(rows) > IMPORT_MAX_ROWS:
@@ -176,7 +174,7 @@ def contacts_import(
         phone = clean["phone_number"] if clean else None
         if phone and phone in seen and "phone_number" not in errors:
             errors["phone_number"] = [f"Duplicate of row {seen[phone]} in this import."]
-        if errors:
+        if errors or clean is None or phone is None:
             result.errors.append(RowError(row=index, fields=errors))
             continue
         seen[phone] = index
@@ -207,7 +205,7 @@ _UPDATE_ACTION = """UPDATE SET
 
 def _insert_contacts(*, organization_id: int, rows: list[dict], on_conflict: str) -> tuple[int, int]:
     action = _UPDATE_ACTION if on_conflict == OnConflict.UPDATE else "NOTHING"
-    params = [
+    params: list = [
         organization_id,
         [r["phone_number"] for r in rows],
         [r["first_name"] for r in rows],

@@ -108,8 +108,10 @@ class KeysetPagination(BasePagination):
                 beyond = Q(**{f"{name}__isnull": False}) if desc else Q(pk__in=[])
                 same = Q(**{f"{name}__isnull": True})
             else:
-                beyond = Q(**{f"{name}__lt": value}) if desc else Q(**{f"{name}__gt": value}) | Q(
-                    **{f"{name}__isnull": True}
+                beyond = (
+                    Q(**{f"{name}__lt": value})
+                    if desc
+                    else Q(**{f"{name}__gt": value}) | Q(**{f"{name}__isnull": True})
                 )
                 same = Q(**{name: value})
             result |= equal & beyond
@@ -127,7 +129,7 @@ class KeysetPagination(BasePagination):
             raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
             if not isinstance(raw, list) or len(raw) != len(self.fields):
                 raise ValueError
-            values = []
+            values: list = []
             for v in raw:
                 if isinstance(v, dict):
                     parsed = parse_datetime(v["dt"])

@@ -61,14 +61,20 @@ def test_carrier_token_is_masked_everywhere_and_replaceable(staff, org):
     assert "s3cret-token-value" not in listing and "s3cret-token-value" not in form_page
     assert "plan-9" in listing and "••••" in form_page
     form = {
-        "organization": org.pk, "name": account.name, "provider": account.provider,
-        "config": '{"service_plan_id": "plan-9", "api_token": "••••"}', "webhook_username": "",
-        "webhook_password": "", "backfill_rate": "10", "is_active": "on", "new_api_token": "",
+        "organization": org.pk,
+        "name": account.name,
+        "provider": account.provider,
+        "config": '{"service_plan_id": "plan-9", "api_token": "••••"}',
+        "webhook_username": "",
+        "webhook_password": "",
+        "backfill_rate": "10",
+        "is_active": "on",
+        "new_api_token": "",
     }
     # saving without a new token keeps the stored one
     assert staff.post(change_url, form).status_code == 302
     account.refresh_from_db()
-    assert account.config["api_token"] == "s3cret-token-value"
+    assert account.config["api_token"] == "s3cret-token-value"  # noqa: S105
     # the write-only field replaces it
     assert staff.post(change_url, {**form, "new_api_token": "brand-new-token"}).status_code == 302
     account.refresh_from_db()
@@ -83,7 +89,8 @@ def test_api_key_admin_prefix_only_create_once_and_revoke(staff, org, data):
     assert key.raw_key not in listing and key.api_key.key_hash not in listing
     # create: the key is in the confirmation message, once
     response = staff.post(
-        reverse("admin:organizations_apikey_add"), {"organization": org.pk, "name": "from admin", "scope": "all"},
+        reverse("admin:organizations_apikey_add"),
+        {"organization": org.pk, "name": "from admin", "scope": "all"},
         follow=True,
     )
     created = ApiKey.objects.get(name="from admin")

@@ -14,8 +14,12 @@ def _audience_of(blast_id):
 def test_blast_with_contact_ids(api, org):
     line = factories.LineFactory(organization=org)
     contacts = factories.ContactFactory.create_batch(3, organization=org)
-    payload = {"line": line.pk, "body": "Hi {first_name}", "name": "Sale",
-               "audience": {"contact_ids": [contacts[0].pk, contacts[2].pk, contacts[0].pk]}}
+    payload = {
+        "line": line.pk,
+        "body": "Hi {first_name}",
+        "name": "Sale",
+        "audience": {"contact_ids": [contacts[0].pk, contacts[2].pk, contacts[0].pk]},
+    }
     response = api.post("/api/v1/blasts", payload, format="json")
     assert response.status_code == 201, response.content
     body = response.json()

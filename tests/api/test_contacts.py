@@ -82,9 +82,7 @@ def test_json_import_reports_each_bad_row(api, org):
 
 
 def test_import_with_update_overwrites(api, org):
-    factories.ContactFactory(
-        organization=org, phone_number="+17372000001", first_name="Old", custom_fields={"a": "1"}
-    )
+    factories.ContactFactory(organization=org, phone_number="+17372000001", first_name="Old", custom_fields={"a": "1"})
     rows = [{"phone_number": "+17372000001", "first_name": "New", "custom_fields": {"b": "2"}}]
     body = api.post("/api/v1/contacts/import", {"contacts": rows, "on_conflict": "update"}, format="json").json()
     assert (body["created"], body["updated"], body["skipped"]) == (0, 1, 0)
@@ -133,7 +131,8 @@ def test_import_envelope_errors_name_the_field(api, payload):
 
 def test_import_bad_on_conflict_is_400(api):
     response = api.post(
-        "/api/v1/contacts/import", {"contacts": [{"phone_number": "+17372000001"}], "on_conflict": "merge"},
+        "/api/v1/contacts/import",
+        {"contacts": [{"phone_number": "+17372000001"}], "on_conflict": "merge"},
         format="json",
     )
     assert response.status_code == 400

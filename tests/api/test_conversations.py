@@ -29,13 +29,26 @@ def inbox(org):
     now = timezone.now().replace(microsecond=0)
     line_a = factories.LineFactory(organization=org)
     line_b = factories.LineFactory(organization=org)
-    times = [None, None, None, now, now, now, now - timedelta(hours=1), now - timedelta(hours=2),
-             now - timedelta(days=1), now - timedelta(days=2), now - timedelta(days=3)]
+    times = [
+        None,
+        None,
+        None,
+        now,
+        now,
+        now,
+        now - timedelta(hours=1),
+        now - timedelta(hours=2),
+        now - timedelta(days=1),
+        now - timedelta(days=2),
+        now - timedelta(days=3),
+    ]
     conversations = []
     for i, at in enumerate(times):
         conversations.append(
             factories.ConversationFactory(
-                organization=org, line=line_a if i % 2 else line_b, last_message_at=at,
+                organization=org,
+                line=line_a if i % 2 else line_b,
+                last_message_at=at,
                 status=ConversationStatus.CLOSED if i % 3 == 0 else ConversationStatus.OPEN,
             )
         )
@@ -89,7 +102,9 @@ def test_filter_by_line_assignee_and_contact_phone(api, org, inbox):
     target.assignee = user
     target.save()
     line_ids, _ = _walk(api, "/api/v1/conversations", {"line": target.line_id}, limit=50)
-    assert line_ids == [pk for pk in _expected_order(inbox) if any(c.pk == pk and c.line_id == target.line_id for c in inbox)]
+    assert line_ids == [
+        pk for pk in _expected_order(inbox) if any(c.pk == pk and c.line_id == target.line_id for c in inbox)
+    ]
     assert api.get("/api/v1/conversations", {"assignee": user.pk}).json()["results"][0]["id"] == target.pk
     unassigned, _ = _walk(api, "/api/v1/conversations", {"assignee": "none"}, limit=50)
     assert target.pk not in unassigned and len(unassigned) == len(inbox) - 1

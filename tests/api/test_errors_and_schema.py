@@ -3,9 +3,19 @@ import pytest
 from tests.api.conftest import error_of
 
 MY_PATHS = [
-    "/api/v1/lines", "/api/v1/lines/{id}", "/api/v1/contacts", "/api/v1/contacts/{id}", "/api/v1/contacts/import",
-    "/api/v1/conversations", "/api/v1/conversations/{id}", "/api/v1/conversations/{id}/messages",
-    "/api/v1/opt-outs", "/api/v1/opt-outs/{id}", "/api/v1/blasts", "/api/v1/blasts/{id}", "/api/v1/api-keys",
+    "/api/v1/lines",
+    "/api/v1/lines/{id}",
+    "/api/v1/contacts",
+    "/api/v1/contacts/{id}",
+    "/api/v1/contacts/import",
+    "/api/v1/conversations",
+    "/api/v1/conversations/{id}",
+    "/api/v1/conversations/{id}/messages",
+    "/api/v1/opt-outs",
+    "/api/v1/opt-outs/{id}",
+    "/api/v1/blasts",
+    "/api/v1/blasts/{id}",
+    "/api/v1/api-keys",
     "/api/v1/api-keys/{id}",
 ]
 
@@ -58,7 +68,9 @@ def test_error_shape(api, method, path, body, status, code):
 def test_nested_errors_are_dotted_paths(api):
     from organizations.api.errors import flatten_fields
 
-    assert flatten_fields({"audience": {"contact_ids": ["bad"], "non_field_errors": ["x"]}, "rows": [{}, {"a": ["y"]}]}) == {
+    assert flatten_fields(
+        {"audience": {"contact_ids": ["bad"], "non_field_errors": ["x"]}, "rows": [{}, {"a": ["y"]}]}
+    ) == {
         "audience.contact_ids": ["bad"],
         "audience": ["x"],
         "rows.1.a": ["y"],

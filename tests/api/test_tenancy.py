@@ -186,8 +186,7 @@ def test_session_user_sees_only_the_chosen_organization(mine, theirs):
     # then: the first membership by default, the other one through X-Organization-Id
     default = {r["id"] for r in client.get("/api/v1/contacts").json()["results"]}
     chosen = {
-        r["id"]
-        for r in client.get("/api/v1/contacts", HTTP_X_ORGANIZATION_ID=str(theirs.org.pk)).json()["results"]
+        r["id"] for r in client.get("/api/v1/contacts", HTTP_X_ORGANIZATION_ID=str(theirs.org.pk)).json()["results"]
     }
     assert default == {mine.contact.pk}
     assert chosen == {theirs.contact.pk}
@@ -222,7 +221,7 @@ def _covered() -> set[tuple[str, str]]:
 def test_every_route_is_in_the_matrix():
     routes = set()
     for router in (messaging_router, organizations_router):
-        for prefix, viewset, basename in router.registry:
+        for _prefix, viewset, basename in router.registry:
             for route in router.get_routes(viewset):
                 for method, action in route.mapping.items():
                     if hasattr(viewset, action):

@@ -45,8 +45,16 @@ def _variants(e164: str) -> list[str]:
     if parsed.country_code == 1:
         national = phonenumbers.format_number(parsed, PNF.NATIONAL)  # (512) 200-1234
         n = digits[1:]
-        variants += [national, n, f"{n[:3]}-{n[3:6]}-{n[6:]}", f"{n[:3]}.{n[3:6]}.{n[6:]}", f"1 {n}",
-                     f"+1 ({n[:3]}) {n[3:6]}-{n[6:]}", f"1-{n[:3]}-{n[3:6]}-{n[6:]}", "011" + digits]
+        variants += [
+            national,
+            n,
+            f"{n[:3]}-{n[3:6]}-{n[6:]}",
+            f"{n[:3]}.{n[3:6]}.{n[6:]}",
+            f"1 {n}",
+            f"+1 ({n[:3]}) {n[3:6]}-{n[6:]}",
+            f"1-{n[:3]}-{n[3:6]}-{n[6:]}",
+            "011" + digits,
+        ]
     return variants
 
 

@@ -31,10 +31,17 @@ S = MessageStatus
 ALL = list(S.values)
 PHASE = {
     S.QUEUED: 0,
-    S.SCHEDULED: 1, S.PREPARED: 1, S.SENDING: 1,
+    S.SCHEDULED: 1,
+    S.PREPARED: 1,
+    S.SENDING: 1,
     S.SENT: 2,
     S.UNKNOWN: 3,
-    S.DELIVERED: 4, S.UNDELIVERED: 4, S.FAILED: 4, S.BLOCKED: 4, S.CANCELED: 4, S.RECEIVED: 4,
+    S.DELIVERED: 4,
+    S.UNDELIVERED: 4,
+    S.FAILED: 4,
+    S.BLOCKED: 4,
+    S.CANCELED: 4,
+    S.RECEIVED: 4,
 }
 # Statuses nothing may move out of.
 TERMINAL = {s for s in ALL if not TRANSITIONS[s]}
@@ -78,7 +85,7 @@ def test_check_transition_raises_exactly_off_table(src, dst):
 def test_final_statuses():
     # Terminal statuses are final; "unknown" is final for bookkeeping but a carrier verdict still wins.
     assert TERMINAL <= FINAL
-    assert FINAL - TERMINAL == {S.UNKNOWN}
+    assert {S.UNKNOWN} == FINAL - TERMINAL
     assert TRANSITIONS[S.UNKNOWN] == CARRIER_VERDICTS
 
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from tests import factories
 
-PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's
+PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's  # noqa: S105
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_password_reset_flow_end_to_end(client, member):
         follow=True,
     )
     assert "Password changed" in done.content.decode()
-    assert client.login(username=member.user.username, password="a-new-long-password-1")
+    assert client.login(username=member.user.username, password="a-new-long-password-1")  # noqa: S106
 
 
 def test_unknown_email_sends_nothing_and_does_not_tell(client, db):

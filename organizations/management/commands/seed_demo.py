@@ -23,7 +23,7 @@ class Command(BaseCommand):
         if result.password:
             out.write(self.style.WARNING(f"  password: {result.password}   (shown once; save it now)"))
         else:
-            out.write(f"  password: unchanged since it was first printed; new one: manage.py seed_demo --reset-password")
+            out.write("  password: unchanged since it was first printed; new one: manage.py seed_demo --reset-password")
         if result.api_key:
             out.write(self.style.WARNING(f"  API key:  {result.api_key}   (shown once; only its hash is stored)"))
             out.write(f"  try it:   curl -H 'Authorization: Bearer {result.api_key}' {base}/api/v1/conversations")
