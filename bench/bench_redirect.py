@@ -286,8 +286,11 @@ def main() -> None:
     clicks_before = Click.objects.count()
     flusher = Flusher()
     flusher.start()
-    for worker_class in args.worker_classes.split(","):
-        for kind in ("redirect", "bare"):
+    load_before = os.getloadavg()[0]
+    for round_index, worker_class in enumerate(args.worker_classes.split(",")):
+        # Alternate which server goes first, so a load change on the shared machine does not always
+        # favour the same one.
+        for kind in ("redirect", "bare") if round_index % 2 == 0 else ("bare", "redirect"):
             port = free_port()
             if kind == "redirect":
                 proc = start_gunicorn("config.wsgi:application", port, worker_class, env)
@@ -305,6 +308,7 @@ def main() -> None:
                 f"p99 {figures['p99_ms']:6.2f} ms  ({figures['requests']} requests, non-3xx {figures['non_3xx']}"
                 f"{', socket errors ' + figures['socket_errors'] if figures['socket_errors'] else ''})"
             )
+    load_after = os.getloadavg()[0]
     flusher.halt.set()
     flusher.join()
     # Whatever the last second left in the buffer, written the same way and timed.
@@ -324,6 +328,7 @@ def main() -> None:
         for wc in args.worker_classes.split(",")
     }
     log(f"ratio redirect/bare ({best}): {ratio}  (target >= 0.8; redirect target >= 2000 req/s)")
+    log(f"1-minute load average before/after the load runs: {load_before:.2f} / {load_after:.2f} (2 cores)")
     log(
         f"clicks written: {clicks_written} of {redirect_requests} redirect requests (+ warm-ups), "
         f"batch writer {clicks_per_s:,} clicks/s over {flusher.busy:.2f} s of flushing"
@@ -348,6 +353,8 @@ def main() -> None:
         "clicks_written": clicks_written,
         "redirect_requests": redirect_requests,
         "clicks_written_per_s": clicks_per_s,
+        "loadavg_1m_before": round(load_before, 2),
+        "loadavg_1m_after": round(load_after, 2),
         "shorten_messages": len(messages),
         "shorten_seconds": round(shorten_seconds, 3),
         "shorten_messages_per_s": round(len(messages) / shorten_seconds),
