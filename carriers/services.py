@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from messaging.services.status import StatusUpdate, messages_apply_statuses
@@ -146,35 +146,56 @@ WITH r AS (
     SELECT * FROM unnest(%s::int[], %s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[])
         AS r(idx, account_id, batch_id, e164, digits, cref)
 ), a AS (
+    -- "= ANY(ARRAY[...])" keeps both columns of msg_carrier_ref in the index condition (an OR would
+    -- scan the whole batch per report: 1000x the rows, measured).
     SELECT r.idx, m.id FROM r
     JOIN messaging_message m ON m.carrier_batch_id = r.batch_id AND m.carrier_batch_id <> ''
-         AND (r.e164 = '' OR m.carrier_recipient = r.e164 OR m.carrier_recipient = r.digits)
+         AND m.carrier_recipient = ANY(ARRAY[r.e164, r.digits])
     JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = r.account_id
-    WHERE m.direction = 'out'
+    WHERE r.e164 <> '' AND m.direction = 'out'
+), whole AS (
+    SELECT r.idx, m.id FROM r
+    JOIN messaging_message m ON m.carrier_batch_id = r.batch_id AND m.carrier_batch_id <> ''
+    JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = r.account_id
+    WHERE r.e164 = '' AND m.direction = 'out'
 ), b AS (
     SELECT r.idx, m.id FROM r
     JOIN messaging_message m ON m.send_batch_ref = r.cref AND m.send_batch_ref <> ''
-         AND (m.carrier_recipient = r.e164 OR m.carrier_recipient = r.digits)
+         AND m.carrier_recipient = ANY(ARRAY[r.e164, r.digits])
     JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = r.account_id
     WHERE r.cref <> '' AND r.e164 <> '' AND m.direction = 'out'
       AND NOT EXISTS (SELECT 1 FROM a WHERE a.idx = r.idx)
 ), c AS (
     SELECT r.idx, m.id FROM r
     JOIN messaging_message m ON m.client_reference = r.cref
-    JOIN messaging_contact ct ON ct.id = m.contact_id AND (ct.phone_number = r.e164 OR ct.phone_number = r.digits)
+    JOIN messaging_contact ct ON ct.id = m.contact_id AND ct.phone_number = ANY(ARRAY[r.e164, r.digits])
     JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = r.account_id
     WHERE r.cref <> '' AND r.e164 <> '' AND m.direction = 'out'
       AND NOT EXISTS (SELECT 1 FROM a WHERE a.idx = r.idx)
 )
-SELECT idx, id FROM a UNION SELECT idx, id FROM b UNION SELECT idx, id FROM c
+SELECT idx, id FROM a UNION ALL SELECT idx, id FROM whole
+UNION SELECT idx, id FROM b UNION SELECT idx, id FROM c
 """
 
-_FINISH_SQL = """
+# The claim marks every claimed row processed (attempts + 1) in the same statement that locks it: the
+# common case then needs no second write. Rows that are not processed after all are corrected here.
+_CLAIM_SQL = """
+WITH c AS (
+    SELECT id FROM carriers_webhookevent
+    WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()) {only}
+    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+)
+UPDATE carriers_webhookevent w SET state = 'processed', attempts = w.attempts + 1, processed_at = now(),
+    next_attempt_at = NULL, error = ''
+FROM c WHERE w.id = c.id
+RETURNING w.id, w.account_id, w.kind, w.body, w.attempts
+"""
+
+_CORRECT_SQL = """
 UPDATE carriers_webhookevent w SET
-    state = v.state, attempts = v.attempts, error = left(v.error, 500),
-    next_attempt_at = v.next_at, processed_at = CASE WHEN v.state = 'pending' THEN NULL ELSE now() END
-FROM unnest(%s::bigint[], %s::varchar[], %s::smallint[], %s::varchar[], %s::timestamptz[])
-    AS v(id, state, attempts, error, next_at)
+    state = v.state, error = left(v.error, 500), next_attempt_at = v.next_at,
+    processed_at = CASE WHEN v.state = 'pending' THEN NULL ELSE w.processed_at END
+FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::timestamptz[]) AS v(id, state, error, next_at)
 WHERE w.id = v.id
 """
 
@@ -198,12 +219,15 @@ def _resolve(pairs: list[tuple[int, DeliveryReport]]) -> dict[int, list[int]]:
 
 
 def _claim(batch_size: int, ids: list[int] | None = None) -> list[_Claimed]:
-    now = timezone.now()
-    qs = WebhookEvent.objects.select_for_update(skip_locked=True).filter(state=WebhookState.PENDING)
-    # Due rows only (next_attempt_at IS NULL is the common case: first try), or exactly `ids`.
-    qs = qs.filter(pk__in=ids) if ids is not None else qs.exclude(next_attempt_at__gt=now)
-    rows = qs.order_by("pk").values_list("id", "account_id", "kind", "body", "attempts")[:batch_size]
-    return [_Claimed(i, a, k, bytes(b), n) for i, a, k, b, n in rows]
+    """Lock (SKIP LOCKED, pk order) and mark processed up to batch_size due pending rows, or exactly `ids`."""
+    with connection.cursor() as cursor:
+        if ids is None:
+            cursor.execute(_CLAIM_SQL.format(only=""), [batch_size])
+        else:
+            cursor.execute(_CLAIM_SQL.format(only="AND id = ANY(%s::bigint[])"), [ids, batch_size])
+        rows = cursor.fetchall()
+    # attempts as returned already counts this try.
+    return sorted((_Claimed(i, a, k, bytes(b), n) for i, a, k, b, n in rows), key=lambda e: e.id)
 
 
 def _apply(events: list[_Claimed]) -> ProcessResult:
@@ -258,9 +282,9 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
         )
         result.inbound_stored = sum(1 for e in inbound if not inbound_errors.get(e.id))
 
-    ids, states, attempts, errors, next_at = [], [], [], [], []
+    ids, states, errors, next_at = [], [], [], []
     for event in events:
-        tries = event.attempts + 1
+        tries = event.attempts
         missing = unmatched.get(event.id)
         state, error, due = WebhookState.PROCESSED, "", None
         if event.error:
@@ -278,42 +302,47 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
                 state, due = WebhookState.PENDING, now + _retry_delay(tries)
         if state == WebhookState.PROCESSED:
             result.processed += 1
-        elif state == WebhookState.PENDING:
+            continue
+        if state == WebhookState.PENDING:
             result.retried += 1
         else:
             result.failed += 1
         ids.append(event.id)
         states.append(state)
-        attempts.append(tries)
         errors.append(error)
         next_at.append(due)
-    with connection.cursor() as cursor:
-        cursor.execute(_FINISH_SQL, [ids, states, attempts, errors, next_at])
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_CORRECT_SQL, [ids, states, errors, next_at])
     return result
 
 
 def webhook_process_batch(*, batch_size: int = APPLY_BATCH_SIZE, ids: list[int] | None = None) -> ProcessResult:
     """Claim up to batch_size due pending events (SKIP LOCKED, pk order) and apply them, in one transaction."""
-    with transaction.atomic():
-        events = _claim(batch_size, ids)
-        if not events:
-            return ProcessResult()
-        try:
-            with transaction.atomic():
-                return _apply(events)
-        except Exception:
-            # One poisonous body must not block the queue: isolate it below, one event at a time.
-            if len(events) == 1:
-                raise
-            log.exception("webhook batch failed; retrying its %d events one by one", len(events))
+    events: list[_Claimed] = []
+    try:
+        with transaction.atomic():
+            events = _claim(batch_size, ids)
+            if not events:
+                return ProcessResult()
+            return _apply(events)
+    except (OperationalError, InterfaceError):
+        raise  # the database is unavailable: nothing to isolate, the rows stay pending
+    except Exception:
+        # One poisonous body must not block the queue: isolate it, one event at a time.
+        if len(events) <= 1:
+            raise
+        log.exception("webhook batch failed; retrying its %d events one by one", len(events))
     result = ProcessResult()
     for event in events:
         try:
             result.add(webhook_process_batch(batch_size=1, ids=[event.id]))
+        except (OperationalError, InterfaceError):
+            raise
         except Exception as exc:
             log.exception("webhook event %s failed", event.id)
             WebhookEvent.objects.filter(pk=event.id, state=WebhookState.PENDING).update(
-                state=WebhookState.FAILED, attempts=event.attempts + 1, processed_at=timezone.now(),
+                state=WebhookState.FAILED, attempts=event.attempts, processed_at=timezone.now(),
                 error=f"{type(exc).__name__}: {exc}"[:500],
             )
             result.failed += 1

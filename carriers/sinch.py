@@ -81,7 +81,12 @@ def _dt(value) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
     try:
-        return parse_datetime(value.replace("Z", "+00:00"))
+        # fromisoformat (3.11 reads "Z") is ~10x faster than Django's regex parser: 20k reports/s matter.
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return parse_datetime(value)
     except ValueError:
         return None
 

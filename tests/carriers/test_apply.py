@@ -65,9 +65,9 @@ def test_batch_apply_query_count_is_constant(account, sent, reports):
     # when
     with CaptureQueriesContext(connection) as captured:
         result = webhook_process_batch()
-    # then: claim, resolve, apply (+ outbox events), finish - whatever N is (savepoints aside)
+    # then: claim (marks processed), resolve, apply (+ outbox events) - whatever N is (savepoints aside)
     statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert len(statements) == 4
+    assert len(statements) == 3
     assert result.statuses_applied == reports
 
 
@@ -198,3 +198,20 @@ def test_poison_event_is_isolated(account, sent):
     m.refresh_from_db()
     assert m.status == "delivered" and good.state == WebhookState.PROCESSED
     assert bad.state == WebhookState.INVALID and "unknown delivery report type" in bad.error
+
+
+def test_an_event_that_breaks_the_batch_is_isolated_and_failed(account, line, sent):
+    # given: a good report, and an inbound whose sender cannot be stored (longer than any phone column)
+    m = sent()
+    good = _store(account, recipient_report(m))
+    poison = _store(account, {"type": "mo_text", "id": "MO1", "from": "1" * 30, "to": line.phone_number.lstrip("+"),
+                              "body": "hi", "received_at": "2026-10-02T09:34:18.542Z"}, kind="inbound")
+    # when
+    result = webhook_process(debounce=False)
+    # then: the batch was retried one by one; the good report applied, the poison marked failed
+    good.refresh_from_db()
+    poison.refresh_from_db()
+    m.refresh_from_db()
+    assert m.status == "delivered" and good.state == WebhookState.PROCESSED
+    assert poison.state == WebhookState.FAILED and poison.attempts == 1 and "DataError" in poison.error
+    assert result.failed == 1

@@ -1,0 +1,326 @@
+"""Benchmark of carrier webhooks: store rate under HTTP load, and the batch apply rate. See docs/carriers.md.
+
+1. Makes (once) a bench organization with a sandbox carrier account, one line and --messages outbound
+   messages in status "sent", in carrier batches of 1000 (carrier_batch_id, carrier_recipient).
+2. Serves the app with gunicorn (2 sync workers) on loopback and loads
+   POST /webhooks/sinch/<secret>/delivery with wrk for --duration seconds, each request one Sinch
+   per-recipient delivery report of one of those messages. Prints requests/s, stored rows/s (rows
+   counted in carriers_webhookevent), non-2xx answers, latency p50/p99.
+3. Tops the stored reports up to --messages pending rows (COPY of the same bodies), puts every message
+   back to "sent", and times the apply task's body (carriers.services.webhook_process, the code
+   "carriers.apply_webhooks" runs) over all of them: events/s and message statuses applied/s.
+4. With --sandbox-reports N (default 10,000): starts `python -m carriers.sandbox --workers 2`, sends
+   N/1000 batches of 1000 recipients with per_recipient_final reports to the same gunicorn, and measures
+   the rate at which the sandbox posts reports that our app stores (reports/s end to end).
+Ends with one line of JSON holding every figure.
+
+Run it under the shared lock, against your own database:
+  DATABASE_URL=postgres://postgres@127.0.0.1:5432/parley_carriers REDIS_URL=redis://127.0.0.1:6379/2 \
+  REDIS_KEY_PREFIX=carriers flock /tmp/parley-bench.lock .venv/bin/python bench/bench_webhooks.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import requests  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from carriers.base import OutboundBatch  # noqa: E402
+from carriers.models import CarrierAccount, WebhookEvent  # noqa: E402
+from carriers.registry import adapter_for  # noqa: E402
+from carriers.services import APPLY_DEBOUNCE_KEY, webhook_process  # noqa: E402
+from messaging.models import Contact, Conversation, Direction, Line, Message  # noqa: E402
+from organizations.models import Organization  # noqa: E402
+
+BENCH_ORG = "bench-carriers-webhooks"
+BATCH = 1000  # recipients per carrier batch, as the send pipeline sends them
+
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local i = nil
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  if i == nil then i = (tid - 1) * math.floor(#bodies / 2) end
+  i = i + 1
+  if i > #bodies then i = 1 end
+  return wrk.format("POST", "%(path)s", nil, bodies[i])
+end
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path:
+        return path
+    log("wrk is missing: apt-get install -y wrk")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or "wrk"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}") from None
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def bench_data(count: int, sandbox_url: str) -> tuple[CarrierAccount, Line, list[tuple[str, str]]]:
+    """(account, line, [(batch_id, recipient E.164)]) for `count` sent messages, created once."""
+    org, _ = Organization.objects.get_or_create(name=BENCH_ORG)
+    account = CarrierAccount.objects.filter(organization=org).first() or CarrierAccount.objects.create(
+        organization=org, name="bench sandbox", provider="sandbox",
+        config={"service_plan_id": "benchplan", "api_token": "bench-token"})  # noqa: S106 - bench value
+    account.config = {**account.config, "base_url": sandbox_url}
+    account.save()
+    line = Line.objects.filter(organization=org).first() or Line.objects.create(
+        organization=org, phone_number="+15125550000", name="bench", carrier_account=account, is_active=False)
+    have = Message.objects.filter(organization=org, direction=Direction.OUTBOUND).exclude(carrier_batch_id="").count()
+    if have != count:
+        log(f"creating {count} contacts, conversations and sent messages (once)...")
+        Message.objects.filter(organization=org).delete()
+        Conversation.objects.filter(organization=org).delete()
+        Contact.objects.filter(organization=org).delete()
+        contacts = Contact.objects.bulk_create(
+            [Contact(organization=org, phone_number=f"+1737{2000000 + n:07d}") for n in range(count)], batch_size=2000)
+        convs = Conversation.objects.bulk_create(
+            [Conversation(organization=org, line=line, contact=c) for c in contacts], batch_size=2000)
+        Message.objects.bulk_create(
+            [Message(organization=org, line=line, conversation=cv, contact=cv.contact, direction=Direction.OUTBOUND,
+                     body="Hello", rendered_body="Hello", status="sent", carrier_batch_id=f"BENCH{n // BATCH:05d}",
+                     carrier_recipient=cv.contact.phone_number)
+             for n, cv in enumerate(convs)], batch_size=2000)
+    pairs = list(Message.objects.filter(organization=org, direction=Direction.OUTBOUND).exclude(carrier_batch_id="")
+                 .order_by("id").values_list("carrier_batch_id", "carrier_recipient"))
+    return account, line, pairs
+
+
+def reset(org_id: int, account_id: int) -> None:
+    """Messages back to "sent", their outbox events and the account's stored webhooks gone."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM carriers_webhookevent WHERE account_id = %s", [account_id])
+        cursor.execute("DELETE FROM postprocessing_event WHERE message_id IN "
+                       "(SELECT id FROM messaging_message WHERE organization_id = %s)", [org_id])
+        cursor.execute("UPDATE messaging_message SET status = 'sent', delivered_at = NULL, carrier_status = '' "
+                       "WHERE organization_id = %s AND direction = 'out' AND carrier_batch_id LIKE 'BENCH%%'", [org_id])
+        cursor.execute("DELETE FROM messaging_message WHERE organization_id = %s AND carrier_batch_id NOT LIKE "
+                       "'BENCH%%'", [org_id])
+    cache.delete(APPLY_DEBOUNCE_KEY)
+
+
+def report_body(batch_id: str, recipient: str) -> str:
+    return json.dumps({"type": "recipient_delivery_report_sms", "batch_id": batch_id,
+                       "recipient": recipient.lstrip("+"), "code": 0, "status": "Delivered",
+                       "at": "2026-10-02T09:34:18.542Z",
+                       "operator_status_at": "2026-10-02T09:34:18.000Z", "client_reference": "b:bench"})
+
+
+def pending_count(account_id: int) -> int:
+    return WebhookEvent.objects.filter(account_id=account_id, state="pending").count()
+
+
+# --- phases ------------------------------------------------------------------------------------------
+
+
+def run_wrk(wrk: str, port: int, path: str, bodies: list[str], duration: int, connections: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        body_file = Path(tmp) / "bodies.txt"
+        body_file.write_text("\n".join(bodies) + "\n")
+        script = Path(tmp) / "post.lua"
+        script.write_text(WRK_SCRIPT % {"bodies": body_file, "path": path})
+        out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+                              f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    log(out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()
+        return round(float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], 2)
+
+    return {"requests": total, "rps": rps, "non_2xx": non2xx, "p50_ms": ms("50"), "p99_ms": ms("99")}
+
+
+def top_up(account_id: int, pairs: list[tuple[str, str]], target: int) -> int:
+    """COPY more pending per-recipient reports so `target` rows are pending. Returns rows added."""
+    missing = target - pending_count(account_id)
+    if missing <= 0:
+        return 0
+    buf = io.StringIO()
+    for n in range(missing):
+        batch_id, recipient = pairs[n % len(pairs)]
+        body = report_body(batch_id, recipient).encode().hex()
+        buf.write(f"{account_id}\tdelivery\t\\\\x{body}\tnow\tpending\t0\t\n")
+    with connection.cursor() as cursor, cursor.copy(
+        "COPY carriers_webhookevent (account_id, kind, body, received_at, state, attempts, error) FROM STDIN"
+    ) as copy:
+        copy.write(buf.getvalue())
+    return missing
+
+
+def measure_apply(account_id: int, org_id: int) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE messaging_message SET status = 'sent' WHERE organization_id = %s "
+                       "AND carrier_batch_id LIKE 'BENCH%%'", [org_id])
+    events = pending_count(account_id)
+    started = time.perf_counter()
+    result = webhook_process(debounce=False, time_budget=None)
+    seconds = time.perf_counter() - started
+    return {"events": events, "claimed": result.claimed, "statuses_applied": result.statuses_applied,
+            "seconds": round(seconds, 2), "events_per_s": round(result.claimed / seconds),
+            "statuses_per_s": round(result.statuses_applied / seconds)}
+
+
+def measure_sandbox_posting(account: CarrierAccount, line: Line, gunicorn_port: int, sandbox_url: str,
+                            reports: int, pairs: list[tuple[str, str]]) -> dict:
+    reset(account.organization_id, account.id)
+    account.refresh_from_db()
+    adapter = adapter_for(account)
+    callback = f"http://127.0.0.1:{gunicorn_port}/webhooks/sinch/{account.webhook_secret}/delivery"
+    started = time.perf_counter()
+    for i in range(0, reports, BATCH):
+        chunk = [recipient for _, recipient in pairs[i:i + BATCH]]
+        adapter.send_batch(OutboundBatch(from_number=line.phone_number, recipients=chunk, body="Hello",
+                                         delivery_report="per_recipient_final", callback_url=callback))
+    sent_s = time.perf_counter() - started
+    deadline = time.monotonic() + 120
+    stored = 0
+    while time.monotonic() < deadline:
+        stored = WebhookEvent.objects.filter(account_id=account.id).count()
+        if stored >= reports:
+            break
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    stats = requests.get(f"{sandbox_url}/_sandbox/stats", timeout=5).json()  # one worker's view only
+    return {"reports": reports, "stored": stored, "seconds": round(seconds, 2), "send_calls_s": round(sent_s, 2),
+            "reports_per_s": round(stored / seconds), "sample_worker_stats": stats["reports"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--messages", type=int, default=50_000)
+    parser.add_argument("--sandbox-reports", type=int, default=10_000)
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    call_command("migrate", verbosity=0)
+    sandbox_port, port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    account, line, pairs = bench_data(args.messages, sandbox_url)
+    reset(account.organization_id, account.id)
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
+    gunicorn = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "--workers", "2", "--bind",
+         f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), "--backlog", "2048"],
+        env=env, start_new_session=True)
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "carriers.sandbox", "--port", str(sandbox_port), "--workers", "2",
+         "--delay-min", "0.5", "--delay-max", "3"], env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    figures: dict = {"bench": "webhooks", "gunicorn_workers": 2, "duration_s": args.duration,
+                     "connections": args.connections}
+    try:
+        wait_port(port, gunicorn, "gunicorn")
+        wait_port(sandbox_port, sandbox, "sandbox")
+        path = f"/webhooks/sinch/{account.webhook_secret}/delivery"
+        assert requests.post(f"http://127.0.0.1:{port}{path}", data=report_body(*pairs[0]), timeout=5).ok
+        reset(account.organization_id, account.id)
+
+        log(f"== 1. wrk: POST Sinch per-recipient reports for {args.duration}s, {args.connections} connections")
+        bodies = [report_body(b, r) for b, r in pairs]
+        load = run_wrk(wrk, port, path, bodies, args.duration, args.connections)
+        stored = WebhookEvent.objects.filter(account_id=account.id).count()
+        load["stored_rows"] = stored
+        load["stored_per_s"] = round(stored / args.duration)
+        figures["store"] = load
+        log(f"stored {stored} rows = {load['stored_per_s']}/s; p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, "
+            f"non-2xx {load['non_2xx']}")
+
+        log(f"== 2. apply: top up to {args.messages} pending reports and run the apply task's body")
+        added = top_up(account.id, pairs, args.messages)
+        apply = measure_apply(account.id, account.organization_id)
+        apply["copied_in"] = added
+        figures["apply"] = apply
+        log(f"applied {apply['claimed']} events in {apply['seconds']} s = {apply['events_per_s']} events/s, "
+            f"{apply['statuses_per_s']} statuses/s")
+
+        if args.sandbox_reports:
+            log(f"== 3. sandbox (2 workers) posts {args.sandbox_reports} per-recipient reports to the app")
+            posting = measure_sandbox_posting(account, line, port, sandbox_url, args.sandbox_reports, pairs)
+            figures["sandbox_posting"] = posting
+            log(f"{posting['stored']} reports posted and stored in {posting['seconds']} s = "
+                f"{posting['reports_per_s']} reports/s")
+    finally:
+        stop(gunicorn)
+        stop(sandbox)
+        reset(account.organization_id, account.id)
+        # The view enqueued "carriers.apply_webhooks" (no worker runs here): drop it from the broker.
+        import redis
+
+        redis.Redis.from_url(django.conf.settings.CELERY_BROKER_URL).delete("webhooks")
+    print(json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()
