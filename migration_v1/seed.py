@@ -26,6 +26,7 @@ PROBLEMS = {
     "line_phone_formats": "5 formats, cycled",
     "line_provider_variants": "Sinch, SINCH, 'sinch ', NULL; Bandwidth 1 in 7 lines, Twilio 1 in 11",
     "line_deleted": "1 in 9 lines",
+    "line_junk_number": "one extra line (account 1) whose number is a placeholder, with a Sinch secret",
     "contact_junk_phone": "1 in 97 contacts (N/A, empty, 7 digits, NULL)",
     "contact_duplicate_number": "1 in 33 contacts repeats an earlier contact's number in another format",
     "contact_opted_out": "1 in 20 contacts",
@@ -33,7 +34,7 @@ PROBLEMS = {
     "conversation_deleted": "1 in 31",
     "message_blast_without_conversation": "1 in 5 messages are blast messages, ConversationId NULL",
     "message_old_without_conversation": "1 in 97 conversation messages have ConversationId NULL",
-    "message_broken_conversation": "1 in 20011 messages point at a ConversationId that does not exist",
+    "message_broken_conversation": "1 in 2003 messages point at a ConversationId that does not exist",
     "message_direction_lowercase": "1 in 211",
     "message_body_null_picture_only": "1 in 101 (with media)",
     "message_body_nul": "1 in 9973 bodies hold a NUL",
@@ -148,6 +149,9 @@ def _statements(s: SeedSizes) -> list[str]:
             l % 9 = 5,
             timestamp '2016-03-01' + l * interval '1 day'
             FROM generate_series(1, {A * L}) l""",
+        f"""INSERT INTO "Lines" VALUES ({A * L + 1}, 1, 'TBD', 'Placeholder', 'Sinch',
+            '{{"servicePlanId": "planX", "apiToken": "sinchtok-junkline-secret", "region": "us"}}', false,
+            timestamp '2018-05-05')""",
         # Contacts: junk numbers, same number twice in one account in two formats, opt-outs.
         f"""INSERT INTO "Contacts" SELECT k, (k - 1) % {A} + 1,
             CASE WHEN k % 97 = 13 THEN (ARRAY['N/A', '', '5550100', NULL, '000'])[(k / 97) % 5 + 1]
@@ -188,7 +192,7 @@ def _statements(s: SeedSizes) -> list[str]:
 
 
 def _messages_sql(s: SeedSizes, V: int) -> str:
-    A, L, U, C = s.accounts, s.lines_per_account, s.users_per_account, s.contacts_per_account * s.accounts
+    A, L, U = s.accounts, s.lines_per_account, s.users_per_account
     B = s.blasts
     CPA = s.contacts_per_account
     digits = """right(regexp_replace(ct."PhoneNumber", '\\D', '', 'g'), 10)"""
@@ -200,7 +204,8 @@ def _messages_sql(s: SeedSizes, V: int) -> str:
     return f"""
     INSERT INTO "Messages"
     SELECT i,
-        CASE WHEN is_blast THEN NULL WHEN i % 20011 = 5 THEN 99999999 WHEN i % 97 = 41 THEN NULL ELSE cv."ConversationId" END,
+        CASE WHEN is_blast THEN NULL WHEN i % 2003 = 7 THEN 99999999 WHEN i % 97 = 41 THEN NULL
+             ELSE cv."ConversationId" END,
         CASE WHEN is_blast THEN b."LineId" ELSE cv."LineId" END,
         CASE WHEN ct."PhoneNumber" IS NULL OR length({digits}) < 10 THEN coalesce(ct."PhoneNumber", '')
              ELSE {_fmt(digits, "i")} END,

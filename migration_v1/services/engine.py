@@ -72,6 +72,8 @@ class Context:
     progress: bool = False
     from_start: bool = False
     stop_after: tuple[str, int] | None = None
+    # Skip FK triggers on the message insert (references come from joins; see messages._trust_references).
+    trust_references: bool = True
     run_id: int | None = None
     account_ids: list[int] | None = None  # v1 ids in scope; None = all
     line_ids: list[int] | None = None
@@ -79,6 +81,7 @@ class Context:
     reasons: Counter = field(default_factory=Counter)
     warnings: Counter = field(default_factory=Counter)
     _batches: Counter = field(default_factory=Counter)
+    timings: Counter = field(default_factory=Counter)  # seconds per statement kind (Messages)
 
     def table(self, name: str) -> TableStats:
         return self.stats.setdefault(name, TableStats())
@@ -153,6 +156,7 @@ class Context:
             "tables": {name: asdict(s) for name, s in self.stats.items()},
             "quarantined_by_reason": dict(sorted(self.reasons.items())),
             "warnings": dict(sorted(self.warnings.items())),
+            "message_step_seconds": {k: round(v, 2) for k, v in self.timings.most_common()},
         }
 
 
