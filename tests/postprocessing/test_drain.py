@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from messaging.status import MessageStatus as S
@@ -19,6 +19,7 @@ from postprocessing.services import (
 )
 from postprocessing.services.drain import UNKNOWN_TYPE
 from tests.factories import MessageFactory
+from tests.worker import celery_worker_proc  # noqa: F401  (fixture)
 
 from .conftest import move, pending_count, queue
 
@@ -212,3 +213,27 @@ def test_two_concurrent_drains_never_process_an_event_twice(temp_processor):
     finally:
         with connection.cursor() as c:
             c.execute("DROP TABLE IF EXISTS pp_test_seen")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_on_the_postprocessing_queue_drains_after_the_debounced_kick(celery_worker_proc):
+    import time
+
+    from django.core.cache import cache
+
+    from postprocessing.services.record import _KICK_KEY
+
+    # given a worker consuming only the postprocessing queue, and no beat: only the kick can wake it
+    celery_worker_proc.start(queues="postprocessing", concurrency=1)
+    cache.delete(_KICK_KEY)
+    m = MessageFactory(status=S.SENDING)
+    # when an event is recorded in a committed transaction
+    with transaction.atomic():
+        events_record(type=EventType.LINK_CLICKED, message_ids=[m.id], payload={"click_id": 1})
+    # then the worker drains it
+    deadline = time.monotonic() + 30
+    while pending_count() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pending_count() == 0, celery_worker_proc.log()
+    assert Event.objects.get().processed_at is not None
