@@ -85,15 +85,15 @@ def build_batch(rows: list[Claimed], *, from_number: str, batch_ref: str, callba
 
 def _split(rows: list[Claimed]) -> list[list[Claimed]]:
     """Normally one carrier call per claim (prepare grouped them); split defensively if not."""
-    groups: dict[tuple, list[Claimed]] = {}
+    groups: dict[tuple, tuple[list[Claimed], set[str]]] = {}
     for r in rows:
         key = ("t", r.blast_id) if r.send_params is not None and r.blast_body is not None else ("r", r.rendered_body)
-        bucket = groups.setdefault(key, [])
-        if any(x.recipient == r.recipient for x in bucket):
-            key = key + (r.id,)
-            bucket = groups.setdefault(key, [])
-        bucket.append(r)
-    return list(groups.values())
+        bucket = groups.setdefault(key, ([], set()))
+        if r.recipient in bucket[1]:
+            bucket = groups.setdefault(key + (r.id,), ([], set()))
+        bucket[0].append(r)
+        bucket[1].add(r.recipient)
+    return [members for members, _ in groups.values()]
 
 
 def _call(adapter, account, line, rows: list[Claimed], batch_ref: str, outcome: SendOutcome) -> None:

@@ -14,6 +14,7 @@ from django.db import connection
 
 from ..status import MessageStatus as S
 from ..status import sources_for
+from . import sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ def new_batch_ref() -> str:
 _CLAIM_SQL = """
 WITH pick AS (
     SELECT id FROM messaging_message
-    WHERE id = ANY(%s::bigint[]) AND status = ANY(%s::varchar[])
+    WHERE id = ANY(%b::bigint[]) AND status = ANY(%b::text[])
     ORDER BY id FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE messaging_message m SET status = %s, sending_at = now(), status_updated_at = now(),
@@ -58,11 +59,11 @@ ORDER BY m.id
 """
 
 
-def _rows(cursor) -> list[Claimed]:
+def _rows(rows) -> list[Claimed]:
     import json
 
     out = []
-    for mid, line_id, blast_id, recipient, rendered, params, segs, blast_body in cursor.fetchall():
+    for mid, line_id, blast_id, recipient, rendered, params, segs, blast_body in rows:
         if isinstance(params, str):
             params = json.loads(params)
         out.append(Claimed(mid, line_id, blast_id, recipient, rendered, params, segs, blast_body))
@@ -73,16 +74,12 @@ def messages_claim_for_send(*, message_ids: list[int], batch_ref: str) -> list[C
     """prepared → sending for those of `message_ids` still prepared; one statement. Returns what we own."""
     if not message_ids:
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [list(message_ids), list(sources_for(S.SENDING)), S.SENDING, batch_ref])
-        return _rows(cursor)
+    return _rows(sql.execute(_CLAIM_SQL, [list(message_ids), list(sources_for(S.SENDING)), S.SENDING, batch_ref]))
 
 
 def messages_claimed_by(*, batch_ref: str) -> list[Claimed]:
     """Messages a batch reference still holds in 'sending' without a batch id (retry and recovery)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_RESUME_SQL, [batch_ref])
-        return _rows(cursor)
+    return _rows(sql.execute(_RESUME_SQL, [batch_ref]))
 
 
 def messages_set_batch_ref(*, message_ids: list[int], batch_ref: str) -> None:

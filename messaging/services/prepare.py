@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from .. import cache, segments
 from ..status import MessageStatus as S
+from . import sql
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from .templates import MAX_PARAM_VALUE, URL_RE, carrier_template, contact_fields, fill, render
 
@@ -80,7 +81,7 @@ def _reserve_ids(n: int) -> list[int]:
 
 
 _CONVERSATIONS_SQL = """
-WITH input AS (SELECT DISTINCT unnest(%s::bigint[]) AS contact_id),
+WITH input AS (SELECT DISTINCT unnest(%b::bigint[]) AS contact_id),
 ins AS (
     INSERT INTO messaging_conversation
         (organization_id, line_id, contact_id, status, created_at, last_message_preview)
@@ -102,9 +103,8 @@ def conversations_get_or_create(*, organization_id: int, line_id: int, contact_i
     """
     if not contact_ids:
         return {}
-    with connection.cursor() as cursor:
-        cursor.execute(_CONVERSATIONS_SQL, [contact_ids, organization_id, line_id, line_id])
-        return {contact_id: conv_id for conv_id, contact_id in cursor.fetchall()}
+    rows = sql.execute(_CONVERSATIONS_SQL, [contact_ids, organization_id, line_id, line_id])
+    return {contact_id: conv_id for conv_id, contact_id in rows}
 
 
 _INSERT_SQL = """
@@ -118,8 +118,8 @@ SELECT t.id, %s, %s, %s, 'out', %s, '[]'::jsonb, 0, %s, %s, %s, '', '', '',
        t.conversation_id, t.contact_id, t.rendered_body, t.status, t.segments, t.encoding, t.recipient, t.cref,
        t.error_code, t.error_reason, t.send_at, t.send_params
 FROM unnest(
-    %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::varchar[], %s::smallint[], %s::varchar[],
-    %s::varchar[], %s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[], %s::jsonb[]
+    %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::smallint[], %b::text[],
+    %b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::jsonb[]
 ) AS t(id, conversation_id, contact_id, rendered_body, status, segments, encoding, recipient, cref,
        error_code, error_reason, send_at, send_params)
 ON CONFLICT (client_reference) DO NOTHING
@@ -178,9 +178,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         if blast is None or blast[0] != BlastStatus.SENDING:
             return []
         _status, org_id, line_id, body = blast
-        with connection.cursor() as cursor:
-            cursor.execute(_RECIPIENTS_SQL, [blast_id, first_recipient_id, last_recipient_id])
-            recipients = cursor.fetchall()
+        recipients = sql.execute(_RECIPIENTS_SQL, [blast_id, first_recipient_id, last_recipient_id])
         if not recipients:
             return []
         org = cache.org_info(org_id)
@@ -193,6 +191,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         # Per recipient: fields, quiet hours, links. Pure Python over the chunk, no queries.
         per: list[dict] = []
         zone_cache: dict[str, datetime | None] = {}
+        has_quiet_hours = org.quiet_hours_start != org.quiet_hours_end
         link_items = []
         LinkItem, shorten = _shortener() if template.has_links else (None, None)
         for mid, (contact_id, phone, first, last, email, custom, opted_out) in zip(ids, recipients, strict=True):
@@ -203,10 +202,12 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                       for s in template.slots}
             send_at = None
             if not opted_out:
-                tz_name = next(iter(_zones(phone)), None) or org.time_zone
-                if tz_name not in zone_cache:
-                    zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
-                send_at = zone_cache[tz_name]
+                if has_quiet_hours:
+                    tz_name = zone_of(phone) or org.time_zone
+                    if tz_name not in zone_cache:
+                        zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start,
+                                                             org.quiet_hours_end)
+                    send_at = zone_cache[tz_name]
                 if LinkItem is not None:
                     urls = [values[s.name] for s in template.slots if s.is_link]
                     link_items.append(LinkItem(message_id=mid, contact_id=contact_id, blast_id=blast_id,
@@ -249,14 +250,12 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
             cols["ereason"].append(ereason)
             cols["send_at"].append(item["send_at"])
             cols["params"].append(json.dumps(values) if params_ok else None)
-        with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL, [
+        inserted = {r[0] for r in sql.execute(_INSERT_SQL, [
                 org_id, line_id, blast_id, body, now, now, now,
                 cols["id"], cols["conv"], cols["contact"], cols["rendered"], cols["status"], cols["segments"],
                 cols["encoding"], cols["recipient"], cols["cref"], cols["ecode"], cols["ereason"],
                 cols["send_at"], cols["params"],
-            ])
-            inserted = {r[0] for r in cursor.fetchall()}
+            ])}
         new_ids = [i for i in cols["id"] if i in inserted]
         blocked = [i for i, st in zip(cols["id"], cols["status"], strict=True) if st == S.BLOCKED and i in inserted]
         events_record_for_new_messages(message_ids=new_ids, status=S.QUEUED)
@@ -298,10 +297,21 @@ def _blast_for_share(blast_id: int):
         return cursor.fetchone()
 
 
-def _zones(phone: str) -> tuple[str, ...]:
+_ZONE_BY_PREFIX: dict[str, str | None] = {}
+
+
+def zone_of(phone: str) -> str | None:
+    """The recipient's time zone (first of libphonenumber's candidates). NANP numbers resolve at the
+    area-code level, so one parse per area code serves them all (a parse costs ~0.18 ms: 0.18 s per
+    1000-recipient chunk otherwise)."""
     from ..phone import time_zones_for
 
-    return time_zones_for(phone)
+    key = phone[:5] if phone.startswith("+1") and len(phone) == 12 else phone
+    if key not in _ZONE_BY_PREFIX:
+        if len(_ZONE_BY_PREFIX) > 50_000:
+            _ZONE_BY_PREFIX.clear()
+        _ZONE_BY_PREFIX[key] = next(iter(time_zones_for(phone)), None)
+    return _ZONE_BY_PREFIX[key]
 
 
 # ------------------------------------------------------------------------- single messages (conversations)
@@ -310,14 +320,14 @@ SELECT m.id, m.organization_id, m.line_id, m.blast_id, m.body, m.send_at, c.phon
 FROM messaging_message m
 JOIN messaging_contact c ON c.id = m.contact_id
 LEFT JOIN messaging_optout o ON o.organization_id = m.organization_id AND o.phone_number = c.phone_number
-WHERE m.id = ANY(%s::bigint[]) AND m.status = 'queued' AND m.direction = 'out'
+WHERE m.id = ANY(%b::bigint[]) AND m.status = 'queued' AND m.direction = 'out'
 ORDER BY m.id
 """
 
 _FIELDS_SQL = """
 UPDATE messaging_message m SET rendered_body = t.rendered_body, segments = t.segments, encoding = t.encoding,
        carrier_recipient = t.recipient, prepared_at = %s
-FROM unnest(%s::bigint[], %s::text[], %s::smallint[], %s::varchar[], %s::varchar[])
+FROM unnest(%b::bigint[], %b::text[], %b::smallint[], %b::text[], %b::text[])
      AS t(id, rendered_body, segments, encoding, recipient)
 WHERE m.id = t.id AND m.status = 'queued'
 """
@@ -331,9 +341,7 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
     """
     now = timezone.now()
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_QUEUED_SQL, [list(message_ids)])
-            rows = cursor.fetchall()
+        rows = sql.execute(_QUEUED_SQL, [list(message_ids)])
         if not rows:
             return []
         bodies = {r[0]: r[4] for r in rows}
@@ -366,9 +374,8 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
             else:
                 updates.append(StatusUpdate(mid, S.PREPARED, at=now))
                 prepared.append((mid, line_id, blast_id, False, rendered, phone, info.segments))
-        with connection.cursor() as cursor:
-            cursor.execute(_FIELDS_SQL, [now, cols["id"], cols["rendered"], cols["segments"], cols["encoding"],
-                                         cols["recipient"]])
+        sql.execute(_FIELDS_SQL, [now, cols["id"], cols["rendered"], cols["segments"], cols["encoding"],
+                                  cols["recipient"]])
         changed = messages_apply_statuses(updates=updates)
         return group_for_send([p for p in prepared if changed.get(p[0]) == S.PREPARED])
 

@@ -17,10 +17,10 @@ from django.utils import timezone
 
 from .. import cache, segments
 from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut
-from ..phone import normalize, time_zones_for
+from ..phone import normalize
 from ..status import MessageStatus as S
 from ..status import sources_for
-from .prepare import CHUNK_SIZE, _quiet_release, conversations_get_or_create
+from .prepare import CHUNK_SIZE, _quiet_release, conversations_get_or_create, zone_of
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from .templates import URL_RE, contact_fields, render
 
@@ -259,7 +259,7 @@ def blast_preview(*, organization, blast_id: int) -> dict:
         per_message.append(info.segments)
         total_segments += info.segments
         encodings.add(info.encoding)
-        tz_name = next(iter(time_zones_for(phone)), None) or org.time_zone
+        tz_name = zone_of(phone) or org.time_zone
         if tz_name not in zone_cache:
             zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
         if zone_cache[tz_name] is not None:

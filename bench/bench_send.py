@@ -1,0 +1,395 @@
+"""Benchmark of the send pipeline, closed loop on this machine (`make bench-send`). See docs/send-pipeline.md.
+
+Real processes: PostgreSQL, Redis, Celery workers (prefork), the web app under gunicorn (2 workers)
+receiving the sandbox carrier's delivery reports over loopback (one per-recipient final report per
+message; the sandbox posts from --sandbox-workers processes, as one Python process tops out near
+~600 posts/s), and the sandbox carrier speaking Sinch XMS.
+
+1. Blast: --recipients contacts (1 % opted out), launched through POST /api/v1/blasts/{id}/launch.
+   Launch time; prepared/s; send stage (launch → every message accepted by the carrier); delivery
+   reports stored/s and applied/s; end to end (launch → every report applied). The blast's line rate
+   is 100,000/s so that pacing is not the bound.
+2. Conversations: --conversations single messages through POST /api/v1/conversations/{id}/messages
+   from --threads client threads; p50/p95 latency API → carrier (request start → sent_at).
+3. Database statements per message of the prepare and send steps, counted in-process on a
+   1000-recipient chunk with the same code the workers run (and for single conversation messages).
+4. Naive path for comparison (bench/naive_send.py): one task per message doing every step at send
+   time, one carrier call per message, same worker concurrency; ratio of the send stages.
+5. The delivery-report endpoint alone under wrk: bench/bench_webhooks.py (carriers), its figures
+   (store rate, batch apply rate) included.
+
+--postprocessing on|off: whether a worker drains the post-processing outbox during the runs (the
+post-processing work extends this bench; run_blast/run_conversations return dicts).
+Ends with one line of JSON holding every figure. Run under the shared lock:
+  flock /tmp/parley-bench.lock .venv/bin/python bench/bench_send.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    ROOT,
+    Procs,
+    bench_env,
+    django_setup,
+    free_port,
+    last_json_line,
+    log,
+    pct,
+    purge_queues,
+    seed_blast,
+    seed_contacts,
+    seed_org,
+    start_gunicorn,
+    start_sandbox,
+    start_worker,
+)
+
+django_setup()
+
+import requests  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from messaging.models import Message, OptOut  # noqa: E402
+from organizations.services import api_key_create  # noqa: E402
+
+BLAST_BODY = "Hi {first_name}, the {city} store opens at 9 tomorrow. Reply STOP to opt out."
+POLL_S = 0.1
+SEND_QUEUES = "prepare,send"
+
+
+def _counts(blast_id: int, account_id: int) -> tuple[int, int, int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*), count(*) FILTER (WHERE carrier_batch_id <> ''),
+                      count(*) FILTER (WHERE status IN ('delivered', 'undelivered', 'failed'))
+               FROM messaging_message WHERE blast_id = %s""",
+            [blast_id],
+        )
+        created, accepted, final = cursor.fetchone()
+        cursor.execute("SELECT count(*) FROM carriers_webhookevent WHERE account_id = %s", [account_id])
+        stored = cursor.fetchone()[0]
+    return created, accepted, final, stored
+
+
+def _report_times(account_id: int) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT count(*), extract(epoch FROM max(received_at) - min(received_at)),
+                      count(processed_at), extract(epoch FROM max(processed_at) - min(processed_at))
+               FROM carriers_webhookevent WHERE account_id = %s""",
+            [account_id],
+        )
+        stored, store_span, applied, apply_span = cursor.fetchone()
+    return {
+        "stored": stored, "stored_per_s": round(stored / float(store_span)) if store_span else None,
+        "applied": applied, "applied_per_s": round(applied / float(apply_span)) if apply_span else None,
+    }
+
+
+def run_blast(*, base_url: str, sandbox_url: str, recipients: int, opt_out_rate: float = 0.01,
+              timeout: float = 300) -> dict:
+    """One blast through the live system. Returns its figures (seconds and rates)."""
+    org, account, (line,) = seed_org("bench-send-blast", sandbox_url=sandbox_url)
+    contact_ids = seed_contacts(org, recipients, area="737")
+    opted = [f"+1737{2000000 + i:07d}" for i in range(0, recipients, max(1, round(1 / opt_out_rate)))]
+    OptOut.objects.bulk_create([OptOut(organization=org, phone_number=p) for p in opted])
+    blast = seed_blast(org, line, contact_ids, BLAST_BODY)
+    sendable = recipients - len(opted)
+    key = api_key_create(organization=org, name="bench").raw_key
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    preview = session.get(f"{base_url}/api/v1/blasts/{blast.id}/preview", timeout=60).json()
+
+    t0 = time.time()
+    answer = session.post(f"{base_url}/api/v1/blasts/{blast.id}/launch", timeout=60)
+    launch_s = time.time() - t0
+    assert answer.status_code == 202, answer.text
+    marks: dict[str, float] = {}
+    while time.time() - t0 < timeout:
+        created, accepted, final, stored = _counts(blast.id, account.id)
+        now = time.time() - t0
+        if created >= recipients:
+            marks.setdefault("prepared", now)
+        if accepted >= sendable:
+            marks.setdefault("accepted", now)
+        if stored >= sendable:
+            marks.setdefault("stored", now)
+        if final >= sendable:
+            marks.setdefault("final", now)
+            break
+        time.sleep(POLL_S)
+    created, accepted, final, stored = _counts(blast.id, account.id)
+    reports = _report_times(account.id)
+
+    def rate(n, key):
+        return round(n / marks[key]) if key in marks else None
+
+    return {
+        "recipients": recipients, "opted_out": len(opted), "sendable": sendable,
+        "preview": {k: preview.get(k) for k in ("recipient_count", "opted_out_count", "segments_total")},
+        "launch_ms": round(launch_s * 1000, 1),
+        "prepared_s": round(marks.get("prepared", 0), 2), "prepared_per_s": rate(recipients, "prepared"),
+        "send_stage_s": round(marks.get("accepted", 0), 2), "send_stage_per_s": rate(sendable, "accepted"),
+        "reports_stored_s": round(marks.get("stored", 0), 2), "reports_stored_per_s": reports["stored_per_s"],
+        "reports_applied_per_s": reports["applied_per_s"],
+        "end_to_end_s": round(marks.get("final", 0), 2), "end_to_end_per_s": rate(sendable, "final"),
+        "counts": {"created": created, "accepted": accepted, "final": final, "stored": stored},
+        "complete": "final" in marks,
+        "line_rate_per_s": line.rate_per_second,
+    }
+
+
+def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: int = 4,
+                      timeout: float = 120) -> dict:
+    """`count` single messages through the API; latency request start → carrier acceptance (sent_at)."""
+    from messaging.models import Conversation
+
+    org, _account, (line,) = seed_org("bench-send-conv", sandbox_url=sandbox_url)
+    contact_ids = seed_contacts(org, count, area="512")
+    convs = Conversation.objects.bulk_create(
+        [Conversation(organization=org, line=line, contact_id=c) for c in contact_ids], batch_size=1000
+    )
+    key = api_key_create(organization=org, name="bench").raw_key
+    started: dict[int, float] = {}
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(part: list):
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {key}"
+        for conv in part:
+            t = time.time()
+            r = s.post(f"{base_url}/api/v1/conversations/{conv.id}/messages",
+                       json={"body": f"Your table is ready, {conv.id}"}, timeout=30)
+            with lock:
+                if r.status_code == 202:
+                    started[r.json()["id"]] = t
+                else:
+                    errors.append(f"{r.status_code} {r.text[:100]}")
+
+    t0 = time.time()
+    workers = [threading.Thread(target=client, args=(convs[i::threads],)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    posted_s = time.time() - t0
+    while time.time() - t0 < timeout:
+        if Message.objects.filter(id__in=started, sent_at__isnull=False).count() >= len(started):
+            break
+        time.sleep(POLL_S)
+    done_s = time.time() - t0
+    sent = dict(Message.objects.filter(id__in=started, sent_at__isnull=False).values_list("id", "sent_at"))
+    latencies = [(sent[i].timestamp() - t) * 1000 for i, t in started.items() if i in sent]
+    return {
+        "messages": count, "threads": threads, "errors": len(errors), "error_sample": errors[:3],
+        "api_per_s": round(len(started) / posted_s), "accepted": len(sent),
+        "accepted_per_s": round(len(sent) / done_s) if done_s else None,
+        "latency_p50_ms": round(pct(latencies, 50), 1), "latency_p95_ms": round(pct(latencies, 95), 1),
+        "latency_max_ms": round(max(latencies, default=0), 1),
+    }
+
+
+def measure_queries(*, sandbox_url: str) -> dict:
+    """Statements per message of prepare and send, on a 1000-recipient chunk, in this process (the
+    code the workers run; the settings cache warm, as it is in a running worker)."""
+    from messaging import cache
+    from messaging.models import BlastStatus
+    from messaging.services import carrier_send, prepare
+    from messaging.services import sending as sending_services
+
+    org, account, (line,) = seed_org("bench-send-queries", sandbox_url=sandbox_url)
+    blast = seed_blast(org, line, seed_contacts(org, 1000, area="214"), BLAST_BODY)
+    type(blast).objects.filter(pk=blast.id).update(status=BlastStatus.SENDING)
+    ((lo, hi),) = sending_services._chunk_ranges(blast.id)
+    cache.org_info(org.id)
+    cache.line_info(line.id)
+    cache.account_info(account.id)
+    with CaptureQueriesContext(connection) as prep:
+        groups = prepare.blast_prepare_chunk(blast_id=blast.id, first_recipient_id=lo, last_recipient_id=hi)
+    n = sum(len(g.message_ids) for g in groups)
+    with CaptureQueriesContext(connection) as snd:
+        outcomes = [carrier_send.batch_send(line_id=g.line_id, message_ids=g.message_ids, segments=g.segments)
+                    for g in groups]
+    sent = sum(o.sent for o in outcomes)
+    # Single conversation messages (one per prepare call and per send call, as the API makes them).
+    from messaging.models import Conversation
+
+    conv_contacts = seed_contacts(org, 20, area="469")
+    convs = Conversation.objects.bulk_create([Conversation(organization=org, line=line, contact_id=c)
+                                              for c in conv_contacts])
+    # The prepare tasks these publish are not consumed (no worker on "prepare" now); main() purges them.
+    ids = [sending_services.message_send(organization=org, conversation_id=c.id, body="hi").id for c in convs]
+    with CaptureQueriesContext(connection) as one_prep:
+        single_groups = [prepare.messages_prepare(message_ids=[i]) for i in ids]
+    with CaptureQueriesContext(connection) as one_send:
+        for gs in single_groups:
+            for g in gs:
+                carrier_send.batch_send(line_id=g.line_id, message_ids=g.message_ids, segments=g.segments)
+    return {
+        "blast_chunk_messages": n, "blast_chunk_sent": sent,
+        "prepare_statements": len(prep.captured_queries),
+        "prepare_per_message": round(len(prep.captured_queries) / max(n, 1), 4),
+        "send_statements": len(snd.captured_queries),
+        "send_per_message": round(len(snd.captured_queries) / max(n, 1), 4),
+        "single_message_prepare_per_message": round(len(one_prep.captured_queries) / len(ids), 2),
+        "single_message_send_per_message": round(len(one_send.captured_queries) / len(ids), 2),
+    }
+
+
+def run_naive(*, sandbox_url: str, count: int, timeout: float = 600) -> dict:
+    """The naive path (bench/naive_send.py): one task per message, every step at send time."""
+    from naive_send import QUEUE, naive_send_one
+
+    org, _account, (line,) = seed_org("bench-send-naive", sandbox_url=sandbox_url)
+    contact_ids = seed_contacts(org, count, area="737")
+    blast = seed_blast(org, line, contact_ids, BLAST_BODY)
+    t0 = time.time()
+    for contact_id in contact_ids:  # the naive "launch": one task per recipient
+        naive_send_one.apply_async(args=[blast.id, contact_id], queue=QUEUE)
+    enqueue_s = time.time() - t0
+    while time.time() - t0 < timeout:
+        if Message.objects.filter(blast=blast).exclude(carrier_batch_id="").count() >= count:
+            break
+        time.sleep(POLL_S)
+    done_s = time.time() - t0
+    accepted = Message.objects.filter(blast=blast).exclude(carrier_batch_id="").count()
+    return {"messages": count, "accepted": accepted, "enqueue_s": round(enqueue_s, 2),
+            "send_stage_s": round(done_s, 2), "send_stage_per_s": round(accepted / done_s)}
+
+
+def run_webhooks_wrk(duration: int) -> dict:
+    """The carriers' webhook bench (bench/bench_webhooks.py): the endpoint alone under wrk, and the
+    batch apply rate. Its last JSON line is taken whole."""
+    cmd = [sys.executable, str(ROOT / "bench" / "bench_webhooks.py"), "--duration", str(duration),
+           "--messages", "20000", "--sandbox-reports", "0"]
+    out = subprocess.run(cmd, cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        return {"error": out.stderr[-500:]}
+    return last_json_line(out.stdout)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipients", type=int, default=20_000)
+    p.add_argument("--conversations", type=int, default=2_000)
+    p.add_argument("--threads", type=int, default=4, help="API client threads for the conversation run")
+    p.add_argument("--naive-messages", type=int, default=2_000)
+    p.add_argument("--sandbox-workers", type=int, default=3, help="sandbox processes (report posting)")
+    p.add_argument("--send-concurrency", type=int, default=2, help="prefork children on prepare,send")
+    p.add_argument("--postprocessing", choices=("on", "off", "both"), default="both",
+                   help="both: the blast with post-processing off, then on (bench/bench_postprocessing.py)")
+    p.add_argument("--wrk-duration", type=int, default=10)
+    p.add_argument("--skip", default="", help="comma list of: blast,conversations,queries,naive,wrk")
+    args = p.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    call_command("migrate", verbosity=0)
+    purge_queues()
+    procs = Procs()
+    web_port, sandbox_port = free_port(), free_port()
+    base_url = f"http://127.0.0.1:{web_port}"
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = bench_env(PUBLIC_BASE_URL=base_url)
+    from django.conf import settings
+
+    settings.PUBLIC_BASE_URL = base_url  # callback_url of what this process sends itself (query counts)
+    figures: dict = {"bench": "send", "postprocessing": args.postprocessing, "cores": os.cpu_count(),
+                     "gunicorn_workers": 2, "sandbox_workers": args.sandbox_workers,
+                     "send_worker_concurrency": args.send_concurrency}
+    try:
+        procs.add("sandbox", start_sandbox(sandbox_port, "--delay-min", "0.2", "--delay-max", "1.0",
+                                           "--no-dispatched", workers=args.sandbox_workers, env=env))
+        procs.add("web", start_gunicorn(web_port, env=env))
+        procs.add("send", start_worker(SEND_QUEUES, concurrency=args.send_concurrency, env=env))
+        procs.add("apply", start_worker("webhooks,default", concurrency=1, env=env))
+        if args.postprocessing == "on":
+            procs.add("postprocessing", start_worker("postprocessing", concurrency=1, env=env))
+
+        if "blast" not in skip and args.postprocessing == "both":
+            from bench_postprocessing import blast_on_off
+            from common import stop
+
+            log(f"== blast: {args.recipients} recipients, post-processing off then on")
+            figures["postprocessing_compare"] = pp = blast_on_off(
+                run_blast=run_blast,
+                blast_kwargs={"base_url": base_url, "sandbox_url": sandbox_url, "recipients": args.recipients},
+                start_worker=lambda: start_worker("postprocessing", concurrency=1, env=env), stop_worker=stop)
+            figures["blast"] = pp["on"]
+            log(f"send stage on/off {pp['send_stage_ratio_on_off']}; post-processing lag p50 {pp['lag_p50_s']} s, "
+                f"p95 {pp['lag_p95_s']} s; {pp['events_per_s']} events/s")
+        elif "blast" not in skip:
+            log(f"== blast: {args.recipients} recipients (postprocessing {args.postprocessing})")
+            figures["blast"] = b = run_blast(base_url=base_url, sandbox_url=sandbox_url, recipients=args.recipients)
+            log(f"launch {b['launch_ms']} ms; prepared {b['prepared_per_s']}/s; send stage {b['send_stage_s']} s "
+                f"= {b['send_stage_per_s']} msg/s; reports stored {b['reports_stored_per_s']}/s, applied "
+                f"{b['reports_applied_per_s']}/s; end to end {b['end_to_end_s']} s = {b['end_to_end_per_s']} msg/s")
+        if "conversations" not in skip:
+            log(f"== conversations: {args.conversations} single messages, {args.threads} client threads")
+            figures["conversations"] = c = run_conversations(
+                base_url=base_url, sandbox_url=sandbox_url, count=args.conversations, threads=args.threads)
+            log(f"API {c['api_per_s']}/s; API → carrier p50 {c['latency_p50_ms']} ms, p95 {c['latency_p95_ms']} ms")
+        procs.stop("send")
+        if "queries" not in skip:
+            figures["queries"] = q = measure_queries(sandbox_url=sandbox_url)
+            purge_queues("prepare", "send")
+            log(f"statements/message: prepare {q['prepare_per_message']}, send {q['send_per_message']} "
+                f"(single messages: {q['single_message_prepare_per_message']} + "
+                f"{q['single_message_send_per_message']})")
+        if "naive" not in skip:
+            log(f"== naive path: {args.naive_messages} messages, one task each")
+            procs.add("naive", start_worker("naive", concurrency=args.send_concurrency, env=env,
+                                            include="naive_send"))
+            figures["naive"] = n = run_naive(sandbox_url=sandbox_url, count=args.naive_messages)
+            procs.stop("naive")
+            log(f"naive send stage {n['send_stage_s']} s = {n['send_stage_per_s']} msg/s")
+            if figures.get("blast", {}).get("send_stage_per_s"):
+                figures["send_stage_ratio"] = round(figures["blast"]["send_stage_per_s"] / n["send_stage_per_s"], 1)
+                log(f"send stage ratio optimized/naive: {figures['send_stage_ratio']}x")
+    finally:
+        procs.stop_all()
+        purge_queues()
+    if "wrk" not in skip:
+        log(f"== delivery-report endpoint alone under wrk ({args.wrk_duration} s, bench/bench_webhooks.py)")
+        figures["webhooks"] = w = run_webhooks_wrk(args.wrk_duration)
+        log(f"stored {w.get('store', {}).get('stored_per_s')}/s under wrk; batch apply "
+            f"{w.get('apply', {}).get('statuses_per_s')} statuses/s")
+    figures["summary"] = summary(figures)
+    print(json.dumps(figures), flush=True)
+
+
+def summary(f: dict) -> dict:
+    b, c, q, w = f.get("blast", {}), f.get("conversations", {}), f.get("queries", {}), f.get("webhooks", {})
+    return {
+        "launch_ms": b.get("launch_ms"), "prepared_per_s": b.get("prepared_per_s"),
+        "send_stage_per_s": b.get("send_stage_per_s"), "naive_send_stage_per_s": f.get("naive", {}).get(
+            "send_stage_per_s"), "send_stage_ratio": f.get("send_stage_ratio"),
+        "reports_stored_per_s_closed_loop": b.get("reports_stored_per_s"),
+        "reports_applied_per_s_closed_loop": b.get("reports_applied_per_s"),
+        "reports_stored_per_s_wrk": w.get("store", {}).get("stored_per_s"),
+        "reports_applied_per_s_batch": w.get("apply", {}).get("statuses_per_s"),
+        "end_to_end_per_s": b.get("end_to_end_per_s"),
+        "conversation_p50_ms": c.get("latency_p50_ms"), "conversation_p95_ms": c.get("latency_p95_ms"),
+        "prepare_queries_per_message": q.get("prepare_per_message"),
+        "send_queries_per_message": q.get("send_per_message"),
+        "postprocessing_send_ratio": f.get("postprocessing_compare", {}).get("send_stage_ratio_on_off"),
+        "postprocessing_lag_p50_s": f.get("postprocessing_compare", {}).get("lag_p50_s"),
+        "postprocessing_lag_p95_s": f.get("postprocessing_compare", {}).get("lag_p95_s"),
+        "postprocessing_events_per_s": f.get("postprocessing_compare", {}).get("events_per_s"),
+    }
+
+
+if __name__ == "__main__":
+    main()

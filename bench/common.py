@@ -1,0 +1,233 @@
+"""Shared helpers of the benchmarks: Django setup, processes (gunicorn, Celery workers, the sandbox
+carrier), seeding with COPY, polling counters, percentiles. Other bench scripts may import it:
+
+    from common import django_setup; django_setup()   # (bench/ is on sys.path when a script runs)
+    from common import Procs, start_gunicorn, start_worker, start_sandbox, seed_org, seed_contacts
+
+With DATABASE_URL / REDIS_URL unset, the settings use the embedded services (`make services`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def django_setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}") from None
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+class Procs:
+    """Processes started by a bench, stopped together (in reverse order) at the end."""
+
+    def __init__(self):
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def add(self, name: str, proc: subprocess.Popen) -> subprocess.Popen:
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, name: str) -> None:
+        for n, p in self.procs:
+            if n == name:
+                stop(p)
+
+    def stop_all(self) -> None:
+        for _name, proc in reversed(self.procs):
+            stop(proc)
+        self.procs.clear()
+
+
+def bench_env(**extra) -> dict:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_gunicorn(port: int, *, workers: int = 2, env: dict | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "config.wsgi:application", "--workers", str(workers), "--bind",
+         f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), "--backlog", "2048"],
+        env=env or bench_env(), start_new_session=True,
+    )
+    wait_port(port, proc, "gunicorn")
+    return proc
+
+
+def start_worker(queues: str, *, concurrency: int = 2, env: dict | None = None, include: str = "",
+                 ready_timeout: float = 60) -> subprocess.Popen:
+    """`celery -A config worker -Q <queues> --pool prefork -c N`, returned once it says ready."""
+    log_path = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
+    cmd = [str(BIN / "celery"), "-A", "config", "worker", "-Q", queues, "--pool", "prefork", "-c",
+           str(concurrency), "-n", f"bench-{queues.replace(',', '-')}-{os.getpid()}@%h", "--without-gossip",
+           "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"]
+    if include:
+        cmd += ["-I", include]
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env or bench_env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    # --loglevel WARNING hides "ready."; wait for the consumer via a ping instead.
+    from config.celery import app
+
+    deadline = time.monotonic() + ready_timeout
+    name = cmd[cmd.index("-n") + 1].replace("%h", socket.gethostname())
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker {queues} exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            if app.control.ping(destination=[name], timeout=0.5):
+                return proc
+        except Exception:  # noqa: BLE001, S110 - not up yet
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"worker {queues} not ready:\n{log_path.read_text()[-3000:]}")
+
+
+def start_sandbox(port: int, *args: str, workers: int = 1, env: dict | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carriers.sandbox", "--port", str(port), "--workers", str(workers), *args],
+        cwd=ROOT, env=env or bench_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_port(port, proc, "sandbox")
+    return proc
+
+
+def purge_queues(*names: str) -> None:
+    import redis
+    from django.conf import settings
+
+    from config.queues import Queue
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*(names or [q.value for q in Queue]))
+
+
+# --- data --------------------------------------------------------------------------------------------
+
+
+def seed_org(name: str, *, sandbox_url: str, lines: int = 1, rate: float = 100_000):
+    """A fresh organization without quiet hours (the bench must not depend on the clock), a sandbox
+    carrier account and `lines` lines at `rate` messages/s (high: pacing is not what is measured)."""
+    from datetime import time as dtime
+
+    from carriers.models import CarrierAccount, Provider
+    from messaging.models import Line
+    from organizations.models import Organization
+
+    stamp = int(time.time() * 1000)
+    org = Organization.objects.create(name=f"{name}-{stamp}", quiet_hours_start=dtime(0), quiet_hours_end=dtime(0))
+    account = CarrierAccount.objects.create(
+        organization=org, name="Sandbox", provider=Provider.SANDBOX,
+        config={"service_plan_id": "benchplan", "api_token": "bench-token", "base_url": sandbox_url},
+    )
+    made = [
+        Line.objects.create(organization=org, phone_number=f"+1512{(stamp + i) % 10_000_000:07d}",
+                            carrier_account=account, rate_per_second=rate, name=f"bench line {i}")
+        for i in range(lines)
+    ]
+    return org, account, made
+
+
+def seed_contacts(org, n: int, *, area: str = "737") -> list[int]:
+    """n contacts by COPY (valid, distinct US numbers in one area code per call); their ids in order."""
+    from django.db import connection
+
+    buf = io.StringIO()
+    for i in range(n):
+        custom = json.dumps({"city": ("Austin", "Dallas", "Houston")[i % 3]})
+        buf.write(f"{org.id}\t+1{area}{2000000 + i:07d}\tFirst{i}\tLast\t\t{custom}\tnow\tnow\n")
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            "COPY messaging_contact (organization_id, phone_number, first_name, last_name, email, custom_fields,"
+            " created_at, updated_at) FROM STDIN"
+        ) as copy:
+            copy.write(buf.getvalue())
+        cursor.execute(
+            "SELECT id FROM messaging_contact WHERE organization_id = %s AND phone_number LIKE %s ORDER BY id",
+            [org.id, f"+1{area}%"],
+        )
+        return [r[0] for r in cursor.fetchall()]
+
+
+def seed_blast(org, line, contact_ids: list[int], body: str):
+    from django.db import connection
+
+    from messaging.models import Blast
+
+    blast = Blast.objects.create(organization=org, line=line, name="bench blast", body=body)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO messaging_blastrecipient (blast_id, contact_id) SELECT %s, unnest(%s::bigint[])",
+            [blast.id, contact_ids],
+        )
+    return blast
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def last_json_line(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return {}
