@@ -4,6 +4,7 @@ task, the Line admin action and manage.py backfill_statuses."""
 from __future__ import annotations
 
 import json
+import time
 from io import StringIO
 
 import pytest
@@ -18,6 +19,7 @@ from messaging.status import MessageStatus as S
 from organizations.models import Role
 from organizations.services import api_key_create
 from tests import factories
+from tests.worker import celery_worker_proc  # noqa: F401 (fixture)
 
 
 def api_for(org) -> APIClient:
@@ -158,3 +160,25 @@ def test_command_refuses_bad_arguments(org, make_line, sandbox):
         call_command("backfill_statuses", "--line", str(line.id), "--status", "delivered")
     with pytest.raises(CommandError, match="--since"):
         call_command("backfill_statuses", "--line", str(line.id), "--since", "last tuesday")
+
+
+@pytest.mark.worker
+def test_a_real_bulk_worker_runs_the_backfill_the_api_started(celery_worker_proc, org,  # noqa: F811
+                                                                make_line, stuck, sandbox):
+    # given: a worker on the bulk queue only (the "backfill." route), a stuck message
+    celery_worker_proc.start(queues="bulk", concurrency=1)
+    line = make_line(org)
+    message = stuck(line, batch_id=new_batch_id())
+    api = api_for(org)
+    # when
+    run_id = api.post(f"/api/v1/lines/{line.id}/backfill-statuses", {}, format="json").json()["id"]
+    # then
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        body = api.get(f"/api/v1/backfill-runs/{run_id}").json()
+        if body["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.1)
+    assert body["state"] == "succeeded", (body, celery_worker_proc.log())
+    assert Message.objects.get(pk=message.pk).status == S.DELIVERED
+    assert "backfill.run" in celery_worker_proc.log()
