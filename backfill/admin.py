@@ -19,26 +19,36 @@ def backfill_statuses(modeladmin, request, queryset):
             skipped.append(str(line))
             continue
         run = backfill_run_start(
-            organization_id=line.organization_id, line_id=line.id, options=BackfillOptions(),
+            organization_id=line.organization_id,
+            line_id=line.id,
+            options=BackfillOptions(),
             created_by_id=request.user.pk,
         )
         started.append(run)
     if started:
         links = format_html_join(
-            ", ", '<a href="{}">run {}</a>',
+            ", ",
+            '<a href="{}">run {}</a>',
             ((reverse("admin:backfill_backfillrun_change", args=[r.id]), r.id) for r in started),
         )
         modeladmin.message_user(request, format_html("Backfill started: {}.", links), messages.SUCCESS)
     if skipped:
-        modeladmin.message_user(
-            request, f"No carrier account, not backfilled: {', '.join(skipped)}.", messages.WARNING
-        )
+        modeladmin.message_user(request, f"No carrier account, not backfilled: {', '.join(skipped)}.", messages.WARNING)
 
 
 @admin.register(BackfillRun)
 class BackfillRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "organization", "line", "kind", "state", "progress_display", "summary", "started_at",
-                    "finished_at"]
+    list_display = [
+        "id",
+        "organization",
+        "line",
+        "kind",
+        "state",
+        "progress_display",
+        "summary",
+        "started_at",
+        "finished_at",
+    ]
     list_filter = ["state", "kind"]
     list_select_related = ["organization", "line"]
     search_fields = ["=id", "=line__id", "line__phone_number"]
@@ -62,11 +72,15 @@ class BackfillRunAdmin(admin.ModelAdmin):
         c = obj.counts or {}
         updated = ", ".join(f"{k} {v}" for k, v in (c.get("updated") or {}).items()) or "0"
         dry = " (dry run)" if (obj.options or {}).get("dry_run") else ""
-        return (f"checked {c.get('checked', 0)}; updated {updated}; unchanged {c.get('unchanged', 0)}; "
-                f"not found {c.get('not_found', 0)}; errors {c.get('errors', 0)}{dry}")
+        return (
+            f"checked {c.get('checked', 0)}; updated {updated}; unchanged {c.get('unchanged', 0)}; "
+            f"not found {c.get('not_found', 0)}; errors {c.get('errors', 0)}{dry}"
+        )
 
     @admin.action(description="Cancel selected runs")
     def cancel_runs(self, request, queryset):
-        n = sum(backfill_run_cancel(run_id=run_id) for run_id in queryset.filter(
-            state__in=[RunState.PENDING, RunState.RUNNING]).values_list("id", flat=True))
+        n = sum(
+            backfill_run_cancel(run_id=run_id)
+            for run_id in queryset.filter(state__in=[RunState.PENDING, RunState.RUNNING]).values_list("id", flat=True)
+        )
         self.message_user(request, f"Canceled {n} run(s).")

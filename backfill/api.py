@@ -40,8 +40,21 @@ class BackfillRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = BackfillRun
         fields = [
-            "id", "organization", "line", "kind", "state", "options", "counts", "total", "processed", "progress",
-            "error", "error_samples", "created_at", "started_at", "finished_at",
+            "id",
+            "organization",
+            "line",
+            "kind",
+            "state",
+            "options",
+            "counts",
+            "total",
+            "processed",
+            "progress",
+            "error",
+            "error_samples",
+            "created_at",
+            "started_at",
+            "finished_at",
         ]
 
 
@@ -56,8 +69,12 @@ class LineBackfillStatusesView(TenantAPIMixin, APIView):
         if line.carrier_account_id is None:
             raise serializers.ValidationError({"line": ["This line has no carrier account to ask."]})
         options = BackfillOptions(
-            since=v.get("since"), until=v.get("until"), statuses=tuple(v.get("status") or sorted(AWAITING_CARRIER)),
-            limit=v.get("limit"), dry_run=v["dry_run"], rate=v.get("rate"),
+            since=v.get("since"),
+            until=v.get("until"),
+            statuses=tuple(v.get("status") or sorted(AWAITING_CARRIER)),
+            limit=v.get("limit"),
+            dry_run=v["dry_run"],
+            rate=v.get("rate"),
         )
         user_id = request.user.pk if getattr(request.user, "is_authenticated", False) else None
         run = backfill_run_start(

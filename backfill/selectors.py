@@ -15,7 +15,11 @@ from .models import BackfillRun, RunKind
 
 
 def stuck_messages_qs(
-    *, line_ids: list[int], statuses: list[str], since: datetime | None = None, until: datetime | None = None,
+    *,
+    line_ids: list[int],
+    statuses: list[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
     handed_before: datetime | None = None,
 ) -> QuerySet:
     """since/until filter by creation time (the command's options); handed_before by the time the
@@ -33,28 +37,42 @@ def stuck_messages_qs(
 
 
 def stuck_messages_after(
-    *, line_id: int, statuses: list[str], after_id: int, limit: int,
-    since: datetime | None = None, until: datetime | None = None, handed_before: datetime | None = None,
+    *,
+    line_id: int,
+    statuses: list[str],
+    after_id: int,
+    limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    handed_before: datetime | None = None,
 ) -> list[StuckMessage]:
     """The next `limit` stuck messages of a line with id > after_id, in id order (keyset: a rerun or a
     resumed run continues where it stopped, and rows finished meanwhile simply drop out)."""
     rows = (
-        stuck_messages_qs(
-            line_ids=[line_id], statuses=statuses, since=since, until=until, handed_before=handed_before
-        )
+        stuck_messages_qs(line_ids=[line_id], statuses=statuses, since=since, until=until, handed_before=handed_before)
         .filter(id__gt=after_id)
         .order_by("id")
         .values_list(
-            "id", "status", "carrier_batch_id", "carrier_recipient", "send_batch_ref", "client_reference",
-            "handed_at", "contact__phone_number",
+            "id",
+            "status",
+            "carrier_batch_id",
+            "carrier_recipient",
+            "send_batch_ref",
+            "client_reference",
+            "handed_at",
+            "contact__phone_number",
         )[:limit]
     )
     return [
         StuckMessage(
-            id=id_, status=status, batch_id=batch_id, recipient=recipient or contact_number,
+            id=id_,
+            status=status,
+            batch_id=batch_id,
+            recipient=recipient or contact_number,
             # The send step sends its per-call reference as Sinch's client_reference; older rows
             # (and messages sent one by one) carry only the per-message reference.
-            client_reference=send_ref or client_ref or "", handed_at=handed_at,
+            client_reference=send_ref or client_ref or "",
+            handed_at=handed_at,
         )
         for id_, status, batch_id, recipient, send_ref, client_ref, handed_at, contact_number in rows
     ]

@@ -50,9 +50,20 @@ def free_port() -> int:
 
 def start_sandbox(port: int, limit: float) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "carriers.sandbox", "--port", str(port), "--rate-limit", str(limit),
-         "--mix", "delivered=0.9,failed=0.05,expired=0.05"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "carriers.sandbox",
+            "--port",
+            str(port),
+            "--rate-limit",
+            str(limit),
+            "--mix",
+            "delivered=0.9,failed=0.05,expired=0.05",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -74,11 +85,15 @@ def seed(n: int, url: str) -> tuple[Organization, Line]:
     stamp = int(time.time() * 1000)
     org = Organization.objects.create(name=f"bench-backfill-{stamp}")
     account = CarrierAccount.objects.create(
-        organization=org, name="Sandbox", provider=Provider.SANDBOX, backfill_rate=10,
+        organization=org,
+        name="Sandbox",
+        provider=Provider.SANDBOX,
+        backfill_rate=10,
         config={"service_plan_id": "benchplan", "api_token": "bench-token", "base_url": url},
     )
-    line = Line.objects.create(organization=org, phone_number=f"+1512{stamp % 10_000_000:07d}", carrier_account=account,
-                               is_active=False)
+    line = Line.objects.create(
+        organization=org, phone_number=f"+1512{stamp % 10_000_000:07d}", carrier_account=account, is_active=False
+    )
     numbers = [f"+1737{2000000 + i:07d}" for i in range(n)]
     contacts = Contact.objects.bulk_create(
         [Contact(organization=org, phone_number=p) for p in numbers], batch_size=1000
@@ -90,9 +105,18 @@ def seed(n: int, url: str) -> tuple[Organization, Line]:
     batch_ids = [new_batch_id(time.time() - 60) for _ in range((n + 999) // 1000)]
     Message.objects.bulk_create(
         [
-            Message(organization=org, line=line, conversation=conv, contact=contact, direction=Direction.OUTBOUND,
-                    body="Sale!", status=MessageStatus.SENT, carrier_batch_id=batch_ids[i // 1000],
-                    carrier_recipient=contact.phone_number, sent_at=sent_at)
+            Message(
+                organization=org,
+                line=line,
+                conversation=conv,
+                contact=contact,
+                direction=Direction.OUTBOUND,
+                body="Sale!",
+                status=MessageStatus.SENT,
+                carrier_batch_id=batch_ids[i // 1000],
+                carrier_recipient=contact.phone_number,
+                sent_at=sent_at,
+            )
             for i, (contact, conv) in enumerate(zip(contacts, conversations, strict=True))
         ],
         batch_size=1000,
@@ -159,13 +183,18 @@ def main() -> None:
             "db_queries": queries,
             "db_queries_per_repaired_message": round(queries / max(repaired, 1), 4),
         }
-        print(f"repaired {repaired} of {args.messages} messages in {elapsed:.1f} s: {per_second:.1f} msg/s, "
-              f"{figures['ratio_to_carrier_limit']:.3f} x the carrier limit of {args.limit:.0f} req/s "
-              f"(target >= 0.9)")
-        print(f"carrier requests {requests} (429 answers: {throttled}); database queries {queries} = "
-              f"{figures['db_queries_per_repaired_message']} per repaired message")
-        print(f"by status: {c['updated']}; unchanged {c['unchanged']}, not found {c['not_found']}, "
-              f"errors {c['errors']}")
+        print(
+            f"repaired {repaired} of {args.messages} messages in {elapsed:.1f} s: {per_second:.1f} msg/s, "
+            f"{figures['ratio_to_carrier_limit']:.3f} x the carrier limit of {args.limit:.0f} req/s "
+            f"(target >= 0.9)"
+        )
+        print(
+            f"carrier requests {requests} (429 answers: {throttled}); database queries {queries} = "
+            f"{figures['db_queries_per_repaired_message']} per repaired message"
+        )
+        print(
+            f"by status: {c['updated']}; unchanged {c['unchanged']}, not found {c['not_found']}, errors {c['errors']}"
+        )
         print(json.dumps(figures))
     finally:
         sandbox.terminate()

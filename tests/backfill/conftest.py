@@ -9,6 +9,7 @@ from carriers.registry import adapter_for
 from messaging.status import MessageStatus as S
 from tests import factories
 from tests.sandbox import sandbox_carrier  # noqa: F401 (fixture)
+from tests.worker import celery_worker_proc  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -38,8 +39,13 @@ def send_batch(sandbox):
 
     def send(line, recipients: list[str], *, client_reference: str = "") -> str:
         adapter = adapter_for(line.carrier_account)
-        batch = OutboundBatch(from_number=line.phone_number, recipients=recipients, body="Hi",
-                              client_reference=client_reference, delivery_report="none")
+        batch = OutboundBatch(
+            from_number=line.phone_number,
+            recipients=recipients,
+            body="Hi",
+            client_reference=client_reference,
+            delivery_report="none",
+        )
         return adapter.send_batch(batch).batch_id
 
     return send
@@ -53,8 +59,12 @@ def stuck(db):
         contact = contact or factories.ContactFactory(organization=line.organization)
         conversation = factories.ConversationFactory(organization=line.organization, line=line, contact=contact)
         return factories.MessageFactory(
-            conversation=conversation, status=status, carrier_batch_id=batch_id,
-            carrier_recipient=contact.phone_number if batch_id or ref else "", send_batch_ref=ref, **fields,
+            conversation=conversation,
+            status=status,
+            carrier_batch_id=batch_id,
+            carrier_recipient=contact.phone_number if batch_id or ref else "",
+            send_batch_ref=ref,
+            **fields,
         )
 
     return make

@@ -19,9 +19,7 @@ from tests.backfill.conftest import counters as counters_of
 
 
 def backfill(line, **options) -> BackfillRun:
-    run = backfill_run_create(
-        organization_id=line.organization_id, line_id=line.id, options=BackfillOptions(**options)
-    )
+    run = backfill_run_create(organization_id=line.organization_id, line_id=line.id, options=BackfillOptions(**options))
     return statuses_backfill(run_id=run.id)
 
 
@@ -63,14 +61,21 @@ def test_repairs_every_kind_of_stuck_message_through_the_webhook_path(kinds):
     failed = Message.objects.get(pk=m["failed"].pk)
     assert failed.carrier_status == "Failed" and failed.error_code and failed.failed_at
     assert run.counts == {
-        "checked": 4, "updated": {"delivered": 2, "failed": 1}, "unchanged": 0, "not_found": 1, "errors": 0,
+        "checked": 4,
+        "updated": {"delivered": 2, "failed": 1},
+        "unchanged": 0,
+        "not_found": 1,
+        "errors": 0,
     }
     assert run.processed == run.total == 4 and run.finished_at and run.started_at
     # Post-processing events fire exactly as for a live webhook: one per real change.
-    assert sorted(Event.objects.values_list("message_id", "type")) == sorted([
-        (m["delivered"].pk, "message.delivered"), (m["failed"].pk, "message.failed"),
-        (m["by_reference"].pk, "message.delivered"),
-    ])
+    assert sorted(Event.objects.values_list("message_id", "type")) == sorted(
+        [
+            (m["delivered"].pk, "message.delivered"),
+            (m["failed"].pk, "message.failed"),
+            (m["by_reference"].pk, "message.delivered"),
+        ]
+    )
 
 
 def test_dry_run_reports_what_would_change_and_changes_nothing(kinds):
@@ -275,8 +280,9 @@ def test_a_canceled_run_stops_and_a_claimed_run_is_not_run_twice(org, make_line,
 
 
 @pytest.mark.parametrize("n", [2, 40])
-def test_queries_per_run_do_not_grow_with_the_messages_repaired(n, org, make_line, stuck, sandbox,
-                                                                 django_assert_num_queries):
+def test_queries_per_run_do_not_grow_with_the_messages_repaired(
+    n, org, make_line, stuck, sandbox, django_assert_num_queries
+):
     # given
     line = make_line(org, rate=500)
     for _ in range(n):

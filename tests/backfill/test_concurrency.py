@@ -49,9 +49,14 @@ def test_backfill_blocked_behind_a_live_webhook_changes_nothing_more(
     message = stuck(line, status=S.SENDING, batch_id=batch_id)
     if carrier_says == "Dispatched":  # a stale read: the recipient is not final at the carrier yet
         sandbox.state.config.delay_min = sandbox.state.config.delay_max = 3600.0
-    report = {"type": "recipient_delivery_report_sms", "batch_id": batch_id,
-              "recipient": message.contact.phone_number.lstrip("+"), "code": 0, "status": "Delivered",
-              "at": "2026-10-02T09:34:18.542Z"}
+    report = {
+        "type": "recipient_delivery_report_sms",
+        "batch_id": batch_id,
+        "recipient": message.contact.phone_number.lstrip("+"),
+        "code": 0,
+        "status": "Delivered",
+        "at": "2026-10-02T09:34:18.542Z",
+    }
     run = backfill_run_create(organization_id=org.id, line_id=line.id, options=BackfillOptions())
     applied, commit = threading.Event(), threading.Event()
     errors: list[BaseException] = []
@@ -110,8 +115,13 @@ def test_a_late_webhook_after_the_backfill_changes_nothing(transactional_db, org
     sandbox.outcomes({message.contact.phone_number: "Failed"})
     run = backfill_run_create(organization_id=org.id, line_id=line.id, options=BackfillOptions())
     statuses_backfill(run_id=run.id)
-    late = {"type": "recipient_delivery_report_sms", "batch_id": batch_id,
-            "recipient": message.contact.phone_number.lstrip("+"), "code": 401, "status": "Dispatched"}
+    late = {
+        "type": "recipient_delivery_report_sms",
+        "batch_id": batch_id,
+        "recipient": message.contact.phone_number.lstrip("+"),
+        "code": 401,
+        "status": "Dispatched",
+    }
     event = WebhookEvent.objects.create(
         account=line.carrier_account, kind=WebhookKind.DELIVERY, body=json.dumps(late).encode()
     )

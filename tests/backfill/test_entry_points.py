@@ -19,7 +19,6 @@ from messaging.status import MessageStatus as S
 from organizations.models import Role
 from organizations.services import api_key_create
 from tests import factories
-from tests.worker import celery_worker_proc  # noqa: F401 (fixture)
 
 
 def api_for(org) -> APIClient:
@@ -28,8 +27,7 @@ def api_for(org) -> APIClient:
     return client
 
 
-def test_api_starts_a_run_that_the_task_executes(org, make_line, stuck, sandbox,
-                                                 django_capture_on_commit_callbacks):
+def test_api_starts_a_run_that_the_task_executes(org, make_line, stuck, sandbox, django_capture_on_commit_callbacks):
     # given
     line = make_line(org)
     message = stuck(line, batch_id=new_batch_id())
@@ -62,13 +60,16 @@ def test_api_passes_options_through(org, make_line, sandbox, django_capture_on_c
     assert options["rate"] == 5 and options["since"].startswith("2026-01-01")
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"status": ["delivered"]}, "status.0"),
-    ({"rate": 0}, "rate"),
-    ({"limit": 0}, "limit"),
-    ({"since": "yesterday"}, "since"),
-    ({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"status": ["delivered"]}, "status.0"),
+        ({"rate": 0}, "rate"),
+        ({"limit": 0}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
+    ],
+)
 def test_api_bad_input_is_a_400_naming_the_field(payload, field, org, make_line, sandbox):
     line = make_line(org)
     response = api_for(org).post(f"/api/v1/lines/{line.id}/backfill-statuses", payload, format="json")
@@ -99,14 +100,20 @@ def test_only_admins_start_a_run_members_may_read_it(org, make_line, sandbox):
     assert agent.get(f"/api/v1/backfill-runs/{run.id}").status_code == 200
 
 
-def test_line_admin_action_starts_one_run_per_line(org, make_line, sandbox, admin_client,
-                                                   django_capture_on_commit_callbacks):
+def test_line_admin_action_starts_one_run_per_line(
+    org, make_line, sandbox, admin_client, django_capture_on_commit_callbacks
+):
     lines = [make_line(org), make_line(org)]
 
     with django_capture_on_commit_callbacks() as callbacks:
-        response = admin_client.post("/admin/messaging/line/", {
-            "action": "backfill_statuses", "_selected_action": [line.pk for line in lines],
-        }, follow=True)
+        response = admin_client.post(
+            "/admin/messaging/line/",
+            {
+                "action": "backfill_statuses",
+                "_selected_action": [line.pk for line in lines],
+            },
+            follow=True,
+        )
 
     assert response.status_code == 200
     assert "Backfill started" in response.content.decode()
@@ -147,8 +154,7 @@ def test_command_all_lines_needs_an_organization(org, make_line, stuck, sandbox)
         call_command("backfill_statuses", "--all-lines")
     line = make_line(org)
     message = stuck(line, batch_id=new_batch_id())
-    call_command("backfill_statuses", "--all-lines", "--organization", str(org.id), "--no-progress",
-                 stdout=StringIO())
+    call_command("backfill_statuses", "--all-lines", "--organization", str(org.id), "--no-progress", stdout=StringIO())
     assert Message.objects.get(pk=message.pk).status == S.DELIVERED
 
 
@@ -163,8 +169,13 @@ def test_command_refuses_bad_arguments(org, make_line, sandbox):
 
 
 @pytest.mark.worker
-def test_a_real_bulk_worker_runs_the_backfill_the_api_started(celery_worker_proc, org,  # noqa: F811
-                                                                make_line, stuck, sandbox):
+def test_a_real_bulk_worker_runs_the_backfill_the_api_started(
+    celery_worker_proc,
+    org,
+    make_line,
+    stuck,
+    sandbox,
+):
     # given: a worker on the bulk queue only (the "backfill." route), a stuck message
     celery_worker_proc.start(queues="bulk", concurrency=1)
     line = make_line(org)

@@ -41,7 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("--since", help="Messages created at or after (ISO date/time).")
         parser.add_argument("--until", help="Messages created before (ISO date/time).")
         parser.add_argument(
-            "--status", action="append",
+            "--status",
+            action="append",
             help=f"Status to check (repeatable; default: {', '.join(sorted(AWAITING_CARRIER))}).",
         )
         parser.add_argument("--limit", type=int, help="Check at most this many messages.")
@@ -77,8 +78,12 @@ class Command(BaseCommand):
             if bar.total is None:
                 bar.total = run_total()
             bar.update(n)
-            bar.set_postfix(updated=sum(counts["updated"].values()), not_found=counts["not_found"],
-                            errors=counts["errors"], refresh=False)
+            bar.set_postfix(
+                updated=sum(counts["updated"].values()),
+                not_found=counts["not_found"],
+                errors=counts["errors"],
+                refresh=False,
+            )
 
         def run_total():
             from ...models import BackfillRun
@@ -128,9 +133,14 @@ class Command(BaseCommand):
     def _summary(self, run, *, as_json: bool) -> None:
         c = run.counts
         summary = {
-            "run": run.id, "state": run.state, "dry_run": run.options.get("dry_run", False),
-            "checked": c["checked"], "updated": c["updated"], "unchanged": c["unchanged"],
-            "not_found": c["not_found"], "errors": c["errors"],
+            "run": run.id,
+            "state": run.state,
+            "dry_run": run.options.get("dry_run", False),
+            "checked": c["checked"],
+            "updated": c["updated"],
+            "unchanged": c["unchanged"],
+            "not_found": c["not_found"],
+            "errors": c["errors"],
         }
         if as_json:
             self.stdout.write(json.dumps(summary))
