@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from phonenumbers import timezone as pn_timezone
 
 DEFAULT_REGION = "US"
+E164_MAX_DIGITS = 15
 
 
 @lru_cache(maxsize=65536)
@@ -19,7 +20,12 @@ def _parse(raw: str, region: str) -> str | None:
         return None
     if not phonenumbers.is_valid_number(number):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # libphonenumber's metadata accepts some German numbers of 16 digits ("+4920100000000000"); E.164
+    # and the carriers stop at 15.
+    if len(e164) - 1 > E164_MAX_DIGITS:
+        return None
+    return e164
 
 
 def try_normalize(raw: object, region: str = DEFAULT_REGION) -> str | None:

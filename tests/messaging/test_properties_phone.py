@@ -101,6 +101,7 @@ def test_too_short_is_rejected(digits, prefix):
 
 @given(st.text("0123456789", min_size=16, max_size=30))
 @example("4902010000000000")  # "+49 (0)201...": the trunk 0 after the country code is dropped, 15 digits
+@example("4920100000000000")  # libphonenumber calls this 16-digit German number valid
 def test_never_more_than_15_digits(digits):
     # E.164 allows at most 15 digits; longer input is refused unless it carries a droppable trunk prefix
     result = try_normalize("+" + digits)
