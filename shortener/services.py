@@ -5,6 +5,7 @@ Clicks (buffering and the batch writer) live in shortener/clicks.py.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,8 @@ from .cache import link_payload, links_cache
 from .codes import codes_generate
 from .db import binding_cursor
 from .models import Link
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LinkItem",
@@ -100,14 +103,24 @@ def link_validate_target(url: str, *, field_name: str = "target_url") -> str:
 
 
 def short_url(code: str, *, domain: str | None = None) -> str:
-    return f"{conf.scheme()}://{domain or conf.default_domain()}/{code}"
+    """The link as texted. An organization's own domain is used only if the redirect answers on it
+    (SHORT_LINK_EXTRA_DOMAINS): a domain set on the organization but not deployed would make dead links."""
+    if not domain or not conf.is_short_host(domain):
+        if domain:
+            log.warning(
+                "shortener: short domain %s is not served (SHORT_LINK_EXTRA_DOMAINS); using the default", domain
+            )
+        domain = conf.default_domain()
+    return f"{conf.scheme()}://{domain}/{code}"
 
 
 def _org_domain(organization_id: int) -> str:
     from organizations.models import Organization
 
     domain = Organization.objects.filter(pk=organization_id).values_list("short_link_domain", flat=True).first()
-    return domain or conf.default_domain()
+    if domain and conf.is_short_host(domain):
+        return domain
+    return conf.default_domain()
 
 
 _INSERT_SQL = """

@@ -98,7 +98,8 @@ def test_shorten_for_messages_makes_one_link_per_message_and_url(org, django_ass
         assert bodies[m.id] == f"Hi! Sale: {s}. Also ({f}) and {s}"
 
 
-def test_shorten_uses_the_organizations_own_domain_and_leaves_unshortenable_urls(org):
+def test_shorten_uses_the_organizations_own_domain_and_leaves_unshortenable_urls(org, settings):
+    settings.SHORT_LINK_EXTRA_DOMAINS = ["go.acme.test"]
     org.short_link_domain = "go.acme.test"
     org.save()
     m = factories.MessageFactory(conversation__organization=org)
@@ -124,3 +125,14 @@ def test_items_without_a_contact_get_the_messages_own(org, django_assert_num_que
         links_shorten_for_messages(organization_id=org.id, items=[LinkItem(m.id, 0, None, "see https://example.com/x")])
     link = Link.objects.get(message=m)
     assert (link.contact_id, link.blast_id) == (m.contact_id, None)
+
+
+def test_an_organization_domain_that_is_not_served_falls_back_to_the_default(org):
+    # set on the organization but not deployed (not in SHORT_LINK_EXTRA_DOMAINS): links would be dead
+    org.short_link_domain = "go.not-deployed.test"
+    org.save()
+    m = factories.MessageFactory(conversation__organization=org)
+    out = links_shorten_for_messages(
+        organization_id=org.id, items=[LinkItem(m.id, m.contact_id, None, "a https://x.example/1")]
+    )
+    assert out[m.id] == f"a http://prly.localhost:8000/{Link.objects.get(message_id=m.id).code}"

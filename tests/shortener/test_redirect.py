@@ -106,3 +106,13 @@ def test_redis_down_still_redirects_from_the_database(short_client, link, settin
     finally:
         cache._client[0] = None  # the next call builds a client for the real server again
     assert response.status_code == 302 and response["Location"] == link.target_url
+
+
+def test_an_organizations_own_short_domain_is_served_when_deployed(link, settings):
+    from django.test import Client
+
+    settings.SHORT_LINK_EXTRA_DOMAINS = ["go.acme.test"]
+    response = Client(HTTP_HOST="go.acme.test").get(f"/{link.code}")
+    assert response.status_code == 302 and response["Location"] == link.target_url
+    settings.SHORT_LINK_EXTRA_DOMAINS = []
+    assert Client(HTTP_HOST="go.acme.test").get(f"/{link.code}").status_code == 404
