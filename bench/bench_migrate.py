@@ -52,7 +52,7 @@ from migration_v1.services import DEFAULT_BATCH_SIZE, v1_migrate, v1_verify  # n
 DATA_TABLES_SQL = """
 SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables
 WHERE schemaname = 'public' AND (relname LIKE 'messaging\\_%%' OR relname LIKE 'organizations\\_%%'
-      OR relname LIKE 'carriers\\_%%' OR relname = 'auth_user' OR relname = 'migration_v1_idmap')
+      OR relname LIKE 'carriers\\_%%' OR relname IN ('auth_user', 'migration_v1_idmap', 'migration_v1_quarantinedrow'))
 """
 
 

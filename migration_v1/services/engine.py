@@ -8,6 +8,7 @@ last committed one (docs/migration_v1.md, "Idempotency").
 from __future__ import annotations
 
 import sys
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -74,6 +75,9 @@ class Context:
     stop_after: tuple[str, int] | None = None
     # Skip FK triggers on the message insert (references come from joins; see messages._trust_references).
     trust_references: bool = True
+    writers: int = 2  # concurrent message-batch writers (see messages._Writers)
+    parallel: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
     run_id: int | None = None
     account_ids: list[int] | None = None  # v1 ids in scope; None = all
     line_ids: list[int] | None = None
@@ -123,9 +127,10 @@ class Context:
         """items: (v1_id, reason, detail, row dict with secrets already removed)."""
         if not items:
             return
-        self.table(table).quarantined += len(items)
-        for _, reason, _, _ in items:
-            self.reasons[f"{table}: {reason}"] += 1
+        with self.lock:
+            self.table(table).quarantined += len(items)
+            for _, reason, _, _ in items:
+                self.reasons[f"{table}: {reason}"] += 1
         with connection.cursor() as cur:
             cur.execute(
                 f"""INSERT INTO {QUARANTINE_TABLE} (run_id, v1_table, v1_id, reason, detail, row, created_at)

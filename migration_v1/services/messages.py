@@ -129,7 +129,8 @@ class _Timed:
         started = time.perf_counter()
         self._cur.execute(sql, params)
         key = " ".join(sql.split()[:4])[:40]
-        self._ctx.timings[key] += time.perf_counter() - started
+        with self._ctx.lock:
+            self._ctx.timings[key] += time.perf_counter() - started
 
     def __getattr__(self, name):
         return getattr(self._cur, name)
@@ -149,11 +150,13 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     # Already migrated (a rerun)? One range probe of the v1_id index decides whether the per-row
     # anti-join is needed at all.
     cur.execute("SELECT count(*) FROM messaging_message WHERE v1_id BETWEEN %s AND %s", [out[0][0], out[-1][0]])
-    skipped = 0
+    done: set[int] = set()
     if cur.fetchone()[0]:
-        cur.execute("DELETE FROM mig_msgs t USING messaging_message m WHERE m.v1_id = t.v1_id")
-        skipped = cur.rowcount
-    stats.skipped += skipped
+        cur.execute("DELETE FROM mig_msgs t USING messaging_message m WHERE m.v1_id = t.v1_id RETURNING t.v1_id")
+        done = {r[0] for r in cur.fetchall()}
+    skipped = len(done)
+    with ctx.lock:
+        stats.skipped += skipped
     if skipped == len(out):
         return
     cols, exprs, params = parts["contact"]
@@ -161,7 +164,8 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
         WHERE NOT EXISTS (SELECT 1 FROM messaging_contact c
                           WHERE c.organization_id = s.org_id AND c.phone_number = s.e164)
         ON CONFLICT DO NOTHING""", params)
-    stats.bump("contacts_created_for_unknown_numbers", cur.rowcount)
+    with ctx.lock:
+        stats.bump("contacts_created_for_unknown_numbers", cur.rowcount)
     cols, exprs, params = parts["conversation"]
     cur.execute(f"""INSERT INTO messaging_conversation ({cols}) SELECT DISTINCT ON (s.line_id, s.contact_id) {exprs}
         FROM (SELECT DISTINCT ON (l.id, c.id) l.organization_id AS org_id, l.id AS line_id, c.id AS contact_id,
@@ -172,7 +176,8 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
         WHERE NOT EXISTS (SELECT 1 FROM messaging_conversation x
                           WHERE x.line_id = s.line_id AND x.contact_id = s.contact_id)
         ON CONFLICT DO NOTHING""", params)
-    stats.bump("conversations_created_for_conversationless_messages", cur.rowcount)
+    with ctx.lock:
+        stats.bump("conversations_created_for_conversationless_messages", cur.rowcount)
     cols, exprs, params = parts["message"]
     cur.execute(f"""INSERT INTO messaging_message ({cols}) SELECT {exprs} FROM (
             SELECT t.*, CASE WHEN t.v1_conv IS NOT NULL THEN cm.v2_id ELSE cv2.id END AS conv_id
@@ -195,11 +200,12 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
         ON CONFLICT (v1_id) DO NOTHING
         RETURNING v1_id, jsonb_array_length(media)""", params)
     inserted = cur.fetchall()
-    stats.written += len(inserted)
-    ctx.table("MessageMedia").written += sum(n for _, n in inserted)
+    with ctx.lock:
+        stats.written += len(inserted)
+        ctx.table("MessageMedia").written += sum(n for _, n in inserted)
     if len(inserted) + skipped < len(out):
-        placed = {v1_id for v1_id, _ in inserted}
-        candidates = [row[0] for row in out if row[0] not in placed]
+        placed = {v1_id for v1_id, _ in inserted} | done
+        candidates = [row for row in out if row[0] not in placed]
         _quarantine_unplaced(ctx, cur, by_id, media, candidates)
 
 
@@ -220,7 +226,8 @@ def _trust_references(cur) -> None:
     cur.execute("RELEASE SAVEPOINT mig_replica")
 
 
-def _quarantine_unplaced(ctx: Context, cur, by_id: dict[int, tuple], media: list[tuple], ids: list[int]) -> None:
+def _quarantine_unplaced(ctx: Context, cur, by_id: dict[int, tuple], media: list[tuple], rows: list[tuple]) -> None:
+    """Rows no join could place (skipped ones were removed from the batch before), with the reason."""
     cur.execute(f"""SELECT t.v1_id, CASE
             WHEN t.v1_conv IS NOT NULL AND EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
                  WHERE q.v1_table = 'Conversations' AND q.v1_id = t.v1_conv) THEN 'conversation_quarantined'
@@ -229,8 +236,8 @@ def _quarantine_unplaced(ctx: Context, cur, by_id: dict[int, tuple], media: list
                 THEN 'line_quarantined'
             WHEN NOT EXISTS (SELECT 1 FROM messaging_line l WHERE l.v1_id = t.v1_line) THEN 'broken_reference_line'
             ELSE 'unresolved_contact' END
-        FROM mig_msgs t WHERE t.v1_id = ANY(%s)
-          AND NOT EXISTS (SELECT 1 FROM messaging_message m WHERE m.v1_id = t.v1_id)""", [ids])
+        FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(v1_id, v1_conv, v1_line)""",
+                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
     unplaced = cur.fetchall()
     media_by_msg: dict[int, list] = {}
     for mid, _, url, ctype in media:
@@ -305,9 +312,99 @@ class _Reader(threading.Thread):
         self.join(timeout=5)
 
 
+def _write_one(ctx: Context, parts, item) -> int:
+    """One batch in one transaction: quarantine, write, and (inline mode) the checkpoint. Returns hi id."""
+    rows, media, out, bad = item
+    by_id = {row[0]: row for row in rows}
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cur:
+        ctx.quarantine(TABLE, _with_media(bad, media))
+        if out:
+            _write_batch(ctx, cur, parts, out, media, by_id)
+        if not ctx.parallel:
+            ctx.set_checkpoint(TABLE, rows[-1][0])
+    with ctx.lock:
+        ctx.timings["(batch transaction incl. COPY and commit)"] += time.perf_counter() - started
+        ctx.table(TABLE).read += len(rows)
+        ctx.table("MessageMedia").read += len(media)
+    return rows[-1][0]
+
+
+class _Writers:
+    """WRITERS threads, each with its own v2 connection, writing whole batches concurrently.
+
+    The v2 insert (16+ index updates per message) is the bottleneck; two backends use both cores.
+    Checkpoint: a batch may commit before an earlier one, so the checkpoint only advances over the
+    contiguous prefix of committed batches (written right after each commit, GREATEST-guarded). A crash
+    between a commit and its checkpoint only makes the rerun re-read rows it then skips by v1_id.
+    Concurrent synthetic contact/conversation inserts are ordered by their unique keys: no deadlock.
+    """
+
+    def __init__(self, ctx: Context, parts, count: int, bar):
+        self.ctx, self.parts, self.bar = ctx, parts, bar
+        self.work: queue.Queue = queue.Queue(maxsize=count)
+        self.errors: list[BaseException] = []
+        self.done: dict[int, int] = {}  # seq → hi id, committed but not yet contiguous
+        self.next_seq = 0
+        self.threads = [threading.Thread(target=self._loop, name=f"migrate-v1-writer-{i}", daemon=True)
+                        for i in range(count)]
+        for t in self.threads:
+            t.start()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self.work.get(timeout=0.2)
+                except queue.Empty:
+                    if self.errors:
+                        return
+                    continue
+                if item is None or self.errors:
+                    return
+                seq, payload = item
+                hi = _write_one(self.ctx, self.parts, payload)
+                with self.ctx.lock:
+                    self.done[seq] = hi
+                    advanced = None
+                    while self.next_seq in self.done:
+                        advanced = self.done.pop(self.next_seq)
+                        self.next_seq += 1
+                    if advanced is not None:
+                        self.ctx.set_checkpoint(TABLE, advanced)
+                    self.bar.update(len(payload[0]))
+                    self.ctx.batch_committed(TABLE)
+        except BaseException as exc:  # re-raised by the main thread
+            self.errors.append(exc)
+        finally:
+            connection.close()
+
+    def submit(self, seq: int, payload) -> None:
+        while not self.errors:
+            try:
+                self.work.put((seq, payload), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise self.errors[0]
+
+    def finish(self) -> None:
+        for _ in self.threads:
+            while True:
+                try:
+                    self.work.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    if not any(t.is_alive() for t in self.threads):
+                        break
+        for t in self.threads:
+            t.join()
+        if self.errors:
+            raise self.errors[0]
+
+
 def migrate_messages(ctx: Context) -> None:
     stats = ctx.table(TABLE)
-    media_stats = ctx.table("MessageMedia")
     started = time.perf_counter()
     last = ctx.checkpoint(TABLE)
     scope_sql, scope_params = _scope_sql(ctx)
@@ -316,30 +413,38 @@ def migrate_messages(ctx: Context) -> None:
                    [last, *scope_params])
         total = vc.fetchone()[0]
     parts = _sql_parts()
+    # Inside a transaction (dry run, tests) other connections would not see this run's rows: one
+    # writer, the caller's connection.
+    writers = 1 if connection.in_atomic_block else max(1, ctx.writers)
+    ctx.parallel = writers > 1
     reader = _Reader(dsn=dsn_for(connections[V1_ALIAS].settings_dict), scope_sql=scope_sql,
                      scope_params=scope_params, last=last, batch_size=ctx.batch_size)
     reader.start()
+    pool = None
     try:
         with progress_bar(ctx, TABLE, total) as bar:
+            if ctx.parallel:
+                pool = _Writers(ctx, parts, writers, bar)
+            seq = 0
             while True:
                 item = reader.queue.get()
                 if item is None:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                rows, media, out, bad = item
-                media_stats.read += len(media)
-                by_id = {row[0]: row for row in rows}
-                with transaction.atomic(), connection.cursor() as cur:
-                    ctx.quarantine(TABLE, _with_media(bad, media))
-                    if out:
-                        _write_batch(ctx, cur, parts, out, media, by_id)
-                    ctx.set_checkpoint(TABLE, rows[-1][0])
-                stats.read += len(rows)
-                bar.update(len(rows))
+                if pool:
+                    pool.submit(seq, item)
+                    seq += 1
+                    continue
+                _write_one(ctx, parts, item)
+                bar.update(len(item[0]))
                 ctx.batch_committed(TABLE)
+            if pool:
+                pool.finish()
     finally:
         reader.stop()
+        if pool and any(t.is_alive() for t in pool.threads):
+            pool.errors.append(RuntimeError("aborted"))
     if ctx.scope.kind == "all":
         _quarantine_orphan_media(ctx)
     stats.seconds += time.perf_counter() - started
