@@ -296,13 +296,23 @@ def test_queries_per_run_do_not_grow_with_the_messages_repaired(
     assert run.counts["updated"] == {"delivered": n}
 
 
-def test_factories_can_build_a_message_for_a_blast(org, make_line, stuck, sandbox):
-    # Blast counters follow through post-processing events: the backfill writes the same events.
+def test_blast_counters_follow_through_post_processing(org, make_line, stuck, sandbox):
+    # given: a blast whose messages stayed "sent" (webhooks were never configured)
+    from messaging.models import Blast
+    from postprocessing.services.drain import events_drain
+
     line = make_line(org)
-    blast = factories.BlastFactory(organization=org, line=line)
-    message = stuck(line, batch_id=new_batch_id(), blast=blast)
+    blast = factories.BlastFactory(organization=org, line=line, status="sending", recipient_count=2)
+    batch_id = new_batch_id()
+    stuck(line, batch_id=batch_id, blast=blast, body="Sale today")
+    failed = stuck(line, batch_id=batch_id, blast=blast, body="Sale today")
+    sandbox.outcomes({failed.contact.phone_number: "Failed"})
+    # when: the backfill, then the post-processing drain (as the postprocessing worker does)
     backfill(line)
-    assert Event.objects.filter(message_id=message.pk, type="message.delivered").exists()
+    events_drain()
+    # then
+    blast = Blast.objects.get(pk=blast.pk)
+    assert (blast.delivered_count, blast.failed_count) == (1, 1)
 
 
 def test_a_sliced_run_resumes_from_its_cursor_without_gaps_or_double_counts(org, make_line, stuck, sandbox):
