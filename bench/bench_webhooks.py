@@ -2,7 +2,7 @@
 
 1. Makes (once) a bench organization with a sandbox carrier account, one line and --messages outbound
    messages in status "sent", in carrier batches of 1000 (carrier_batch_id, carrier_recipient).
-2. Serves the app with gunicorn (2 sync workers) on loopback and loads
+2. Serves the app with gunicorn (2 workers x --threads 8 gthread; --threads 0 = sync) on loopback and loads
    POST /webhooks/sinch/<secret>/delivery with wrk for --duration seconds, each request one Sinch
    per-recipient delivery report of one of those messages. Prints requests/s, stored rows/s (rows
    counted in carriers_webhookevent), non-2xx answers, latency p50/p99.
@@ -255,12 +255,47 @@ def measure_sandbox_posting(account: CarrierAccount, line: Line, gunicorn_port: 
             "reports_per_s": round(stored / seconds), "sample_worker_stats": stats["reports"]}
 
 
+def measure_sender_alone(env: dict, reports: int) -> dict:
+    """One sandbox process posting per-recipient reports to a do-nothing sink (another sandbox's
+    /_sandbox/sink): the sandbox's own posting rate, without our app in the way."""
+    sink_port, src_port = free_port(), free_port()
+    sink = subprocess.Popen([sys.executable, "-m", "carriers.sandbox", "--port", str(sink_port)], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL)
+    src = subprocess.Popen([sys.executable, "-m", "carriers.sandbox", "--port", str(src_port), "--delay-min", "0",
+                            "--delay-max", "0.5"], env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        wait_port(sink_port, sink, "sink sandbox")
+        wait_port(src_port, src, "sandbox")
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer bench"
+        to = [f"1737{2000000 + n:07d}" for n in range(BATCH)]
+        started = time.perf_counter()
+        for _ in range(reports // BATCH):
+            session.post(f"http://127.0.0.1:{src_port}/xms/v1/bench/batches", timeout=10, json={
+                "to": to, "from": "15125550000", "body": "Hello", "delivery_report": "per_recipient_final",
+                "callback_url": f"http://127.0.0.1:{sink_port}/_sandbox/sink"}).raise_for_status()
+        got = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and got < reports:
+            got = session.get(f"http://127.0.0.1:{sink_port}/_sandbox/stats", timeout=5).json().get("sink", 0)
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        return {"reports": reports, "received": got, "seconds": round(seconds, 2),
+                "reports_per_s": round(got / seconds)}
+    finally:
+        stop(src)
+        stop(sink)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--sandbox-reports", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=8,
+                        help="gunicorn gthread threads per worker (0 = sync workers, as config/devserver.py runs). "
+                             "Threads let concurrent INSERTs share WAL flushes (group commit).")
     args = parser.parse_args()
 
     wrk = ensure_wrk()
@@ -273,12 +308,14 @@ def main() -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
     gunicorn = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "--workers", "2", "--bind",
-         f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), "--backlog", "2048"],
+         f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), "--backlog", "2048",
+         *(["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads else [])],
         env=env, start_new_session=True)
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "carriers.sandbox", "--port", str(sandbox_port), "--workers", "2",
          "--delay-min", "0.5", "--delay-max", "3"], env=env, start_new_session=True, stdout=subprocess.DEVNULL)
-    figures: dict = {"bench": "webhooks", "gunicorn_workers": 2, "duration_s": args.duration,
+    figures: dict = {"bench": "webhooks", "gunicorn_workers": 2, "gunicorn_threads": args.threads or 1,
+                     "duration_s": args.duration,
                      "connections": args.connections}
     try:
         wait_port(port, gunicorn, "gunicorn")
@@ -311,6 +348,11 @@ def main() -> None:
             figures["sandbox_posting"] = posting
             log(f"{posting['stored']} reports posted and stored in {posting['seconds']} s = "
                 f"{posting['reports_per_s']} reports/s")
+            stop(gunicorn)
+            log(f"== 4. one sandbox process posts {args.sandbox_reports} reports to a do-nothing sink")
+            alone = measure_sender_alone(env, args.sandbox_reports)
+            figures["sandbox_sender_alone"] = alone
+            log(f"{alone['received']} reports in {alone['seconds']} s = {alone['reports_per_s']} reports/s")
     finally:
         stop(gunicorn)
         stop(sandbox)

@@ -608,6 +608,12 @@ class Handler(BaseHTTPRequestHandler):
                 for msisdn, word in data.items():
                     state.status_overrides[str(msisdn).lstrip("+")] = words[str(word).lower()]
             return self._send(204)
+        if path == "/_sandbox/sink" and method == "POST":
+            # A do-nothing receiver: lets a benchmark measure another sandbox's report posting alone.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with state.lock:
+                state.counters["sink"] = state.counters.get("sink", 0) + 1
+            return self._send(200)
         if path == "/_sandbox/stats" and method == "GET":
             with state.lock:
                 counters = dict(state.counters)

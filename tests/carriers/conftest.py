@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.cache import cache
 
+from carriers import services
 from carriers.selectors import account_cache_clear
 from carriers.services import APPLY_DEBOUNCE_KEY
 from tests import factories
@@ -17,6 +18,7 @@ from tests.sandbox import callback_recorder, sandbox_carrier  # noqa: F401  (fix
 def _fresh_caches():
     account_cache_clear()
     cache.delete(APPLY_DEBOUNCE_KEY)
+    services._enqueue_memo["at"] = -1.0
     yield
     account_cache_clear()
 
