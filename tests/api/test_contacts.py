@@ -149,3 +149,13 @@ def test_full_size_import_is_one_insert(api, org, django_assert_num_queries):
     # then
     assert response.json()["created"] == IMPORT_MAX_ROWS
     assert Contact.objects.filter(organization=org).count() == IMPORT_MAX_ROWS
+
+
+def test_update_to_an_existing_number_is_400(api, org):
+    factories.ContactFactory(organization=org, phone_number="+17372004321")
+    other = factories.ContactFactory(organization=org)
+    response = api.patch(f"/api/v1/contacts/{other.pk}", {"phone_number": "737 200 4321"}, format="json")
+    assert response.status_code == 400
+    assert "phone_number" in error_of(response)["fields"]
+    other.refresh_from_db()
+    assert other.phone_number != "+17372004321"
