@@ -220,11 +220,16 @@ def link_create(
     return Link.objects.get(pk=cast(int, spec.id))
 
 
-def link_update(*, link: Link, expires_at: datetime | None = None, fallback_url: str | None = None) -> Link:
-    """Changes what a code does when expired; the cached copy is replaced after commit."""
+_KEEP = object()
+
+
+def link_update(*, link: Link, expires_at: datetime | None | object = _KEEP, fallback_url: str | None = None) -> Link:
+    """Changes what a code does when expired (expires_at: a time, None = never; omitted = unchanged);
+    the cached copy is replaced after commit."""
     if fallback_url is not None:
         link.fallback_url = link_validate_target(fallback_url, field_name="fallback_url") if fallback_url else ""
-    link.expires_at = expires_at
+    if expires_at is not _KEEP:
+        link.expires_at = cast(datetime | None, expires_at)
     link.save(update_fields=["expires_at", "fallback_url"])
     payload = link_payload(
         link_id=link.pk,

@@ -45,7 +45,9 @@ class LinkCreateSerializer(serializers.Serializer):
 
 
 class LinkUpdateSerializer(serializers.Serializer):
-    expires_at = serializers.DateTimeField(allow_null=True, help_text="null: never expires; now: expire now.")
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="null: never expires; now: expire now; omitted: unchanged."
+    )
     fallback_url = serializers.CharField(max_length=conf.TARGET_URL_MAX_LENGTH, required=False, allow_blank=True)
 
     def validate_fallback_url(self, value):

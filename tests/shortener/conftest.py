@@ -11,6 +11,9 @@ SHORT_HOST = "prly.localhost:8000"
 def _clean_short_keys(settings):
     # Our keys only (REDIS_KEY_PREFIX is per engineer), so other suites sharing the server are untouched.
     settings.SHORT_LINK_DOMAIN = SHORT_HOST
+    # Keys apart from a benchmark or dev server sharing REDIS_URL / REDIS_KEY_PREFIX (whose cached links
+    # and click buffer the cleanup below would otherwise delete, and whose flusher would eat our clicks).
+    settings.REDIS_KEY_PREFIX = f"{settings.REDIS_KEY_PREFIX}-tests"
     client = redis_client()
     keys = list(client.scan_iter(f"{conf.redis_key_prefix()}:*", count=1000))
     if keys:
