@@ -100,10 +100,7 @@ class CarrierAccountAdmin(admin.ModelAdmin):
     def webhook_urls(self, obj: CarrierAccount) -> str:
         if not obj.pk:
             return "-"
-        from django.conf import settings
-
-        base = f"{settings.PUBLIC_BASE_URL}/webhooks/sinch/{obj.webhook_secret}"
-        return format_html("{}/delivery<br>{}/inbound", base, base)
+        return format_html("{}<br>{}", obj.callback_url, obj.inbound_url)
 
 
 @admin.register(WebhookEvent)

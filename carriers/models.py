@@ -52,6 +52,22 @@ class CarrierAccount(models.Model):
     def masked_config(self) -> dict:
         return mask_config(self.config)
 
+    def webhook_url(self, kind: str = "delivery") -> str:
+        """Where the carrier posts: /webhooks/sinch/<secret>/delivery|inbound on PUBLIC_BASE_URL."""
+        from django.conf import settings
+
+        return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/webhooks/sinch/{self.webhook_secret}/{kind}"
+
+    @property
+    def callback_url(self) -> str:
+        """Delivery-report URL sent with each batch (Sinch's callback_url)."""
+        return self.webhook_url("delivery")
+
+    @property
+    def inbound_url(self) -> str:
+        """To configure as the service plan's MO callback in Sinch's dashboard."""
+        return self.webhook_url("inbound")
+
 
 def mask_config(config: dict) -> dict:
     return {k: ("••••" if k in SECRET_CONFIG_KEYS and v else v) for k, v in (config or {}).items()}

@@ -26,19 +26,20 @@ def register(provider: str):
 
 def adapter_for(account) -> CarrierAdapter:
     """The adapter for this account's provider and configuration, cached per process."""
+    key = getattr(account, "pk", None) or getattr(account, "id", None)
     version = account.updated_at
-    cached = _CACHE.get(account.pk)
-    if cached is not None and cached[0] == version and account.pk is not None:
+    cached = _CACHE.get(key) if key is not None else None
+    if cached is not None and cached[0] == version:
         return cached[1]
     try:
         factory = _FACTORIES[account.provider]
     except KeyError:
         raise LookupError(f"no carrier adapter for provider {account.provider!r}") from None
     adapter = factory(account)
-    if account.pk is not None:
+    if key is not None:
         # The replaced adapter is not closed: another thread may be mid-call on it; GC closes it.
         with _LOCK:
-            _CACHE[account.pk] = (version, adapter)
+            _CACHE[key] = (version, adapter)
     return adapter
 
 

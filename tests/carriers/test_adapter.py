@@ -169,3 +169,10 @@ def test_summary_with_mixed_statuses_names_nobody():
     payload = {"type": "delivery_report_sms", "batch_id": "B", "total_message_count": 3, "statuses": [
         {"code": 0, "status": "Delivered", "count": 2}, {"code": 402, "status": "Aborted", "count": 1}]}
     assert parse_delivery_payload(payload) == []
+
+
+def test_account_webhook_urls(org, settings):
+    settings.PUBLIC_BASE_URL = "https://parley.example/"
+    account = factories.CarrierAccountFactory(organization=org)
+    assert account.callback_url == f"https://parley.example/webhooks/sinch/{account.webhook_secret}/delivery"
+    assert account.inbound_url == f"https://parley.example/webhooks/sinch/{account.webhook_secret}/inbound"
