@@ -58,7 +58,7 @@ def test_colliding_codes_are_drawn_again(org, monkeypatch):
     # given a link that owns the code the generator will draw first
     taken = factories_link(org, code="AAAAAAAA")
     draws = iter([["AAAAAAAA", "BBBBBBBB"], ["CCCCCCCC"]])
-    monkeypatch.setattr(services, "codes_generate", lambda n, length: next(draws))
+    monkeypatch.setattr(services.links, "codes_generate", lambda n, length: next(draws))
     # when
     specs = services.links_create(
         organization_id=org.id,
