@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from messaging import segments
 
 from .. import conf
-from .links import LinkSpec, org_short_domain, link_validate_target, links_create, short_url
+from .links import LinkSpec, link_validate_target, links_create, org_short_domain, short_url
 
 # Any http(s) URL in a text: up to whitespace, quotes or angle brackets; trailing punctuation that ends
 # a sentence ("see https://x.com/a.") is trimmed afterwards, a closing parenthesis only if unbalanced.
