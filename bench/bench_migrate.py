@@ -28,11 +28,11 @@ import sys
 import time
 from pathlib import Path
 
-LOCK = "/tmp/parley-bench.lock"
+LOCK = "/tmp/parley-bench.lock"  # noqa: S108 (the team-wide benchmark lock)
 
 if os.environ.get("PARLEY_BENCH_LOCKED") != "1":
     os.environ["PARLEY_BENCH_LOCKED"] = "1"
-    os.execvp("flock", ["flock", LOCK, sys.executable, *sys.argv])
+    os.execvp("flock", ["flock", LOCK, sys.executable, *sys.argv])  # noqa: S606
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -90,11 +90,15 @@ def plain_copy_rate(v1: str) -> tuple[int, float]:
             "StatusUpdatedOn" timestamp)""")
     v2.commit()
     started = time.perf_counter()
-    with psycopg.connect(v1) as src_conn, src_conn.cursor() as src_cur, v2.cursor() as dst_cur:
-        with src_cur.copy('COPY "Messages" TO STDOUT (FORMAT BINARY)') as src, \
-                dst_cur.copy("COPY bench_scratch_messages FROM STDIN (FORMAT BINARY)") as dst:
-            for chunk in src:
-                dst.write(chunk)
+    with (
+        psycopg.connect(v1) as src_conn,
+        src_conn.cursor() as src_cur,
+        v2.cursor() as dst_cur,
+        src_cur.copy('COPY "Messages" TO STDOUT (FORMAT BINARY)') as src,
+        dst_cur.copy("COPY bench_scratch_messages FROM STDIN (FORMAT BINARY)") as dst,
+    ):
+        for chunk in src:
+            dst.write(chunk)
     v2.commit()
     seconds = time.perf_counter() - started
     with v2.cursor() as cur:
@@ -122,8 +126,12 @@ def main() -> None:
     v2_name = fresh_v2_database()
     v1 = v1_dsn()
     ensure_v1_alias(v1)
-    figures: dict = {"messages": args.messages, "batch_size": args.batch_size, "v2_database": v2_name,
-                     "v1_database": psycopg.conninfo.conninfo_to_dict(v1)["dbname"]}
+    figures: dict = {
+        "messages": args.messages,
+        "batch_size": args.batch_size,
+        "v2_database": v2_name,
+        "v1_database": psycopg.conninfo.conninfo_to_dict(v1)["dbname"],
+    }
 
     if not args.skip_seed:
         started = time.perf_counter()
@@ -143,40 +151,61 @@ def main() -> None:
     after_first = data_writes()
     tables = {}
     for name, s in report["tables"].items():
-        tables[name] = {"read": s["read"], "written": s["written"], "merged": s["merged"],
-                        "quarantined": s["quarantined"], "seconds": round(s["seconds"], 2),
-                        "rows_per_s": int(s["read"] / s["seconds"]) if s["seconds"] else None}
+        tables[name] = {
+            "read": s["read"],
+            "written": s["written"],
+            "merged": s["merged"],
+            "quarantined": s["quarantined"],
+            "seconds": round(s["seconds"], 2),
+            "rows_per_s": int(s["read"] / s["seconds"]) if s["seconds"] else None,
+        }
     total_read = sum(s["read"] for n, s in report["tables"].items() if n not in ("derived", "MessageMedia"))
-    figures["first_run"] = {"seconds": round(first_seconds, 2), "rows_read": total_read,
-                            "overall_rows_per_s": int(total_read / first_seconds), "tables": tables,
-                            "data_rows_written": after_first - before}
+    figures["first_run"] = {
+        "seconds": round(first_seconds, 2),
+        "rows_read": total_read,
+        "overall_rows_per_s": int(total_read / first_seconds),
+        "tables": tables,
+        "data_rows_written": after_first - before,
+    }
     msg_rate = tables["Messages"]["rows_per_s"] or 0
     figures["messages_vs_plain_copy"] = round(msg_rate / figures["plain_copy"]["rows_per_s"], 3)
-    print(f"first run: {first_seconds:.1f} s, Messages {msg_rate} rows/s "
-          f"= {figures['messages_vs_plain_copy']:.0%} of plain COPY", flush=True)
+    print(
+        f"first run: {first_seconds:.1f} s, Messages {msg_rate} rows/s "
+        f"= {figures['messages_vs_plain_copy']:.0%} of plain COPY",
+        flush=True,
+    )
 
     started = time.perf_counter()
     rerun = v1_migrate(batch_size=args.batch_size, progress=args.progress, from_start=True)
     rerun_seconds = time.perf_counter() - started
     after_rerun = data_writes()
     figures["rerun_from_start"] = {
-        "seconds": round(rerun_seconds, 2), "speedup": round(first_seconds / rerun_seconds, 2),
+        "seconds": round(rerun_seconds, 2),
+        "speedup": round(first_seconds / rerun_seconds, 2),
         "data_rows_written": after_rerun - after_first,
         "written_reported": sum(s["written"] for s in rerun["tables"].values()),
     }
     started = time.perf_counter()
     v1_migrate(batch_size=args.batch_size)
     checkpointed_seconds = time.perf_counter() - started
-    figures["rerun_with_checkpoints"] = {"seconds": round(checkpointed_seconds, 2),
-                                         "data_rows_written": data_writes() - after_rerun}
-    print(f"rerun from start: {rerun_seconds:.1f} s ({figures['rerun_from_start']['speedup']}x faster), "
-          f"data rows written {figures['rerun_from_start']['data_rows_written']}; "
-          f"rerun with checkpoints: {checkpointed_seconds:.1f} s", flush=True)
+    figures["rerun_with_checkpoints"] = {
+        "seconds": round(checkpointed_seconds, 2),
+        "data_rows_written": data_writes() - after_rerun,
+    }
+    print(
+        f"rerun from start: {rerun_seconds:.1f} s ({figures['rerun_from_start']['speedup']}x faster), "
+        f"data rows written {figures['rerun_from_start']['data_rows_written']}; "
+        f"rerun with checkpoints: {checkpointed_seconds:.1f} s",
+        flush=True,
+    )
 
     started = time.perf_counter()
     verified = v1_verify()
-    figures["verify"] = {"seconds": round(time.perf_counter() - started, 2), "ok": verified["ok"],
-                         "differences": len(verified["differences"])}
+    figures["verify"] = {
+        "seconds": round(time.perf_counter() - started, 2),
+        "ok": verified["ok"],
+        "differences": len(verified["differences"]),
+    }
     figures["quarantined_by_reason"] = report["quarantined_by_reason"]
     figures["peak_rss_mib"] = peak_mib()
     figures["peak_rss_method"] = "getrusage ru_maxrss (RUSAGE_SELF, RUSAGE_CHILDREN), whole process incl. seeding"

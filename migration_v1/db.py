@@ -12,8 +12,10 @@ DEFAULT_V1_NAME = "parley_v1"
 
 def dsn_for(settings_dict: dict) -> str:
     params = {
-        "dbname": settings_dict["NAME"], "host": settings_dict.get("HOST") or None,
-        "port": settings_dict.get("PORT") or None, "user": settings_dict.get("USER") or None,
+        "dbname": settings_dict["NAME"],
+        "host": settings_dict.get("HOST") or None,
+        "port": settings_dict.get("PORT") or None,
+        "user": settings_dict.get("USER") or None,
         "password": settings_dict.get("PASSWORD") or None,
     }
     return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v})
@@ -31,9 +33,16 @@ def ensure_v1_alias(dsn: str | None = None) -> None:
     dsn = dsn or v1_dsn()
     info = psycopg.conninfo.conninfo_to_dict(dsn)
     base = dict(connections["default"].settings_dict)
-    base.update({"NAME": info["dbname"], "HOST": info.get("host", base.get("HOST")),
-                 "PORT": info.get("port", base.get("PORT")), "USER": info.get("user", base.get("USER")),
-                 "PASSWORD": info.get("password", base.get("PASSWORD")), "CONN_MAX_AGE": 0})
+    base.update(
+        {
+            "NAME": info["dbname"],
+            "HOST": info.get("host", base.get("HOST")),
+            "PORT": info.get("port", base.get("PORT")),
+            "USER": info.get("user", base.get("USER")),
+            "PASSWORD": info.get("password", base.get("PASSWORD")),
+            "CONN_MAX_AGE": 0,
+        }
+    )
     base["TEST"] = {"MIRROR": None, "NAME": info["dbname"]}
     if V1_ALIAS in connections.settings:
         connections[V1_ALIAS].close()

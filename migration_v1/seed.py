@@ -56,16 +56,28 @@ class SeedSizes:
     messages: int
 
     @classmethod
-    def for_messages(cls, messages: int, *, accounts: int | None = None, contacts: int | None = None,
-                     blasts: int | None = None, lines_per_account: int = 3, users_per_account: int = 5):
+    def for_messages(
+        cls,
+        messages: int,
+        *,
+        accounts: int | None = None,
+        contacts: int | None = None,
+        blasts: int | None = None,
+        lines_per_account: int = 3,
+        users_per_account: int = 5,
+    ):
         # Proportions of a typical v1 client: ~10 messages per contact, ~50k messages per account.
         accounts = accounts or max(2, messages // 50_000)
         contacts = contacts or max(20 * accounts, messages // 10)
         cpa = max(10, contacts // accounts)
         return cls(
-            accounts=accounts, users_per_account=users_per_account, lines_per_account=lines_per_account,
-            contacts_per_account=cpa, conversations=cpa * accounts + cpa * accounts // 10,
-            blasts=blasts or max(2, messages // 20_000), messages=messages,
+            accounts=accounts,
+            users_per_account=users_per_account,
+            lines_per_account=lines_per_account,
+            contacts_per_account=cpa,
+            conversations=cpa * accounts + cpa * accounts // 10,
+            blasts=blasts or max(2, messages // 20_000),
+            messages=messages,
         )
 
 
@@ -74,7 +86,7 @@ def admin_dsn(dsn: str) -> str:
 
 
 def create_database(dsn: str, *, reset: bool) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    name = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
     with psycopg.connect(admin_dsn(dsn), autocommit=True) as conn:
         if reset:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -84,7 +96,7 @@ def create_database(dsn: str, *, reset: bool) -> None:
 
 
 def drop_database(dsn: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    name = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
     with psycopg.connect(admin_dsn(dsn), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
@@ -252,7 +264,7 @@ def v1_seed(*, dsn: str, sizes: SeedSizes, reset: bool = True) -> dict:
             conn.execute(statement)
         conn.execute("ANALYZE")
         counts = {}
-        for table in ("Accounts", "Users", "Lines", "Contacts", "Conversations", "Blasts", "Messages",
-                      "MessageMedia"):
-            counts[table] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+        for table in ("Accounts", "Users", "Lines", "Contacts", "Conversations", "Blasts", "Messages", "MessageMedia"):
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+            counts[table] = row[0] if row else 0
     return {"sizes": asdict(sizes), "counts": counts}

@@ -73,8 +73,16 @@ def v1_migrate(
     ignores them and relies on the v1_id/id-map skips alone). `stop_after=(table, n)` raises
     SimulatedCrash after n committed batches of that table (tests of resumption)."""
     scope = scope or Scope()
-    ctx = Context(scope=scope, batch_size=batch_size, dry_run=dry_run, progress=progress, from_start=from_start,
-                  stop_after=stop_after, trust_references=trust_references, writers=writers)
+    ctx = Context(
+        scope=scope,
+        batch_size=batch_size,
+        dry_run=dry_run,
+        progress=progress,
+        from_start=from_start,
+        stop_after=stop_after,
+        trust_references=trust_references,
+        writers=writers,
+    )
     resolve_scope(ctx)
     options = {"batch_size": batch_size, "dry_run": dry_run, "from_start": from_start}
     started = time.perf_counter()

@@ -109,7 +109,9 @@ def jsonable(value: object) -> object:
         return value.isoformat()
     if isinstance(value, bytes | memoryview):
         raw = bytes(value)
-        return {"base64": base64.b64encode(raw).decode(), "text": raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")}
+        # jsonb cannot hold U+0000: the readable form spells it out; base64 keeps the exact bytes.
+        text = raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+        return {"base64": base64.b64encode(raw).decode(), "text": text}
     return value
 
 
@@ -124,11 +126,25 @@ def row_json(columns: list[str], row: tuple, *, secret_columns: tuple[str, ...] 
 # never "queued", so that v2 workers cannot send years-old history. 2 Sending stays "sending" with its
 # carrier batch id and recipient, for the status backfill to repair.
 STATUS_MAP = {
-    0: S.CANCELED, 1: S.CANCELED, 2: S.SENDING, 3: S.SENT, 4: S.DELIVERED, 5: S.FAILED, 6: S.UNDELIVERED,
+    0: S.CANCELED,
+    1: S.CANCELED,
+    2: S.SENDING,
+    3: S.SENT,
+    4: S.DELIVERED,
+    5: S.FAILED,
+    6: S.UNDELIVERED,
     7: S.RECEIVED,
 }
-STATUS_NAMES = {0: "Pending", 1: "Queued", 2: "Sending", 3: "Sent", 4: "Delivered", 5: "Failed",
-                6: "Undelivered", 7: "Received"}
+STATUS_NAMES = {
+    0: "Pending",
+    1: "Queued",
+    2: "Sending",
+    3: "Sent",
+    4: "Delivered",
+    5: "Failed",
+    6: "Undelivered",
+    7: "Received",
+}
 
 
 def decode_body(raw: bytes | memoryview | None) -> tuple[str | None, str | None]:

@@ -57,8 +57,9 @@ def derived_refresh(ctx: Context) -> None:
         if ctx.scope.kind == "all":
             cur.execute("SELECT id FROM organizations_organization WHERE v1_id IS NOT NULL ORDER BY id")
         else:
-            cur.execute("SELECT id FROM organizations_organization WHERE v1_id = ANY(%s) ORDER BY id",
-                        [ctx.account_ids])
+            cur.execute(
+                "SELECT id FROM organizations_organization WHERE v1_id = ANY(%s) ORDER BY id", [ctx.account_ids]
+            )
         org_ids = [r[0] for r in cur.fetchall()]
         line_id = None
         if ctx.scope.kind == "line":

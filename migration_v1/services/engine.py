@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,7 +85,8 @@ class Context:
     reasons: Counter = field(default_factory=Counter)
     warnings: Counter = field(default_factory=Counter)
     _batches: Counter = field(default_factory=Counter)
-    timings: Counter = field(default_factory=Counter)  # seconds per statement kind (Messages)
+    # Seconds per statement kind of the Messages step (the report's breakdown).
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def table(self, name: str) -> TableStats:
         return self.stats.setdefault(name, TableStats())
@@ -139,8 +140,12 @@ class Context:
                          AS t(v1_id, reason, detail, row)
                     ON CONFLICT (v1_table, v1_id) DO NOTHING""",
                 [
-                    self.run_id, table, [i[0] for i in items], [i[1] for i in items],
-                    [i[2][:300] for i in items], [Jsonb(i[3]) for i in items],
+                    self.run_id,
+                    table,
+                    [i[0] for i in items],
+                    [i[1] for i in items],
+                    [i[2][:300] for i in items],
+                    [Jsonb(i[3]) for i in items],
                 ],
             )
 
@@ -161,7 +166,7 @@ class Context:
             "tables": {name: asdict(s) for name, s in self.stats.items()},
             "quarantined_by_reason": dict(sorted(self.reasons.items())),
             "warnings": dict(sorted(self.warnings.items())),
-            "message_step_seconds": {k: round(v, 2) for k, v in self.timings.most_common()},
+            "message_step_seconds": {k: round(v, 2) for k, v in sorted(self.timings.items(), key=lambda kv: -kv[1])},
         }
 
 
@@ -170,6 +175,7 @@ def resolve_scope(ctx: Context) -> None:
     if ctx.scope.kind == "all":
         return
     lines = V1Line.objects.all()
+    assert ctx.scope.id is not None
     if ctx.scope.kind == "account":
         ctx.account_ids = [ctx.scope.id]
         ctx.line_ids = list(lines.filter(account_id=ctx.scope.id).values_list("line_id", flat=True))
@@ -212,9 +218,11 @@ def insert_columns(model: type[models.Model], explicit: dict[str, str]) -> tuple
     Columns not given explicitly get the model field's default as a parameter, so fields that other
     areas add later (with a default) do not break the migration's raw SQL.
     """
-    cols, exprs, params = [], [], []
+    cols: list[str] = []
+    exprs: list[str] = []
+    params: list = []
     for f in model._meta.concrete_fields:
-        col = f.column
+        col = str(f.column)
         if col in explicit:
             cols.append(col)
             exprs.append(explicit[col])
@@ -244,5 +252,12 @@ def insert_columns(model: type[models.Model], explicit: dict[str, str]) -> tuple
 def progress_bar(ctx: Context, table: str, total: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"{table:<14}", unit="rows", disable=not ctx.progress, file=sys.stderr,
-                dynamic_ncols=True, mininterval=0.5)
+    return tqdm(
+        total=total,
+        desc=f"{table:<14}",
+        unit="rows",
+        disable=not ctx.progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )

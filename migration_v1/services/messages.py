@@ -26,24 +26,50 @@ from .convert import STATUS_MAP, decode_body, row_json, v1_time
 from .engine import IDMAP_TABLE, QUARANTINE_TABLE, Context, insert_columns, progress_bar, temp_table, v1_raw
 
 TABLE = "Messages"
-V1_COLUMNS = [V1Message._meta.get_field(f).column for f in (
-    "message_id", "conversation_id", "line_id", "contact_phone", "direction", "body", "status",
-    "provider_message_id", "error_code", "sent_by_user_id", "blast_id", "created_on", "status_updated_on",
-)]
+V1_COLUMNS: list[str] = [
+    str(V1Message._meta.get_field(f).column)  # type: ignore[union-attr]
+    for f in (
+        "message_id",
+        "conversation_id",
+        "line_id",
+        "contact_phone",
+        "direction",
+        "body",
+        "status",
+        "provider_message_id",
+        "error_code",
+        "sent_by_user_id",
+        "blast_id",
+        "created_on",
+        "status_updated_on",
+    )
+]
 MEDIA_TABLE = V1MessageMedia._meta.db_table
 _SELECT = ", ".join(f'"{c}"' for c in V1_COLUMNS)
 
 _TEMP_COLUMNS = [
-    ("v1_id", "bigint"), ("v1_conv", "integer"), ("v1_line", "integer"), ("e164", "text"), ("direction", "text"),
-    ("body", "text"), ("status", "text"), ("v1_status", "smallint"), ("pmid", "text"), ("err", "text"),
-    ("v1_sent_by", "integer"), ("v1_blast", "integer"), ("created_at", "timestamptz"), ("status_at", "timestamptz"),
+    ("v1_id", "bigint"),
+    ("v1_conv", "integer"),
+    ("v1_line", "integer"),
+    ("e164", "text"),
+    ("direction", "text"),
+    ("body", "text"),
+    ("status", "text"),
+    ("v1_status", "smallint"),
+    ("pmid", "text"),
+    ("err", "text"),
+    ("v1_sent_by", "integer"),
+    ("v1_blast", "integer"),
+    ("created_at", "timestamptz"),
+    ("status_at", "timestamptz"),
 ]
 _MEDIA_COLUMNS = [("v1_message_id", "bigint"), ("ord", "integer"), ("url", "text"), ("content_type", "text")]
 
 
 def _transform(rows: list[tuple], phones: dict) -> tuple[list[tuple], list[tuple]]:
     """v1 rows → (temp-table rows, quarantined (v1_id, reason, detail, row))."""
-    out, bad = [], []
+    out: list[tuple] = []
+    bad: list[tuple] = []
     append = out.append
     for row in rows:
         mid, conv, line, phone, direction, body, status, pmid, err, sent_by, blast, created, status_on = row
@@ -51,7 +77,7 @@ def _transform(rows: list[tuple], phones: dict) -> tuple[list[tuple], list[tuple
         if d == "I":
             dirv, st = "in", "received"
         elif d == "O":
-            dirv, st = "out", STATUS_MAP.get(status)
+            dirv, st = "out", STATUS_MAP.get(status)  # type: ignore[assignment]
             if st is None or st == "received":
                 bad.append((mid, "unknown_outbound_status", f"Status={status}", row_json(V1_COLUMNS, row)))
                 continue
@@ -66,11 +92,28 @@ def _transform(rows: list[tuple], phones: dict) -> tuple[list[tuple], list[tuple
         if e164 is False:
             e164 = phones[phone] = try_normalize(phone)
         if conv is None and e164 is None:
-            bad.append((mid, "junk_phone", "no conversation and ContactPhone is not a number",
-                        row_json(V1_COLUMNS, row)))
+            bad.append(
+                (mid, "junk_phone", "no conversation and ContactPhone is not a number", row_json(V1_COLUMNS, row))
+            )
             continue
-        append((mid, conv, line, e164, dirv, text, st, status, pmid or "", err or "", sent_by, blast,
-                v1_time(created), v1_time(status_on)))
+        append(
+            (
+                mid,
+                conv,
+                line,
+                e164,
+                dirv,
+                text,
+                st,
+                status,
+                pmid or "",
+                err or "",
+                sent_by,
+                blast,
+                v1_time(created),
+                v1_time(status_on),
+            )
+        )
     return out, bad
 
 
@@ -82,31 +125,54 @@ def _copy(cur, name: str, columns: list[tuple[str, str]], rows) -> None:
 
 
 def _sql_parts() -> dict[str, tuple[str, str, list]]:
-    contact = insert_columns(Contact, {
-        "organization_id": "s.org_id", "phone_number": "s.e164", "created_at": "s.created_at", "updated_at": "now()",
-    })
-    conversation = insert_columns(Conversation, {
-        "organization_id": "s.org_id", "line_id": "s.line_id", "contact_id": "s.contact_id", "status": "'closed'",
-        "created_at": "s.created_at",
-    })
-    message = insert_columns(Message, {
-        "organization_id": "cv.organization_id", "line_id": "cv.line_id", "conversation_id": "cv.id",
-        "contact_id": "cv.contact_id", "blast_id": "b.id", "direction": "r.direction", "body": "r.body",
-        "media": "coalesce(md.media, '[]'::jsonb)", "status": "r.status",
-        "carrier_batch_id": "r.pmid",
-        # The MSISDN the carrier was given: with the batch id, the key the status backfill matches on.
-        "carrier_recipient": "CASE WHEN r.pmid <> '' AND r.direction = 'out' "
-                             "THEN ltrim(coalesce(r.e164, ct.phone_number), '+') ELSE '' END",
-        "error_code": "r.err",
-        "error_reason": "CASE WHEN r.v1_status IN (0, 1) THEN 'v1: never sent (' || "
-                        "(CASE r.v1_status WHEN 0 THEN 'Pending' ELSE 'Queued' END) || ')' ELSE '' END",
-        "sent_by_id": "u.id", "created_at": "r.created_at",
-        "sent_at": "CASE WHEN r.status IN ('sent', 'delivered', 'undelivered') THEN r.created_at END",
-        "delivered_at": "CASE WHEN r.status = 'delivered' THEN coalesce(r.status_at, r.created_at) END",
-        "failed_at": "CASE WHEN r.status IN ('failed', 'undelivered') THEN coalesce(r.status_at, r.created_at) END",
-        "received_at": "CASE WHEN r.status = 'received' THEN r.created_at END",
-        "status_updated_at": "coalesce(r.status_at, r.created_at)", "v1_id": "r.v1_id",
-    })
+    contact = insert_columns(
+        Contact,
+        {
+            "organization_id": "s.org_id",
+            "phone_number": "s.e164",
+            "created_at": "s.created_at",
+            "updated_at": "now()",
+        },
+    )
+    conversation = insert_columns(
+        Conversation,
+        {
+            "organization_id": "s.org_id",
+            "line_id": "s.line_id",
+            "contact_id": "s.contact_id",
+            "status": "'closed'",
+            "created_at": "s.created_at",
+        },
+    )
+    message = insert_columns(
+        Message,
+        {
+            "organization_id": "cv.organization_id",
+            "line_id": "cv.line_id",
+            "conversation_id": "cv.id",
+            "contact_id": "cv.contact_id",
+            "blast_id": "b.id",
+            "direction": "r.direction",
+            "body": "r.body",
+            "media": "coalesce(md.media, '[]'::jsonb)",
+            "status": "r.status",
+            "carrier_batch_id": "r.pmid",
+            # The MSISDN the carrier was given: with the batch id, the key the status backfill matches on.
+            "carrier_recipient": "CASE WHEN r.pmid <> '' AND r.direction = 'out' "
+            "THEN ltrim(coalesce(r.e164, ct.phone_number), '+') ELSE '' END",
+            "error_code": "r.err",
+            "error_reason": "CASE WHEN r.v1_status IN (0, 1) THEN 'v1: never sent (' || "
+            "(CASE r.v1_status WHEN 0 THEN 'Pending' ELSE 'Queued' END) || ')' ELSE '' END",
+            "sent_by_id": "u.id",
+            "created_at": "r.created_at",
+            "sent_at": "CASE WHEN r.status IN ('sent', 'delivered', 'undelivered') THEN r.created_at END",
+            "delivered_at": "CASE WHEN r.status = 'delivered' THEN coalesce(r.status_at, r.created_at) END",
+            "failed_at": "CASE WHEN r.status IN ('failed', 'undelivered') THEN coalesce(r.status_at, r.created_at) END",
+            "received_at": "CASE WHEN r.status = 'received' THEN r.created_at END",
+            "status_updated_at": "coalesce(r.status_at, r.created_at)",
+            "v1_id": "r.v1_id",
+        },
+    )
     return {"contact": contact, "conversation": conversation, "message": message}
 
 
@@ -160,14 +226,18 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     if skipped == len(out):
         return
     cols, exprs, params = parts["contact"]
-    cur.execute(f"""INSERT INTO messaging_contact ({cols}) SELECT {exprs} FROM ({_BY_PHONE}) s
+    cur.execute(
+        f"""INSERT INTO messaging_contact ({cols}) SELECT {exprs} FROM ({_BY_PHONE}) s
         WHERE NOT EXISTS (SELECT 1 FROM messaging_contact c
                           WHERE c.organization_id = s.org_id AND c.phone_number = s.e164)
-        ON CONFLICT DO NOTHING""", params)
+        ON CONFLICT DO NOTHING""",
+        params,
+    )
     with ctx.lock:
         stats.bump("contacts_created_for_unknown_numbers", cur.rowcount)
     cols, exprs, params = parts["conversation"]
-    cur.execute(f"""INSERT INTO messaging_conversation ({cols}) SELECT DISTINCT ON (s.line_id, s.contact_id) {exprs}
+    cur.execute(
+        f"""INSERT INTO messaging_conversation ({cols}) SELECT DISTINCT ON (s.line_id, s.contact_id) {exprs}
         FROM (SELECT DISTINCT ON (l.id, c.id) l.organization_id AS org_id, l.id AS line_id, c.id AS contact_id,
                      t.created_at
               FROM mig_msgs t JOIN messaging_line l ON l.v1_id = t.v1_line
@@ -175,11 +245,14 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
               WHERE t.v1_conv IS NULL ORDER BY l.id, c.id, t.v1_id) s
         WHERE NOT EXISTS (SELECT 1 FROM messaging_conversation x
                           WHERE x.line_id = s.line_id AND x.contact_id = s.contact_id)
-        ON CONFLICT DO NOTHING""", params)
+        ON CONFLICT DO NOTHING""",
+        params,
+    )
     with ctx.lock:
         stats.bump("conversations_created_for_conversationless_messages", cur.rowcount)
     cols, exprs, params = parts["message"]
-    cur.execute(f"""INSERT INTO messaging_message ({cols}) SELECT {exprs} FROM (
+    cur.execute(
+        f"""INSERT INTO messaging_message ({cols}) SELECT {exprs} FROM (
             SELECT t.*, CASE WHEN t.v1_conv IS NOT NULL THEN cm.v2_id ELSE cv2.id END AS conv_id
             FROM mig_msgs t
             LEFT JOIN {IDMAP_TABLE} cm
@@ -198,7 +271,9 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
                    FROM mig_media GROUP BY v1_message_id) md ON md.v1_message_id = r.v1_id
         ORDER BY r.v1_id
         ON CONFLICT (v1_id) DO NOTHING
-        RETURNING v1_id, jsonb_array_length(media)""", params)
+        RETURNING v1_id, jsonb_array_length(media)""",
+        params,
+    )
     inserted = cur.fetchall()
     with ctx.lock:
         stats.written += len(inserted)
@@ -228,7 +303,8 @@ def _trust_references(cur) -> None:
 
 def _quarantine_unplaced(ctx: Context, cur, by_id: dict[int, tuple], media: list[tuple], rows: list[tuple]) -> None:
     """Rows no join could place (skipped ones were removed from the batch before), with the reason."""
-    cur.execute(f"""SELECT t.v1_id, CASE
+    cur.execute(
+        f"""SELECT t.v1_id, CASE
             WHEN t.v1_conv IS NOT NULL AND EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
                  WHERE q.v1_table = 'Conversations' AND q.v1_id = t.v1_conv) THEN 'conversation_quarantined'
             WHEN t.v1_conv IS NOT NULL THEN 'broken_reference_conversation'
@@ -237,7 +313,8 @@ def _quarantine_unplaced(ctx: Context, cur, by_id: dict[int, tuple], media: list
             WHEN NOT EXISTS (SELECT 1 FROM messaging_line l WHERE l.v1_id = t.v1_line) THEN 'broken_reference_line'
             ELSE 'unresolved_contact' END
         FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(v1_id, v1_conv, v1_line)""",
-                [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
+        [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
+    )
     unplaced = cur.fetchall()
     media_by_msg: dict[int, list] = {}
     for mid, _, url, ctype in media:
@@ -282,15 +359,19 @@ class _Reader(threading.Thread):
                         vc.execute(
                             f'SELECT {_SELECT} FROM "{V1Message._meta.db_table}" WHERE "MessageId" > %s'
                             f'{self.scope_sql} ORDER BY "MessageId" LIMIT %s',
-                            [self.last, *self.scope_params, self.batch_size], binary=True,
+                            [self.last, *self.scope_params, self.batch_size],
+                            binary=True,
                         )
                         rows = vc.fetchall()
                         if not rows:
                             break
                         lo, hi = rows[0][0], rows[-1][0]
-                        vc.execute(f'SELECT "MessageId", "MessageMediaId", "Url", "ContentType" FROM "{MEDIA_TABLE}" '
-                                   f'WHERE "MessageId" BETWEEN %s AND %s ORDER BY "MessageMediaId"', [lo, hi],
-                                   binary=True)
+                        vc.execute(
+                            f'SELECT "MessageId", "MessageMediaId", "Url", "ContentType" FROM "{MEDIA_TABLE}" '
+                            f'WHERE "MessageId" BETWEEN %s AND %s ORDER BY "MessageMediaId"',
+                            [lo, hi],
+                            binary=True,
+                        )
                         media = vc.fetchall()
                     out, bad = _transform(rows, phones)
                     self._put((rows, media, out, bad))
@@ -346,8 +427,9 @@ class _Writers:
         self.errors: list[BaseException] = []
         self.done: dict[int, int] = {}  # seq → hi id, committed but not yet contiguous
         self.next_seq = 0
-        self.threads = [threading.Thread(target=self._loop, name=f"migrate-v1-writer-{i}", daemon=True)
-                        for i in range(count)]
+        self.threads = [
+            threading.Thread(target=self._loop, name=f"migrate-v1-writer-{i}", daemon=True) for i in range(count)
+        ]
         for t in self.threads:
             t.start()
 
@@ -409,16 +491,23 @@ def migrate_messages(ctx: Context) -> None:
     last = ctx.checkpoint(TABLE)
     scope_sql, scope_params = _scope_sql(ctx)
     with v1_raw().cursor() as vc:
-        vc.execute(f'SELECT count(*) FROM "{V1Message._meta.db_table}" WHERE "MessageId" > %s{scope_sql}',
-                   [last, *scope_params])
+        vc.execute(
+            f'SELECT count(*) FROM "{V1Message._meta.db_table}" WHERE "MessageId" > %s{scope_sql}',
+            [last, *scope_params],
+        )
         total = vc.fetchone()[0]
     parts = _sql_parts()
     # Inside a transaction (dry run, tests) other connections would not see this run's rows: one
     # writer, the caller's connection.
     writers = 1 if connection.in_atomic_block else max(1, ctx.writers)
     ctx.parallel = writers > 1
-    reader = _Reader(dsn=dsn_for(connections[V1_ALIAS].settings_dict), scope_sql=scope_sql,
-                     scope_params=scope_params, last=last, batch_size=ctx.batch_size)
+    reader = _Reader(
+        dsn=dsn_for(connections[V1_ALIAS].settings_dict),
+        scope_sql=scope_sql,
+        scope_params=scope_params,
+        last=last,
+        batch_size=ctx.batch_size,
+    )
     reader.start()
     pool = None
     try:

@@ -34,8 +34,14 @@ from .engine import IDMAP_TABLE, QUARANTINE_TABLE, Context, copy_rows, insert_co
 Rows = list[tuple]
 
 
-def run_orm_table(ctx: Context, table: str, model, fields: list[str], filters: dict,
-                  process: Callable[[Context, Rows, list[str]], None]) -> None:
+def run_orm_table(
+    ctx: Context,
+    table: str,
+    model,
+    fields: list[str],
+    filters: dict,
+    process: Callable[[Context, Rows, list[str]], None],
+) -> None:
     """Keyset batches of a v1 table (ORM, values_list), each processed and checkpointed atomically."""
     stats = ctx.table(table)
     started = time.perf_counter()
@@ -86,19 +92,34 @@ def _accounts(ctx: Context, rows: Rows, columns: list[str]) -> None:
     with connection.cursor() as cur:
         temp_table(cur, "mig_accounts", "v1_id int, name text, tz text, is_active bool, created_at timestamptz")
         copy_rows(cur, "mig_accounts", ["v1_id", "name", "tz", "is_active", "created_at"], out)
-        cols, exprs, params = insert_columns(Organization, {
-            "name": "t.name", "time_zone": "t.tz", "is_active": "t.is_active", "created_at": "t.created_at",
-            "v1_id": "t.v1_id",
-        })
-        cur.execute(f"""INSERT INTO organizations_organization ({cols}) SELECT {exprs} FROM mig_accounts t
-                        ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""", params)
+        cols, exprs, params = insert_columns(
+            Organization,
+            {
+                "name": "t.name",
+                "time_zone": "t.tz",
+                "is_active": "t.is_active",
+                "created_at": "t.created_at",
+                "v1_id": "t.v1_id",
+            },
+        )
+        cur.execute(
+            f"""INSERT INTO organizations_organization ({cols}) SELECT {exprs} FROM mig_accounts t
+                        ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""",
+            params,
+        )
         ctx.table("Accounts").written += cur.rowcount
         ctx.table("Accounts").skipped += len(out) - cur.rowcount
 
 
 def migrate_accounts(ctx: Context) -> None:
-    run_orm_table(ctx, "Accounts", V1Account, ["account_id", "name", "time_zone", "is_active", "created_on"],
-                  ctx.scope_filter(account_field="account_id", line_field=None), _accounts)
+    run_orm_table(
+        ctx,
+        "Accounts",
+        V1Account,
+        ["account_id", "name", "time_zone", "is_active", "created_on"],
+        ctx.scope_filter(account_field="account_id", line_field=None),
+        _accounts,
+    )
 
 
 # --- Users → User (by normalized email) + Membership -----------------------------------------------
@@ -114,48 +135,95 @@ def _users(ctx: Context, rows: Rows, columns: list[str]) -> None:
         elif role not in ROLE_MAP:
             bad.append((uid, "unknown_role", f"Role={role}", by_id[uid]))
         else:
-            out.append((uid, account_id, norm, (first or "").strip()[:150], (last or "").strip()[:150],
-                        ROLE_MAP[role], deleted, v1_time(created)))
+            out.append(
+                (
+                    uid,
+                    account_id,
+                    norm,
+                    (first or "").strip()[:150],
+                    (last or "").strip()[:150],
+                    ROLE_MAP[role],
+                    deleted,
+                    v1_time(created),
+                )
+            )
     ctx.quarantine("Users", bad)
     User = get_user_model()
     with connection.cursor() as cur:
-        temp_table(cur, "mig_users", "v1_id int, v1_account_id int, email text, first_name text, last_name text,"
-                                     " role text, is_deleted bool, created_at timestamptz")
-        copy_rows(cur, "mig_users", ["v1_id", "v1_account_id", "email", "first_name", "last_name", "role",
-                                     "is_deleted", "created_at"], out)
-        _quarantine_unresolved(ctx, "Users", cur, f"""
+        temp_table(
+            cur,
+            "mig_users",
+            "v1_id int, v1_account_id int, email text, first_name text, last_name text,"
+            " role text, is_deleted bool, created_at timestamptz",
+        )
+        copy_rows(
+            cur,
+            "mig_users",
+            ["v1_id", "v1_account_id", "email", "first_name", "last_name", "role", "is_deleted", "created_at"],
+            out,
+        )
+        _quarantine_unresolved(
+            ctx,
+            "Users",
+            cur,
+            f"""
             SELECT t.v1_id, '{_ORG_MISSING}' FROM mig_users t
-            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""", by_id)
-        cur.execute("DELETE FROM mig_users t WHERE NOT EXISTS "
-                    "(SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)")
+            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""",
+            by_id,
+        )
+        cur.execute(
+            "DELETE FROM mig_users t WHERE NOT EXISTS "
+            "(SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)"
+        )
         _skip_done(ctx, cur, "mig_users", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Users'", "Users")
         # One User per normalized email; an existing v2 user with that email is reused. No password:
         # migrated people set one through the reset flow.
-        cols, exprs, params = insert_columns(User, {
-            "password": "'!' || md5(random()::text)", "username": "t.email", "email": "t.email",
-            "first_name": "t.first_name", "last_name": "t.last_name", "is_active": "t.any_active",
-            "is_staff": "false", "is_superuser": "false", "date_joined": "t.created_at",
-        })
-        cur.execute(f"""INSERT INTO {User._meta.db_table} ({cols})
+        cols, exprs, params = insert_columns(
+            User,
+            {
+                "password": "'!' || md5(random()::text)",
+                "username": "t.email",
+                "email": "t.email",
+                "first_name": "t.first_name",
+                "last_name": "t.last_name",
+                "is_active": "t.any_active",
+                "is_staff": "false",
+                "is_superuser": "false",
+                "date_joined": "t.created_at",
+            },
+        )
+        cur.execute(
+            f"""INSERT INTO {User._meta.db_table} ({cols})
             SELECT {exprs} FROM (
                 SELECT DISTINCT ON (email) *, bool_or(NOT is_deleted) OVER (PARTITION BY email) AS any_active
                 FROM mig_users ORDER BY email, v1_id) t
-            ORDER BY t.v1_id ON CONFLICT (username) DO NOTHING""", params)
+            ORDER BY t.v1_id ON CONFLICT (username) DO NOTHING""",
+            params,
+        )
         stats.bump("users_created", cur.rowcount)
         cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
             SELECT 'Users', t.v1_id, u.id, false FROM mig_users t JOIN {User._meta.db_table} u ON u.username = t.email
             ON CONFLICT (v1_table, v1_id) DO NOTHING""")
-        cols, exprs, params = insert_columns(Membership, {
-            "user_id": "u.id", "organization_id": "o.id", "role": "t.role", "created_at": "t.created_at",
-            "v1_id": "t.v1_id",
-        })
+        cols, exprs, params = insert_columns(
+            Membership,
+            {
+                "user_id": "u.id",
+                "organization_id": "o.id",
+                "role": "t.role",
+                "created_at": "t.created_at",
+                "v1_id": "t.v1_id",
+            },
+        )
         # Deleted v1 users keep their User (history references them) but get no membership.
-        cur.execute(f"""INSERT INTO organizations_membership ({cols})
+        cur.execute(
+            f"""INSERT INTO organizations_membership ({cols})
             SELECT DISTINCT ON (u.id, o.id) {exprs} FROM mig_users t
             JOIN organizations_organization o ON o.v1_id = t.v1_account_id
             JOIN {User._meta.db_table} u ON u.username = t.email
             WHERE NOT t.is_deleted ORDER BY u.id, o.id, t.v1_id
-            ON CONFLICT DO NOTHING""", params)
+            ON CONFLICT DO NOTHING""",
+            params,
+        )
         created = cur.rowcount
         stats.written += created
         cur.execute("SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted) FROM mig_users")
@@ -166,9 +234,14 @@ def _users(ctx: Context, rows: Rows, columns: list[str]) -> None:
 
 
 def migrate_users(ctx: Context) -> None:
-    run_orm_table(ctx, "Users", V1User, ["user_id", "account_id", "email", "first_name", "last_name", "role",
-                                         "is_deleted", "created_on"],
-                  ctx.scope_filter(account_field="account_id", line_field=None), _users)
+    run_orm_table(
+        ctx,
+        "Users",
+        V1User,
+        ["user_id", "account_id", "email", "first_name", "last_name", "role", "is_deleted", "created_on"],
+        ctx.scope_filter(account_field="account_id", line_field=None),
+        _users,
+    )
 
 
 # --- Lines → Line (+ CarrierAccount) -----------------------------------------------------------------
@@ -189,55 +262,115 @@ def _lines(ctx: Context, rows: Rows, columns: list[str]) -> None:
             ctx.warn(f"line on unsupported provider {key!r}: migrated archived, no carrier account")
         elif config is None:
             ctx.warn("Sinch line without a usable ProviderConfig: migrated without carrier account")
-        out.append((
-            lid, account_id, e164, (name or "").strip()[:100], supported, deleted,
-            config and config["service_plan_id"], config and config["region"],
-            json.dumps(config) if config else None, secrets.token_urlsafe(24), v1_time(created),
-        ))
+        out.append(
+            (
+                lid,
+                account_id,
+                e164,
+                (name or "").strip()[:100],
+                supported,
+                deleted,
+                config and config["service_plan_id"],
+                config and config["region"],
+                json.dumps(config) if config else None,
+                secrets.token_urlsafe(24),
+                v1_time(created),
+            )
+        )
     ctx.quarantine("Lines", bad)
     with connection.cursor() as cur:
-        temp_table(cur, "mig_lines", "v1_id int, v1_account_id int, phone text, name text, supported bool,"
-                                     " is_deleted bool, plan text, region text, config jsonb, secret text,"
-                                     " created_at timestamptz")
-        copy_rows(cur, "mig_lines", ["v1_id", "v1_account_id", "phone", "name", "supported", "is_deleted", "plan",
-                                     "region", "config", "secret", "created_at"], out)
-        _quarantine_unresolved(ctx, "Lines", cur, f"""
+        temp_table(
+            cur,
+            "mig_lines",
+            "v1_id int, v1_account_id int, phone text, name text, supported bool,"
+            " is_deleted bool, plan text, region text, config jsonb, secret text,"
+            " created_at timestamptz",
+        )
+        copy_rows(
+            cur,
+            "mig_lines",
+            [
+                "v1_id",
+                "v1_account_id",
+                "phone",
+                "name",
+                "supported",
+                "is_deleted",
+                "plan",
+                "region",
+                "config",
+                "secret",
+                "created_at",
+            ],
+            out,
+        )
+        _quarantine_unresolved(
+            ctx,
+            "Lines",
+            cur,
+            f"""
             SELECT t.v1_id, '{_ORG_MISSING}' FROM mig_lines t
-            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""", by_id)
+            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""",
+            by_id,
+        )
         _skip_done(ctx, cur, "mig_lines", "SELECT v1_id FROM messaging_line WHERE v1_id IS NOT NULL", "Lines")
         # One carrier account per (organization, service plan, region): lines sharing a plan share it.
-        cols, exprs, params = insert_columns(CarrierAccount, {
-            "organization_id": "o.id", "name": "'Sinch ' || t.plan", "provider": "'sinch'", "config": "t.config",
-            "webhook_secret": "t.secret", "created_at": "t.created_at", "updated_at": "now()",
-        })
-        cur.execute(f"""INSERT INTO carriers_carrieraccount ({cols})
+        cols, exprs, params = insert_columns(
+            CarrierAccount,
+            {
+                "organization_id": "o.id",
+                "name": "'Sinch ' || t.plan",
+                "provider": "'sinch'",
+                "config": "t.config",
+                "webhook_secret": "t.secret",
+                "created_at": "t.created_at",
+                "updated_at": "now()",
+            },
+        )
+        cur.execute(
+            f"""INSERT INTO carriers_carrieraccount ({cols})
             SELECT DISTINCT ON (o.id, t.plan, t.region) {exprs} FROM mig_lines t
             JOIN organizations_organization o ON o.v1_id = t.v1_account_id
             WHERE t.plan IS NOT NULL AND NOT EXISTS (
                 SELECT 1 FROM carriers_carrieraccount ca WHERE ca.organization_id = o.id AND ca.provider = 'sinch'
                 AND ca.config->>'service_plan_id' = t.plan AND coalesce(ca.config->>'region', 'us') = t.region)
-            ORDER BY o.id, t.plan, t.region, t.v1_id""", params)
+            ORDER BY o.id, t.plan, t.region, t.v1_id""",
+            params,
+        )
         stats.bump("carrier_accounts_created", cur.rowcount)
         # Active only if v1 had it live on a supported provider and the number is not live elsewhere
         # (v2 allows one active line per number).
-        cols, exprs, params = insert_columns(Line, {
-            "organization_id": "t.org_id", "phone_number": "t.phone", "name": "t.name",
-            "carrier_account_id": "t.ca_id", "is_active": "t.want_active AND t.rn = 1 AND NOT t.taken",
-            "created_at": "t.created_at", "updated_at": "now()", "v1_id": "t.v1_id",
-        })
-        cur.execute(f"""INSERT INTO messaging_line ({cols})
+        cols, exprs, params = insert_columns(
+            Line,
+            {
+                "organization_id": "t.org_id",
+                "phone_number": "t.phone",
+                "name": "t.name",
+                "carrier_account_id": "t.ca_id",
+                "is_active": "t.want_active AND t.rn = 1 AND NOT t.taken",
+                "created_at": "t.created_at",
+                "updated_at": "now()",
+                "v1_id": "t.v1_id",
+            },
+        )
+        cur.execute(
+            f"""INSERT INTO messaging_line ({cols})
             SELECT {exprs} FROM (
                 SELECT m.*, o.id AS org_id, ca.id AS ca_id, (m.supported AND NOT m.is_deleted) AS want_active,
-                    row_number() OVER (PARTITION BY m.phone ORDER BY (m.supported AND NOT m.is_deleted) DESC, m.v1_id) AS rn,
+                    row_number() OVER (PARTITION BY m.phone
+                                       ORDER BY (m.supported AND NOT m.is_deleted) DESC, m.v1_id) AS rn,
                     EXISTS (SELECT 1 FROM messaging_line l2 WHERE l2.phone_number = m.phone AND l2.is_active) AS taken
                 FROM mig_lines m JOIN organizations_organization o ON o.v1_id = m.v1_account_id
                 LEFT JOIN LATERAL (
-                    SELECT ca.id FROM carriers_carrieraccount ca WHERE ca.organization_id = o.id AND ca.provider = 'sinch'
+                    SELECT ca.id FROM carriers_carrieraccount ca
+                    WHERE ca.organization_id = o.id AND ca.provider = 'sinch'
                     AND ca.config->>'service_plan_id' = m.plan AND coalesce(ca.config->>'region', 'us') = m.region
                     ORDER BY ca.id LIMIT 1) ca ON true
             ) t ORDER BY t.v1_id
             ON CONFLICT (v1_id) DO NOTHING
-            """, params)
+            """,
+            params,
+        )
         stats.written += cur.rowcount
         cur.execute("""SELECT count(*) FILTER (WHERE m.is_deleted), count(*) FILTER (WHERE NOT m.supported),
                               count(*) FILTER (WHERE m.supported AND NOT m.is_deleted AND NOT l.is_active)
@@ -250,9 +383,14 @@ def _lines(ctx: Context, rows: Rows, columns: list[str]) -> None:
 
 
 def migrate_lines(ctx: Context) -> None:
-    run_orm_table(ctx, "Lines", V1Line, ["line_id", "account_id", "phone_number", "name", "provider",
-                                         "provider_config", "is_deleted", "created_on"],
-                  ctx.scope_filter(account_field="account_id", line_field="line_id"), _lines)
+    run_orm_table(
+        ctx,
+        "Lines",
+        V1Line,
+        ["line_id", "account_id", "phone_number", "name", "provider", "provider_config", "is_deleted", "created_on"],
+        ctx.scope_filter(account_field="account_id", line_field="line_id"),
+        _lines,
+    )
 
 
 # --- Contacts → Contact (+ OptOut); duplicates by normalized number merge --------------------------
@@ -266,26 +404,69 @@ def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
         if e164 is None:
             bad.append((cid, "junk_phone", "", by_id[cid]))
             continue
-        out.append((cid, account_id, e164, (first or "").strip()[:100], (last or "").strip()[:100],
-                    (email or "").strip()[:254], opted_out, v1_time(opted_out_on), v1_time(created)))
+        out.append(
+            (
+                cid,
+                account_id,
+                e164,
+                (first or "").strip()[:100],
+                (last or "").strip()[:100],
+                (email or "").strip()[:254],
+                opted_out,
+                v1_time(opted_out_on),
+                v1_time(created),
+            )
+        )
     ctx.quarantine("Contacts", bad)
     with connection.cursor() as cur:
-        temp_table(cur, "mig_contacts", "v1_id int, v1_account_id int, phone text, first_name text, last_name text,"
-                                        " email text, opted_out bool, opted_out_at timestamptz, created_at timestamptz")
-        copy_rows(cur, "mig_contacts", ["v1_id", "v1_account_id", "phone", "first_name", "last_name", "email",
-                                        "opted_out", "opted_out_at", "created_at"], out)
-        _quarantine_unresolved(ctx, "Contacts", cur, f"""
+        temp_table(
+            cur,
+            "mig_contacts",
+            "v1_id int, v1_account_id int, phone text, first_name text, last_name text,"
+            " email text, opted_out bool, opted_out_at timestamptz, created_at timestamptz",
+        )
+        copy_rows(
+            cur,
+            "mig_contacts",
+            [
+                "v1_id",
+                "v1_account_id",
+                "phone",
+                "first_name",
+                "last_name",
+                "email",
+                "opted_out",
+                "opted_out_at",
+                "created_at",
+            ],
+            out,
+        )
+        _quarantine_unresolved(
+            ctx,
+            "Contacts",
+            cur,
+            f"""
             SELECT t.v1_id, '{_ORG_MISSING}' FROM mig_contacts t
-            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""", by_id)
-        _skip_done(ctx, cur, "mig_contacts", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Contacts'",
-                   "Contacts")
-        cols, exprs, params = insert_columns(Contact, {
-            "organization_id": "o.id", "phone_number": "t.phone", "first_name": "t.first_name",
-            "last_name": "t.last_name", "email": "t.email", "created_at": "t.created_at", "updated_at": "now()",
-            "v1_id": "t.v1_id",
-        })
+            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""",
+            by_id,
+        )
+        _skip_done(ctx, cur, "mig_contacts", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Contacts'", "Contacts")
+        cols, exprs, params = insert_columns(
+            Contact,
+            {
+                "organization_id": "o.id",
+                "phone_number": "t.phone",
+                "first_name": "t.first_name",
+                "last_name": "t.last_name",
+                "email": "t.email",
+                "created_at": "t.created_at",
+                "updated_at": "now()",
+                "v1_id": "t.v1_id",
+            },
+        )
         # The lowest ContactId of a number wins; later duplicates only fill its blank fields.
-        cur.execute(f"""INSERT INTO messaging_contact AS c ({cols})
+        cur.execute(
+            f"""INSERT INTO messaging_contact AS c ({cols})
             SELECT DISTINCT ON (o.id, t.phone) {exprs} FROM mig_contacts t
             JOIN organizations_organization o ON o.v1_id = t.v1_account_id
             ORDER BY o.id, t.phone, t.v1_id
@@ -296,7 +477,9 @@ def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
                 v1_id = coalesce(c.v1_id, EXCLUDED.v1_id), updated_at = now()
             WHERE (c.first_name = '' AND EXCLUDED.first_name <> '') OR (c.last_name = '' AND EXCLUDED.last_name <> '')
                OR (c.email = '' AND EXCLUDED.email <> '') OR c.v1_id IS NULL
-            RETURNING (xmax = 0)""", params)
+            RETURNING (xmax = 0)""",
+            params,
+        )
         stats.written += sum(1 for (inserted,) in cur.fetchall() if inserted)
         cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
             SELECT 'Contacts', t.v1_id, c.id, c.v1_id IS DISTINCT FROM t.v1_id FROM mig_contacts t
@@ -315,51 +498,99 @@ def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
 
 
 def migrate_contacts(ctx: Context) -> None:
-    run_orm_table(ctx, "Contacts", V1Contact, ["contact_id", "account_id", "phone_number", "first_name", "last_name",
-                                               "email", "is_opted_out", "opted_out_on", "created_on"],
-                  ctx.scope_filter(account_field="account_id", line_field=None), _contacts)
+    run_orm_table(
+        ctx,
+        "Contacts",
+        V1Contact,
+        [
+            "contact_id",
+            "account_id",
+            "phone_number",
+            "first_name",
+            "last_name",
+            "email",
+            "is_opted_out",
+            "opted_out_on",
+            "created_on",
+        ],
+        ctx.scope_filter(account_field="account_id", line_field=None),
+        _contacts,
+    )
 
 
 # --- Blasts → Blast ---------------------------------------------------------------------------------
 def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
     stats = ctx.table("Blasts")
     by_id = {row[0]: row_json(columns, row) for row in rows}
-    out = [(bid, acc, line, (name or "").strip()[:200], body or "", creator, v1_time(created), v1_time(sent))
-           for bid, acc, line, name, body, creator, created, sent in rows]
+    out = [
+        (bid, acc, line, (name or "").strip()[:200], body or "", creator, v1_time(created), v1_time(sent))
+        for bid, acc, line, name, body, creator, created, sent in rows
+    ]
     with connection.cursor() as cur:
-        temp_table(cur, "mig_blasts", "v1_id int, v1_account_id int, v1_line_id int, name text, body text,"
-                                      " v1_created_by int, created_at timestamptz, sent_at timestamptz")
-        copy_rows(cur, "mig_blasts", ["v1_id", "v1_account_id", "v1_line_id", "name", "body", "v1_created_by",
-                                      "created_at", "sent_at"], out)
+        temp_table(
+            cur,
+            "mig_blasts",
+            "v1_id int, v1_account_id int, v1_line_id int, name text, body text,"
+            " v1_created_by int, created_at timestamptz, sent_at timestamptz",
+        )
+        copy_rows(
+            cur,
+            "mig_blasts",
+            ["v1_id", "v1_account_id", "v1_line_id", "name", "body", "v1_created_by", "created_at", "sent_at"],
+            out,
+        )
         _skip_done(ctx, cur, "mig_blasts", "SELECT v1_id FROM messaging_blast WHERE v1_id IS NOT NULL", "Blasts")
         # SentOn set → completed; never sent → canceled (final: history is not relaunched by accident).
-        cols, exprs, params = insert_columns(Blast, {
-            "organization_id": "o.id", "line_id": "l.id", "name": "t.name", "body": "t.body",
-            "status": "CASE WHEN t.sent_at IS NULL THEN 'canceled' ELSE 'completed' END",
-            "created_by_id": "um.v2_id", "created_at": "t.created_at", "launched_at": "t.sent_at",
-            "completed_at": "t.sent_at", "canceled_at": "CASE WHEN t.sent_at IS NULL THEN t.created_at END",
-            "v1_id": "t.v1_id",
-        })
-        cur.execute(f"""INSERT INTO messaging_blast ({cols}) SELECT {exprs} FROM mig_blasts t
+        cols, exprs, params = insert_columns(
+            Blast,
+            {
+                "organization_id": "o.id",
+                "line_id": "l.id",
+                "name": "t.name",
+                "body": "t.body",
+                "status": "CASE WHEN t.sent_at IS NULL THEN 'canceled' ELSE 'completed' END",
+                "created_by_id": "um.v2_id",
+                "created_at": "t.created_at",
+                "launched_at": "t.sent_at",
+                "completed_at": "t.sent_at",
+                "canceled_at": "CASE WHEN t.sent_at IS NULL THEN t.created_at END",
+                "v1_id": "t.v1_id",
+            },
+        )
+        cur.execute(
+            f"""INSERT INTO messaging_blast ({cols}) SELECT {exprs} FROM mig_blasts t
             JOIN organizations_organization o ON o.v1_id = t.v1_account_id
             JOIN messaging_line l ON l.v1_id = t.v1_line_id AND l.organization_id = o.id
             LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = t.v1_created_by
-            ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""", params)
+            ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""",
+            params,
+        )
         stats.written += cur.rowcount
-        _quarantine_unresolved(ctx, "Blasts", cur, f"""
+        _quarantine_unresolved(
+            ctx,
+            "Blasts",
+            cur,
+            f"""
             SELECT t.v1_id, CASE
                 WHEN NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)
                     THEN '{_ORG_MISSING}'
                 WHEN EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q WHERE q.v1_table = 'Lines' AND q.v1_id = t.v1_line_id)
                     THEN 'line_quarantined'
                 ELSE 'broken_reference_line' END
-            FROM mig_blasts t WHERE NOT EXISTS (SELECT 1 FROM messaging_blast b WHERE b.v1_id = t.v1_id)""", by_id)
+            FROM mig_blasts t WHERE NOT EXISTS (SELECT 1 FROM messaging_blast b WHERE b.v1_id = t.v1_id)""",
+            by_id,
+        )
 
 
 def migrate_blasts(ctx: Context) -> None:
-    run_orm_table(ctx, "Blasts", V1Blast, ["blast_id", "account_id", "line_id", "name", "body", "created_by_user_id",
-                                           "created_on", "sent_on"],
-                  ctx.scope_filter(account_field="account_id", line_field="line_id"), _blasts)
+    run_orm_table(
+        ctx,
+        "Blasts",
+        V1Blast,
+        ["blast_id", "account_id", "line_id", "name", "body", "created_by_user_id", "created_on", "sent_on"],
+        ctx.scope_filter(account_field="account_id", line_field="line_id"),
+        _blasts,
+    )
 
 
 # --- Conversations → Conversation; duplicates per (line, merged contact) merge -----------------------
@@ -376,22 +607,42 @@ def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
     stats = ctx.table("Conversations")
     by_id = {row[0]: row_json(columns, row) for row in rows}
     # Deleted v1 conversations still own messages: they arrive closed.
-    out = [(cid, line, contact, "closed" if (closed or deleted) else "open", assignee, deleted, v1_time(created))
-           for cid, line, contact, closed, assignee, deleted, created in rows]
+    out = [
+        (cid, line, contact, "closed" if (closed or deleted) else "open", assignee, deleted, v1_time(created))
+        for cid, line, contact, closed, assignee, deleted, created in rows
+    ]
     stats.bump("deleted_migrated_closed", sum(1 for r in out if r[5]))
     with connection.cursor() as cur:
-        temp_table(cur, "mig_convs", "v1_id int, v1_line_id int, v1_contact_id int, status text, v1_assignee int,"
-                                     " is_deleted bool, created_at timestamptz")
-        copy_rows(cur, "mig_convs", ["v1_id", "v1_line_id", "v1_contact_id", "status", "v1_assignee", "is_deleted",
-                                     "created_at"], out)
-        _skip_done(ctx, cur, "mig_convs", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Conversations'",
-                   "Conversations")
-        cols, exprs, params = insert_columns(Conversation, {
-            "organization_id": "r.org_id", "line_id": "r.line_id", "contact_id": "r.contact_id",
-            "status": "r.status", "assignee_id": "um.v2_id", "created_at": "r.created_at", "v1_id": "r.v1_id",
-        })
+        temp_table(
+            cur,
+            "mig_convs",
+            "v1_id int, v1_line_id int, v1_contact_id int, status text, v1_assignee int,"
+            " is_deleted bool, created_at timestamptz",
+        )
+        copy_rows(
+            cur,
+            "mig_convs",
+            ["v1_id", "v1_line_id", "v1_contact_id", "status", "v1_assignee", "is_deleted", "created_at"],
+            out,
+        )
+        _skip_done(
+            ctx, cur, "mig_convs", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Conversations'", "Conversations"
+        )
+        cols, exprs, params = insert_columns(
+            Conversation,
+            {
+                "organization_id": "r.org_id",
+                "line_id": "r.line_id",
+                "contact_id": "r.contact_id",
+                "status": "r.status",
+                "assignee_id": "um.v2_id",
+                "created_at": "r.created_at",
+                "v1_id": "r.v1_id",
+            },
+        )
         # Twins: open wins over closed, the first assignee and the lowest ConversationId are kept.
-        cur.execute(f"""INSERT INTO messaging_conversation AS cv ({cols})
+        cur.execute(
+            f"""INSERT INTO messaging_conversation AS cv ({cols})
             SELECT DISTINCT ON (r.line_id, r.contact_id) {exprs} FROM ({_CONV_RESOLVE}) r
             LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = r.v1_assignee
             ORDER BY r.line_id, r.contact_id, r.v1_id
@@ -401,14 +652,20 @@ def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
                 v1_id = coalesce(cv.v1_id, EXCLUDED.v1_id)
             WHERE (cv.status = 'closed' AND EXCLUDED.status = 'open') OR cv.v1_id IS NULL
                OR (cv.assignee_id IS NULL AND EXCLUDED.assignee_id IS NOT NULL)
-            RETURNING (xmax = 0)""", params)
+            RETURNING (xmax = 0)""",
+            params,
+        )
         stats.written += sum(1 for (inserted,) in cur.fetchall() if inserted)
         cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
             SELECT 'Conversations', r.v1_id, cv.id, cv.v1_id IS DISTINCT FROM r.v1_id FROM ({_CONV_RESOLVE}) r
             JOIN messaging_conversation cv ON cv.line_id = r.line_id AND cv.contact_id = r.contact_id
             ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING merged""")
         stats.merged += sum(1 for (merged,) in cur.fetchall() if merged)
-        _quarantine_unresolved(ctx, "Conversations", cur, f"""
+        _quarantine_unresolved(
+            ctx,
+            "Conversations",
+            cur,
+            f"""
             SELECT t.v1_id, CASE
                 WHEN l.id IS NULL AND EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
                                              WHERE q.v1_table = 'Lines' AND q.v1_id = t.v1_line_id)
@@ -421,12 +678,18 @@ def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
                     THEN 'broken_reference_contact'
                 ELSE 'contact_in_other_account' END
             FROM mig_convs t LEFT JOIN messaging_line l ON l.v1_id = t.v1_line_id
-            WHERE NOT EXISTS (SELECT 1 FROM {IDMAP_TABLE} m WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""",
-            by_id)
+            WHERE NOT EXISTS (SELECT 1 FROM {IDMAP_TABLE} m
+                              WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""",
+            by_id,
+        )
 
 
 def migrate_conversations(ctx: Context) -> None:
-    run_orm_table(ctx, "Conversations", V1Conversation,
-                  ["conversation_id", "line_id", "contact_id", "is_closed", "assigned_user_id", "is_deleted",
-                   "created_on"],
-                  ctx.scope_filter(account_field=None, line_field="line_id"), _conversations)
+    run_orm_table(
+        ctx,
+        "Conversations",
+        V1Conversation,
+        ["conversation_id", "line_id", "contact_id", "is_closed", "assigned_user_id", "is_deleted", "created_on"],
+        ctx.scope_filter(account_field=None, line_field="line_id"),
+        _conversations,
+    )

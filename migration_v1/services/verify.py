@@ -9,6 +9,7 @@ When a line's count or checksum differs, both sides are listed per message to na
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
@@ -51,8 +52,9 @@ def _scope_sql(ctx: Context, column: str) -> tuple[str, list]:
 def _compare(differences: list[str], where: str, what: str, v1_count: int, expected: int, v2_count: int) -> dict:
     entry = {"v1": v1_count, "expected": expected, "v2": v2_count, "ok": expected == v2_count}
     if not entry["ok"]:
-        differences.append(f"{where}: {what}: expected {expected} in v2 (v1 {v1_count} − quarantined − merged), "
-                           f"found {v2_count}")
+        differences.append(
+            f"{where}: {what}: expected {expected} in v2 (v1 {v1_count} − quarantined − merged), found {v2_count}"
+        )
     return entry
 
 
@@ -61,15 +63,35 @@ def _per_account(ctx: Context, differences: list[str]) -> dict:
     acc_sql, acc_params = _scope_sql(ctx, "AccountId")
     specs = [
         # table, v1 filter, v2 query grouped by v1 account id, merged-by-idmap table
-        ("Users", ' AND NOT "IsDeleted"', """SELECT o.v1_id, count(*) FROM organizations_membership m
+        (
+            "Users",
+            ' AND NOT "IsDeleted"',
+            """SELECT o.v1_id, count(*) FROM organizations_membership m
             JOIN organizations_organization o ON o.id = m.organization_id
-            WHERE m.v1_id IS NOT NULL AND o.v1_id IS NOT NULL GROUP BY o.v1_id""", None),
-        ("Lines", "", """SELECT o.v1_id, count(*) FROM messaging_line l JOIN organizations_organization o
-            ON o.id = l.organization_id WHERE l.v1_id IS NOT NULL GROUP BY o.v1_id""", None),
-        ("Contacts", "", """SELECT o.v1_id, count(*) FROM messaging_contact c JOIN organizations_organization o
-            ON o.id = c.organization_id WHERE c.v1_id IS NOT NULL GROUP BY o.v1_id""", "Contacts"),
-        ("Blasts", "", """SELECT o.v1_id, count(*) FROM messaging_blast b JOIN organizations_organization o
-            ON o.id = b.organization_id WHERE b.v1_id IS NOT NULL GROUP BY o.v1_id""", None),
+            WHERE m.v1_id IS NOT NULL AND o.v1_id IS NOT NULL GROUP BY o.v1_id""",
+            None,
+        ),
+        (
+            "Lines",
+            "",
+            """SELECT o.v1_id, count(*) FROM messaging_line l JOIN organizations_organization o
+            ON o.id = l.organization_id WHERE l.v1_id IS NOT NULL GROUP BY o.v1_id""",
+            None,
+        ),
+        (
+            "Contacts",
+            "",
+            """SELECT o.v1_id, count(*) FROM messaging_contact c JOIN organizations_organization o
+            ON o.id = c.organization_id WHERE c.v1_id IS NOT NULL GROUP BY o.v1_id""",
+            "Contacts",
+        ),
+        (
+            "Blasts",
+            "",
+            """SELECT o.v1_id, count(*) FROM messaging_blast b JOIN organizations_organization o
+            ON o.id = b.organization_id WHERE b.v1_id IS NOT NULL GROUP BY o.v1_id""",
+            None,
+        ),
     ]
     accounts = _v1(f'SELECT "AccountId" FROM "Accounts" WHERE true{acc_sql} ORDER BY 1', acc_params)
     migrated = {r[0] for r in _v2("SELECT v1_id FROM organizations_organization WHERE v1_id IS NOT NULL", [])}
@@ -80,17 +102,28 @@ def _per_account(ctx: Context, differences: list[str]) -> dict:
     for table, extra, v2_sql, merged_table in specs:
         pk = {"Users": "UserId", "Lines": "LineId", "Contacts": "ContactId", "Blasts": "BlastId"}[table]
         excluded = _quarantined(table) + (_merged(merged_table) if merged_table else [])
-        v1_counts = dict(_v1(f'SELECT "AccountId", count(*) FROM "{table}" WHERE true{acc_sql}{extra} '
-                             f'GROUP BY 1', acc_params))
-        expected = dict(_v1(f'SELECT "AccountId", count(*) FROM "{table}" WHERE NOT ("{pk}" = ANY(%s))'
-                            f'{acc_sql}{extra} GROUP BY 1', [excluded, *acc_params]))
+        v1_counts = dict(
+            _v1(f'SELECT "AccountId", count(*) FROM "{table}" WHERE true{acc_sql}{extra} GROUP BY 1', acc_params)
+        )
+        expected = dict(
+            _v1(
+                f'SELECT "AccountId", count(*) FROM "{table}" WHERE NOT ("{pk}" = ANY(%s)){acc_sql}{extra} GROUP BY 1',
+                [excluded, *acc_params],
+            )
+        )
         if table == "Users":  # the same person twice in one account is one membership
-            expected = dict(_v1(f'SELECT "AccountId", count(DISTINCT lower(btrim("Email"))) FROM "Users" '
-                                f'WHERE NOT ("UserId" = ANY(%s)){acc_sql}{extra} GROUP BY 1', [excluded, *acc_params]))
+            expected = dict(
+                _v1(
+                    f'SELECT "AccountId", count(DISTINCT lower(btrim("Email"))) FROM "Users" '
+                    f'WHERE NOT ("UserId" = ANY(%s)){acc_sql}{extra} GROUP BY 1',
+                    [excluded, *acc_params],
+                )
+            )
         v2_counts = dict(_v2(v2_sql, []))
         for aid in out:
-            out[aid][table] = _compare(differences, f"account {aid}", table, v1_counts.get(aid, 0),
-                                       expected.get(aid, 0), v2_counts.get(aid, 0))
+            out[aid][table] = _compare(
+                differences, f"account {aid}", table, v1_counts.get(aid, 0), expected.get(aid, 0), v2_counts.get(aid, 0)
+            )
     return out
 
 
@@ -101,23 +134,44 @@ def _per_line(ctx: Context, differences: list[str]) -> dict:
         out[lid] = {}
     conv_excluded = _quarantined("Conversations") + _merged("Conversations")
     v1_conv = dict(_v1(f'SELECT "LineId", count(*) FROM "Conversations" WHERE true{line_sql} GROUP BY 1', line_params))
-    exp_conv = dict(_v1(f'SELECT "LineId", count(*) FROM "Conversations" WHERE NOT ("ConversationId" = ANY(%s))'
-                        f'{line_sql} GROUP BY 1', [conv_excluded, *line_params]))
-    v2_conv = dict(_v2("""SELECT l.v1_id, count(*) FROM messaging_conversation c JOIN messaging_line l
-                          ON l.id = c.line_id WHERE c.v1_id IS NOT NULL AND l.v1_id IS NOT NULL GROUP BY 1""", []))
+    exp_conv = dict(
+        _v1(
+            f'SELECT "LineId", count(*) FROM "Conversations" WHERE NOT ("ConversationId" = ANY(%s))'
+            f"{line_sql} GROUP BY 1",
+            [conv_excluded, *line_params],
+        )
+    )
+    v2_conv = dict(
+        _v2(
+            """SELECT l.v1_id, count(*) FROM messaging_conversation c JOIN messaging_line l
+                          ON l.id = c.line_id WHERE c.v1_id IS NOT NULL AND l.v1_id IS NOT NULL GROUP BY 1""",
+            [],
+        )
+    )
     msg_excluded = _quarantined("Messages")
     v1_msg = dict(_v1(f'SELECT "LineId", count(*) FROM "Messages" WHERE true{line_sql} GROUP BY 1', line_params))
-    v1_sum = {r[0]: (r[1], r[2]) for r in _v1(
-        f"""SELECT "LineId", count(*), md5(string_agg(coalesce("Body", ''::bytea), '{SEP}'::bytea
+    v1_sum = {
+        r[0]: (r[1], r[2])
+        for r in _v1(
+            f"""SELECT "LineId", count(*), md5(string_agg(coalesce("Body", ''::bytea), '{SEP}'::bytea
                                                      ORDER BY "MessageId"))
-            FROM "Messages" WHERE NOT ("MessageId" = ANY(%s)){line_sql} GROUP BY 1""", [msg_excluded, *line_params])}
-    v2_sum = {r[0]: (r[1], r[2]) for r in _v2(
-        f"""SELECT l.v1_id, count(*), md5(string_agg(convert_to(m.body, 'UTF8'), '{SEP}'::bytea ORDER BY m.v1_id))
+            FROM "Messages" WHERE NOT ("MessageId" = ANY(%s)){line_sql} GROUP BY 1""",
+            [msg_excluded, *line_params],
+        )
+    }
+    v2_sum = {
+        r[0]: (r[1], r[2])
+        for r in _v2(
+            f"""SELECT l.v1_id, count(*), md5(string_agg(convert_to(m.body, 'UTF8'), '{SEP}'::bytea ORDER BY m.v1_id))
             FROM messaging_message m JOIN messaging_line l ON l.id = m.line_id
-            WHERE m.v1_id IS NOT NULL AND l.v1_id = ANY(%s) GROUP BY 1""", [list(out)])}
+            WHERE m.v1_id IS NOT NULL AND l.v1_id = ANY(%s) GROUP BY 1""",
+            [list(out)],
+        )
+    }
     for lid, entry in out.items():
-        entry["Conversations"] = _compare(differences, f"line {lid}", "Conversations", v1_conv.get(lid, 0),
-                                          exp_conv.get(lid, 0), v2_conv.get(lid, 0))
+        entry["Conversations"] = _compare(
+            differences, f"line {lid}", "Conversations", v1_conv.get(lid, 0), exp_conv.get(lid, 0), v2_conv.get(lid, 0)
+        )
         exp_n, exp_md5 = v1_sum.get(lid, (0, None))
         got_n, got_md5 = v2_sum.get(lid, (0, None))
         entry["Messages"] = _compare(differences, f"line {lid}", "Messages", v1_msg.get(lid, 0), exp_n, got_n)
@@ -129,22 +183,40 @@ def _per_line(ctx: Context, differences: list[str]) -> dict:
 
 def _message_diff(v1_line_id: int, excluded: list[int], differences: list[str]) -> dict:
     """Both sides message by message for one line: which ids are missing, extra, or differ in body."""
-    v1 = dict(_v1("""SELECT "MessageId", md5(coalesce("Body", ''::bytea)) FROM "Messages"
-                     WHERE "LineId" = %s AND NOT ("MessageId" = ANY(%s))""", [v1_line_id, excluded]))
-    v2 = dict(_v2("""SELECT m.v1_id, md5(convert_to(m.body, 'UTF8')) FROM messaging_message m
+    v1 = dict(
+        _v1(
+            """SELECT "MessageId", md5(coalesce("Body", ''::bytea)) FROM "Messages"
+                     WHERE "LineId" = %s AND NOT ("MessageId" = ANY(%s))""",
+            [v1_line_id, excluded],
+        )
+    )
+    v2 = dict(
+        _v2(
+            """SELECT m.v1_id, md5(convert_to(m.body, 'UTF8')) FROM messaging_message m
                      JOIN messaging_line l ON l.id = m.line_id WHERE l.v1_id = %s AND m.v1_id IS NOT NULL""",
-                  [v1_line_id]))
+            [v1_line_id],
+        )
+    )
     missing = sorted(set(v1) - set(v2))
     extra = sorted(set(v2) - set(v1))
     changed = sorted(k for k in set(v1) & set(v2) if v1[k] != v2[k])
-    detail = {"missing_in_v2": missing[:MAX_IDS], "missing_count": len(missing),
-              "unexpected_in_v2": extra[:MAX_IDS], "unexpected_count": len(extra),
-              "body_differs": changed[:MAX_IDS], "body_differs_count": len(changed)}
-    for label, ids, n in (("missing in v2", missing, len(missing)), ("in v2 but not expected", extra, len(extra)),
-                          ("body differs", changed, len(changed))):
+    detail = {
+        "missing_in_v2": missing[:MAX_IDS],
+        "missing_count": len(missing),
+        "unexpected_in_v2": extra[:MAX_IDS],
+        "unexpected_count": len(extra),
+        "body_differs": changed[:MAX_IDS],
+        "body_differs_count": len(changed),
+    }
+    for label, ids, n in (
+        ("missing in v2", missing, len(missing)),
+        ("in v2 but not expected", extra, len(extra)),
+        ("body differs", changed, len(changed)),
+    ):
         if n:
-            differences.append(f"line {v1_line_id}: {n} message(s) {label}: MessageId {ids[:MAX_IDS]}"
-                               f"{' …' if n > MAX_IDS else ''}")
+            differences.append(
+                f"line {v1_line_id}: {n} message(s) {label}: MessageId {ids[:MAX_IDS]}{' …' if n > MAX_IDS else ''}"
+            )
     return detail
 
 
@@ -154,7 +226,7 @@ def v1_verify(*, scope: Scope | None = None, store: bool = True) -> dict:
     resolve_scope(ctx)
     started = time.perf_counter()
     differences: list[str] = []
-    report = {
+    report: dict[str, Any] = {
         "scope": scope.key,
         "accounts": _per_account(ctx, differences),
         "lines": _per_line(ctx, differences),
@@ -163,9 +235,14 @@ def v1_verify(*, scope: Scope | None = None, store: bool = True) -> dict:
     report["ok"] = not differences
     report["seconds"] = round(time.perf_counter() - started, 3)
     if store:
-        run = MigrationRun.objects.create(scope=scope.key, mode="verify", options={},
-                                          status=RunStatus.SUCCEEDED if report["ok"] else RunStatus.FAILED,
-                                          finished_at=timezone.now(), report=_json_keys(report))
+        run = MigrationRun.objects.create(
+            scope=scope.key,
+            mode="verify",
+            options={},
+            status=RunStatus.SUCCEEDED if report["ok"] else RunStatus.FAILED,
+            finished_at=timezone.now(),
+            report=_json_keys(report),
+        )
         report["run_id"] = run.pk
     return report
 

@@ -49,7 +49,10 @@ def test_provider_spellings():
 
 def test_sinch_config_maps_keys_and_refuses_incomplete():
     assert sinch_config('{"servicePlanId": "p1", "apiToken": "t", "region": "eu"}') == {
-        "service_plan_id": "p1", "api_token": "t", "region": "eu"}
+        "service_plan_id": "p1",
+        "api_token": "t",
+        "region": "eu",
+    }
     assert sinch_config('{"servicePlanId": "p1", "apiToken": "t"}')["region"] == "us"
     assert sinch_config('{"servicePlanId": "p1"}') is None
     assert sinch_config("not json {") is None
@@ -57,8 +60,9 @@ def test_sinch_config_maps_keys_and_refuses_incomplete():
 
 
 def test_scrub_config_removes_every_secret():
-    scrubbed = scrub_config('{"servicePlanId": "p1", "apiToken": "tok", "password": "pw", "authToken": "a",'
-                            ' "accountSid": "sid"}')
+    scrubbed = scrub_config(
+        '{"servicePlanId": "p1", "apiToken": "tok", "password": "pw", "authToken": "a", "accountSid": "sid"}'
+    )
     assert scrubbed["servicePlanId"] == "p1"
     assert "tok" not in str(scrubbed) and "pw" not in str(scrubbed) and "'a'" not in str(scrubbed)
     assert "sid" not in str(scrubbed.values())

@@ -32,8 +32,20 @@ def _snapshot() -> dict:
     User = get_user_model()
     return {
         model.__name__: model.objects.count()
-        for model in (Organization, User, Membership, CarrierAccount, Line, Contact, OptOut, Conversation, Blast,
-                      Message, IdMap, QuarantinedRow)
+        for model in (
+            Organization,
+            User,
+            Membership,
+            CarrierAccount,
+            Line,
+            Contact,
+            OptOut,
+            Conversation,
+            Blast,
+            Message,
+            IdMap,
+            QuarantinedRow,
+        )
     }
 
 
@@ -77,11 +89,14 @@ def test_full_migration_handles_every_known_problem(migrated, v1):
 
     # Contacts: variants of one number merge into one contact, the map knows both v1 ids.
     dup_id = 33 * 2  # ContactId 66 repeats contact 64's number (66 % 33 == 0, minus 2 accounts)
-    (orig_phone,), (dup_phone,) = v1('SELECT "PhoneNumber" FROM "Contacts" WHERE "ContactId" IN (64, 66) '
-                                     'ORDER BY "ContactId"')
+    (orig_phone,), (dup_phone,) = v1(
+        'SELECT "PhoneNumber" FROM "Contacts" WHERE "ContactId" IN (64, 66) ORDER BY "ContactId"'
+    )
     assert orig_phone != dup_phone
-    orig_map, dup_map = IdMap.objects.get(v1_table="Contacts", v1_id=64), IdMap.objects.get(v1_table="Contacts",
-                                                                                            v1_id=dup_id)
+    orig_map, dup_map = (
+        IdMap.objects.get(v1_table="Contacts", v1_id=64),
+        IdMap.objects.get(v1_table="Contacts", v1_id=dup_id),
+    )
     assert orig_map.v2_id == dup_map.v2_id and dup_map.merged and not orig_map.merged
     assert Contact.objects.get(pk=orig_map.v2_id).v1_id == 64
     assert QuarantinedRow.objects.filter(v1_table="Contacts", reason="junk_phone").exists()
@@ -89,8 +104,9 @@ def test_full_migration_handles_every_known_problem(migrated, v1):
     assert OptOut.objects.filter(source="import").count() > 0
 
     # Conversations: the v1-bug twin of conversation 7 merges into it.
-    (twin,) = v1('SELECT min("ConversationId") FROM "Conversations" WHERE "ConversationId" > %s',
-                 [SIZES.conversations])[0]
+    (twin,) = v1(
+        'SELECT min("ConversationId") FROM "Conversations" WHERE "ConversationId" > %s', [SIZES.conversations]
+    )[0]
     assert IdMap.objects.get(v1_table="Conversations", v1_id=twin).v2_id == Conversation.objects.get(v1_id=7).pk
 
     # Messages: NUL and non-UTF-8 bodies quarantined whole (bytes kept as base64), with their reason.
@@ -106,11 +122,14 @@ def test_full_migration_handles_every_known_problem(migrated, v1):
     # Stuck "Sending" arrives "sending" with batch id and recipient for the backfill; no lease time.
     stuck_ids = [r[0] for r in v1('SELECT "MessageId" FROM "Messages" WHERE "Status" = 2 ORDER BY 1')]
     stuck = Message.objects.filter(v1_id__in=stuck_ids)
-    assert stuck.count() == len(stuck_ids) - QuarantinedRow.objects.filter(v1_table="Messages",
-                                                                           v1_id__in=stuck_ids).count()
+    assert (
+        stuck.count()
+        == len(stuck_ids) - QuarantinedRow.objects.filter(v1_table="Messages", v1_id__in=stuck_ids).count()
+    )
     for m in stuck:
-        (pmid, phone), = v1('SELECT "ProviderMessageId", "ContactPhone" FROM "Messages" WHERE "MessageId" = %s',
-                            [m.v1_id])
+        ((pmid, phone),) = v1(
+            'SELECT "ProviderMessageId", "ContactPhone" FROM "Messages" WHERE "MessageId" = %s', [m.v1_id]
+        )
         assert m.status == "sending" and m.carrier_batch_id == pmid and m.sending_at is None
         assert m.carrier_recipient == "1" + "".join(ch for ch in phone if ch.isdigit())[-10:]
     # Pending/Queued never go back to a work queue.
@@ -119,8 +138,9 @@ def test_full_migration_handles_every_known_problem(migrated, v1):
     # Lowercase directions are read, picture-only messages carry their media.
     assert Message.objects.get(v1_id=17 + 211 * 2).direction in ("in", "out")
     picture = Message.objects.get(v1_id=50)
-    assert picture.body == "" and picture.media == [{"url": "https://media.v1.example/50.jpg",
-                                                     "content_type": "image/jpeg"}]
+    assert picture.body == "" and picture.media == [
+        {"url": "https://media.v1.example/50.jpg", "content_type": "image/jpeg"}
+    ]
     assert QuarantinedRow.objects.filter(v1_table="MessageMedia", reason="broken_reference_message").count() == 3
 
     # Derived fields recomputed; no outbox events for migrated history.
@@ -221,7 +241,9 @@ def test_scope_account_then_line(v1_dsn, v1):
     assert set(Organization.objects.values_list("v1_id", flat=True)) == {2}
     lines_of_2 = {r[0] for r in v1('SELECT "LineId" FROM "Lines" WHERE "AccountId" = 2')}
     assert set(Message.objects.values_list("line__v1_id", flat=True).distinct()) <= lines_of_2
-    (n,), = v1('SELECT count(*) FROM "Messages" WHERE "LineId" IN (SELECT "LineId" FROM "Lines" WHERE "AccountId" = 2)')
+    ((n,),) = v1(
+        'SELECT count(*) FROM "Messages" WHERE "LineId" IN (SELECT "LineId" FROM "Lines" WHERE "AccountId" = 2)'
+    )
     assert report["tables"]["Messages"]["read"] == n
     # a line of account 1: only that line's conversations and messages (plus its account's shared rows)
     v1_migrate(scope=Scope("line", 1), batch_size=1000)
@@ -240,3 +262,59 @@ def test_command_rejects_bad_arguments(v1_dsn):
         call_command("migrate_v1", "--account", "1", "--line", "1")
     with pytest.raises(Exception, match="batch-size"):
         call_command("migrate_v1", "--batch-size", "0")
+
+
+def test_admin_shows_runs_and_quarantine_without_secrets(migrated, client):
+    from tests.factories import UserFactory
+
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    run = MigrationRun.objects.get()
+    line_row = QuarantinedRow.objects.get(v1_table="Lines")
+    pages = [
+        client.get("/admin/migration_v1/migrationrun/"),
+        client.get(f"/admin/migration_v1/migrationrun/{run.pk}/change/"),
+        client.get("/admin/migration_v1/quarantinedrow/?reason=junk_phone"),
+        client.get(f"/admin/migration_v1/quarantinedrow/{line_row.pk}/change/"),
+        client.get("/admin/migration_v1/migrationcheckpoint/"),
+    ]
+    assert [p.status_code for p in pages] == [200] * 5
+    detail = pages[3].content.decode()
+    assert "servicePlanId" in detail and "planX" in detail
+    for page in pages:
+        for marker in SECRET_MARKERS:
+            assert marker not in page.content.decode()
+
+
+PER_BATCH, PER_STEP = 20, 4
+
+
+def _migrate_all_but_messages() -> object:
+    from migration_v1.services import STEPS
+    from migration_v1.services.engine import Context, resolve_scope
+
+    ctx = Context(scope=Scope(), batch_size=2000)
+    resolve_scope(ctx)
+    for name, step in STEPS:
+        if name in ("Messages", "derived"):
+            break
+        step(ctx)
+    return ctx
+
+
+# Per batch: savepoint + release, work_mem, 3 for the FK-trigger switch, 2×(create temp + truncate), the
+# v1_id range probe, synthetic contacts, synthetic conversations, the message insert, quarantine
+# reasons + quarantine insert (bad rows + unplaced rows), checkpoint; plus a fixed few per step.
+@pytest.mark.parametrize(
+    ("batch_size", "expected"),
+    [(2000, PER_STEP + 3 * PER_BATCH), (3000, PER_STEP + 2 * PER_BATCH), (6000, PER_STEP + PER_BATCH)],
+)
+def test_message_batches_cost_a_fixed_number_of_queries(v1_dsn, django_assert_num_queries, batch_size, expected):
+    from migration_v1.services.messages import migrate_messages
+
+    ctx = _migrate_all_but_messages()
+    ctx.batch_size = batch_size
+    # COPY and the v1 reads run outside Django's cursor and are not counted.
+    with django_assert_num_queries(expected):
+        migrate_messages(ctx)
+    assert ctx.table("Messages").read == SIZES.messages

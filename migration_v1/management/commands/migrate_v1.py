@@ -18,8 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
         parser.add_argument("--dry-run", action="store_true", help="read and map everything, write nothing")
         parser.add_argument("--verify", action="store_true", help="compare v1 and v2 only")
-        parser.add_argument("--from-start", action="store_true",
-                            help="ignore checkpoints (rows already migrated are still skipped)")
+        parser.add_argument(
+            "--from-start", action="store_true", help="ignore checkpoints (rows already migrated are still skipped)"
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         parser.add_argument("--no-progress", action="store_true")
         # Test hook: simulate a crash after N committed batches of a table (e.g. Messages:3).
@@ -46,8 +47,14 @@ class Command(BaseCommand):
         if o["stop_after"]:
             table, _, n = o["stop_after"].partition(":")
             stop_after = (table, int(n))
-        report = v1_migrate(scope=scope, batch_size=o["batch_size"], dry_run=o["dry_run"],
-                            progress=not o["no_progress"], from_start=o["from_start"], stop_after=stop_after)
+        report = v1_migrate(
+            scope=scope,
+            batch_size=o["batch_size"],
+            dry_run=o["dry_run"],
+            progress=not o["no_progress"],
+            from_start=o["from_start"],
+            stop_after=stop_after,
+        )
         if o["json"]:
             self.stdout.write(json.dumps(report, default=str))
         else:
@@ -60,8 +67,10 @@ class Command(BaseCommand):
         w(f"{'table':<16}{'read':>10}{'written':>10}{'merged':>9}{'quarant.':>10}{'skipped':>10}{'rows/s':>10}")
         for name, s in report["tables"].items():
             rate = int(s["read"] / s["seconds"]) if s["seconds"] else 0
-            w(f"{name:<16}{s['read']:>10}{s['written']:>10}{s['merged']:>9}{s['quarantined']:>10}"
-              f"{s['skipped']:>10}{rate:>10}")
+            w(
+                f"{name:<16}{s['read']:>10}{s['written']:>10}{s['merged']:>9}{s['quarantined']:>10}"
+                f"{s['skipped']:>10}{rate:>10}"
+            )
             for key, value in sorted(s["extra"].items()):
                 w(f"{'':<18}{key}: {value}")
         if report["quarantined_by_reason"]:
@@ -86,8 +95,10 @@ class Command(BaseCommand):
             w(f"  account {aid}: " + ", ".join(parts))
         for lid, entry in report["lines"].items():
             m = entry["Messages"]
-            w(f"  line {lid}: Conversations {entry['Conversations']['v2']}/{entry['Conversations']['expected']}, "
-              f"Messages {m['v2']}/{m['expected']} md5 {'ok' if m['checksum_ok'] else 'DIFFERS'}")
+            w(
+                f"  line {lid}: Conversations {entry['Conversations']['v2']}/{entry['Conversations']['expected']}, "
+                f"Messages {m['v2']}/{m['expected']} md5 {'ok' if m['checksum_ok'] else 'DIFFERS'}"
+            )
         if report["differences"]:
             w("Differences:")
             for d in report["differences"]:

@@ -26,8 +26,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         sizes = SeedSizes.for_messages(
-            o["messages"], accounts=o["accounts"], contacts=o["contacts"], blasts=o["blasts"],
-            lines_per_account=o["lines_per_account"], users_per_account=o["users_per_account"],
+            o["messages"],
+            accounts=o["accounts"],
+            contacts=o["contacts"],
+            blasts=o["blasts"],
+            lines_per_account=o["lines_per_account"],
+            users_per_account=o["users_per_account"],
         )
         started = time.perf_counter()
         result = v1_seed(dsn=o["database_url"] or v1_dsn(), sizes=sizes, reset=not o["keep"])
