@@ -176,14 +176,27 @@ _COUNTERS_SQL = """
 """
 
 
+def _well_formed(row) -> bool:
+    return (
+        isinstance(row, list)
+        and len(row) == 8
+        and isinstance(row[2], int | float)
+        and all(isinstance(row[i], str) for i in (0, 1, 3, 4, 5, 6, 7))
+    )
+
+
 def _parse(raw: list[bytes]) -> list[list]:
+    """Entries that are not what click_payload writes are dropped (and logged), never retried: one bad
+    entry must not block the buffer behind it."""
     out = []
     for entry in raw:
         try:
             row = json.loads(entry)
-            if isinstance(row, list) and len(row) == 8:
-                out.append(row)
         except ValueError:
+            row = None
+        if _well_formed(row):
+            out.append(row)
+        else:
             log.warning("shortener: dropped an unreadable click entry")
     return out
 

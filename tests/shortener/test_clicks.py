@@ -161,3 +161,9 @@ def test_flush_task_is_registered_scheduled_and_writes(short_client, link):
     assert flush_clicks.apply().get() == 1
     link.refresh_from_db()
     assert link.click_count == 1
+
+
+def test_malformed_buffer_entries_are_dropped_not_retried(short_client, link):
+    redis_client().rpush(conf.clicks_buffer_key(), b"not json", b'["a","b","late","GET","","","",""]', b"[1,2]")
+    short_client.get(f"/{link.code}", HTTP_USER_AGENT=IPHONE)
+    assert clicks_flush() == 1 and buffered_clicks() == 0
