@@ -10,3 +10,5 @@ urlpatterns = [
     path("webhooks/", include("carriers.urls")),  # carrier callbacks (docs/carriers.md)
     path("", include("webapp.urls")),  # login, password reset, home (specific paths only, no catch-all)
 ]
+
+handler404 = "organizations.api.errors.not_found_handler"

@@ -8,6 +8,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "organizations.api.errors.exception_handler",
+    # Every view is throttled per API key unless it says otherwise (session users are not counted).
+    "DEFAULT_THROTTLE_CLASSES": ["organizations.auth.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": "6000/min"},
 }
 

@@ -99,3 +99,13 @@ class ErrorSerializer(serializers.Serializer):
     """The error envelope, for the OpenAPI schema."""
 
     error = ErrorDetailSerializer()
+
+
+def not_found_handler(request, exception=None):
+    """Django's 404 handler: unmatched /api/ URLs answer in the API's error shape, the rest as HTML."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": "not_found", "message": "Not found.", "fields": {}}}, status=404)
+    return page_not_found(request, exception)
