@@ -405,6 +405,21 @@ def drain_all(batch_size: int, workers: int) -> dict:
             "events_per_s": round(total / seconds) if seconds else 0}
 
 
+def time_recompute(data: dict) -> dict:
+    """derived_recompute over the seeded organization, its conversations blanked first (the repair case)."""
+    from postprocessing.services import derived_recompute
+
+    with connection.cursor() as c:
+        c.execute("UPDATE messaging_conversation SET last_message_at = NULL, last_message_preview = ''"
+                  " WHERE organization_id = %s", [data["organization_id"]])
+    vacuum()
+    t0 = time.perf_counter()
+    r = derived_recompute(organization_id=data["organization_id"])
+    seconds = time.perf_counter() - t0
+    return {"recompute_conversations": r.conversations, "recompute_changed": r.conversations_changed,
+            "recompute_s": round(seconds, 2), "recompute_conversations_per_s": round(r.conversations / seconds)}
+
+
 def time_recount(blast_id: int, repeat: int = 10) -> dict:
     from postprocessing.processors.blast import blasts_recount
 
@@ -427,6 +442,7 @@ def live_run(rate: int, seconds: float, concurrency: int) -> dict:
     """A blast whose statuses arrive at `rate` events/s while a real worker drains on 1 s ticks."""
     per_step = 300  # messages advanced per step; each step writes 3 × per_step events
     data = seed(max(per_step * 4, int(rate * seconds / 3)))
+    drain_all(1000, 1)  # start from an empty outbox: the lag must be this blast's, not an earlier backlog's
     ids = data["message_ids"]
     chunks = [ids[i : i + per_step] for i in range(0, len(ids), per_step)]
     first = max_event_id()
@@ -451,7 +467,7 @@ def live_run(rate: int, seconds: float, concurrency: int) -> dict:
     with connection.cursor() as c:
         c.execute("SELECT status, sent_count, delivered_count FROM messaging_blast WHERE id = %s", [data["blast_id"]])
         status, sent, delivered = c.fetchone()
-    return {"live_target_events_per_s": rate, "live_events": rep["events"],
+    return {"organization_id": data["organization_id"], "live_target_events_per_s": rate, "live_events": rep["events"],
             "live_offered_events_per_s": round(rep["events"] / produced_s), "live_worker_concurrency": concurrency,
             "live_event_lag_p50_s": rep["event_lag_p50_s"], "live_event_lag_p95_s": rep["event_lag_p95_s"],
             "live_event_lag_max_s": rep["event_lag_max_s"], "live_backlog_lag_p50_s": lag["lag_p50_s"],
@@ -528,6 +544,9 @@ def main() -> None:
                       " FROM messaging_blast WHERE id = %s", [data["blast_id"]])
             out["blast_after"] = dict(zip(("status", "sent", "delivered", "failed", "undelivered"), c.fetchone(),
                                           strict=True))
+        out.update(time_recompute(data))
+        print(f"recompute_derived: {out['recompute_conversations']} conversations in {out['recompute_s']}s"
+              f" = {out['recompute_conversations_per_s']}/s", flush=True)
         out.update(time_recount(data["blast_id"]))
         print(f"recount of a {out['recount_blast_messages']}-message blast: {out['recount_ms_median']} ms", flush=True)
         if args.recount_messages:
@@ -541,14 +560,8 @@ def main() -> None:
             print(f"recount of a {rc['recount_blast_messages']}-message blast: {rc['recount_ms_median']} ms",
                   flush=True)
         if args.live_rate:
-            live_first = max_event_id()
             live = live_run(args.live_rate, args.live_seconds, args.live_concurrency)
-            with connection.cursor() as c:
-                c.execute("SELECT organization_id FROM messaging_message WHERE id = (SELECT message_id FROM"
-                          " postprocessing_event WHERE id = %s)", [live_first + 1])
-                row = c.fetchone()
-                if row:
-                    orgs.append(row[0])
+            orgs.append(live.pop("organization_id"))
             out.update(live)
             print(f"live: {live['live_events']} events at {live['live_offered_events_per_s']}/s offered, lag p50"
                   f" {live['live_event_lag_p50_s']}s p95 {live['live_event_lag_p95_s']}s", flush=True)

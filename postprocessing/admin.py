@@ -10,7 +10,7 @@ from .selectors import backlog_stats
 from .services import dead_letters_requeue
 
 
-class _BacklogHeader:
+class _BacklogHeader(admin.ModelAdmin):
     """Backlog size, lag and dead-letter count above the changelist."""
 
     change_list_template = "admin/postprocessing/change_list_backlog.html"
@@ -21,7 +21,7 @@ class _BacklogHeader:
 
 
 @admin.register(Event)
-class EventAdmin(_BacklogHeader, admin.ModelAdmin):
+class EventAdmin(_BacklogHeader):
     list_display = ("id", "type", "message_id", "state", "created_at", "processed_at")
     list_filter = ("state", "type")
     search_fields = ("=id", "=message_id")
@@ -37,7 +37,7 @@ class EventAdmin(_BacklogHeader, admin.ModelAdmin):
 
 
 @admin.register(EventProcessing)
-class EventProcessingAdmin(_BacklogHeader, admin.ModelAdmin):
+class EventProcessingAdmin(_BacklogHeader):
     list_display = ("id", "event_id", "event_type", "processor", "state", "attempts", "available_at", "short_error")
     list_filter = ("state", "processor")
     search_fields = ("=event__id", "processor", "error")

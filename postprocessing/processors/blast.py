@@ -3,7 +3,10 @@
 Counters are RECOUNTED per affected blast with one aggregate (GROUP BY blast_id, status over the
 msg_blast_status index), not incremented: a redelivered report, a retried batch or a re-run dead
 letter then cannot double-count, and two drains racing on one blast converge on the truth.
-Cost, measured by `bench/bench_postprocessing.py --recount 20000` on this machine: MEASUREMENT-PENDING.
+Cost, measured by `bench/bench_postprocessing.py --recount-messages 20000` on this shared 2-core machine
+(lock + recount of one blast, median of 10): 20k messages 2.9 ms quiet / 12 ms under load, 33k messages
+5-6 ms. Paid once per batch of 1000 events per affected blast: a few ms per thousand events, so no
+increments (and no per-event dedup table they would need to be idempotent).
 
 Race: the blast rows are locked first (one statement, id order, FOR NO KEY UPDATE so the KEY SHARE of
 message inserts referencing the blast does not conflict) and counted in a second statement.
