@@ -196,7 +196,7 @@ def _statements(s: SeedSizes) -> list[str]:
         # Media: picture-only messages and 1 in 53 others; three orphans.
         f"""INSERT INTO "MessageMedia" SELECT row_number() OVER (ORDER BY i), i,
             'https://media.v1.example/' || i || '.jpg', CASE WHEN i % 2 = 0 THEN 'image/jpeg' END
-            FROM generate_series(1, {s.messages}) i WHERE i % 101 = 50 OR i % 53 = 0""",
+            FROM generate_series(1::bigint, {s.messages}) i WHERE i % 101 = 50 OR i % 53 = 0""",
         f"""INSERT INTO "MessageMedia" SELECT (SELECT coalesce(max("MessageMediaId"), 0) FROM "MessageMedia") + j,
             {s.messages} + 1000 + j, 'https://media.v1.example/orphan' || j || '.png', 'image/png'
             FROM generate_series(1, 3) j""",
@@ -245,7 +245,7 @@ def _messages_sql(s: SeedSizes, V: int) -> str:
             CASE WHEN i % 1000 = 1 THEN timestamp '2021-11-07 01:00:00' + (i % 3600) * interval '1 second'
                  WHEN i % 1000 = 2 THEN timestamp '2021-03-14 02:00:00' + (i % 3600) * interval '1 second'
                  ELSE timestamp '2019-01-01' + i * interval '23 seconds' END AS created
-        FROM generate_series(1, {s.messages}) i
+        FROM generate_series(1::bigint, {s.messages}) i
     ) g
     CROSS JOIN LATERAL (SELECT {status} AS st) sts
     LEFT JOIN "Conversations" cv ON NOT is_blast AND cv."ConversationId" = (i * 7919) % {V} + 1

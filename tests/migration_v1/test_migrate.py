@@ -318,3 +318,16 @@ def test_message_batches_cost_a_fixed_number_of_queries(v1_dsn, django_assert_nu
     with django_assert_num_queries(expected):
         migrate_messages(ctx)
     assert ctx.table("Messages").read == SIZES.messages
+
+
+def test_v1_is_read_through_models_and_never_written(v1_dsn):
+    from django.db import router
+
+    from migration_v1.models import V1Account, V1Message
+
+    assert router.db_for_read(V1Message) == "v1"
+    assert V1Account.objects.filter(account_id=1).values_list("time_zone", flat=True).get() == "Eastern Standard Time"
+    with pytest.raises(PermissionError):
+        V1Account.objects.create(account_id=99, name="x", is_active=True, created_on=datetime(2020, 1, 1))
+    assert router.allow_migrate("v1", "migration_v1") is False
+    assert router.allow_migrate("default", "migration_v1", model_name="migrationrun") is True
