@@ -205,6 +205,35 @@ class _Timed:
 def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple], by_id: dict[int, tuple]) -> None:
     stats = ctx.table(TABLE)
     cur = _Timed(ctx, cur)
+    # Already migrated (a rerun)? A range probe of the v1_id index, then (only if it finds any) the
+    # ids themselves: a batch that is entirely migrated costs two index scans and writes nothing,
+    # not even its temp table.
+    lo, hi = out[0][0], out[-1][0]
+    cur.execute(
+        f"""SELECT (SELECT count(*) FROM messaging_message WHERE v1_id BETWEEN %s AND %s)
+                         + (SELECT count(*) FROM {QUARANTINE_TABLE} WHERE v1_table = 'Messages'
+                            AND v1_id BETWEEN %s AND %s)""",
+        [lo, hi, lo, hi],
+    )
+    done: set[int] = set()
+    held: set[int] = set()
+    if cur.fetchone()[0]:
+        ids = [r[0] for r in out]
+        cur.execute(
+            f"""SELECT v1_id, true FROM messaging_message WHERE v1_id = ANY(%s::bigint[])
+                        UNION ALL SELECT v1_id, false FROM {QUARANTINE_TABLE}
+                        WHERE v1_table = 'Messages' AND v1_id = ANY(%s::bigint[])""",
+            [ids, ids],
+        )
+        for v1_id, migrated in cur.fetchall():
+            (done if migrated else held).add(v1_id)
+    with ctx.lock:
+        stats.skipped += len(done)
+        stats.bump("already_quarantined", len(held))
+    if len(done) + len(held) == len(out):
+        return
+    if done or held:
+        out = [row for row in out if row[0] not in done and row[0] not in held]
     # The joins below hash ~20k-row inputs; the default 4 MB work_mem spills their sort to disk.
     cur.execute("SET LOCAL work_mem = '64MB'")
     if ctx.trust_references:
@@ -213,18 +242,6 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     temp_table(cur, "mig_media", ", ".join(f"{c} {t}" for c, t in _MEDIA_COLUMNS))
     _copy(cur, "mig_msgs", _TEMP_COLUMNS, out)
     _copy(cur, "mig_media", _MEDIA_COLUMNS, media)
-    # Already migrated (a rerun)? One range probe of the v1_id index decides whether the per-row
-    # anti-join is needed at all.
-    cur.execute("SELECT count(*) FROM messaging_message WHERE v1_id BETWEEN %s AND %s", [out[0][0], out[-1][0]])
-    done: set[int] = set()
-    if cur.fetchone()[0]:
-        cur.execute("DELETE FROM mig_msgs t USING messaging_message m WHERE m.v1_id = t.v1_id RETURNING t.v1_id")
-        done = {r[0] for r in cur.fetchall()}
-    skipped = len(done)
-    with ctx.lock:
-        stats.skipped += skipped
-    if skipped == len(out):
-        return
     cols, exprs, params = parts["contact"]
     cur.execute(
         f"""INSERT INTO messaging_contact ({cols}) SELECT {exprs} FROM ({_BY_PHONE}) s
@@ -278,8 +295,8 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     with ctx.lock:
         stats.written += len(inserted)
         ctx.table("MessageMedia").written += sum(n for _, n in inserted)
-    if len(inserted) + skipped < len(out):
-        placed = {v1_id for v1_id, _ in inserted} | done
+    if len(inserted) < len(out):
+        placed = {v1_id for v1_id, _ in inserted}
         candidates = [row for row in out if row[0] not in placed]
         _quarantine_unplaced(ctx, cur, by_id, media, candidates)
 
@@ -399,9 +416,10 @@ def _write_one(ctx: Context, parts, item) -> int:
     by_id = {row[0]: row for row in rows}
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cur:
-        ctx.quarantine(TABLE, _with_media(bad, media))
         if out:
             _write_batch(ctx, cur, parts, out, media, by_id)
+        # After the write: the batch's "already migrated or quarantined" probe must not see them.
+        ctx.quarantine(TABLE, _with_media(bad, media))
         if not ctx.parallel:
             ctx.set_checkpoint(TABLE, rows[-1][0])
     with ctx.lock:
