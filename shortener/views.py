@@ -1,7 +1,7 @@
 """The redirect: GET /<code> on a short-link host → 302 to the target. The hot path; see docs/shortener.md.
 
-On a cache hit it costs one Redis round-trip (GET the link + RPUSH the click, pipelined) and no database
-query. HEAD answers the same; its click is buffered too but flagged (head_request) and never counted.
+On a cache hit it costs one Redis round-trip (GET the link + RPUSH the click, in one packet) and no
+database query. HEAD answers the same; its click is buffered too but flagged (head_request) and never counted.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import redis
 from django.http import HttpResponse
 
 from . import conf, selectors
-from .cache import NEGATIVE, redis_client
+from .cache import NEGATIVE, link_get_and_buffer_click
 from .clicks import click_payload
 from .codes import CODE_RE
 
@@ -48,10 +48,9 @@ def link_redirect(request, code: str) -> HttpResponse:
     key = conf.link_cache_key(code)
     data = None
     try:
-        pipe = redis_client().pipeline(transaction=False)
-        pipe.get(key)
-        pipe.rpush(conf.clicks_buffer_key(), click_payload(request.META, code, request.method))
-        raw, _ = pipe.execute()
+        raw = link_get_and_buffer_click(
+            key=key, buffer_key=conf.clicks_buffer_key(), click=click_payload(request.META, code, request.method)
+        )
     except redis.RedisError:
         # Redis down: still redirect (from the database); the click is lost, the visitor is not.
         log.warning("shortener: redis unavailable, redirect served from the database, click not recorded")

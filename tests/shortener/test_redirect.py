@@ -116,3 +116,15 @@ def test_an_organizations_own_short_domain_is_served_when_deployed(link, setting
     assert response.status_code == 302 and response["Location"] == link.target_url
     settings.SHORT_LINK_EXTRA_DOMAINS = []
     assert Client(HTTP_HOST="go.acme.test").get(f"/{link.code}").status_code == 404
+
+
+def test_a_broken_redis_connection_is_rebuilt(short_client, link, django_assert_num_queries):
+    from shortener import cache
+
+    assert short_client.get(f"/{link.code}").status_code == 302
+    # the server side of this thread's connection goes away (restart, idle timeout)
+    cache._hot.conn._sock.shutdown(2)
+    response = short_client.get(f"/{link.code}")
+    assert response.status_code == 302 and response["Location"] == link.target_url
+    with django_assert_num_queries(0):  # reconnected: served from the cache again
+        assert short_client.get(f"/{link.code}").status_code == 302
