@@ -89,34 +89,74 @@ class Procs:
 
 
 def bench_env(**extra) -> dict:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")])}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench")]),
+    }
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
-def start_gunicorn(port: int, *, workers: int = 2, env: dict | None = None) -> subprocess.Popen:
+def start_gunicorn(port: int, *, workers: int = 2, threads: int = 8, env: dict | None = None) -> subprocess.Popen:
+    """The web app: `workers` processes; threads > 1 → gthread workers. Threads matter for webhooks:
+    each stored report is one committed INSERT (one WAL flush); concurrent requests of one process
+    share flushes (group commit), sync workers pay one each (docs/carriers.md measured ~6x)."""
+    threading_args = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
     proc = subprocess.Popen(
-        [str(BIN / "gunicorn"), "config.wsgi:application", "--workers", str(workers), "--bind",
-         f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), "--backlog", "2048"],
-        env=env or bench_env(), start_new_session=True,
+        [
+            str(BIN / "gunicorn"),
+            "config.wsgi:application",
+            "--workers",
+            str(workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--chdir",
+            str(ROOT),
+            "--backlog",
+            "2048",
+            *threading_args,
+        ],
+        env=env or bench_env(),
+        start_new_session=True,
     )
     wait_port(port, proc, "gunicorn")
     return proc
 
 
-def start_worker(queues: str, *, concurrency: int = 2, env: dict | None = None, include: str = "",
-                 ready_timeout: float = 60) -> subprocess.Popen:
+def start_worker(
+    queues: str, *, concurrency: int = 2, env: dict | None = None, include: str = "", ready_timeout: float = 60
+) -> subprocess.Popen:
     """`celery -A config worker -Q <queues> --pool prefork -c N`, returned once it says ready."""
     log_path = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
-    cmd = [str(BIN / "celery"), "-A", "config", "worker", "-Q", queues, "--pool", "prefork", "-c",
-           str(concurrency), "-n", f"bench-{queues.replace(',', '-')}-{os.getpid()}@%h", "--without-gossip",
-           "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING"]
+    cmd = [
+        str(BIN / "celery"),
+        "-A",
+        "config",
+        "worker",
+        "-Q",
+        queues,
+        "--pool",
+        "prefork",
+        "-c",
+        str(concurrency),
+        "-n",
+        f"bench-{queues.replace(',', '-')}-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
+    ]
     if include:
         cmd += ["-I", include]
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env or bench_env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env or bench_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     # --loglevel WARNING hides "ready."; wait for the consumer via a ping instead.
     from config.celery import app
 
@@ -137,7 +177,10 @@ def start_worker(queues: str, *, concurrency: int = 2, env: dict | None = None, 
 def start_sandbox(port: int, *args: str, workers: int = 1, env: dict | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "carriers.sandbox", "--port", str(port), "--workers", str(workers), *args],
-        cwd=ROOT, env=env or bench_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env or bench_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     wait_port(port, proc, "sandbox")
@@ -168,12 +211,19 @@ def seed_org(name: str, *, sandbox_url: str, lines: int = 1, rate: float = 100_0
     stamp = int(time.time() * 1000)
     org = Organization.objects.create(name=f"{name}-{stamp}", quiet_hours_start=dtime(0), quiet_hours_end=dtime(0))
     account = CarrierAccount.objects.create(
-        organization=org, name="Sandbox", provider=Provider.SANDBOX,
+        organization=org,
+        name="Sandbox",
+        provider=Provider.SANDBOX,
         config={"service_plan_id": "benchplan", "api_token": "bench-token", "base_url": sandbox_url},
     )
     made = [
-        Line.objects.create(organization=org, phone_number=f"+1512{(stamp + i) % 10_000_000:07d}",
-                            carrier_account=account, rate_per_second=rate, name=f"bench line {i}")
+        Line.objects.create(
+            organization=org,
+            phone_number=f"+1512{(stamp + i) % 10_000_000:07d}",
+            carrier_account=account,
+            rate_per_second=rate,
+            name=f"bench line {i}",
+        )
         for i in range(lines)
     ]
     return org, account, made

@@ -34,24 +34,41 @@ def naive_send_one(blast_id: int, contact_id: int) -> str:
     conversation, _ = Conversation.objects.get_or_create(
         line=line, contact=contact, defaults={"organization_id": blast.organization_id}
     )
-    body = render(blast.body, contact_fields(contact.first_name, contact.last_name, contact.email,
-                                             contact.phone_number, contact.custom_fields))
+    body = render(
+        blast.body,
+        contact_fields(
+            contact.first_name, contact.last_name, contact.email, contact.phone_number, contact.custom_fields
+        ),
+    )
     info = segments.count(body)
     message = Message.objects.create(
-        organization_id=blast.organization_id, line=line, conversation=conversation, contact=contact, blast=blast,
-        direction=Direction.OUTBOUND, body=blast.body, rendered_body=body, segments=info.segments,
-        encoding=info.encoding, carrier_recipient=contact.phone_number,
-        status=S.BLOCKED if opted_out else S.SENDING, client_reference="n:" + uuid.uuid4().hex,
+        organization_id=blast.organization_id,
+        line=line,
+        conversation=conversation,
+        contact=contact,
+        blast=blast,
+        direction=Direction.OUTBOUND,
+        body=blast.body,
+        rendered_body=body,
+        segments=info.segments,
+        encoding=info.encoding,
+        carrier_recipient=contact.phone_number,
+        status=S.BLOCKED if opted_out else S.SENDING,
+        client_reference="n:" + uuid.uuid4().hex,
         sending_at=timezone.now(),
     )
     if opted_out:
         return "blocked"
     from django.conf import settings
 
-    result = adapter_for(account).send_batch(OutboundBatch(
-        from_number=line.phone_number, recipients=[contact.phone_number], body=body,
-        client_reference=message.client_reference,
-        callback_url=f"{settings.PUBLIC_BASE_URL}/webhooks/sinch/{account.webhook_secret}/delivery",
-    ))
+    result = adapter_for(account).send_batch(
+        OutboundBatch(
+            from_number=line.phone_number,
+            recipients=[contact.phone_number],
+            body=body,
+            client_reference=message.client_reference,
+            callback_url=f"{settings.PUBLIC_BASE_URL}/webhooks/sinch/{account.webhook_secret}/delivery",
+        )
+    )
     messages_apply_statuses(updates=[StatusUpdate(message.id, S.SENT, carrier_batch_id=result.batch_id)])
     return result.batch_id

@@ -70,8 +70,13 @@ class WorkerProc:
         self.log_path = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
         self._log = None
 
-    def start(self, queues: str = "prepare,send,default", concurrency: int = 2, env: dict | None = None,
-              ready_timeout: float = 60.0) -> WorkerProc:
+    def start(
+        self,
+        queues: str = "prepare,send,default",
+        concurrency: int = 2,
+        env: dict | None = None,
+        ready_timeout: float = 60.0,
+    ) -> WorkerProc:
         if self.proc is not None:
             self.stop()
         if self._log:
@@ -89,10 +94,30 @@ class WorkerProc:
         self.log_path = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [CELERY, "-A", "config", "worker", "-Q", queues, "--pool", "prefork", "-c", str(concurrency),
-             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--loglevel", "INFO"],
-            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                CELERY,
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queues,
+                "--pool",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
@@ -156,7 +181,10 @@ def start_sandbox(*args: str, port: int | None = None, env: dict | None = None) 
     port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "carriers.sandbox", "--port", str(port), *args],
-        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + 20

@@ -40,8 +40,13 @@ class _Refused(APIException):
 
 def refused_response(exc: _Refused) -> Response:
     return Response(
-        {"error": {"code": exc.get_codes(), "message": f"{exc.field}: {exc.detail}",
-                   "fields": {exc.field: [str(exc.detail)]}}},
+        {
+            "error": {
+                "code": exc.get_codes(),
+                "message": f"{exc.field}: {exc.detail}",
+                "fields": {exc.field: [str(exc.detail)]},
+            }
+        },
         status=exc.status_code,
     )
 
@@ -81,8 +86,11 @@ class _SendView(_RefusalMixin, APIView):
 class ConversationMessagesSendViewSet(_RefusalMixin, ConversationViewSet):
     """The conversations viewset's `messages` route with the send pipeline's POST added (GET stays theirs)."""
 
-    @extend_schema(summary="Send a message in a conversation", request=ConversationMessageInSerializer,
-                   responses={202: MessageSerializer})
+    @extend_schema(
+        summary="Send a message in a conversation",
+        request=ConversationMessageInSerializer,
+        responses={202: MessageSerializer},
+    )
     def send_message(self, request, pk=None):
         data = ConversationMessageInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -91,29 +99,39 @@ class ConversationMessagesSendViewSet(_RefusalMixin, ConversationViewSet):
         except (TypeError, ValueError):
             raise Http404 from None
         message = _call(
-            sending.message_send, organization=request.organization, conversation_id=conversation_id,
-            sent_by=request.user, **data.validated_data,
+            sending.message_send,
+            organization=request.organization,
+            conversation_id=conversation_id,
+            sent_by=request.user,
+            **data.validated_data,
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
 
 
 class MessageSendView(_SendView):
-    @extend_schema(summary="Send a message to a number (starts or continues the conversation)",
-                   request=NewMessageInSerializer, responses={202: MessageSerializer})
+    @extend_schema(
+        summary="Send a message to a number (starts or continues the conversation)",
+        request=NewMessageInSerializer,
+        responses={202: MessageSerializer},
+    )
     def post(self, request):
         data = NewMessageInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = dict(data.validated_data)
         message = _call(
-            sending.message_send_to_number, organization=request.organization, line_id=v.pop("line"),
-            sent_by=request.user, **v,
+            sending.message_send_to_number,
+            organization=request.organization,
+            line_id=v.pop("line"),
+            sent_by=request.user,
+            **v,
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_202_ACCEPTED)
 
 
 class BlastLaunchView(_SendView):
-    @extend_schema(summary="Launch a draft blast (now, or at its send_at)", request=None,
-                   responses={202: BlastSerializer})
+    @extend_schema(
+        summary="Launch a draft blast (now, or at its send_at)", request=None, responses={202: BlastSerializer}
+    )
     def post(self, request, pk: int):
         blast = _call(sending.blast_launch, organization=request.organization, blast_id=pk)
         return Response(BlastSerializer(blast).data, status=status.HTTP_202_ACCEPTED)
@@ -128,8 +146,11 @@ class BlastPreviewView(_SendView):
 
 
 class BlastCancelView(_SendView):
-    @extend_schema(summary="Cancel a blast: what has not reached the carrier is not sent", request=None,
-                   responses={200: BlastSerializer})
+    @extend_schema(
+        summary="Cancel a blast: what has not reached the carrier is not sent",
+        request=None,
+        responses={200: BlastSerializer},
+    )
     def post(self, request, pk: int):
         blast = _call(sending.blast_cancel, organization=request.organization, blast_id=pk)
         return Response(BlastSerializer(blast).data)

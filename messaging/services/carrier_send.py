@@ -78,8 +78,12 @@ def build_batch(rows: list[Claimed], *, from_number: str, batch_ref: str, callba
     else:
         parameters, body = {}, first.rendered_body
     return OutboundBatch(
-        from_number=from_number, recipients=recipients, body=body, parameters=parameters,
-        client_reference=batch_ref, callback_url=callback_url,
+        from_number=from_number,
+        recipients=recipients,
+        body=body,
+        parameters=parameters,
+        client_reference=batch_ref,
+        callback_url=callback_url,
     )
 
 
@@ -102,8 +106,9 @@ def _call(adapter, account, line, rows: list[Claimed], batch_ref: str, outcome: 
         result = adapter.send_batch(batch)
     except PermanentCarrierError as exc:
         log.warning("carrier refused batch %s: %s %s", batch_ref, exc.code, exc.http_status)
-        outcome.failed += _fail(rows, code=exc.code or str(exc.http_status or "carrier_error"),
-                                reason=exc.text or str(exc))
+        outcome.failed += _fail(
+            rows, code=exc.code or str(exc.http_status or "carrier_error"), reason=exc.text or str(exc)
+        )
         return
     except CarrierError as exc:  # transient: the call may or may not have reached the carrier
         log.info("transient carrier error on %s: %s", batch_ref, exc)
@@ -250,9 +255,7 @@ def sends_recover(*, lease: timedelta = SEND_LEASE, prepared_stale: timedelta = 
             released.extend(i for i, st in changed.items() if st == S.PREPARED)
     with transaction.atomic(), connection.cursor() as cursor:
         if released:
-            cursor.execute(
-                "UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[])", [released]
-            )
+            cursor.execute("UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[])", [released])
         cursor.execute(_STALE_PREPARED_SQL, [now - prepared_stale])
         rows = cursor.fetchall()
         if released:

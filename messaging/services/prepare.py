@@ -198,22 +198,31 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
             if isinstance(custom, str):
                 custom = json.loads(custom)
             fields = contact_fields(first, last, email, phone, custom)
-            values = {s.name: (render(s.source, fields) if s.is_link else fields.get(s.source, ""))
-                      for s in template.slots}
+            values = {
+                s.name: (render(s.source, fields) if s.is_link else fields.get(s.source, "")) for s in template.slots
+            }
             send_at = None
             if not opted_out:
                 if has_quiet_hours:
                     tz_name = zone_of(phone) or org.time_zone
                     if tz_name not in zone_cache:
-                        zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start,
-                                                             org.quiet_hours_end)
+                        zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
                     send_at = zone_cache[tz_name]
                 if LinkItem is not None:
                     urls = [values[s.name] for s in template.slots if s.is_link]
-                    link_items.append(LinkItem(message_id=mid, contact_id=contact_id, blast_id=blast_id,
-                                               body="\n".join(urls)))
-            per.append({"id": mid, "contact_id": contact_id, "phone": phone, "opted_out": opted_out,
-                        "values": values, "send_at": send_at})
+                    link_items.append(
+                        LinkItem(message_id=mid, contact_id=contact_id, blast_id=blast_id, body="\n".join(urls))
+                    )
+            per.append(
+                {
+                    "id": mid,
+                    "contact_id": contact_id,
+                    "phone": phone,
+                    "opted_out": opted_out,
+                    "values": values,
+                    "send_at": send_at,
+                }
+            )
         if link_items:
             shortened = shorten(organization_id=org_id, items=link_items)
             for item in per:
@@ -223,9 +232,24 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                     for slot, link in zip((s for s in template.slots if s.is_link), links, strict=False):
                         item["values"][slot.name] = link
 
-        cols: dict[str, list] = {k: [] for k in (
-            "id", "conv", "contact", "rendered", "status", "segments", "encoding", "recipient", "cref",
-            "ecode", "ereason", "send_at", "params")}
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "id",
+                "conv",
+                "contact",
+                "rendered",
+                "status",
+                "segments",
+                "encoding",
+                "recipient",
+                "cref",
+                "ecode",
+                "ereason",
+                "send_at",
+                "params",
+            )
+        }
         for item in per:
             values = item["values"]
             rendered = fill(template.body, values) if template.usable else render(body, values)
@@ -250,12 +274,34 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
             cols["ereason"].append(ereason)
             cols["send_at"].append(item["send_at"])
             cols["params"].append(json.dumps(values) if params_ok else None)
-        inserted = {r[0] for r in sql.execute(_INSERT_SQL, [
-                org_id, line_id, blast_id, body, now, now, now,
-                cols["id"], cols["conv"], cols["contact"], cols["rendered"], cols["status"], cols["segments"],
-                cols["encoding"], cols["recipient"], cols["cref"], cols["ecode"], cols["ereason"],
-                cols["send_at"], cols["params"],
-            ])}
+        inserted = {
+            r[0]
+            for r in sql.execute(
+                _INSERT_SQL,
+                [
+                    org_id,
+                    line_id,
+                    blast_id,
+                    body,
+                    now,
+                    now,
+                    now,
+                    cols["id"],
+                    cols["conv"],
+                    cols["contact"],
+                    cols["rendered"],
+                    cols["status"],
+                    cols["segments"],
+                    cols["encoding"],
+                    cols["recipient"],
+                    cols["cref"],
+                    cols["ecode"],
+                    cols["ereason"],
+                    cols["send_at"],
+                    cols["params"],
+                ],
+            )
+        }
         new_ids = [i for i in cols["id"] if i in inserted]
         blocked = [i for i, st in zip(cols["id"], cols["status"], strict=True) if st == S.BLOCKED and i in inserted]
         events_record_for_new_messages(message_ids=new_ids, status=S.QUEUED)
@@ -267,7 +313,12 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         rows = [
             (mid, line_id, blast_id, params is not None, rendered, recipient, segs)
             for mid, st, params, rendered, recipient, segs in zip(
-                cols["id"], cols["status"], cols["params"], cols["rendered"], cols["recipient"], cols["segments"],
+                cols["id"],
+                cols["status"],
+                cols["params"],
+                cols["rendered"],
+                cols["recipient"],
+                cols["segments"],
                 strict=True,
             )
             if st == S.PREPARED and mid in inserted
@@ -367,15 +418,19 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
             cols["encoding"].append(info.encoding)
             cols["recipient"].append(phone)
             if opted_out and check_opt_out:
-                updates.append(StatusUpdate(mid, S.BLOCKED, at=now, error_code=OPTED_OUT_CODE,
-                                            error_reason="The recipient has opted out."))
+                updates.append(
+                    StatusUpdate(
+                        mid, S.BLOCKED, at=now, error_code=OPTED_OUT_CODE, error_reason="The recipient has opted out."
+                    )
+                )
             elif send_at is not None and send_at > now:
                 updates.append(StatusUpdate(mid, S.SCHEDULED, at=now))
             else:
                 updates.append(StatusUpdate(mid, S.PREPARED, at=now))
                 prepared.append((mid, line_id, blast_id, False, rendered, phone, info.segments))
-        sql.execute(_FIELDS_SQL, [now, cols["id"], cols["rendered"], cols["segments"], cols["encoding"],
-                                  cols["recipient"]])
+        sql.execute(
+            _FIELDS_SQL, [now, cols["id"], cols["rendered"], cols["segments"], cols["encoding"], cols["recipient"]]
+        )
         changed = messages_apply_statuses(updates=updates)
         return group_for_send([p for p in prepared if changed.get(p[0]) == S.PREPARED])
 
@@ -403,6 +458,8 @@ def messages_release_due(*, now: datetime | None = None) -> list[SendGroup]:
         changed = messages_apply_statuses(updates=[StatusUpdate(r[0], S.PREPARED, at=now) for r in rows])
         released = [r for r in rows if changed.get(r[0]) == S.PREPARED]
         with connection.cursor() as cursor:  # fresh for the stale-prepared sweep
-            cursor.execute("UPDATE messaging_message SET prepared_at = %s WHERE id = ANY(%s::bigint[])",
-                           [now, [r[0] for r in released]])
+            cursor.execute(
+                "UPDATE messaging_message SET prepared_at = %s WHERE id = ANY(%s::bigint[])",
+                [now, [r[0] for r in released]],
+            )
         return group_for_send(released)

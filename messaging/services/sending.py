@@ -83,7 +83,12 @@ def _insert_queued(*, conversation: Conversation, body: str, send_at, sent_by, m
 
 
 def message_send(
-    *, organization, conversation_id: int, body: str, send_at: datetime | None = None, sent_by=None,
+    *,
+    organization,
+    conversation_id: int,
+    body: str,
+    send_at: datetime | None = None,
+    sent_by=None,
     media: list | None = None,
 ) -> Message:
     """A message in an existing conversation. Conversation.DoesNotExist for another tenant's id;
@@ -92,8 +97,13 @@ def message_send(
     with transaction.atomic():
         conversation = (
             Conversation.objects.select_related("line", "contact")
-            .annotate(opted_out=Exists(OptOut.objects.filter(
-                organization_id=OuterRef("organization_id"), phone_number=OuterRef("contact__phone_number"))))
+            .annotate(
+                opted_out=Exists(
+                    OptOut.objects.filter(
+                        organization_id=OuterRef("organization_id"), phone_number=OuterRef("contact__phone_number")
+                    )
+                )
+            )
             .get(organization=organization, pk=conversation_id)
         )
         if not conversation.line.is_active:
@@ -106,7 +116,13 @@ def message_send(
 
 
 def message_send_to_number(
-    *, organization, line_id: int, to: str, body: str, send_at: datetime | None = None, sent_by=None,
+    *,
+    organization,
+    line_id: int,
+    to: str,
+    body: str,
+    send_at: datetime | None = None,
+    sent_by=None,
     media: list | None = None,
 ) -> Message:
     """Start (or continue) a conversation by number: contact and conversation are got or created."""
@@ -139,9 +155,7 @@ def messages_enqueue(*, message_ids: list[int]) -> None:
 def _chunk_ranges(blast_id: int) -> list[tuple[int, int]]:
     """The audience in id ranges of CHUNK_SIZE recipients: one prepare task (and one carrier batch) each."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT id FROM messaging_blastrecipient WHERE blast_id = %s ORDER BY id", [blast_id]
-        )
+        cursor.execute("SELECT id FROM messaging_blastrecipient WHERE blast_id = %s ORDER BY id", [blast_id])
         ids = [r[0] for r in cursor.fetchall()]
     return [(ids[i], ids[min(i + CHUNK_SIZE, len(ids)) - 1]) for i in range(0, len(ids), CHUNK_SIZE)]
 
@@ -160,8 +174,8 @@ def _enqueue_blast_chunks(blast_id: int) -> int:
 
 
 def _blast_for_update(organization, blast_id: int) -> Blast:
-    return Blast.objects.select_for_update(of=("self",)).select_related("line").get(
-        organization=organization, pk=blast_id
+    return (
+        Blast.objects.select_for_update(of=("self",)).select_related("line").get(organization=organization, pk=blast_id)
     )
 
 

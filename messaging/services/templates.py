@@ -41,8 +41,9 @@ class CarrierTemplate:
 
 def contact_fields(first_name: str, last_name: str, email: str, phone_number: str, custom: dict | None) -> dict:
     fields = {k: "" if v is None else str(v) for k, v in (custom or {}).items()}
-    fields.update(first_name=first_name or "", last_name=last_name or "", email=email or "",
-                  phone_number=phone_number or "")
+    fields.update(
+        first_name=first_name or "", last_name=last_name or "", email=email or "", phone_number=phone_number or ""
+    )
     return fields
 
 

@@ -24,8 +24,14 @@ def statements(ctx) -> list[str]:
 
 def _audience(org, n, **kwargs):
     contacts = [
-        Contact(organization=org, phone_number=factories.next_number("737"), first_name=f"F{i}", last_name="L",
-                custom_fields={"city": f"City{i}"}, **kwargs)
+        Contact(
+            organization=org,
+            phone_number=factories.next_number("737"),
+            first_name=f"F{i}",
+            last_name="L",
+            custom_fields={"city": f"City{i}"},
+            **kwargs,
+        )
         for i in range(n)
     ]
     return Contact.objects.bulk_create(contacts)
@@ -58,7 +64,9 @@ def test_template_split_keeps_constant_text_in_the_body():
     t = carrier_template("Hi {first_name} {last_name}! Sale in {city}: https://shop.example/s?u={first_name} bye")
     assert t.body == "Hi ${f1} ${f2}! Sale in ${f3}: ${l1} bye"
     assert [(s.name, s.source, s.is_link) for s in t.slots] == [
-        ("f1", "first_name", False), ("f2", "last_name", False), ("f3", "city", False),
+        ("f1", "first_name", False),
+        ("f2", "last_name", False),
+        ("f3", "city", False),
         ("l1", "https://shop.example/s?u={first_name}", True),
     ]
     assert fill(t.body, {"f1": "Ann", "f2": "Lee", "f3": "Austin", "l1": "http://s/x"}) == (
@@ -102,7 +110,7 @@ def test_opted_out_count_is_recounted_after_commit(org, django_capture_on_commit
     blast = _blast(org, "Hello", contacts)
     with django_capture_on_commit_callbacks(execute=False):
         sending.blast_launch(organization=org, blast_id=blast.id)
-    (lo, hi), = sending._chunk_ranges(blast.id)
+    ((lo, hi),) = sending._chunk_ranges(blast.id)
     with django_capture_on_commit_callbacks(execute=True):
         prepare.blast_prepare_chunk(blast_id=blast.id, first_recipient_id=lo, last_recipient_id=hi)
     blast.refresh_from_db()
@@ -113,7 +121,7 @@ def test_redelivered_chunk_prepares_nothing_twice(org, django_capture_on_commit_
     _no_quiet_hours(org)
     blast = _blast(org, "Hello {first_name}", _audience(org, 10))
     first = _launch_and_prepare(org, blast, django_capture_on_commit_callbacks)
-    (lo, hi), = sending._chunk_ranges(blast.id)
+    ((lo, hi),) = sending._chunk_ranges(blast.id)
     again = prepare.blast_prepare_chunk(blast_id=blast.id, first_recipient_id=lo, last_recipient_id=hi)
     assert sum(len(g.message_ids) for g in first) == 10
     assert again == []
@@ -136,8 +144,11 @@ def test_quiet_hours_schedule_blast_messages_at_the_window_end(org, django_captu
         inside = prepare._quiet_release(now, "America/Chicago", org.quiet_hours_start, org.quiet_hours_end)
         if m.status == S.SCHEDULED:
             assert m.send_at > now
-    assert Message.objects.filter(blast=blast, status=S.SCHEDULED).count() + Message.objects.filter(
-        blast=blast, status=S.PREPARED).count() == 3
+    assert (
+        Message.objects.filter(blast=blast, status=S.SCHEDULED).count()
+        + Message.objects.filter(blast=blast, status=S.PREPARED).count()
+        == 3
+    )
     assert inside is None or inside > now
 
 
@@ -171,7 +182,7 @@ def test_prepare_of_a_1000_recipient_chunk_is_a_fixed_handful_of_queries(org, dj
     blast = _blast(org, "Hi {first_name}, our sale in {city} starts today. Reply STOP to opt out.", contacts)
     with django_capture_on_commit_callbacks(execute=False):
         sending.blast_launch(organization=org, blast_id=blast.id)
-    (lo, hi), = sending._chunk_ranges(blast.id)
+    ((lo, hi),) = sending._chunk_ranges(blast.id)
     # when
     with CaptureQueriesContext(connection) as ctx:
         groups = prepare.blast_prepare_chunk(blast_id=blast.id, first_recipient_id=lo, last_recipient_id=hi)
@@ -186,8 +197,10 @@ def test_prepare_of_a_1000_recipient_chunk_is_a_fixed_handful_of_queries(org, dj
 def test_conversation_message_prepare_counts_queries_per_message(org, django_capture_on_commit_callbacks):
     convs = [factories.ConversationFactory(organization=org) for _ in range(20)]
     with django_capture_on_commit_callbacks(execute=False):
-        ids = [sending.message_send(organization=org, conversation_id=c.id, body=f"hello {i}").id
-               for i, c in enumerate(convs)]
+        ids = [
+            sending.message_send(organization=org, conversation_id=c.id, body=f"hello {i}").id
+            for i, c in enumerate(convs)
+        ]
     with CaptureQueriesContext(connection) as ctx:
         groups = prepare.messages_prepare(message_ids=ids)
     assert len(statements(ctx)) <= 3, statements(ctx)  # select+opt-outs, field update, status update

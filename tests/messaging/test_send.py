@@ -57,8 +57,7 @@ def test_a_1000_message_batch_is_one_carrier_call_and_two_statements(
     cache.account_info(blast.line.carrier_account_id)
     # when
     with CaptureQueriesContext(connection) as ctx:
-        outcome = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids,
-                                          segments=group.segments)
+        outcome = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids, segments=group.segments)
     # then: the claim and the one status statement; ≤ 0.05 per message is the target
     assert len(statements(ctx)) == 2, statements(ctx)
     assert outcome.sent == 1000 and not outcome.retry_refs
@@ -114,8 +113,9 @@ def test_a_timeout_after_the_carrier_accepted_is_recorded_not_resent(
     org, fake_sinch, django_capture_on_commit_callbacks
 ):
     # given: the carrier accepts, then answers too late for our read timeout
-    _b, (group,) = _prepared_blast(org, 3, "Hello", fake_sinch.url, django_capture_on_commit_callbacks,
-                                   read_timeout=0.3)
+    _b, (group,) = _prepared_blast(
+        org, 3, "Hello", fake_sinch.url, django_capture_on_commit_callbacks, read_timeout=0.3
+    )
     fake_sinch.hold_seconds = 1.0
     outcome = carrier_send.batch_send(line_id=group.line_id, message_ids=group.message_ids, segments=group.segments)
     (ref,) = outcome.retry_refs
@@ -190,8 +190,12 @@ def test_token_bucket_is_shared_and_refills():
 
 
 def test_conversation_messages_with_the_same_text_share_a_call_only_with_distinct_recipients():
-    rows = [(1, 7, None, False, "hi", "+15125550001", 1), (2, 7, None, False, "hi", "+15125550001", 1),
-            (3, 7, None, False, "hi", "+15125550002", 1), (4, 7, None, False, "other", "+15125550002", 1)]
+    rows = [
+        (1, 7, None, False, "hi", "+15125550001", 1),
+        (2, 7, None, False, "hi", "+15125550001", 1),
+        (3, 7, None, False, "hi", "+15125550002", 1),
+        (4, 7, None, False, "other", "+15125550002", 1),
+    ]
     groups = prepare.group_for_send(rows)
     assert sorted(g.message_ids for g in groups) == [[1, 3], [2], [4]]
 

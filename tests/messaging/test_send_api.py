@@ -55,8 +55,9 @@ def test_sending_to_an_opted_out_number_is_refused_with_409_naming_the_field(api
     r = api.post(f"/api/v1/conversations/{conv.id}/messages", {"body": "Hi"}, format="json")
     assert r.status_code == 409
     assert "opted out" in _fields(r)["conversation"][0]
-    r = api.post("/api/v1/messages", {"line": conv.line_id, "to": conv.contact.phone_number, "body": "Hi"},
-                 format="json")
+    r = api.post(
+        "/api/v1/messages", {"line": conv.line_id, "to": conv.contact.phone_number, "body": "Hi"}, format="json"
+    )
     assert r.status_code == 409 and "to" in _fields(r)
     assert not Message.objects.exists()
 
@@ -70,8 +71,11 @@ def test_another_tenants_conversation_answers_404(api, other_org):
 def test_new_conversation_by_number(api, org, django_capture_on_commit_callbacks):
     line = factories.LineFactory(organization=org)
     with django_capture_on_commit_callbacks(execute=False):
-        r = api.post("/api/v1/messages", {"line": line.id, "to": "(512) 555-0123".replace("555-0123", "201-4455"),
-                                          "body": "Hello"}, format="json")
+        r = api.post(
+            "/api/v1/messages",
+            {"line": line.id, "to": "(512) 555-0123".replace("555-0123", "201-4455"), "body": "Hello"},
+            format="json",
+        )
     assert r.status_code == 202, r.content
     contact = Contact.objects.get(organization=org, phone_number="+15122014455")
     assert Conversation.objects.filter(line=line, contact=contact).count() == 1

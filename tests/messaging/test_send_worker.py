@@ -100,12 +100,23 @@ def test_a_worker_killed_mid_send_loses_nothing_and_sends_nothing_twice(celery_w
         else:
             assert result.recorded_sent == 0 and sum(len(g.message_ids) for g in result.to_send) == 20
         # the redelivered copy of the killed task runs on the new worker and must claim nothing
-        _wait_for(lambda: len(re.findall(r"Task messaging\.send_batch\[[^\]]+\] received",
-                                         celery_worker_proc.log())) >= (1 if carrier_got_it else 2),
-                  30, "the redelivered task")
-        _wait_for(lambda: len(re.findall(r"Task messaging\.send_batch\[[^\]]+\] succeeded",
-                                         celery_worker_proc.log())) >= (1 if carrier_got_it else 2),
-                  30, "the redelivered task to finish", celery_worker_proc)
+        _wait_for(
+            lambda: (
+                len(re.findall(r"Task messaging\.send_batch\[[^\]]+\] received", celery_worker_proc.log()))
+                >= (1 if carrier_got_it else 2)
+            ),
+            30,
+            "the redelivered task",
+        )
+        _wait_for(
+            lambda: (
+                len(re.findall(r"Task messaging\.send_batch\[[^\]]+\] succeeded", celery_worker_proc.log()))
+                >= (1 if carrier_got_it else 2)
+            ),
+            30,
+            "the redelivered task to finish",
+            celery_worker_proc,
+        )
         sent = fake.recipients_sent()
         assert len(sent) == 20 and len(set(sent)) == 20
         batch_ids = set(Message.objects.filter(id__in=ids).values_list("carrier_batch_id", flat=True))
