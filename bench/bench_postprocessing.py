@@ -369,6 +369,7 @@ def reset_for_rerun(data: dict, first_event: int) -> None:
         c.execute("UPDATE messaging_blast SET status = 'sending', completed_at = NULL, sent_count = 0,"
                   " delivered_count = 0, failed_count = 0, undelivered_count = 0 WHERE id = %s", [data["blast_id"]])
         c.execute("DELETE FROM postprocessing_numberflag WHERE organization_id = %s", [data["organization_id"]])
+        c.execute("DELETE FROM postprocessing_blastrecount WHERE blast_id = %s", [data["blast_id"]])
     vacuum()
 
 

@@ -80,6 +80,18 @@ class EventProcessing(models.Model):
         return f"{self.processor} on event {self.event_id} ({self.state}, {self.attempts} tries)"
 
 
+class BlastRecount(models.Model):
+    """A blast whose counters need a recount: marked (upsert) by the drain's batch, cleared by the
+    recount step once it has recounted the blast under its row lock. See processors/blast.py."""
+
+    # Not a foreign key: the mark must not touch the blast row's locks; marks of deleted blasts are dropped.
+    blast_id = models.BigIntegerField(primary_key=True)
+    marked_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"recount blast {self.blast_id}"
+
+
 class NumberFlagKind(models.TextChoices):
     DELETED = "deleted", "Carrier reported Deleted (may mean opted out)"
     OPTED_OUT = "opted_out", "Carrier says the subscriber opted out"

@@ -70,6 +70,22 @@ def processor(*event_types: str, name: str | None = None) -> Callable[[Processor
     return decorate
 
 
+# Deferred work of processors, run by the drain after each batch commits and at the start of each drain
+# task, outside the batch's transaction (e.g. the blast recount, which must not wait for a row lock).
+_AFTER_BATCH: list[Callable[[], object]] = []
+
+
+def after_batch(fn: Callable[[], object]) -> Callable[[], object]:
+    """Register a no-argument callable the drain runs after every batch (it must be cheap when idle)."""
+    if fn not in _AFTER_BATCH:
+        _AFTER_BATCH.append(fn)
+    return fn
+
+
+def after_batch_hooks() -> list[Callable[[], object]]:
+    return list(_AFTER_BATCH)
+
+
 def processors_for(event_type: str) -> list[Processor]:
     """The processors of one event type (possibly none). An undeclared type raises UnknownEventType."""
     try:

@@ -6,9 +6,11 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from messaging.models import Blast
 from messaging.status import MessageStatus as S
+from postprocessing.processors.blast import blasts_recount_marked
 from postprocessing.events import EventType
-from postprocessing.models import Event, EventProcessing
+from postprocessing.models import BlastRecount, Event, EventProcessing
 from postprocessing.services import (
     MAX_ATTEMPTS,
     dead_letters_requeue,
@@ -62,11 +64,15 @@ def test_query_count_per_batch_is_constant_in_batch_size(n, blast_with_messages,
     move(msgs, S.PREPARED, S.SENDING, S.SENT)
     move(msgs[: n // 2], S.UNDELIVERED, carrier_status="Deleted")
     assert pending_count() == n + n + n // 2
-    # when / then: claim, 4 processors × (savepoint, statements, release), done. Same for 10 and 60 messages:
-    # savepoint 1 + claim 1 + conversation 3 + blast 4 + links 3 + optout 3 + done 1 + release 1 = 17.
-    with django_assert_num_queries(17):
+    # when / then: claim, 4 processors × (savepoint, statement, release), done. Same for 10 and 60 messages:
+    # savepoint 1 + claim 1 + conversation 3 + links 3 + optout 3 + blast mark 3 + done 1 + release 1 = 16.
+    with django_assert_num_queries(16):
         claimed, failed = drain_batch(batch_size=1000)
     assert (claimed, failed) == (n * 2 + n // 2, 0)
+    # and the deferred recount of the marked blast: savepoint, claim marks, lock blasts, recount, clear, release
+    with django_assert_num_queries(6):
+        assert blasts_recount_marked() == (1, 0)
+    assert Blast.objects.get(pk=blast.pk).sent_count == n
 
 
 def test_failing_processor_is_isolated_retried_with_backoff_then_dead(db, temp_processor):
@@ -237,3 +243,42 @@ def test_a_real_worker_on_the_postprocessing_queue_drains_after_the_debounced_ki
         time.sleep(0.1)
     assert pending_count() == 0, celery_worker_proc.log()
     assert Event.objects.get().processed_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_blast_locked_by_preparation_never_blocks_the_drain(blast_with_messages):
+    # given a blast row held FOR SHARE by another connection, as a prepare chunk holds it
+    blast, msgs = blast_with_messages(3, status=S.SENT)
+    move(msgs, S.DELIVERED)
+    locked, release = threading.Event(), threading.Event()
+
+    def prepare_chunk():
+        try:
+            with transaction.atomic(), connection.cursor() as c:
+                c.execute("SELECT id FROM messaging_blast WHERE id = %s FOR SHARE", [blast.id])
+                locked.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=prepare_chunk)
+    holder.start()
+    assert locked.wait(10)
+    try:
+        # when the drain runs: its events are done at once, the blast keeps its mark, counters wait
+        with connection.cursor() as c:
+            c.execute("SET lock_timeout = '2s'")  # a wait on the blast row would fail the test, not hang it
+        result = events_drain()
+        assert result.events == 3 and pending_count() == 0
+        assert Blast.objects.get(pk=blast.pk).delivered_count == 0
+        assert list(BlastRecount.objects.values_list("blast_id", flat=True)) == [blast.id]
+    finally:
+        release.set()
+        holder.join(10)
+        with connection.cursor() as c:
+            c.execute("RESET lock_timeout")
+    # then the next pass (the next tick) recounts it
+    events_drain()
+    blast.refresh_from_db()
+    assert (blast.delivered_count, blast.status) == (3, "completed")
+    assert not BlastRecount.objects.exists()
