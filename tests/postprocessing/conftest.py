@@ -11,6 +11,7 @@ from messaging.status import MessageStatus as S
 from postprocessing import registry
 from postprocessing.models import Event
 from tests.factories import BlastFactory, ContactFactory, ConversationFactory, LineFactory
+from tests.worker import celery_worker_proc  # noqa: F401  (fixture for the real-worker test)
 
 
 def queue(messages) -> None:

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from messaging.models import Blast
 from messaging.status import MessageStatus as S
-from postprocessing.processors.blast import blasts_recount_marked
 from postprocessing.events import EventType
 from postprocessing.models import BlastRecount, Event, EventProcessing
+from postprocessing.processors.blast import blasts_recount_marked
 from postprocessing.services import (
     MAX_ATTEMPTS,
     dead_letters_requeue,
@@ -21,7 +21,6 @@ from postprocessing.services import (
 )
 from postprocessing.services.drain import UNKNOWN_TYPE
 from tests.factories import MessageFactory
-from tests.worker import celery_worker_proc  # noqa: F401  (fixture)
 
 from .conftest import move, pending_count, queue
 
