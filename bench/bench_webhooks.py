@@ -127,12 +127,16 @@ def bench_data(count: int, sandbox_url: str) -> tuple[CarrierAccount, Line, list
     """(account, line, [(batch_id, recipient E.164)]) for `count` sent messages, created once."""
     org, _ = Organization.objects.get_or_create(name=BENCH_ORG)
     account = CarrierAccount.objects.filter(organization=org).first() or CarrierAccount.objects.create(
-        organization=org, name="bench sandbox", provider="sandbox",
-        config={"service_plan_id": "benchplan", "api_token": "bench-token"})  # noqa: S106 - bench value
+        organization=org,
+        name="bench sandbox",
+        provider="sandbox",
+        config={"service_plan_id": "benchplan", "api_token": "bench-token"},
+    )  # noqa: S106 - bench value
     account.config = {**account.config, "base_url": sandbox_url}
     account.save()
     line = Line.objects.filter(organization=org).first() or Line.objects.create(
-        organization=org, phone_number="+15125550000", name="bench", carrier_account=account, is_active=False)
+        organization=org, phone_number="+15125550000", name="bench", carrier_account=account, is_active=False
+    )
     have = Message.objects.filter(organization=org, direction=Direction.OUTBOUND).exclude(carrier_batch_id="").count()
     if have != count:
         log(f"creating {count} contacts, conversations and sent messages (once)...")
@@ -140,16 +144,35 @@ def bench_data(count: int, sandbox_url: str) -> tuple[CarrierAccount, Line, list
         Conversation.objects.filter(organization=org).delete()
         Contact.objects.filter(organization=org).delete()
         contacts = Contact.objects.bulk_create(
-            [Contact(organization=org, phone_number=f"+1737{2000000 + n:07d}") for n in range(count)], batch_size=2000)
+            [Contact(organization=org, phone_number=f"+1737{2000000 + n:07d}") for n in range(count)], batch_size=2000
+        )
         convs = Conversation.objects.bulk_create(
-            [Conversation(organization=org, line=line, contact=c) for c in contacts], batch_size=2000)
+            [Conversation(organization=org, line=line, contact=c) for c in contacts], batch_size=2000
+        )
         Message.objects.bulk_create(
-            [Message(organization=org, line=line, conversation=cv, contact=cv.contact, direction=Direction.OUTBOUND,
-                     body="Hello", rendered_body="Hello", status="sent", carrier_batch_id=f"BENCH{n // BATCH:05d}",
-                     carrier_recipient=cv.contact.phone_number)
-             for n, cv in enumerate(convs)], batch_size=2000)
-    pairs = list(Message.objects.filter(organization=org, direction=Direction.OUTBOUND).exclude(carrier_batch_id="")
-                 .order_by("id").values_list("carrier_batch_id", "carrier_recipient"))
+            [
+                Message(
+                    organization=org,
+                    line=line,
+                    conversation=cv,
+                    contact=cv.contact,
+                    direction=Direction.OUTBOUND,
+                    body="Hello",
+                    rendered_body="Hello",
+                    status="sent",
+                    carrier_batch_id=f"BENCH{n // BATCH:05d}",
+                    carrier_recipient=cv.contact.phone_number,
+                )
+                for n, cv in enumerate(convs)
+            ],
+            batch_size=2000,
+        )
+    pairs = list(
+        Message.objects.filter(organization=org, direction=Direction.OUTBOUND)
+        .exclude(carrier_batch_id="")
+        .order_by("id")
+        .values_list("carrier_batch_id", "carrier_recipient")
+    )
     return account, line, pairs
 
 
@@ -157,20 +180,35 @@ def reset(org_id: int, account_id: int) -> None:
     """Messages back to "sent", their outbox events and the account's stored webhooks gone."""
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM carriers_webhookevent WHERE account_id = %s", [account_id])
-        cursor.execute("DELETE FROM postprocessing_event WHERE message_id IN "
-                       "(SELECT id FROM messaging_message WHERE organization_id = %s)", [org_id])
-        cursor.execute("UPDATE messaging_message SET status = 'sent', delivered_at = NULL, carrier_status = '' "
-                       "WHERE organization_id = %s AND direction = 'out' AND carrier_batch_id LIKE 'BENCH%%'", [org_id])
-        cursor.execute("DELETE FROM messaging_message WHERE organization_id = %s AND carrier_batch_id NOT LIKE "
-                       "'BENCH%%'", [org_id])
+        cursor.execute(
+            "DELETE FROM postprocessing_event WHERE message_id IN "
+            "(SELECT id FROM messaging_message WHERE organization_id = %s)",
+            [org_id],
+        )
+        cursor.execute(
+            "UPDATE messaging_message SET status = 'sent', delivered_at = NULL, carrier_status = '' "
+            "WHERE organization_id = %s AND direction = 'out' AND carrier_batch_id LIKE 'BENCH%%'",
+            [org_id],
+        )
+        cursor.execute(
+            "DELETE FROM messaging_message WHERE organization_id = %s AND carrier_batch_id NOT LIKE 'BENCH%%'", [org_id]
+        )
     cache.delete(APPLY_DEBOUNCE_KEY)
 
 
 def report_body(batch_id: str, recipient: str) -> str:
-    return json.dumps({"type": "recipient_delivery_report_sms", "batch_id": batch_id,
-                       "recipient": recipient.lstrip("+"), "code": 0, "status": "Delivered",
-                       "at": "2026-10-02T09:34:18.542Z",
-                       "operator_status_at": "2026-10-02T09:34:18.000Z", "client_reference": "b:bench"})
+    return json.dumps(
+        {
+            "type": "recipient_delivery_report_sms",
+            "batch_id": batch_id,
+            "recipient": recipient.lstrip("+"),
+            "code": 0,
+            "status": "Delivered",
+            "at": "2026-10-02T09:34:18.542Z",
+            "operator_status_at": "2026-10-02T09:34:18.000Z",
+            "client_reference": "b:bench",
+        }
+    )
 
 
 def pending_count(account_id: int) -> int:
@@ -186,8 +224,21 @@ def run_wrk(wrk: str, port: int, path: str, bodies: list[str], duration: int, co
         body_file.write_text("\n".join(bodies) + "\n")
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_SCRIPT % {"bodies": body_file, "path": path})
-        out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
-                              f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                wrk,
+                "-t2",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     log(out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -210,37 +261,61 @@ def top_up(account_id: int, pairs: list[tuple[str, str]], target: int) -> int:
         batch_id, recipient = pairs[n % len(pairs)]
         body = report_body(batch_id, recipient).encode().hex()
         buf.write(f"{account_id}\tdelivery\t\\\\x{body}\tnow\tpending\t0\t\n")
-    with connection.cursor() as cursor, cursor.copy(
-        "COPY carriers_webhookevent (account_id, kind, body, received_at, state, attempts, error) FROM STDIN"
-    ) as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY carriers_webhookevent (account_id, kind, body, received_at, state, attempts, error) FROM STDIN"
+        ) as copy,
+    ):
         copy.write(buf.getvalue())
     return missing
 
 
 def measure_apply(account_id: int, org_id: int) -> dict:
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE messaging_message SET status = 'sent' WHERE organization_id = %s "
-                       "AND carrier_batch_id LIKE 'BENCH%%'", [org_id])
+        cursor.execute(
+            "UPDATE messaging_message SET status = 'sent' WHERE organization_id = %s "
+            "AND carrier_batch_id LIKE 'BENCH%%'",
+            [org_id],
+        )
     events = pending_count(account_id)
     started = time.perf_counter()
     result = webhook_process(debounce=False, time_budget=None)
     seconds = time.perf_counter() - started
-    return {"events": events, "claimed": result.claimed, "statuses_applied": result.statuses_applied,
-            "seconds": round(seconds, 2), "events_per_s": round(result.claimed / seconds),
-            "statuses_per_s": round(result.statuses_applied / seconds)}
+    return {
+        "events": events,
+        "claimed": result.claimed,
+        "statuses_applied": result.statuses_applied,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(result.claimed / seconds),
+        "statuses_per_s": round(result.statuses_applied / seconds),
+    }
 
 
-def measure_sandbox_posting(account: CarrierAccount, line: Line, gunicorn_port: int, sandbox_url: str,
-                            reports: int, pairs: list[tuple[str, str]]) -> dict:
+def measure_sandbox_posting(
+    account: CarrierAccount,
+    line: Line,
+    gunicorn_port: int,
+    sandbox_url: str,
+    reports: int,
+    pairs: list[tuple[str, str]],
+) -> dict:
     reset(account.organization_id, account.id)
     account.refresh_from_db()
     adapter = adapter_for(account)
     callback = f"http://127.0.0.1:{gunicorn_port}/webhooks/sinch/{account.webhook_secret}/delivery"
     started = time.perf_counter()
     for i in range(0, reports, BATCH):
-        chunk = [recipient for _, recipient in pairs[i:i + BATCH]]
-        adapter.send_batch(OutboundBatch(from_number=line.phone_number, recipients=chunk, body="Hello",
-                                         delivery_report="per_recipient_final", callback_url=callback))
+        chunk = [recipient for _, recipient in pairs[i : i + BATCH]]
+        adapter.send_batch(
+            OutboundBatch(
+                from_number=line.phone_number,
+                recipients=chunk,
+                body="Hello",
+                delivery_report="per_recipient_final",
+                callback_url=callback,
+            )
+        )
     sent_s = time.perf_counter() - started
     deadline = time.monotonic() + 120
     stored = 0
@@ -251,18 +326,32 @@ def measure_sandbox_posting(account: CarrierAccount, line: Line, gunicorn_port: 
         time.sleep(0.1)
     seconds = time.perf_counter() - started
     stats = requests.get(f"{sandbox_url}/_sandbox/stats", timeout=5).json()  # one worker's view only
-    return {"reports": reports, "stored": stored, "seconds": round(seconds, 2), "send_calls_s": round(sent_s, 2),
-            "reports_per_s": round(stored / seconds), "sample_worker_stats": stats["reports"]}
+    return {
+        "reports": reports,
+        "stored": stored,
+        "seconds": round(seconds, 2),
+        "send_calls_s": round(sent_s, 2),
+        "reports_per_s": round(stored / seconds),
+        "sample_worker_stats": stats["reports"],
+    }
 
 
 def measure_sender_alone(env: dict, reports: int) -> dict:
     """One sandbox process posting per-recipient reports to a do-nothing sink (another sandbox's
     /_sandbox/sink): the sandbox's own posting rate, without our app in the way."""
     sink_port, src_port = free_port(), free_port()
-    sink = subprocess.Popen([sys.executable, "-m", "carriers.sandbox", "--port", str(sink_port)], env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL)
-    src = subprocess.Popen([sys.executable, "-m", "carriers.sandbox", "--port", str(src_port), "--delay-min", "0",
-                            "--delay-max", "0.5"], env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "carriers.sandbox", "--port", str(sink_port)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
+    src = subprocess.Popen(
+        [sys.executable, "-m", "carriers.sandbox", "--port", str(src_port), "--delay-min", "0", "--delay-max", "0.5"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         wait_port(sink_port, sink, "sink sandbox")
         wait_port(src_port, src, "sandbox")
@@ -271,20 +360,87 @@ def measure_sender_alone(env: dict, reports: int) -> dict:
         to = [f"1737{2000000 + n:07d}" for n in range(BATCH)]
         started = time.perf_counter()
         for _ in range(reports // BATCH):
-            session.post(f"http://127.0.0.1:{src_port}/xms/v1/bench/batches", timeout=10, json={
-                "to": to, "from": "15125550000", "body": "Hello", "delivery_report": "per_recipient_final",
-                "callback_url": f"http://127.0.0.1:{sink_port}/_sandbox/sink"}).raise_for_status()
+            session.post(
+                f"http://127.0.0.1:{src_port}/xms/v1/bench/batches",
+                timeout=10,
+                json={
+                    "to": to,
+                    "from": "15125550000",
+                    "body": "Hello",
+                    "delivery_report": "per_recipient_final",
+                    "callback_url": f"http://127.0.0.1:{sink_port}/_sandbox/sink",
+                },
+            ).raise_for_status()
         got = 0
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and got < reports:
             got = session.get(f"http://127.0.0.1:{sink_port}/_sandbox/stats", timeout=5).json().get("sink", 0)
             time.sleep(0.05)
         seconds = time.perf_counter() - started
-        return {"reports": reports, "received": got, "seconds": round(seconds, 2),
-                "reports_per_s": round(got / seconds)}
+        return {
+            "reports": reports,
+            "received": got,
+            "seconds": round(seconds, 2),
+            "reports_per_s": round(got / seconds),
+        }
     finally:
         stop(src)
         stop(sink)
+
+
+SANDBOX_WRK = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench"
+wrk.body = '%(body)s'
+"""
+
+
+def measure_sandbox_api(wrk: str, env: dict, duration: int) -> dict:
+    """wrk POST /batches (no reports asked) against `--workers 2`: batches of 1 and of 1000 recipients."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carriers.sandbox", "--port", str(port), "--workers", "2"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
+    figures = {}
+    try:
+        wait_port(port, proc, "sandbox")
+        for size in (1, BATCH):
+            body = json.dumps(
+                {
+                    "to": [f"1737{2000000 + n:07d}" for n in range(size)],
+                    "from": "15125550000",
+                    "body": "Hello ${name}",
+                    "parameters": {"name": {"default": "you"}},
+                }
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                script = Path(tmp) / "batch.lua"
+                script.write_text(SANDBOX_WRK % {"body": body})
+                out = subprocess.run(
+                    [
+                        wrk,
+                        "-t2",
+                        "-c16",
+                        f"-d{duration}s",
+                        "-s",
+                        str(script),
+                        f"http://127.0.0.1:{port}/xms/v1/bench/batches",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+            non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+            figures[f"batches_of_{size}_rps"] = rps
+            figures[f"batches_of_{size}_non_2xx"] = non2xx
+    finally:
+        stop(proc)
+    return figures
 
 
 def main() -> None:
@@ -293,9 +449,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--sandbox-reports", type=int, default=10_000)
-    parser.add_argument("--threads", type=int, default=8,
-                        help="gunicorn gthread threads per worker (0 = sync workers, as config/devserver.py runs). "
-                             "Threads let concurrent INSERTs share WAL flushes (group commit).")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="gunicorn gthread threads per worker (0 = sync workers, as config/devserver.py runs). "
+        "Threads let concurrent INSERTs share WAL flushes (group commit).",
+    )
     args = parser.parse_args()
 
     wrk = ensure_wrk()
@@ -307,16 +467,49 @@ def main() -> None:
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
     gunicorn = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi:application", "--workers", "2", "--bind",
-         f"127.0.0.1:{port}", "--log-level", "warning", "--chdir", str(ROOT), "--backlog", "2048",
-         *(["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads else [])],
-        env=env, start_new_session=True)
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "config.wsgi:application",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--chdir",
+            str(ROOT),
+            "--backlog",
+            "2048",
+            *(["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads else []),
+        ],
+        env=env,
+        start_new_session=True,
+    )
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "carriers.sandbox", "--port", str(sandbox_port), "--workers", "2",
-         "--delay-min", "0.5", "--delay-max", "3"], env=env, start_new_session=True, stdout=subprocess.DEVNULL)
-    figures: dict = {"bench": "webhooks", "gunicorn_workers": 2, "gunicorn_threads": args.threads or 1,
-                     "duration_s": args.duration,
-                     "connections": args.connections}
+        [
+            sys.executable,
+            "-m",
+            "carriers.sandbox",
+            "--port",
+            str(sandbox_port),
+            "--workers",
+            "2",
+            "--delay-min",
+            "0",
+            "--delay-max",
+            "0.5",
+        ],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+    )
+    figures: dict = {
+        "bench": "webhooks",
+        "gunicorn_workers": 2,
+        "gunicorn_threads": args.threads or 1,
+        "duration_s": args.duration,
+        "connections": args.connections,
+    }
     try:
         wait_port(port, gunicorn, "gunicorn")
         wait_port(sandbox_port, sandbox, "sandbox")
@@ -331,28 +524,38 @@ def main() -> None:
         load["stored_rows"] = stored
         load["stored_per_s"] = round(stored / args.duration)
         figures["store"] = load
-        log(f"stored {stored} rows = {load['stored_per_s']}/s; p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, "
-            f"non-2xx {load['non_2xx']}")
+        log(
+            f"stored {stored} rows = {load['stored_per_s']}/s; p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, "
+            f"non-2xx {load['non_2xx']}"
+        )
 
         log(f"== 2. apply: top up to {args.messages} pending reports and run the apply task's body")
         added = top_up(account.id, pairs, args.messages)
         apply = measure_apply(account.id, account.organization_id)
         apply["copied_in"] = added
         figures["apply"] = apply
-        log(f"applied {apply['claimed']} events in {apply['seconds']} s = {apply['events_per_s']} events/s, "
-            f"{apply['statuses_per_s']} statuses/s")
+        log(
+            f"applied {apply['claimed']} events in {apply['seconds']} s = {apply['events_per_s']} events/s, "
+            f"{apply['statuses_per_s']} statuses/s"
+        )
 
         if args.sandbox_reports:
             log(f"== 3. sandbox (2 workers) posts {args.sandbox_reports} per-recipient reports to the app")
             posting = measure_sandbox_posting(account, line, port, sandbox_url, args.sandbox_reports, pairs)
             figures["sandbox_posting"] = posting
-            log(f"{posting['stored']} reports posted and stored in {posting['seconds']} s = "
-                f"{posting['reports_per_s']} reports/s")
+            log(
+                f"{posting['stored']} reports posted and stored in {posting['seconds']} s = "
+                f"{posting['reports_per_s']} reports/s"
+            )
             stop(gunicorn)
             log(f"== 4. one sandbox process posts {args.sandbox_reports} reports to a do-nothing sink")
             alone = measure_sender_alone(env, args.sandbox_reports)
             figures["sandbox_sender_alone"] = alone
             log(f"{alone['received']} reports in {alone['seconds']} s = {alone['reports_per_s']} reports/s")
+            log("== 5. sandbox API (2 workers): wrk POST /batches of 1 and of 1000 recipients, 5 s each")
+            api = measure_sandbox_api(wrk, env, 5)
+            figures["sandbox_api"] = api
+            log(f"batches of 1: {api['batches_of_1_rps']}/s, batches of 1000: {api['batches_of_1000_rps']}/s")
     finally:
         stop(gunicorn)
         stop(sandbox)

@@ -17,8 +17,15 @@ class CarrierError(Exception):
 
     transient = False
 
-    def __init__(self, message: str, *, code: str = "", text: str = "", http_status: int | None = None,
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        text: str = "",
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.code, self.text, self.http_status, self.retry_after = code, text, http_status, retry_after
 

@@ -112,8 +112,7 @@ def webhooks_enqueue_apply(*, force: bool = False) -> None:
 
         apply_webhooks.apply_async()
     except Exception:  # Redis/broker hiccup: the row is stored, the beat sweep will apply it
-        log.warning("could not enqueue carriers.apply_webhooks; the beat sweep will pick the rows up",
-                    exc_info=True)
+        log.warning("could not enqueue carriers.apply_webhooks; the beat sweep will pick the rows up", exc_info=True)
 
 
 # -- applying -----------------------------------------------------------------------------------------
@@ -219,7 +218,7 @@ def _resolve(pairs: list[tuple[int, DeliveryReport]]) -> dict[int, list[int]]:
     """[(account_id, report)] → {report index: [message ids]} in one query."""
     if not pairs:
         return {}
-    params = [
+    params: list[list] = [
         [account_id for account_id, _ in pairs],
         [r.batch_id for _, r in pairs],
         [r.recipient for _, r in pairs],
@@ -279,12 +278,17 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
         # Sinch's code is an error only on a failure; on Queued/Dispatched (400/401) it is not.
         is_error = report.status in ("failed", "undelivered")
         for message_id in message_ids:
-            updates.append(StatusUpdate(
-                message_id=message_id, status=report.status, at=report.at, carrier_status=report.carrier_status,
-                error_code=report.code if is_error else "",
-                error_reason=f"Sinch {report.carrier_status} (code {report.code})" if is_error else "",
-                carrier_batch_id=report.batch_id,
-            ))
+            updates.append(
+                StatusUpdate(
+                    message_id=message_id,
+                    status=report.status,
+                    at=report.at,
+                    carrier_status=report.carrier_status,
+                    error_code=report.code if is_error else "",
+                    error_reason=f"Sinch {report.carrier_status} (code {report.code})" if is_error else "",
+                    carrier_batch_id=report.batch_id,
+                )
+            )
     if updates:
         result.statuses_applied = len(messages_apply_statuses(updates=updates))
 
@@ -293,7 +297,11 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
         from messaging.services.inbound import InboundItem, inbound_messages_receive
 
         inbound_errors = inbound_messages_receive(
-            items=[InboundItem(key=e.id, account_id=e.account_id, message=e.inbound) for e in inbound]
+            items=[
+                InboundItem(key=e.id, account_id=e.account_id, message=e.inbound)
+                for e in inbound
+                if e.inbound is not None
+            ]
         )
         result.inbound_stored = sum(1 for e in inbound if not inbound_errors.get(e.id))
 
@@ -308,9 +316,11 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
             state, error = WebhookState.FAILED, inbound_errors[event.id]
         elif missing:
             first = missing[0]
-            error = (f"no message for batch {first.batch_id} recipient {first.recipient or '(all)'}"
-                     + (f" client_reference {first.client_reference}" if first.client_reference else "")
-                     + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+            error = (
+                f"no message for batch {first.batch_id} recipient {first.recipient or '(all)'}"
+                + (f" client_reference {first.client_reference}" if first.client_reference else "")
+                + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
             if tries >= MAX_ATTEMPTS:
                 state, error = WebhookState.FAILED, f"gave up after {tries} attempts: {error}"
             else:
@@ -357,15 +367,18 @@ def webhook_process_batch(*, batch_size: int = APPLY_BATCH_SIZE, ids: list[int] 
         except Exception as exc:
             log.exception("webhook event %s failed", event.id)
             WebhookEvent.objects.filter(pk=event.id, state=WebhookState.PENDING).update(
-                state=WebhookState.FAILED, attempts=event.attempts, processed_at=timezone.now(),
+                state=WebhookState.FAILED,
+                attempts=event.attempts,
+                processed_at=timezone.now(),
                 error=f"{type(exc).__name__}: {exc}"[:500],
             )
             result.failed += 1
     return result
 
 
-def webhook_process(*, batch_size: int = APPLY_BATCH_SIZE, time_budget: float | None = APPLY_TIME_BUDGET,
-                    debounce: bool = True) -> ProcessResult:
+def webhook_process(
+    *, batch_size: int = APPLY_BATCH_SIZE, time_budget: float | None = APPLY_TIME_BUDGET, debounce: bool = True
+) -> ProcessResult:
     """Apply pending webhooks until none is due (or the time budget is spent; then a fresh task follows).
 
     The debounce key is dropped before the final empty claim: a webhook stored after that claim's
@@ -394,9 +407,11 @@ def webhook_process(*, batch_size: int = APPLY_BATCH_SIZE, time_budget: float | 
 
 def webhook_requeue(*, event_ids: list[int]) -> int:
     """Admin: put failed/invalid events back to pending (after a fix). Returns rows requeued."""
-    count = WebhookEvent.objects.filter(pk__in=event_ids).exclude(state=WebhookState.PENDING).update(
-        state=WebhookState.PENDING, attempts=0, next_attempt_at=None, error="")
+    count = (
+        WebhookEvent.objects.filter(pk__in=event_ids)
+        .exclude(state=WebhookState.PENDING)
+        .update(state=WebhookState.PENDING, attempts=0, next_attempt_at=None, error="")
+    )
     if count:
         transaction.on_commit(lambda: webhooks_enqueue_apply(force=True))
     return count
-

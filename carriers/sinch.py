@@ -144,8 +144,7 @@ def parse_delivery_payload(payload: object) -> list[DeliveryReport]:
             if not isinstance(recipients, list):
                 raise ValueError("'recipients' must be a list")
             reports.extend(
-                DeliveryReport(batch_id, e164(str(r)), status, word, code, None, client_reference)
-                for r in recipients
+                DeliveryReport(batch_id, e164(str(r)), status, word, code, None, client_reference) for r in recipients
             )
         return reports
     raise ValueError(f"unknown delivery report type {kind!r}")
@@ -168,10 +167,16 @@ def parse_inbound_payload(payload: object) -> InboundMessage:
     elif kind == "mo_binary":
         # Binary SMS (base64 + UDH) is not text a person wrote: kept as-is for the record.
         body = ""
-        media = [{"content_type": "application/octet-stream", "base64": str(payload.get("body") or ""),
-                  "udh": str(payload.get("udh") or "")}]
+        media = [
+            {
+                "content_type": "application/octet-stream",
+                "base64": str(payload.get("body") or ""),
+                "udh": str(payload.get("udh") or ""),
+            }
+        ]
     else:  # mo_media: {"body": {"subject", "message", "media": [{"url", "content_type", ...}]}}
-        content = payload.get("body") if isinstance(payload.get("body"), dict) else {}
+        raw_body = payload.get("body")
+        content: dict = raw_body if isinstance(raw_body, dict) else {}
         body = str(content.get("message") or "")
         media = [
             {"url": m.get("url", ""), "content_type": m.get("content_type", "")}
@@ -201,8 +206,15 @@ def _retry_after(value: str | None) -> float | None:
 class SinchAdapter(CarrierAdapter):
     provider = "sinch"
 
-    def __init__(self, *, service_plan_id: str, api_token: str, base_url: str,
-                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT):
+    def __init__(
+        self,
+        *,
+        service_plan_id: str,
+        api_token: str,
+        base_url: str,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ):
         if not service_plan_id or not api_token:
             raise ValueError("Sinch configuration needs service_plan_id and api_token")
         self.base_url = base_url.rstrip("/")
@@ -239,8 +251,9 @@ class SinchAdapter(CarrierAdapter):
 
     # -- HTTP -------------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, json: dict | None = None, params: dict | None = None,
-              allow_404: bool = False):
+    def _call(
+        self, method: str, path: str, *, json: dict | None = None, params: dict | None = None, allow_404: bool = False
+    ):
         url = self.root + path
         try:
             response = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
@@ -311,8 +324,11 @@ class SinchAdapter(CarrierAdapter):
         reports: list[DeliveryReport] = []
         page, page_size = 0, 100
         while True:
-            answer = self._call("GET", "/delivery_reports", params={
-                "client_reference": client_reference, "page": page, "page_size": page_size})
+            answer = self._call(
+                "GET",
+                "/delivery_reports",
+                params={"client_reference": client_reference, "page": page, "page_size": page_size},
+            )
             items = (answer or {}).get("delivery_reports") or []
             for item in items:
                 reports.extend(parse_delivery_payload(item))
@@ -327,8 +343,12 @@ class SinchAdapter(CarrierAdapter):
 
     def fetch_batch_report(self, *, batch_id: str, full: bool = True) -> list[DeliveryReport]:
         """GET /batches/{id}/delivery_report?type=full|summary (works without any callback)."""
-        answer = self._call("GET", f"/batches/{quote(batch_id, safe='')}/delivery_report",
-                            params={"type": "full" if full else "summary"}, allow_404=True)
+        answer = self._call(
+            "GET",
+            f"/batches/{quote(batch_id, safe='')}/delivery_report",
+            params={"type": "full" if full else "summary"},
+            allow_404=True,
+        )
         return parse_delivery_payload(answer) if answer else []
 
     def close(self) -> None:

@@ -18,8 +18,12 @@ def build_parser(defaults: SandboxConfig) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m carriers.sandbox", description="Sinch XMS API sandbox carrier")
     p.add_argument("--host", default=os.environ.get("SANDBOX_HOST", defaults.host))
     p.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", defaults.port)))
-    p.add_argument("--workers", type=int, default=int(os.environ.get("SANDBOX_WORKERS", 1)),
-                   help="processes sharing the port via SO_REUSEPORT")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("SANDBOX_WORKERS", 1)),
+        help="processes sharing the port via SO_REUSEPORT",
+    )
     p.add_argument("--token", default=defaults.token, help="required bearer token (default: any non-empty)")
     p.add_argument("--delay-min", type=float, default=defaults.delay_min, help="seconds to a final status (min)")
     p.add_argument("--delay-max", type=float, default=defaults.delay_max, help="seconds to a final status (max)")
@@ -29,11 +33,18 @@ def build_parser(defaults: SandboxConfig) -> argparse.ArgumentParser:
     p.add_argument("--out-of-order-rate", type=float, default=defaults.out_of_order_rate)
     p.add_argument("--error-rate", type=float, default=defaults.error_rate, help="API answers 500 at this rate")
     p.add_argument("--throttle-rate", type=float, default=defaults.throttle_rate, help="API answers 429 at this rate")
-    p.add_argument("--rate-limit", type=float, default=defaults.rate_limit,
-                   help="API requests/s per worker process; 429 + Retry-After beyond (0 = off)")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=defaults.rate_limit,
+        help="API requests/s per worker process; 429 + Retry-After beyond (0 = off)",
+    )
     p.add_argument("--inbound-url", default=defaults.inbound_url, help="where /_sandbox/inbound posts mo_text")
-    p.add_argument("--callback-url", default=defaults.default_callback_url,
-                   help="default delivery report URL when a batch names none")
+    p.add_argument(
+        "--callback-url",
+        default=defaults.default_callback_url,
+        help="default delivery report URL when a batch names none",
+    )
     p.add_argument("--report-concurrency", type=int, default=defaults.report_concurrency)
     p.add_argument("--seed", default=defaults.seed)
     return p
@@ -43,12 +54,22 @@ def main(argv: list[str] | None = None) -> None:
     defaults = SandboxConfig.from_env()
     args = build_parser(defaults).parse_args(argv)
     config = SandboxConfig(
-        host=args.host, port=args.port, token=args.token, delay_min=args.delay_min, delay_max=args.delay_max,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        delay_min=args.delay_min,
+        delay_max=args.delay_max,
         mix=parse_mix(args.mix) if args.mix else defaults.mix,
-        dispatched=defaults.dispatched and not args.no_dispatched, duplicate_rate=args.duplicate_rate,
-        out_of_order_rate=args.out_of_order_rate, error_rate=args.error_rate, throttle_rate=args.throttle_rate,
-        rate_limit=args.rate_limit, inbound_url=args.inbound_url, default_callback_url=args.callback_url,
-        report_concurrency=args.report_concurrency, seed=args.seed,
+        dispatched=defaults.dispatched and not args.no_dispatched,
+        duplicate_rate=args.duplicate_rate,
+        out_of_order_rate=args.out_of_order_rate,
+        error_rate=args.error_rate,
+        throttle_rate=args.throttle_rate,
+        rate_limit=args.rate_limit,
+        inbound_url=args.inbound_url,
+        default_callback_url=args.callback_url,
+        report_concurrency=args.report_concurrency,
+        seed=args.seed,
     )
     workers = max(1, args.workers)
     if workers == 1:

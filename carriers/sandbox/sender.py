@@ -148,8 +148,10 @@ class ReportSender:
                 self.stats["retried"] += 1
                 backoff = retry_after if retry_after is not None else min(0.2 * 2**item.attempt, 30.0)
                 with self._lock:
-                    heapq.heappush(self._heap, Outgoing(time.monotonic() + backoff, next(self._seq), item.url,
-                                                        item.body, item.attempt + 1))
+                    heapq.heappush(
+                        self._heap,
+                        Outgoing(time.monotonic() + backoff, next(self._seq), item.url, item.body, item.attempt + 1),
+                    )
                 self._wake.set()
 
     async def _post(self, conns, item: Outgoing) -> tuple[int, float | None]:
@@ -168,7 +170,7 @@ class ReportSender:
             f"User-Agent: parley-sinch-sandbox\r\n{auth}\r\n"
         ).encode()
         for reuse in (True, False):
-            conn = conns.pop(key, None) if reuse else None
+            conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = conns.pop(key, None) if reuse else None
             if conn is None:
                 conn = await asyncio.wait_for(
                     asyncio.open_connection(host, port, ssl=ssl.create_default_context() if secure else None),

@@ -30,8 +30,18 @@ from .sender import ReportSender
 DELIVERY_REPORT_KINDS = ("none", "summary", "full", "per_recipient", "per_recipient_final")
 FINAL_STATUSES = ("Delivered", "Failed", "Expired", "Rejected", "Aborted", "Cancelled", "Deleted", "Unknown")
 # Sinch's codes for each status (0 = delivered; 4xx = Sinch-internal reasons; operator codes vary).
-STATUS_CODES = {"Queued": 400, "Dispatched": 401, "Delivered": 0, "Failed": 60, "Expired": 406,
-                "Rejected": 408, "Aborted": 402, "Cancelled": 407, "Deleted": 0, "Unknown": 0}
+STATUS_CODES = {
+    "Queued": 400,
+    "Dispatched": 401,
+    "Delivered": 0,
+    "Failed": 60,
+    "Expired": 406,
+    "Rejected": 408,
+    "Aborted": 402,
+    "Cancelled": 407,
+    "Deleted": 0,
+    "Unknown": 0,
+}
 _MSISDN = re.compile(r"^\+?[1-9]\d{6,14}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,16}$")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_.-]{1,16})\}")
@@ -88,7 +98,7 @@ class SandboxConfig:
 
 
 def parse_mix(text: str) -> dict[str, float]:
-    """"delivered=0.9,failed=0.05,expired=0.05" → {"Delivered": 0.9, ...} (normalised to sum 1)."""
+    """ "delivered=0.9,failed=0.05,expired=0.05" → {"Delivered": 0.9, ...} (normalised to sum 1)."""
     words = {s.lower(): s for s in FINAL_STATUSES}
     mix: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
@@ -154,13 +164,24 @@ class Batch:
 
     def as_json(self) -> dict:
         data = {
-            "id": self.id, "to": self.to, "from": self.from_, "canceled": self.canceled, "body": self.body,
-            "type": self.type, "created_at": now_iso(self.created), "modified_at": now_iso(self.created),
-            "delivery_report": self.delivery_report, "flash_message": False,
+            "id": self.id,
+            "to": self.to,
+            "from": self.from_,
+            "canceled": self.canceled,
+            "body": self.body,
+            "type": self.type,
+            "created_at": now_iso(self.created),
+            "modified_at": now_iso(self.created),
+            "delivery_report": self.delivery_report,
+            "flash_message": False,
         }
-        for key, value in (("callback_url", self.callback_url), ("client_reference", self.client_reference),
-                           ("parameters", self.parameters), ("send_at", self.send_at),
-                           ("expire_at", self.expire_at)):
+        for key, value in (
+            ("callback_url", self.callback_url),
+            ("client_reference", self.client_reference),
+            ("parameters", self.parameters),
+            ("send_at", self.send_at),
+            ("expire_at", self.expire_at),
+        ):
             if value:
                 data[key] = value
         return data
@@ -190,10 +211,15 @@ class SandboxState:
         self.inbounds: list[dict] = []
         self.forced: list[dict] = []  # queued forced answers (/_sandbox/next)
         self.status_overrides: dict[str, str] = {}  # msisdn → final status word
-        self.counters = {"requests": 0, "batches": 0, "recipients": 0, "reports_scheduled": 0,
-                         "throttled": 0, "errors_injected": 0}
-        self.sender = sender or ReportSender(concurrency=config.report_concurrency,
-                                             max_attempts=config.report_attempts)
+        self.counters = {
+            "requests": 0,
+            "batches": 0,
+            "recipients": 0,
+            "reports_scheduled": 0,
+            "throttled": 0,
+            "errors_injected": 0,
+        }
+        self.sender = sender or ReportSender(concurrency=config.report_concurrency, max_attempts=config.report_attempts)
         self._bucket = (config.rate_limit, time.monotonic())
 
     # -- outcomes ------------------------------------------------------------------------------------
@@ -214,15 +240,22 @@ class SandboxState:
         delay = c.delay_min + _fraction(c.seed, "delay", batch_id, digits) * max(0.0, c.delay_max - c.delay_min)
         return word, delay
 
-    def recipient_report(self, batch_id: str, msisdn: str, client_reference: str, created: float,
-                         at: float | None = None) -> dict:
+    def recipient_report(
+        self, batch_id: str, msisdn: str, client_reference: str, created: float, at: float | None = None
+    ) -> dict:
         word, delay = self.outcome(batch_id, msisdn)
         now = time.time() if at is None else at
         if now < created + delay:
             word = "Dispatched"
-        report = {"type": "recipient_delivery_report_sms", "batch_id": batch_id, "recipient": msisdn.lstrip("+"),
-                  "code": STATUS_CODES[word], "status": word, "at": now_iso(now),
-                  "operator_status_at": now_iso(min(now, created + delay))}
+        report = {
+            "type": "recipient_delivery_report_sms",
+            "batch_id": batch_id,
+            "recipient": msisdn.lstrip("+"),
+            "code": STATUS_CODES[word],
+            "status": word,
+            "at": now_iso(now),
+            "operator_status_at": now_iso(min(now, created + delay)),
+        }
         if client_reference:
             report["client_reference"] = client_reference
         return report
@@ -257,8 +290,10 @@ class SandboxState:
             if not forced.get("status"):
                 return None
             headers = {"Retry-After": str(forced["retry_after"])} if forced.get("retry_after") is not None else {}
-            body = forced.get("body") or {"code": forced.get("code", "internal_error"),
-                                          "text": forced.get("text", "Injected by the sandbox")}
+            body = forced.get("body") or {
+                "code": forced.get("code", "internal_error"),
+                "text": forced.get("text", "Injected by the sandbox"),
+            }
             return int(forced["status"]), body, headers
         if c.error_rate and random.random() < c.error_rate:
             self.counters["errors_injected"] += 1
@@ -305,13 +340,29 @@ class SandboxState:
                 raise SinchError(400, "syntax_invalid_parameter_format", f"parameters: invalid parameter {name!r}")
             for key, value in values.items():
                 if not isinstance(value, str) or len(value) > 160:
-                    raise SinchError(400, "syntax_invalid_parameter_format",
-                                     f"parameters.{name}.{key}: values are strings of at most 160 characters")
+                    raise SinchError(
+                        400,
+                        "syntax_invalid_parameter_format",
+                        f"parameters.{name}.{key}: values are strings of at most 160 characters",
+                    )
         if report != "none" and not (callback or self.config.default_callback_url):
             raise SinchError(403, "missing_callback_url", "A delivery report was requested without callback URL")
         created = time.time()
-        batch = Batch(new_batch_id(created), plan, to, sender, body, kind, report, callback, reference, parameters,
-                      created, data.get("send_at"), data.get("expire_at"))
+        batch = Batch(
+            new_batch_id(created),
+            plan,
+            to,
+            sender,
+            body,
+            kind,
+            report,
+            callback,
+            reference,
+            parameters,
+            created,
+            data.get("send_at"),
+            data.get("expire_at"),
+        )
         with self.lock:
             self.batches[batch.id] = batch
             if reference:
@@ -339,15 +390,17 @@ class SandboxState:
         if batch.delivery_report in ("per_recipient", "per_recipient_final"):
             for msisdn in batch.to:
                 word, delay = self.outcome(batch.id, msisdn)
-                final = self.recipient_report(batch.id, msisdn, batch.client_reference, batch.created,
-                                              at=batch.created + delay)
+                final = self.recipient_report(
+                    batch.id, msisdn, batch.client_reference, batch.created, at=batch.created + delay
+                )
                 body = json.dumps(final).encode()
                 items.append((start + delay, url, body))
                 if c.duplicate_rate and random.random() < c.duplicate_rate:
                     items.append((start + delay + random.uniform(0.01, 0.3), url, body))
                 if batch.delivery_report == "per_recipient" and c.dispatched:
-                    early = self.recipient_report(batch.id, msisdn, batch.client_reference, batch.created,
-                                                  at=batch.created + delay / 3)
+                    early = self.recipient_report(
+                        batch.id, msisdn, batch.client_reference, batch.created, at=batch.created + delay / 3
+                    )
                     late = c.out_of_order_rate and random.random() < c.out_of_order_rate
                     items.append((start + (delay + 0.05 if late else delay / 3), url, json.dumps(early).encode()))
         else:
@@ -359,8 +412,15 @@ class SandboxState:
             self.counters["reports_scheduled"] += len(items)
         self.sender.schedule(items)
 
-    def batch_report(self, batch: Batch, *, full: bool, at: float | None = None,
-                     status_filter: set[str] | None = None, code_filter: set[str] | None = None) -> dict:
+    def batch_report(
+        self,
+        batch: Batch,
+        *,
+        full: bool,
+        at: float | None = None,
+        status_filter: set[str] | None = None,
+        code_filter: set[str] | None = None,
+    ) -> dict:
         groups: dict[tuple[str, int], list[str]] = {}
         for msisdn in batch.to:
             r = self.recipient_report(batch.id, msisdn, batch.client_reference, batch.created, at=at)
@@ -375,8 +435,12 @@ class SandboxState:
             if full:
                 entry["recipients"] = recipients
             statuses.append(entry)
-        report = {"type": "delivery_report_sms", "batch_id": batch.id, "total_message_count": len(batch.to),
-                  "statuses": statuses}
+        report = {
+            "type": "delivery_report_sms",
+            "batch_id": batch.id,
+            "total_message_count": len(batch.to),
+            "statuses": statuses,
+        }
         if batch.client_reference:
             report["client_reference"] = batch.client_reference
         return report
@@ -397,9 +461,8 @@ class SandboxState:
             senders = set(query["from"].split(","))
             batches = [b for b in batches if b.from_ in senders]
         batches.sort(key=lambda b: b.created, reverse=True)
-        chunk = batches[page * size:(page + 1) * size]
-        return {"count": len(batches), "page": page, "page_size": len(chunk),
-                "batches": [b.as_json() for b in chunk]}
+        chunk = batches[page * size : (page + 1) * size]
+        return {"count": len(batches), "page": page, "page_size": len(chunk), "batches": [b.as_json() for b in chunk]}
 
     def list_delivery_reports(self, query: dict[str, str]) -> dict:
         page, size = int(query.get("page", 0)), min(int(query.get("page_size", 30)), 100)
@@ -421,14 +484,21 @@ class SandboxState:
                 if (statuses and r["status"].lower() not in statuses) or (codes and str(r["code"]) not in codes):
                     continue
                 reports.append(r)
-        chunk = reports[page * size:(page + 1) * size]
+        chunk = reports[page * size : (page + 1) * size]
         return {"count": len(reports), "page": page, "page_size": len(chunk), "delivery_reports": chunk}
 
     def add_inbound(self, data: dict) -> dict:
         kind = data.get("type", "mo_text")
-        mo = {"type": kind, "id": new_batch_id(), "from": str(data.get("from", "")).lstrip("+"),
-              "to": str(data.get("to", "")).lstrip("+"), "body": data.get("body", ""),
-              "received_at": now_iso(), "sent_at": now_iso(), "operator_id": "310260"}
+        mo = {
+            "type": kind,
+            "id": new_batch_id(),
+            "from": str(data.get("from", "")).lstrip("+"),
+            "to": str(data.get("to", "")).lstrip("+"),
+            "body": data.get("body", ""),
+            "received_at": now_iso(),
+            "sent_at": now_iso(),
+            "operator_id": "310260",
+        }
         if kind == "mo_binary":
             mo["udh"] = data.get("udh", "")
         if data.get("client_reference"):
@@ -528,8 +598,8 @@ class Handler(BaseHTTPRequestHandler):
         state = self.state
         segments = rest.split("/") if rest else []
         if segments == ["batches"] and method == "POST":
-            batch = state.create_batch(plan, self._read_json())
-            return self._send(201, batch.as_json())
+            new_batch = state.create_batch(plan, self._read_json())
+            return self._send(201, new_batch.as_json())
         if segments == ["batches"] and method == "GET":
             return self._send(200, state.list_batches(query))
         if len(segments) >= 2 and segments[0] == "batches":
@@ -549,15 +619,17 @@ class Handler(BaseHTTPRequestHandler):
                     raise SinchError(400, "syntax_invalid_parameter_format", f"type: unknown value {kind!r}")
                 statuses = {s.strip().lower() for s in query.get("status", "").split(",") if s.strip()}
                 codes = {s.strip() for s in query.get("code", "").split(",") if s.strip()}
-                return self._send(200, state.batch_report(batch, full=kind == "full", status_filter=statuses,
-                                                          code_filter=codes))
+                return self._send(
+                    200, state.batch_report(batch, full=kind == "full", status_filter=statuses, code_filter=codes)
+                )
             if len(segments) == 4 and segments[2] == "delivery_report" and method == "GET":
                 msisdn = segments[3].lstrip("+")
                 if batch is not None:
                     if msisdn not in {m.lstrip("+") for m in batch.to}:
                         raise SinchError(404, "not_found", f"No recipient {msisdn} in batch {batch_id}")
-                    return self._send(200, state.recipient_report(batch_id, msisdn, batch.client_reference,
-                                                                  batch.created))
+                    return self._send(
+                        200, state.recipient_report(batch_id, msisdn, batch.client_reference, batch.created)
+                    )
                 created = batch_created_at(batch_id)
                 # Accepted by another --workers process: the outcome rules are shared, so answer from them.
                 if created is None or created > time.time() or time.time() - created > 14 * 86400:
@@ -574,9 +646,8 @@ class Handler(BaseHTTPRequestHandler):
                     raise SinchError(404, "not_found", "Inbound not found")
                 return self._send(200, found)
             page, size = int(query.get("page", 0)), min(int(query.get("page_size", 30)), 100)
-            chunk = inbounds[::-1][page * size:(page + 1) * size]
-            return self._send(200, {"count": len(inbounds), "page": page, "page_size": len(chunk),
-                                    "inbounds": chunk})
+            chunk = inbounds[::-1][page * size : (page + 1) * size]
+            return self._send(200, {"count": len(inbounds), "page": page, "page_size": len(chunk), "inbounds": chunk})
         raise SinchError(404, "not_found", f"Unknown operation {method} {rest}")
 
     def _control(self, method: str, path: str, query: dict[str, str]) -> None:
@@ -590,14 +661,17 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/batches" and method == "GET":
             listing = state.list_batches({**query, "page_size": query.get("page_size", "100")})
             for data in listing["batches"]:
-                data["messages"] = [{"to": m, "body": render_body(data["body"], data.get("parameters", {}), m)}
-                                    for m in data["to"]]
+                data["messages"] = [
+                    {"to": m, "body": render_body(data["body"], data.get("parameters", {}), m)} for m in data["to"]
+                ]
             return self._send(200, listing)
         if path == "/_sandbox/next" and method == "POST":
             data = self._read_json()
             specs = data if isinstance(data, list) else [data]
+            if not all(isinstance(s, dict) for s in specs):
+                raise SinchError(400, "syntax_invalid_json", "expected an object or a list of objects")
             with state.lock:
-                state.forced.extend(dict(s) for s in specs)
+                state.forced.extend(dict(s) for s in specs if isinstance(s, dict))
             return self._send(204)
         if path == "/_sandbox/outcomes" and method == "POST":
             data = self._read_json()
@@ -617,8 +691,15 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_sandbox/stats" and method == "GET":
             with state.lock:
                 counters = dict(state.counters)
-            return self._send(200, {**counters, "reports": dict(state.sender.stats),
-                                    "reports_pending": state.sender.pending(), "pid": os.getpid()})
+            return self._send(
+                200,
+                {
+                    **counters,
+                    "reports": dict(state.sender.stats),
+                    "reports_pending": state.sender.pending(),
+                    "pid": os.getpid(),
+                },
+            )
         if path == "/_sandbox/reset" and method == "POST":
             state.reset()
             return self._send(204)
@@ -662,8 +743,9 @@ class SandboxThread:
         self.port = self.server.server_address[1]
         self.url = f"http://{self.config.host}:{self.port}"
         self.service_plan_id = "sandboxplan" + uuid.uuid4().hex[:8]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-http", daemon=True
+        )
 
     def start(self) -> SandboxThread:
         self._thread.start()

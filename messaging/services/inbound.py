@@ -37,7 +37,7 @@ class InboundItem:
 
 
 def keyword_of(body: str) -> str:
-    """"stop", " Stop \n" → "STOP"; anything else (e.g. "stop it") → ""."""
+    """ "stop", " Stop \n" → "STOP"; anything else (e.g. "stop it") → ""."""
     word = body.strip().upper()
     return word if word in STOP_WORDS or word in START_WORDS or word in HELP_WORDS else ""
 
@@ -54,9 +54,9 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
     now = timezone.now()
 
     # 1. Lines: the `to` must be an active line of the receiving carrier account.
-    line_rows = Line.objects.filter(
-        is_active=True, phone_number__in={i.message.to_number for i in items}
-    ).values_list("id", "organization_id", "phone_number", "carrier_account_id")
+    line_rows = Line.objects.filter(is_active=True, phone_number__in={i.message.to_number for i in items}).values_list(
+        "id", "organization_id", "phone_number", "carrier_account_id"
+    )
     lines = {(account_id, number): (line_id, org_id) for line_id, org_id, number, account_id in line_rows}
 
     # 2. Already stored (a carrier retry of the same MO): skip.
@@ -84,15 +84,21 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
     contact_keys = sorted({(org_id, number) for _, _, org_id, number in accepted})
     contacts = Contact.objects.bulk_create(
         [Contact(organization_id=org_id, phone_number=number) for org_id, number in contact_keys],
-        update_conflicts=True, unique_fields=["organization", "phone_number"], update_fields=["phone_number"],
+        update_conflicts=True,
+        unique_fields=["organization", "phone_number"],
+        update_fields=["phone_number"],
     )
     contact_ids = {(c.organization_id, c.phone_number): c.pk for c in contacts}
     conv_keys = sorted({(line_id, org_id, contact_ids[(org_id, number)]) for _, line_id, org_id, number in accepted})
     # An inbound message reopens a closed conversation.
     conversations = Conversation.objects.bulk_create(
-        [Conversation(organization_id=org_id, line_id=line_id, contact_id=contact_id, status=ConversationStatus.OPEN)
-         for line_id, org_id, contact_id in conv_keys],
-        update_conflicts=True, unique_fields=["line", "contact"], update_fields=["status"],
+        [
+            Conversation(organization_id=org_id, line_id=line_id, contact_id=contact_id, status=ConversationStatus.OPEN)
+            for line_id, org_id, contact_id in conv_keys
+        ],
+        update_conflicts=True,
+        unique_fields=["line", "contact"],
+        update_fields=["status"],
     )
     conv_ids = {(c.line_id, c.contact_id): c.pk for c in conversations}
 
@@ -101,12 +107,22 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
     for item, line_id, org_id, number in accepted:
         contact_id = contact_ids[(org_id, number)]
         msg = item.message
-        rows.append(Message(
-            organization_id=org_id, line_id=line_id, conversation_id=conv_ids[(line_id, contact_id)],
-            contact_id=contact_id, direction=Direction.INBOUND, body=msg.body, media=msg.media,
-            status=MessageStatus.RECEIVED, carrier_batch_id=msg.carrier_id, carrier_recipient=number,
-            received_at=msg.received_at or now, status_updated_at=now,
-        ))
+        rows.append(
+            Message(
+                organization_id=org_id,
+                line_id=line_id,
+                conversation_id=conv_ids[(line_id, contact_id)],
+                contact_id=contact_id,
+                direction=Direction.INBOUND,
+                body=msg.body,
+                media=msg.media,
+                status=MessageStatus.RECEIVED,
+                carrier_batch_id=msg.carrier_id,
+                carrier_recipient=number,
+                received_at=msg.received_at or now,
+                status_updated_at=now,
+            )
+        )
         errors[item.key] = ""
     stored = Message.objects.bulk_create(rows)
     events_record_for_new_messages(message_ids=[m.pk for m in stored], status=MessageStatus.RECEIVED)
@@ -127,8 +143,11 @@ def _apply_keywords(messages: list[Message]) -> None:
             final[(m.organization_id, m.carrier_recipient)] = word
         elif word in START_WORDS:
             final[(m.organization_id, m.carrier_recipient)] = ""
-    opt_outs = [OptOut(organization_id=org_id, phone_number=number, source=OptOutSource.KEYWORD,
-                       reason=f"Replied {word}") for (org_id, number), word in final.items() if word]
+    opt_outs = [
+        OptOut(organization_id=org_id, phone_number=number, source=OptOutSource.KEYWORD, reason=f"Replied {word}")
+        for (org_id, number), word in final.items()
+        if word
+    ]
     if opt_outs:
         OptOut.objects.bulk_create(opt_outs, ignore_conflicts=True)
     opt_ins = [(org_id, number) for (org_id, number), word in final.items() if not word]
@@ -138,7 +157,8 @@ def _apply_keywords(messages: list[Message]) -> None:
     texts = {
         org.pk: org
         for org in Organization.objects.filter(pk__in={m.organization_id for m, _ in actions}).only(
-            "id", "opt_out_reply", "opt_in_reply", "help_text")
+            "id", "opt_out_reply", "opt_in_reply", "help_text"
+        )
     }
     replies = []
     for m, word in actions:
@@ -146,11 +166,18 @@ def _apply_keywords(messages: list[Message]) -> None:
         body = org.opt_out_reply if word in STOP_WORDS else org.opt_in_reply if word in START_WORDS else org.help_text
         if not body:
             continue
-        replies.append(Message(
-            organization_id=m.organization_id, line_id=m.line_id, conversation_id=m.conversation_id,
-            contact_id=m.contact_id, direction=Direction.OUTBOUND, body=body, status=MessageStatus.QUEUED,
-            carrier_recipient=m.carrier_recipient,
-        ))
+        replies.append(
+            Message(
+                organization_id=m.organization_id,
+                line_id=m.line_id,
+                conversation_id=m.conversation_id,
+                contact_id=m.contact_id,
+                direction=Direction.OUTBOUND,
+                body=body,
+                status=MessageStatus.QUEUED,
+                carrier_recipient=m.carrier_recipient,
+            )
+        )
     if not replies:
         return
     reply_ids = [r.pk for r in Message.objects.bulk_create(replies)]
@@ -162,7 +189,6 @@ def _enqueue_replies(message_ids: list[int]) -> None:
     try:
         from messaging.services.sending import messages_enqueue
     except ImportError:  # the send pipeline not deployed yet: replies stay queued for it to pick up
-        log.warning("messaging.services.sending.messages_enqueue unavailable; %d replies left queued",
-                    len(message_ids))
+        log.warning("messaging.services.sending.messages_enqueue unavailable; %d replies left queued", len(message_ids))
         return
     messages_enqueue(message_ids=message_ids)

@@ -25,8 +25,9 @@ def _fresh_caches():
 
 @pytest.fixture
 def account(org):
-    return factories.CarrierAccountFactory(organization=org, provider="sandbox",
-                                           config={"service_plan_id": "plan1", "api_token": "tok"})
+    return factories.CarrierAccountFactory(
+        organization=org, provider="sandbox", config={"service_plan_id": "plan1", "api_token": "tok"}
+    )
 
 
 @pytest.fixture
@@ -40,8 +41,9 @@ def post_webhook(client):
 
     def post(account, kind: str, payload, **headers):
         body = payload if isinstance(payload, bytes | str) else json.dumps(payload)
-        return client.post(f"/webhooks/sinch/{account.webhook_secret}/{kind}", data=body,
-                           content_type="application/json", **headers)
+        return client.post(
+            f"/webhooks/sinch/{account.webhook_secret}/{kind}", data=body, content_type="application/json", **headers
+        )
 
     return post
 

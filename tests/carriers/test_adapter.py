@@ -14,9 +14,14 @@ from tests import factories
 
 
 def _batch(**kw) -> OutboundBatch:
-    fields = {"from_number": "+15125550199", "recipients": ["+15125550100", "+15125550101"], "body": "Hi ${name}",
-              "parameters": {"name": {"+15125550100": "Ann", "default": "there"}}, "client_reference": "b:ref1",
-              "delivery_report": "none"}
+    fields = {
+        "from_number": "+15125550199",
+        "recipients": ["+15125550100", "+15125550101"],
+        "body": "Hi ${name}",
+        "parameters": {"name": {"+15125550100": "Ann", "default": "there"}},
+        "client_reference": "b:ref1",
+        "delivery_report": "none",
+    }
     fields.update(kw)
     return OutboundBatch(**fields)
 
@@ -92,8 +97,10 @@ def test_connection_refused_is_transient(org):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     account = factories.CarrierAccountFactory(
-        organization=org, provider="sinch",
-        config={"service_plan_id": "p", "api_token": "t", "base_url": f"http://127.0.0.1:{port}"})
+        organization=org,
+        provider="sinch",
+        config={"service_plan_id": "p", "api_token": "t", "base_url": f"http://127.0.0.1:{port}"},
+    )
     with pytest.raises(TransientCarrierError) as info:
         adapter_for(account).send_batch(_batch())
     assert info.value.code == "connection"
@@ -110,12 +117,19 @@ def test_status_reads_for_backfill(org, sandbox_carrier):
     # one recipient
     report = adapter.fetch_recipient_status(batch_id=batch_id, recipient="+15125550101")
     assert (report.batch_id, report.recipient, report.status, report.carrier_status, report.code) == (
-        batch_id, "+15125550101", "undelivered", "Expired", "406")
+        batch_id,
+        "+15125550101",
+        "undelivered",
+        "Expired",
+        "406",
+    )
     assert adapter.fetch_recipient_status(batch_id=batch_id, recipient="+15125550177") is None
     # by client reference
     reports = adapter.find_by_client_reference("b:ref1")
     assert sorted((r.recipient, r.status) for r in reports) == [
-        ("+15125550100", "delivered"), ("+15125550101", "undelivered")]
+        ("+15125550100", "delivered"),
+        ("+15125550101", "undelivered"),
+    ]
     assert all(r.client_reference == "b:ref1" for r in reports)
     assert adapter.find_batch_by_client_reference("b:ref1") == batch_id
     assert adapter.find_batch_by_client_reference("b:nope") is None
@@ -134,11 +148,14 @@ def test_adapter_cached_per_account_until_updated(org, sandbox_carrier):
 
 
 def test_base_url_defaults_from_region_and_is_overridable(org):
-    eu = factories.CarrierAccountFactory(organization=org, config={"service_plan_id": "p", "api_token": "t",
-                                                                   "region": "eu"})
+    eu = factories.CarrierAccountFactory(
+        organization=org, config={"service_plan_id": "p", "api_token": "t", "region": "eu"}
+    )
     assert adapter_for(eu).root == "https://eu.sms.api.sinch.com/xms/v1/p"
-    custom = factories.CarrierAccountFactory(organization=org, config={
-        "service_plan_id": "p", "api_token": "t", "region": "eu", "base_url": "https://sms.example.test/"})
+    custom = factories.CarrierAccountFactory(
+        organization=org,
+        config={"service_plan_id": "p", "api_token": "t", "region": "eu", "base_url": "https://sms.example.test/"},
+    )
     assert adapter_for(custom).root == "https://sms.example.test/xms/v1/p"
     with pytest.raises(ValueError, match="region"):
         default_base_url("mars")
@@ -146,8 +163,9 @@ def test_base_url_defaults_from_region_and_is_overridable(org):
 
 @override_settings(SANDBOX_CARRIER_URL="http://127.0.0.1:18091")
 def test_sandbox_provider_uses_settings_url(org):
-    account = factories.CarrierAccountFactory(organization=org, provider="sandbox",
-                                              config={"service_plan_id": "p", "api_token": "t"})
+    account = factories.CarrierAccountFactory(
+        organization=org, provider="sandbox", config={"service_plan_id": "p", "api_token": "t"}
+    )
     assert adapter_for(account).root == "http://127.0.0.1:18091/xms/v1/p"
 
 
@@ -156,18 +174,33 @@ def test_repr_never_shows_the_token():
     assert "s3cret" not in repr(adapter)
 
 
-@pytest.mark.parametrize(("word", "ours"), [
-    ("Queued", "sent"), ("Dispatched", "sent"), ("Delivered", "delivered"), ("DELIVERED", "delivered"),
-    ("Failed", "failed"), ("Rejected", "failed"), ("Aborted", "failed"), ("Cancelled", "failed"),
-    ("Expired", "undelivered"), ("Deleted", "undelivered"), ("Unknown", "undelivered"),
-])
+@pytest.mark.parametrize(
+    ("word", "ours"),
+    [
+        ("Queued", "sent"),
+        ("Dispatched", "sent"),
+        ("Delivered", "delivered"),
+        ("DELIVERED", "delivered"),
+        ("Failed", "failed"),
+        ("Rejected", "failed"),
+        ("Aborted", "failed"),
+        ("Cancelled", "failed"),
+        ("Expired", "undelivered"),
+        ("Deleted", "undelivered"),
+        ("Unknown", "undelivered"),
+    ],
+)
 def test_status_map(word, ours):
     assert map_status(word) == ours
 
 
 def test_summary_with_mixed_statuses_names_nobody():
-    payload = {"type": "delivery_report_sms", "batch_id": "B", "total_message_count": 3, "statuses": [
-        {"code": 0, "status": "Delivered", "count": 2}, {"code": 402, "status": "Aborted", "count": 1}]}
+    payload = {
+        "type": "delivery_report_sms",
+        "batch_id": "B",
+        "total_message_count": 3,
+        "statuses": [{"code": 0, "status": "Delivered", "count": 2}, {"code": 402, "status": "Aborted", "count": 1}],
+    }
     assert parse_delivery_payload(payload) == []
 
 

@@ -54,7 +54,11 @@ def test_per_recipient_reports_apply_mapped_statuses(account, sent):
     assert (dispatched.status, dispatched.carrier_status, dispatched.error_code) == ("sent", "Dispatched", "")
     assert set(WebhookEvent.objects.values_list("state", flat=True)) == {WebhookState.PROCESSED}
     assert sorted(Event.objects.values_list("type", flat=True)) == [
-        "message.delivered", "message.failed", "message.failed", "message.sent"]
+        "message.delivered",
+        "message.failed",
+        "message.failed",
+        "message.sent",
+    ]
 
 
 @pytest.mark.parametrize("reports", [1, 30])
@@ -137,8 +141,17 @@ def test_per_batch_reference_never_applies_to_the_wrong_recipient(account, sent)
 
 def test_unmatched_report_stays_pending_with_backoff_then_fails(account, sent):
     # given: a report whose message is not known yet
-    event = _store(account, {"type": "recipient_delivery_report_sms", "batch_id": "LATER", "recipient": "15125550100",
-                             "code": 0, "status": "Delivered", "at": "2026-10-02T09:34:18.542Z"})
+    event = _store(
+        account,
+        {
+            "type": "recipient_delivery_report_sms",
+            "batch_id": "LATER",
+            "recipient": "15125550100",
+            "code": 0,
+            "status": "Delivered",
+            "at": "2026-10-02T09:34:18.542Z",
+        },
+    )
     # when
     result = webhook_process(debounce=False)
     # then: kept pending, retried later
@@ -157,8 +170,17 @@ def test_unmatched_report_stays_pending_with_backoff_then_fails(account, sent):
 
 
 def test_unmatched_report_fails_after_max_attempts(account):
-    event = _store(account, {"type": "recipient_delivery_report_sms", "batch_id": "NEVER", "recipient": "15125550100",
-                             "code": 0, "status": "Delivered", "at": "2026-10-02T09:34:18.542Z"})
+    event = _store(
+        account,
+        {
+            "type": "recipient_delivery_report_sms",
+            "batch_id": "NEVER",
+            "recipient": "15125550100",
+            "code": 0,
+            "status": "Delivered",
+            "at": "2026-10-02T09:34:18.542Z",
+        },
+    )
     WebhookEvent.objects.filter(pk=event.pk).update(attempts=MAX_ATTEMPTS - 1)
     webhook_process(debounce=False)
     event.refresh_from_db()
@@ -167,9 +189,18 @@ def test_unmatched_report_fails_after_max_attempts(account):
 
 def test_full_report_applies_per_recipient(account, sent):
     ok, aborted = sent(batch_id="FULL1"), sent(batch_id="FULL1")
-    _store(account, {"type": "delivery_report_sms", "batch_id": "FULL1", "total_message_count": 2, "statuses": [
-        {"code": 0, "status": "Delivered", "count": 1, "recipients": [ok.carrier_recipient.lstrip("+")]},
-        {"code": 402, "status": "Aborted", "count": 1, "recipients": [aborted.carrier_recipient.lstrip("+")]}]})
+    _store(
+        account,
+        {
+            "type": "delivery_report_sms",
+            "batch_id": "FULL1",
+            "total_message_count": 2,
+            "statuses": [
+                {"code": 0, "status": "Delivered", "count": 1, "recipients": [ok.carrier_recipient.lstrip("+")]},
+                {"code": 402, "status": "Aborted", "count": 1, "recipients": [aborted.carrier_recipient.lstrip("+")]},
+            ],
+        },
+    )
     webhook_process(debounce=False)
     ok.refresh_from_db()
     aborted.refresh_from_db()
@@ -179,8 +210,15 @@ def test_full_report_applies_per_recipient(account, sent):
 def test_summary_report_with_one_status_applies_to_the_whole_batch(account, sent):
     messages = [sent(batch_id="SUM1") for _ in range(3)]
     untouched = sent(batch_id="OTHER")
-    _store(account, {"type": "delivery_report_sms", "batch_id": "SUM1", "total_message_count": 3,
-                     "statuses": [{"code": 0, "status": "Delivered", "count": 3}]})
+    _store(
+        account,
+        {
+            "type": "delivery_report_sms",
+            "batch_id": "SUM1",
+            "total_message_count": 3,
+            "statuses": [{"code": 0, "status": "Delivered", "count": 3}],
+        },
+    )
     webhook_process(debounce=False)
     assert {m.status for m in [*messages, untouched] if not m.refresh_from_db()} == {"delivered", "sent"}
     untouched.refresh_from_db()
@@ -204,8 +242,18 @@ def test_an_event_that_breaks_the_batch_is_isolated_and_failed(account, line, se
     # given: a good report, and an inbound whose sender cannot be stored (longer than any phone column)
     m = sent()
     good = _store(account, recipient_report(m))
-    poison = _store(account, {"type": "mo_text", "id": "MO1", "from": "1" * 30, "to": line.phone_number.lstrip("+"),
-                              "body": "hi", "received_at": "2026-10-02T09:34:18.542Z"}, kind="inbound")
+    poison = _store(
+        account,
+        {
+            "type": "mo_text",
+            "id": "MO1",
+            "from": "1" * 30,
+            "to": line.phone_number.lstrip("+"),
+            "body": "hi",
+            "received_at": "2026-10-02T09:34:18.542Z",
+        },
+        kind="inbound",
+    )
     # when
     result = webhook_process(debounce=False)
     # then: the batch was retried one by one; the good report applied, the poison marked failed

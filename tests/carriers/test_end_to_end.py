@@ -41,16 +41,27 @@ def test_reports_flow_from_sandbox_to_message_status(transactional_db, live_serv
     messages = []
     for _ in range(3):
         conversation = factories.ConversationFactory(organization=org, line=line)
-        messages.append(factories.MessageFactory(conversation=conversation, status="sending",
-                                                 carrier_recipient=conversation.contact.phone_number,
-                                                 send_batch_ref="b:e2e"))
+        messages.append(
+            factories.MessageFactory(
+                conversation=conversation,
+                status="sending",
+                carrier_recipient=conversation.contact.phone_number,
+                send_batch_ref="b:e2e",
+            )
+        )
     sandbox_carrier.outcomes({messages[2].carrier_recipient: "Rejected"})
     sandbox_carrier.config.duplicate_rate = 0.5
     # when: sent with per-recipient reports to this account's webhook URL
-    result = adapter_for(account).send_batch(OutboundBatch(
-        from_number=line.phone_number, recipients=[m.carrier_recipient for m in messages], body="Hello",
-        client_reference="b:e2e", delivery_report="per_recipient",
-        callback_url=f"{live_server.url}/webhooks/sinch/{account.webhook_secret}/delivery"))
+    result = adapter_for(account).send_batch(
+        OutboundBatch(
+            from_number=line.phone_number,
+            recipients=[m.carrier_recipient for m in messages],
+            body="Hello",
+            client_reference="b:e2e",
+            delivery_report="per_recipient",
+            callback_url=f"{live_server.url}/webhooks/sinch/{account.webhook_secret}/delivery",
+        )
+    )
     assert sandbox_carrier.wait_reports(15)
     assert _wait_rows(6) >= 6  # Dispatched + final per recipient (+ duplicates)
     assert broker.llen("webhooks") >= 1  # the view enqueued the apply task
@@ -66,8 +77,12 @@ def test_inbound_stop_from_sandbox(transactional_db, live_server, sandbox_carrie
     org = factories.OrganizationFactory()
     account = sandbox_carrier.account(org)
     line = factories.LineFactory(organization=org, carrier_account=account)
-    sandbox_carrier.inbound(from_="+15125550100", to=line.phone_number, body="Stop",
-                            url=f"{live_server.url}/webhooks/sinch/{account.webhook_secret}/inbound")
+    sandbox_carrier.inbound(
+        from_="+15125550100",
+        to=line.phone_number,
+        body="Stop",
+        url=f"{live_server.url}/webhooks/sinch/{account.webhook_secret}/inbound",
+    )
     assert _wait_rows(1) == 1
     webhook_process(debounce=False)
     assert OptOut.objects.filter(organization=org, phone_number="+15125550100", source="keyword").exists()

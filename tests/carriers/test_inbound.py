@@ -15,8 +15,16 @@ FROM = "+15125550100"
 
 
 def mo(line, body="Hello", from_=FROM, carrier_id="01FC66621XXXXX119Z8PMV1QPR", kind="mo_text", **extra):
-    payload = {"type": kind, "id": carrier_id, "from": from_.lstrip("+"), "to": line.phone_number.lstrip("+"),
-               "body": body, "received_at": "2026-10-02T09:34:18.542Z", "operator_id": "310260", **extra}
+    payload = {
+        "type": kind,
+        "id": carrier_id,
+        "from": from_.lstrip("+"),
+        "to": line.phone_number.lstrip("+"),
+        "body": body,
+        "received_at": "2026-10-02T09:34:18.542Z",
+        "operator_id": "310260",
+        **extra,
+    }
     return payload
 
 
@@ -89,8 +97,9 @@ def test_mo_to_another_accounts_line_is_refused(org, account, post_webhook):
     assert not Message.objects.exists()
 
 
-@pytest.mark.parametrize("word", ["STOP", " stop ", "Unsubscribe", "STOPALL", "cancel", "END", "quit", "REVOKE",
-                                  "optout"])
+@pytest.mark.parametrize(
+    "word", ["STOP", " stop ", "Unsubscribe", "STOPALL", "cancel", "END", "quit", "REVOKE", "optout"]
+)
 def test_stop_words_opt_out_and_confirm(org, account, line, post_webhook, word):
     post_webhook(account, "inbound", mo(line, word))
     webhook_process(debounce=False)
@@ -123,7 +132,9 @@ def test_stop_then_start_in_one_burst_ends_opted_in(org, account, line, post_web
     webhook_process(debounce=False)
     assert not OptOut.objects.exists()
     assert list(Message.objects.filter(direction="out").order_by("id").values_list("body", flat=True)) == [
-        org.opt_out_reply, org.opt_in_reply]
+        org.opt_out_reply,
+        org.opt_in_reply,
+    ]
 
 
 def test_help_replies_with_help_text(org, account, line, post_webhook):

@@ -24,17 +24,30 @@ def _batch(**kw):
     return {"to": ["15125550100", "15125550101"], "from": "15125550199", "body": "Hi", **kw}
 
 
-@pytest.mark.parametrize(("payload", "status", "code"), [
-    ({"from": "1", "body": "x", "to": []}, 400, "syntax_constraint_violation"),
-    ({"from": "1", "body": "x", "to": [f"1512555{i:04d}" for i in range(1001)]}, 400, "syntax_constraint_violation"),
-    ({"from": "1", "body": "x", "to": ["not-a-number"]}, 400, "syntax_invalid_parameter_format"),
-    ({"from": "1", "to": ["15125550100"]}, 400, "syntax_constraint_violation"),
-    ({"from": "1", "body": "x", "to": ["15125550100"], "delivery_report": "sometimes"}, 400,
-     "syntax_invalid_parameter_format"),
-    ({"from": "1", "body": "x", "to": ["15125550100"], "parameters": {"name": {"a": 1}}}, 400,
-     "syntax_invalid_parameter_format"),
-    ({"from": "1", "body": "x", "to": ["15125550100"], "delivery_report": "full"}, 403, "missing_callback_url"),
-])
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"from": "1", "body": "x", "to": []}, 400, "syntax_constraint_violation"),
+        (
+            {"from": "1", "body": "x", "to": [f"1512555{i:04d}" for i in range(1001)]},
+            400,
+            "syntax_constraint_violation",
+        ),
+        ({"from": "1", "body": "x", "to": ["not-a-number"]}, 400, "syntax_invalid_parameter_format"),
+        ({"from": "1", "to": ["15125550100"]}, 400, "syntax_constraint_violation"),
+        (
+            {"from": "1", "body": "x", "to": ["15125550100"], "delivery_report": "sometimes"},
+            400,
+            "syntax_invalid_parameter_format",
+        ),
+        (
+            {"from": "1", "body": "x", "to": ["15125550100"], "parameters": {"name": {"a": 1}}},
+            400,
+            "syntax_invalid_parameter_format",
+        ),
+        ({"from": "1", "body": "x", "to": ["15125550100"], "delivery_report": "full"}, 403, "missing_callback_url"),
+    ],
+)
 def test_validation_like_sinch(sandbox_carrier, payload, status, code):
     response = _post(sandbox_carrier, payload)
     assert response.status_code == status
@@ -50,8 +63,10 @@ def test_invalid_json_and_missing_token(sandbox_carrier):
 
 def test_thousand_recipients_with_parameters(sandbox_carrier):
     to = [f"1512555{i:04d}" for i in range(1000)]
-    response = _post(sandbox_carrier, {"to": to, "from": "15125550199", "body": "Code ${code}",
-                                       "parameters": {"code": {n: n[-4:] for n in to}}})
+    response = _post(
+        sandbox_carrier,
+        {"to": to, "from": "15125550199", "body": "Code ${code}", "parameters": {"code": {n: n[-4:] for n in to}}},
+    )
     assert response.status_code == 201
     [sent] = sandbox_carrier.batches()
     assert len(sent["messages"]) == 1000 and sent["messages"][7]["body"] == "Code 0007"
@@ -59,8 +74,10 @@ def test_thousand_recipients_with_parameters(sandbox_carrier):
 
 def test_per_recipient_reports_are_posted_with_dispatched_first(sandbox_carrier, callback_recorder):
     sandbox_carrier.outcomes({"15125550101": "Failed"})
-    batch = _post(sandbox_carrier, _batch(delivery_report="per_recipient", callback_url=callback_recorder.url + "/cb",
-                                          client_reference="ref-9")).json()
+    batch = _post(
+        sandbox_carrier,
+        _batch(delivery_report="per_recipient", callback_url=callback_recorder.url + "/cb", client_reference="ref-9"),
+    ).json()
     posts = callback_recorder.wait_for(4)
     reports = [json.loads(body) for _, body in posts]
     assert len(reports) == 4 and {p for p, _ in posts} == {"/cb"}
@@ -69,8 +86,10 @@ def test_per_recipient_reports_are_posted_with_dispatched_first(sandbox_carrier,
         assert r["type"] == "recipient_delivery_report_sms" and r["batch_id"] == batch["id"]
         assert r["client_reference"] == "ref-9" and r["at"].endswith("Z")
         by_recipient.setdefault(r["recipient"], []).append((r["status"], r["code"]))
-    assert by_recipient == {"15125550100": [("Dispatched", 401), ("Delivered", 0)],
-                            "15125550101": [("Dispatched", 401), ("Failed", 60)]}
+    assert by_recipient == {
+        "15125550100": [("Dispatched", 401), ("Delivered", 0)],
+        "15125550101": [("Dispatched", 401), ("Failed", 60)],
+    }
 
 
 def test_per_recipient_final_summary_and_full(sandbox_carrier, callback_recorder):
@@ -92,14 +111,18 @@ def test_per_recipient_final_summary_and_full(sandbox_carrier, callback_recorder
 
 def test_reports_are_retried_on_5xx_and_429_but_not_on_400(sandbox_carrier, callback_recorder):
     callback_recorder.answers = [503, 429]
-    _post(sandbox_carrier, _batch(to=["15125550100"], delivery_report="per_recipient_final",
-                                  callback_url=callback_recorder.url))
+    _post(
+        sandbox_carrier,
+        _batch(to=["15125550100"], delivery_report="per_recipient_final", callback_url=callback_recorder.url),
+    )
     assert len(callback_recorder.wait_for(1)) == 1  # delivered on the third try
     assert sandbox_carrier.wait_reports()
     assert sandbox_carrier.state.sender.stats["retried"] == 2
     callback_recorder.answers = [400]
-    _post(sandbox_carrier, _batch(to=["15125550100"], delivery_report="per_recipient_final",
-                                  callback_url=callback_recorder.url))
+    _post(
+        sandbox_carrier,
+        _batch(to=["15125550100"], delivery_report="per_recipient_final", callback_url=callback_recorder.url),
+    )
     assert sandbox_carrier.wait_reports()
     assert sandbox_carrier.state.sender.stats["dropped_4xx"] == 1
     assert len(callback_recorder.posts) == 1
@@ -108,8 +131,9 @@ def test_reports_are_retried_on_5xx_and_429_but_not_on_400(sandbox_carrier, call
 def test_duplicates_and_out_of_order(sandbox_carrier, callback_recorder):
     sandbox_carrier.config.duplicate_rate = 1.0
     sandbox_carrier.config.out_of_order_rate = 1.0
-    _post(sandbox_carrier, _batch(to=["15125550100"], delivery_report="per_recipient",
-                                  callback_url=callback_recorder.url))
+    _post(
+        sandbox_carrier, _batch(to=["15125550100"], delivery_report="per_recipient", callback_url=callback_recorder.url)
+    )
     posts = callback_recorder.wait_for(3)
     assert sandbox_carrier.wait_reports()
     statuses = [json.loads(b)["status"] for _, b in posts]
@@ -122,8 +146,12 @@ def test_inbound_injection_posts_mo_text(sandbox_carrier, callback_recorder):
     [(_, body)] = callback_recorder.wait_for(1)
     posted = json.loads(body)
     assert posted == mo
-    assert (posted["type"], posted["from"], posted["to"], posted["body"]) == ("mo_text", "15125550100",
-                                                                              "15125550199", "STOP")
+    assert (posted["type"], posted["from"], posted["to"], posted["body"]) == (
+        "mo_text",
+        "15125550100",
+        "15125550199",
+        "STOP",
+    )
 
 
 def test_delivery_reports_list_filters(sandbox_carrier):
@@ -131,11 +159,16 @@ def test_delivery_reports_list_filters(sandbox_carrier):
     sandbox_carrier.config.delay_min = sandbox_carrier.config.delay_max = 0
     _post(sandbox_carrier, _batch(client_reference="r1"))
     _post(sandbox_carrier, _batch(client_reference="r2"))
-    listing = requests.get(f"{sandbox_carrier.api}/delivery_reports", headers=AUTH, timeout=5,
-                           params={"client_reference": "r1", "status": "Expired"}).json()
+    listing = requests.get(
+        f"{sandbox_carrier.api}/delivery_reports",
+        headers=AUTH,
+        timeout=5,
+        params={"client_reference": "r1", "status": "Expired"},
+    ).json()
     assert listing["count"] == 1 and listing["delivery_reports"][0]["recipient"] == "15125550101"
-    page = requests.get(f"{sandbox_carrier.api}/delivery_reports", headers=AUTH, timeout=5,
-                        params={"page": 1, "page_size": 3}).json()
+    page = requests.get(
+        f"{sandbox_carrier.api}/delivery_reports", headers=AUTH, timeout=5, params={"page": 1, "page_size": 3}
+    ).json()
     assert (page["count"], page["page"], page["page_size"]) == (4, 1, 1)
 
 
@@ -153,8 +186,22 @@ def test_outcomes_are_shared_across_workers():
 
 def test_cli_with_workers_serves_and_answers_for_each_other():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "carriers.sandbox", "--port", str(port), "--workers", "2",
-                             "--delay-max", "0", "--delay-min", "0"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "carriers.sandbox",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--delay-max",
+            "0",
+            "--delay-min",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}/xms/v1/plan"
         for _ in range(100):
@@ -164,8 +211,12 @@ def test_cli_with_workers_serves_and_answers_for_each_other():
             except requests.ConnectionError:
                 time.sleep(0.05)
         # fresh connections land on either worker; every answer agrees
-        answers = {requests.get(f"{base}/batches/{batch['id']}/delivery_report/15125550100", headers=AUTH,
-                                timeout=2).json()["status"] for _ in range(10)}
+        answers = {
+            requests.get(f"{base}/batches/{batch['id']}/delivery_report/15125550100", headers=AUTH, timeout=2).json()[
+                "status"
+            ]
+            for _ in range(10)
+        }
         assert answers == {"Delivered"}
     finally:
         proc.terminate()

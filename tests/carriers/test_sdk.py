@@ -18,9 +18,13 @@ def test_sdk_sends_a_batch_and_reads_its_delivery_reports(sandbox_carrier):
     sms = _client(sandbox_carrier).sms
     sandbox_carrier.outcomes({"+15125550101": "Failed"})
     # when
-    batch = sms.batches.send_sms(to=["+15125550100", "+15125550101"], from_="+15125550199", body="Hi ${name}",
-                                 parameters={"name": {"+15125550100": "Ann", "default": "you"}},
-                                 client_reference="sdk-ref-1")
+    batch = sms.batches.send_sms(
+        to=["+15125550100", "+15125550101"],
+        from_="+15125550199",
+        body="Hi ${name}",
+        parameters={"name": {"+15125550100": "Ann", "default": "you"}},
+        client_reference="sdk-ref-1",
+    )
     time.sleep(0.08)  # every outcome final (sandbox fixture: 10-50 ms)
     # then
     assert batch.id and batch.type == "mt_text" and batch.to == ["+15125550100", "+15125550101"]

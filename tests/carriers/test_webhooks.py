@@ -11,24 +11,62 @@ from carriers.models import WebhookEvent, WebhookState
 from tests import factories
 from tests.carriers.conftest import recipient_report
 
-PER_RECIPIENT = {"type": "recipient_delivery_report_sms", "batch_id": "01FC66621XXXXX119Z8PMV1QPQ",
-                 "recipient": "15125550100", "code": 0, "status": "Delivered", "at": "2026-10-02T09:34:18.542Z",
-                 "operator_status_at": "2026-10-02T09:34:18.000Z", "client_reference": "b:abc"}
-SUMMARY = {"type": "delivery_report_sms", "batch_id": "01FC66621XXXXX119Z8PMV1QPQ", "total_message_count": 2,
-           "statuses": [{"code": 0, "status": "Delivered", "count": 2}], "client_reference": "b:abc"}
-FULL = {"type": "delivery_report_sms", "batch_id": "01FC66621XXXXX119Z8PMV1QPQ", "total_message_count": 2,
-        "statuses": [{"code": 0, "status": "Delivered", "count": 1, "recipients": ["15125550100"]},
-                     {"code": 402, "status": "Aborted", "count": 1, "recipients": ["15125550101"]}]}
-MO_TEXT = {"type": "mo_text", "id": "01FC66621XXXXX119Z8PMV1QPR", "from": "15125550100", "to": "15125550199",
-           "body": "Hello", "received_at": "2026-10-02T09:34:18.542Z", "operator_id": "310260"}
-MO_BINARY = {"type": "mo_binary", "id": "01FC66621XXXXX119Z8PMV1QPS", "from": "15125550100", "to": "15125550199",
-             "body": "SGVsbG8=", "udh": "050003CC0201", "received_at": "2026-10-02T09:34:18.542Z"}
+PER_RECIPIENT = {
+    "type": "recipient_delivery_report_sms",
+    "batch_id": "01FC66621XXXXX119Z8PMV1QPQ",
+    "recipient": "15125550100",
+    "code": 0,
+    "status": "Delivered",
+    "at": "2026-10-02T09:34:18.542Z",
+    "operator_status_at": "2026-10-02T09:34:18.000Z",
+    "client_reference": "b:abc",
+}
+SUMMARY = {
+    "type": "delivery_report_sms",
+    "batch_id": "01FC66621XXXXX119Z8PMV1QPQ",
+    "total_message_count": 2,
+    "statuses": [{"code": 0, "status": "Delivered", "count": 2}],
+    "client_reference": "b:abc",
+}
+FULL = {
+    "type": "delivery_report_sms",
+    "batch_id": "01FC66621XXXXX119Z8PMV1QPQ",
+    "total_message_count": 2,
+    "statuses": [
+        {"code": 0, "status": "Delivered", "count": 1, "recipients": ["15125550100"]},
+        {"code": 402, "status": "Aborted", "count": 1, "recipients": ["15125550101"]},
+    ],
+}
+MO_TEXT = {
+    "type": "mo_text",
+    "id": "01FC66621XXXXX119Z8PMV1QPR",
+    "from": "15125550100",
+    "to": "15125550199",
+    "body": "Hello",
+    "received_at": "2026-10-02T09:34:18.542Z",
+    "operator_id": "310260",
+}
+MO_BINARY = {
+    "type": "mo_binary",
+    "id": "01FC66621XXXXX119Z8PMV1QPS",
+    "from": "15125550100",
+    "to": "15125550199",
+    "body": "SGVsbG8=",
+    "udh": "050003CC0201",
+    "received_at": "2026-10-02T09:34:18.542Z",
+}
 
 
-@pytest.mark.parametrize(("kind", "payload"), [
-    ("delivery", PER_RECIPIENT), ("delivery", SUMMARY), ("delivery", FULL),
-    ("inbound", MO_TEXT), ("inbound", MO_BINARY),
-])
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("delivery", PER_RECIPIENT),
+        ("delivery", SUMMARY),
+        ("delivery", FULL),
+        ("inbound", MO_TEXT),
+        ("inbound", MO_BINARY),
+    ],
+)
 def test_every_sinch_shape_is_stored_raw_and_answered_200(account, post_webhook, kind, payload):
     raw = json.dumps(payload, indent=1).encode()
     # when
@@ -40,15 +78,18 @@ def test_every_sinch_shape_is_stored_raw_and_answered_200(account, post_webhook,
     assert bytes(event.body) == raw
 
 
-@pytest.mark.parametrize(("kind", "body", "reason"), [
-    ("delivery", b"not json{", "not valid JSON"),
-    ("delivery", b"[1, 2]", "not a JSON object"),
-    ("delivery", json.dumps({"type": "mystery"}).encode(), "unknown delivery report type"),
-    ("delivery", json.dumps({**PER_RECIPIENT, "batch_id": None}).encode(), "'batch_id'"),
-    ("delivery", json.dumps({**PER_RECIPIENT, "status": "Teleported"}).encode(), "unknown Sinch delivery status"),
-    ("inbound", json.dumps({**MO_TEXT, "from": ""}).encode(), "'from'"),
-    ("inbound", json.dumps({"type": "mo_text"}).encode(), "'id'"),
-])
+@pytest.mark.parametrize(
+    ("kind", "body", "reason"),
+    [
+        ("delivery", b"not json{", "not valid JSON"),
+        ("delivery", b"[1, 2]", "not a JSON object"),
+        ("delivery", json.dumps({"type": "mystery"}).encode(), "unknown delivery report type"),
+        ("delivery", json.dumps({**PER_RECIPIENT, "batch_id": None}).encode(), "'batch_id'"),
+        ("delivery", json.dumps({**PER_RECIPIENT, "status": "Teleported"}).encode(), "unknown Sinch delivery status"),
+        ("inbound", json.dumps({**MO_TEXT, "from": ""}).encode(), "'from'"),
+        ("inbound", json.dumps({"type": "mo_text"}).encode(), "'id'"),
+    ],
+)
 def test_malformed_body_is_400_with_reason_and_still_stored_invalid(account, post_webhook, kind, body, reason):
     response = post_webhook(account, kind, body)
     assert response.status_code == 400
@@ -58,8 +99,9 @@ def test_malformed_body_is_400_with_reason_and_still_stored_invalid(account, pos
 
 
 def test_wrong_secret_is_404_and_stores_nothing(account, client):
-    response = client.post("/webhooks/sinch/not-a-secret/delivery", data=json.dumps(PER_RECIPIENT),
-                           content_type="application/json")
+    response = client.post(
+        "/webhooks/sinch/not-a-secret/delivery", data=json.dumps(PER_RECIPIENT), content_type="application/json"
+    )
     assert response.status_code == 404
     assert not WebhookEvent.objects.exists()
 
@@ -79,13 +121,15 @@ def _basic(user: str, password: str) -> str:
 
 
 def test_basic_auth_when_configured(org, post_webhook):
-    account = factories.CarrierAccountFactory(organization=org, webhook_username="sinch",
-                                              webhook_password="pw-123456")  # noqa: S106
+    account = factories.CarrierAccountFactory(organization=org, webhook_username="sinch", webhook_password="pw-123456")  # noqa: S106
     assert post_webhook(account, "delivery", PER_RECIPIENT).status_code == 401
-    assert post_webhook(account, "delivery", PER_RECIPIENT,
-                        HTTP_AUTHORIZATION=_basic("sinch", "wrong")).status_code == 401
-    assert post_webhook(account, "delivery", PER_RECIPIENT,
-                        HTTP_AUTHORIZATION=_basic("sinch", "pw-123456")).status_code == 200
+    assert (
+        post_webhook(account, "delivery", PER_RECIPIENT, HTTP_AUTHORIZATION=_basic("sinch", "wrong")).status_code == 401
+    )
+    assert (
+        post_webhook(account, "delivery", PER_RECIPIENT, HTTP_AUTHORIZATION=_basic("sinch", "pw-123456")).status_code
+        == 200
+    )
     assert WebhookEvent.objects.count() == 1
 
 
@@ -118,8 +162,12 @@ def test_report_for_another_accounts_message_changes_nothing(org, account, line,
 
     # given: a sent message on account A's line, and account B in another organization
     conversation = factories.ConversationFactory(organization=org, line=line)
-    message = factories.MessageFactory(conversation=conversation, status="sent", carrier_batch_id="BATCH-A",
-                                       carrier_recipient=conversation.contact.phone_number)
+    message = factories.MessageFactory(
+        conversation=conversation,
+        status="sent",
+        carrier_batch_id="BATCH-A",
+        carrier_recipient=conversation.contact.phone_number,
+    )
     other = factories.CarrierAccountFactory(organization=factories.OrganizationFactory())
     # when: the report is posted to B's URL
     assert post_webhook(other, "delivery", recipient_report(message)).status_code == 200
