@@ -53,6 +53,10 @@ WHERE b.id = s.blast_id AND b.v1_id IS NOT NULL AND b.recipient_count IS DISTINC
 
 def derived_refresh(ctx: Context) -> None:
     stats = ctx.table("derived")
+    if not ctx._dirty and ctx.derived_current():
+        # Nothing changed since the derived fields were last rebuilt for this scope.
+        stats.bump("skipped_unchanged")
+        return
     with connection.cursor() as cur:
         if ctx.scope.kind == "all":
             cur.execute("SELECT id FROM organizations_organization WHERE v1_id IS NOT NULL ORDER BY id")
@@ -89,3 +93,5 @@ def derived_refresh(ctx: Context) -> None:
             stats.bump("blast_recipient_counts_set", cur.rowcount)
     for bar in bars:
         bar.close()
+    with transaction.atomic():
+        ctx.set_checkpoint("derived", 1)

@@ -78,6 +78,7 @@ class Context:
     writers: int = 2  # concurrent message-batch writers (see messages._Writers)
     parallel: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
+    _dirty: bool = False
     run_id: int | None = None
     account_ids: list[int] | None = None  # v1 ids in scope; None = all
     line_ids: list[int] | None = None
@@ -117,6 +118,22 @@ class Context:
                         updated_at = now()""",
                 [self.scope.key, table, last_v1_id],
             )
+
+    def mark_dirty(self) -> None:
+        """This run changed v2 data: drop the "derived fields are up to date" markers (every scope), in
+        the writing batch's transaction, so a crash before the derived step cannot leave them set."""
+        if self._dirty:
+            return
+        with connection.cursor() as cur:
+            cur.execute(f"""DELETE FROM {CHECKPOINT_TABLE} WHERE "table" = 'derived'""")
+        self._dirty = True
+
+    def derived_current(self) -> bool:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"""SELECT 1 FROM {CHECKPOINT_TABLE} WHERE scope = %s AND "table" = 'derived'""", [self.scope.key]
+            )
+            return cur.fetchone() is not None
 
     def batch_committed(self, table: str) -> None:
         self._batches[table] += 1

@@ -202,7 +202,8 @@ class _Timed:
         return getattr(self._cur, name)
 
 
-def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple], by_id: dict[int, tuple]) -> None:
+def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple], by_id: dict[int, tuple]) -> bool:
+    """Write one batch; True if any v2 row was written."""
     stats = ctx.table(TABLE)
     cur = _Timed(ctx, cur)
     # Already migrated (a rerun)? A range probe of the v1_id index, then (only if it finds any) the
@@ -231,7 +232,7 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
         stats.skipped += len(done)
         stats.bump("already_quarantined", len(held))
     if len(done) + len(held) == len(out):
-        return
+        return False
     if done or held:
         out = [row for row in out if row[0] not in done and row[0] not in held]
     # The joins below hash ~20k-row inputs; the default 4 MB work_mem spills their sort to disk.
@@ -299,6 +300,7 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
         placed = {v1_id for v1_id, _ in inserted}
         candidates = [row for row in out if row[0] not in placed]
         _quarantine_unplaced(ctx, cur, by_id, media, candidates)
+    return True
 
 
 def _trust_references(cur) -> None:
@@ -416,8 +418,8 @@ def _write_one(ctx: Context, parts, item) -> int:
     by_id = {row[0]: row for row in rows}
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cur:
-        if out:
-            _write_batch(ctx, cur, parts, out, media, by_id)
+        if out and _write_batch(ctx, cur, parts, out, media, by_id):
+            ctx.mark_dirty()
         # After the write: the batch's "already migrated or quarantined" probe must not see them.
         ctx.quarantine(TABLE, _with_media(bad, media))
         if not ctx.parallel:

@@ -56,7 +56,10 @@ def run_orm_table(
             if not rows:
                 break
             with transaction.atomic():
+                before = (stats.written, stats.merged, sum(stats.extra.values()))
                 process(ctx, rows, columns)
+                if (stats.written, stats.merged, sum(stats.extra.values())) != before:
+                    ctx.mark_dirty()
                 last = rows[-1][0]
                 ctx.set_checkpoint(table, last)
             stats.read += len(rows)

@@ -21,6 +21,12 @@ MAX_IDS = 20
 SEP = "\\x1e"  # record separator between bodies: a body boundary cannot be faked by the bodies themselves
 
 
+def _not_in(column: str) -> str:
+    """Exclusion of a (large) id array as a hashed anti-join; `NOT (col = ANY(array))` scans the
+    array for every row (measured: 150 s for 1M messages against 11k quarantined ids)."""
+    return f'NOT EXISTS (SELECT 1 FROM unnest(%s::bigint[]) AS x(id) WHERE x.id = "{column}")'
+
+
 def _v2(sql: str, params: list) -> list[tuple]:
     with connection.cursor() as cur:
         cur.execute(sql, params)
@@ -107,7 +113,7 @@ def _per_account(ctx: Context, differences: list[str]) -> dict:
         )
         expected = dict(
             _v1(
-                f'SELECT "AccountId", count(*) FROM "{table}" WHERE NOT ("{pk}" = ANY(%s)){acc_sql}{extra} GROUP BY 1',
+                f'SELECT "AccountId", count(*) FROM "{table}" WHERE {_not_in(pk)}{acc_sql}{extra} GROUP BY 1',
                 [excluded, *acc_params],
             )
         )
@@ -115,7 +121,7 @@ def _per_account(ctx: Context, differences: list[str]) -> dict:
             expected = dict(
                 _v1(
                     f'SELECT "AccountId", count(DISTINCT lower(btrim("Email"))) FROM "Users" '
-                    f'WHERE NOT ("UserId" = ANY(%s)){acc_sql}{extra} GROUP BY 1',
+                    f"WHERE {_not_in('UserId')}{acc_sql}{extra} GROUP BY 1",
                     [excluded, *acc_params],
                 )
             )
@@ -136,8 +142,7 @@ def _per_line(ctx: Context, differences: list[str]) -> dict:
     v1_conv = dict(_v1(f'SELECT "LineId", count(*) FROM "Conversations" WHERE true{line_sql} GROUP BY 1', line_params))
     exp_conv = dict(
         _v1(
-            f'SELECT "LineId", count(*) FROM "Conversations" WHERE NOT ("ConversationId" = ANY(%s))'
-            f"{line_sql} GROUP BY 1",
+            f'SELECT "LineId", count(*) FROM "Conversations" WHERE {_not_in("ConversationId")}{line_sql} GROUP BY 1',
             [conv_excluded, *line_params],
         )
     )
@@ -155,7 +160,7 @@ def _per_line(ctx: Context, differences: list[str]) -> dict:
         for r in _v1(
             f"""SELECT "LineId", count(*), md5(string_agg(coalesce("Body", ''::bytea), '{SEP}'::bytea
                                                      ORDER BY "MessageId"))
-            FROM "Messages" WHERE NOT ("MessageId" = ANY(%s)){line_sql} GROUP BY 1""",
+            FROM "Messages" WHERE {_not_in("MessageId")}{line_sql} GROUP BY 1""",
             [msg_excluded, *line_params],
         )
     }
@@ -185,8 +190,8 @@ def _message_diff(v1_line_id: int, excluded: list[int], differences: list[str]) 
     """Both sides message by message for one line: which ids are missing, extra, or differ in body."""
     v1 = dict(
         _v1(
-            """SELECT "MessageId", md5(coalesce("Body", ''::bytea)) FROM "Messages"
-                     WHERE "LineId" = %s AND NOT ("MessageId" = ANY(%s))""",
+            f"""SELECT "MessageId", md5(coalesce("Body", ''::bytea)) FROM "Messages"
+                     WHERE "LineId" = %s AND {_not_in("MessageId")}""",
             [v1_line_id, excluded],
         )
     )

@@ -183,6 +183,7 @@ def test_second_run_writes_nothing(migrated):
     for report in (again, from_start):
         assert all(s["written"] == 0 for s in report["tables"].values()), report["tables"]
     assert again["tables"]["Messages"]["read"] == 0  # checkpoints: nothing even read
+    assert again["tables"]["derived"]["extra"] == {"skipped_unchanged": 1}
     assert from_start["tables"]["Messages"]["skipped"] == migrated["tables"]["Messages"]["written"]
 
 
@@ -202,6 +203,9 @@ def test_resume_after_a_crash_finishes_without_duplicates(v1_dsn):
     quarantined = QuarantinedRow.objects.filter(v1_table="Messages").count()
     assert Message.objects.count() == SIZES.messages - quarantined
     assert Message.objects.values("v1_id").distinct().count() == Message.objects.count()
+    # and the derived fields were rebuilt after the resumed run (the crashed one never got there)
+    conv = Conversation.objects.filter(messages__v1_id__gt=5000).first()
+    assert conv.last_message_at == conv.messages.aggregate(m=Max("created_at"))["m"] is not None
 
 
 def test_dry_run_writes_nothing_and_reports_what_it_would_write(v1_dsn):
