@@ -8,6 +8,7 @@ import time
 from io import StringIO
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
@@ -17,16 +18,19 @@ from backfill.tasks import run_backfill
 from carriers.sandbox.server import new_batch_id
 from messaging.models import Message
 from messaging.status import MessageStatus as S
+from organizations.auth import ApiKeyRateThrottle
 from organizations.models import Role
 from organizations.services import api_key_create
 from tests import factories
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_buckets(db):
-    # API-key throttle counters live in Redis keyed by key id, and ids repeat across tests (the API
-    # tests throttle at tiny rates): start clean, as tests/api does.
+def _configured_throttle(db, monkeypatch):
+    # API-key throttle counters live in Redis keyed by key id, and ids repeat across tests: start clean,
+    # as tests/api does. And at the configured rate: a test elsewhere that lowers the class attribute
+    # and restores it wrongly must not make these fail.
     cache.clear()
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
 
 
 def api_for(org) -> APIClient:
