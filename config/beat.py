@@ -15,4 +15,6 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # left in "sending" without a batch id (after the 5-minute lease) and work whose task was lost.
     "messaging.release_due": {"task": "messaging.release_due", "schedule": 2.0, "options": {"expires": 10}},
     "messaging.release_stuck_sends": {"task": "messaging.release_stuck_sends", "schedule": 30.0},
+    # NICE polls whose lease expired (dead worker, lost task) get a new poll chain (docs/integrations.md).
+    "integrations.nice_rekick": {"task": "integrations.nice_rekick", "schedule": 30.0, "options": {"expires": 25}},
 }

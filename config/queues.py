@@ -23,6 +23,7 @@ TASK_ROUTES = {
     "shortener.*": {"queue": Queue.DEFAULT.value},
     "backfill.*": {"queue": Queue.BULK.value},
     "bulk.*": {"queue": Queue.BULK.value},
+    "integrations.*": {"queue": Queue.DEFAULT.value},
 }
 
 ALL_QUEUES = ",".join(q.value for q in Queue)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include("config.api_urls")),
     path("webhooks/", include("carriers.urls")),  # carrier callbacks (docs/carriers.md)
+    path("integrations/", include("integrations.urls")),  # partner webhooks (docs/integrations.md)
     path("", include("webapp.urls")),  # login, password reset, home (specific paths only, no catch-all)
 ]
 

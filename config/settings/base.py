@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "shortener",
     "migration_v1",
     "backfill",
+    "integrations",
     "webapp",
 ]
 

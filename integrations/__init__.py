@@ -1,0 +1,1 @@
+"""Partner integrations: NICE CXone chat and RingCentral Team Messaging. See docs/integrations.md."""

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class IntegrationsConfig(AppConfig):
+    name = "integrations"
+    verbose_name = "Partner integrations"
+
+    def ready(self) -> None:
+        # The post-processing processor registers itself on import (after postprocessing's own, since
+        # this app is listed after it): message.received / message.sent fan out to our tasks.
+        from . import processors  # noqa: F401

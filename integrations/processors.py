@@ -1,0 +1,61 @@
+"""The post-processing hook of the partner integrations (registered when IntegrationsConfig.ready
+imports this module). See docs/integrations.md.
+
+Runs inside the drain's batch transaction, so it makes no partner call: one query finds which of the
+batch's messages are on integrated lines, and one task per small group of ids is enqueued after the
+batch commits. Idempotency is in the tasks (ForwardedMessage), so a re-run batch costs a no-op task.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from postprocessing.events import EventType
+from postprocessing.registry import EventRow, processor
+
+from .selectors import messages_integrated
+
+# Message ids per task. A conversation's messages stay in one task (they are forwarded in order under
+# one lock); 50 keeps a task's partner calls (one per message, ~50-200 ms each) under ~10 s, so a
+# 429's retry or a worker restart redoes little, while a burst of 1000 events is still ~20 publishes.
+TASK_GROUP_SIZE = 50
+
+
+def _groups(rows: list[tuple[int, int]]) -> list[list[int]]:
+    """(message id, conversation id) rows sorted by conversation → id lists of up to TASK_GROUP_SIZE,
+    never splitting a conversation unless it alone exceeds the size."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    last_conv = None
+    for message_id, conversation_id in rows:
+        if current and conversation_id != last_conv and len(current) >= TASK_GROUP_SIZE:
+            groups.append(current)
+            current = []
+        if len(current) >= TASK_GROUP_SIZE * 2:  # one huge conversation: split it anyway
+            groups.append(current)
+            current = []
+        current.append(message_id)
+        last_conv = conversation_id
+    if current:
+        groups.append(current)
+    return groups
+
+
+@processor(EventType.MESSAGE_RECEIVED, EventType.MESSAGE_SENT, name="integrations_dispatch")
+def integrations_dispatch(events: list[EventRow]) -> None:
+    ids = sorted({e.message_id for e in events if e.message_id is not None})
+    rows = messages_integrated(message_ids=ids)
+    if not rows:
+        return
+    nice = _groups([(mid, conv) for mid, conv, to_nice, _ in rows if to_nice])
+    ringcentral = _groups([(mid, conv) for mid, conv, _, rc in rows if rc is not None])
+
+    def publish() -> None:
+        from .tasks import nice_forward, ringcentral_mirror
+
+        for group in nice:
+            nice_forward.apply_async(args=[group])
+        for group in ringcentral:
+            ringcentral_mirror.apply_async(args=[group])
+
+    transaction.on_commit(publish)

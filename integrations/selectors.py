@@ -1,0 +1,77 @@
+"""Reads of the integrations app. The two message queries are set-based: one statement per batch."""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from .models import NiceConnection, RingCentralConnection
+
+# The RingCentral connection of a message's line: the line's own one wins over the organization-wide
+# one (line empty), even when the line's own is switched off (that is how a line opts out).
+_RC_CONNECTION = """
+    CASE WHEN lc.id IS NOT NULL THEN CASE WHEN lc.is_active THEN lc.id END
+         WHEN oc.is_active THEN oc.id END
+"""
+_RC_JOINS = """
+LEFT JOIN integrations_ringcentralconnection lc ON lc.line_id = m.line_id
+LEFT JOIN integrations_ringcentralconnection oc ON oc.organization_id = m.organization_id AND oc.line_id IS NULL
+"""
+
+# Which of a batch's messages concern a partner: (id, conversation id, to NICE?, RingCentral connection).
+_INTEGRATED_SQL = f"""
+SELECT m.id, m.conversation_id, (m.direction = 'in' AND nc.id IS NOT NULL) AS nice, {_RC_CONNECTION} AS rc
+FROM messaging_message m
+LEFT JOIN integrations_niceconnection nc ON nc.line_id = m.line_id AND nc.is_active
+{_RC_JOINS}
+WHERE m.id = ANY(%s::bigint[])
+  AND ((m.direction = 'in' AND nc.id IS NOT NULL) OR {_RC_CONNECTION} IS NOT NULL)
+ORDER BY m.conversation_id, m.id
+"""
+
+# Messages to post into RingCentral: on a connected line, not posted yet, and not outbound messages
+# that a support user sent (the release item) or that a RingCentral post caused (already in the team).
+_RC_MIRRORABLE_SQL = f"""
+SELECT m.id, m.conversation_id, {_RC_CONNECTION} AS rc
+FROM messaging_message m
+{_RC_JOINS}
+WHERE m.id = ANY(%s::bigint[])
+  AND {_RC_CONNECTION} IS NOT NULL
+  AND m.status NOT IN ('blocked', 'canceled')
+  AND NOT EXISTS (SELECT 1 FROM integrations_forwardedmessage f WHERE f.message_id = m.id AND f.partner = 'ringcentral')
+  AND NOT (m.direction = 'out' AND m.sent_by_id IS NOT NULL AND EXISTS (
+      SELECT 1 FROM organizations_membership mb
+      WHERE mb.user_id = m.sent_by_id AND mb.organization_id = m.organization_id AND mb.role = 'support'))
+  AND NOT (m.direction = 'out' AND EXISTS (
+      SELECT 1 FROM integrations_partnerreply r WHERE r.message_id = m.id AND r.partner = 'ringcentral'))
+ORDER BY m.conversation_id, m.id
+"""
+
+
+def messages_integrated(*, message_ids: list[int]) -> list[tuple[int, int, bool, int | None]]:
+    if not message_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_INTEGRATED_SQL, [list(message_ids)])
+        return cursor.fetchall()
+
+
+def ringcentral_mirrorable(*, message_ids: list[int]) -> list[tuple[int, int, int]]:
+    if not message_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_RC_MIRRORABLE_SQL, [list(message_ids)])
+        return cursor.fetchall()
+
+
+def nice_connection_for_webhook(secret: str) -> NiceConnection | None:
+    return NiceConnection.objects.filter(webhook_secret=secret, is_active=True).only("id").first() if secret else None
+
+
+def ringcentral_connection_for_webhook(secret: str) -> RingCentralConnection | None:
+    if not secret:
+        return None
+    return (
+        RingCentralConnection.objects.filter(webhook_secret=secret, is_active=True)
+        .only("id", "organization_id", "bot_creator_id")
+        .first()
+    )

@@ -1,0 +1,38 @@
+"""Integrations services (writes). See docs/integrations.md.
+
+- NICE: `nice_messages_forward`, `nice_event_receive`, `nice_chat_start_polling`, `nice_chat_poll`,
+  `nice_chat_end`, `nice_polls_rekick`.
+- RingCentral: `ringcentral_messages_mirror`, `ringcentral_webhook_receive`, `ringcentral_reply_send`.
+"""
+
+from .nice import (
+    PollOutcome,
+    UnknownChat,
+    nice_chat_end,
+    nice_chat_poll,
+    nice_chat_start_polling,
+    nice_event_receive,
+    nice_messages_forward,
+    nice_polls_rekick,
+)
+from .ringcentral import (
+    ringcentral_messages_mirror,
+    ringcentral_reply_send,
+    ringcentral_webhook_receive,
+    team_members,
+)
+
+__all__ = [
+    "PollOutcome",
+    "UnknownChat",
+    "nice_chat_end",
+    "nice_chat_poll",
+    "nice_chat_start_polling",
+    "nice_event_receive",
+    "nice_messages_forward",
+    "nice_polls_rekick",
+    "ringcentral_messages_mirror",
+    "ringcentral_reply_send",
+    "ringcentral_webhook_receive",
+    "team_members",
+]

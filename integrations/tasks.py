@@ -1,0 +1,66 @@
+"""Thin Celery entry points of the partner integrations (routed by the "integrations." prefix to the
+default queue, config/queues.py). Ids in, one service call, safe to run twice. See docs/integrations.md."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .clients import PartnerError
+from .services import (
+    nice_chat_poll,
+    nice_messages_forward,
+    nice_polls_rekick,
+    ringcentral_messages_mirror,
+    ringcentral_reply_send,
+)
+
+MAX_RETRIES = 8
+# Retry waits: the partner's Retry-After when it gave one, else 10 s doubling; capped far below the
+# broker's visibility timeout (3600 s), as a countdown must be.
+RETRY_CAP_SECONDS = 300
+
+
+def _countdown(exc: PartnerError, retries: int) -> float:
+    return min(exc.retry_after if exc.retry_after is not None else 10 * 2**retries, RETRY_CAP_SECONDS)
+
+
+@shared_task(name="integrations.nice_forward", bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
+def nice_forward(self, message_ids: list[int]) -> int:
+    try:
+        return nice_messages_forward(message_ids=message_ids)
+    except PartnerError as exc:
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task(name="integrations.nice_poll", acks_late=True, ignore_result=True)
+def nice_poll(chat_id: int, handover: str = "") -> bool:
+    """One long poll, then the next link of the chain (it inherits the lease through `handover`)."""
+    outcome = nice_chat_poll(chat_id=chat_id, handover=handover)
+    if outcome.next_token:
+        nice_poll.apply_async(args=[chat_id, outcome.next_token], countdown=outcome.delay or None)
+    return outcome.polled
+
+
+@shared_task(name="integrations.nice_rekick", ignore_result=True)
+def nice_rekick() -> int:
+    return nice_polls_rekick()
+
+
+@shared_task(
+    name="integrations.ringcentral_mirror", bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES
+)
+def ringcentral_mirror(self, message_ids: list[int]) -> int:
+    try:
+        return ringcentral_messages_mirror(message_ids=message_ids)
+    except PartnerError as exc:  # 429: Retry-After honoured; what was posted before it is not reposted
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task(
+    name="integrations.ringcentral_reply", bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES
+)
+def ringcentral_reply(self, reply_id: int) -> str:
+    try:
+        return ringcentral_reply_send(reply_id=reply_id)
+    except PartnerError as exc:
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None

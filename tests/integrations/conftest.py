@@ -1,0 +1,101 @@
+"""Partner integration tests: the fake NICE and RingCentral servers (integrations/fakes.py) on loopback,
+real PostgreSQL and the real Redis broker (enqueued tasks are read back from their queue list)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import redis
+from django.conf import settings
+
+from integrations.fakes import FakeNice, FakeRingCentral
+from integrations.models import NiceConnection, RingCentralConnection
+from messaging.models import Direction, Message
+from messaging.services.status import events_record_for_new_messages
+from messaging.status import MessageStatus as S
+from tests.factories import ContactFactory, ConversationFactory, LineFactory
+from tests.worker import purge_queues
+
+
+def queued(task_name: str) -> list[list]:
+    """The args of every `task_name` waiting in the broker (kombu's Redis list per queue)."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    found = []
+    for key in ("default", "prepare"):
+        for raw in reversed(client.lrange(key, 0, -1)):  # kombu LPUSHes: oldest last
+            msg = json.loads(raw)
+            if msg["headers"]["task"] == task_name:
+                found.append(json.loads(base64.b64decode(msg["body"]))[0])
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _clean_broker():
+    purge_queues()
+    yield
+    purge_queues()
+
+
+@pytest.fixture
+def fake_nice():
+    with FakeNice() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_rc():
+    with FakeRingCentral(bot_id="bot-1") as fake:
+        yield fake
+
+
+def nice_line(org, fake: FakeNice, *, flag: bool, poll_timeout: int = 1):
+    line = LineFactory(organization=org, nice_start_polling_on_chat_creation=flag)
+    conn = NiceConnection.objects.create(
+        organization=org,
+        line=line,
+        base_url=fake.url,
+        access_token=fake.token,
+        point_of_contact="poc-42",
+        poll_timeout_seconds=poll_timeout,
+    )
+    return line, conn
+
+
+def rc_connection(org, fake: FakeRingCentral, *, line=None) -> RingCentralConnection:
+    return RingCentralConnection.objects.create(
+        organization=org, line=line, base_url=fake.url, bot_token=fake.token, bot_creator_id=fake.bot_id
+    )
+
+
+def inbound(line, body: str = "Hello, I need help", conversation=None) -> Message:
+    """An inbound message as the carriers' inbound path stores it (received, with its outbox event)."""
+    conversation = conversation or ConversationFactory(
+        organization=line.organization, line=line, contact=ContactFactory(organization=line.organization)
+    )
+    m = Message.objects.create(
+        organization=line.organization,
+        line=line,
+        conversation=conversation,
+        contact=conversation.contact,
+        direction=Direction.INBOUND,
+        body=body,
+        status=S.RECEIVED,
+    )
+    events_record_for_new_messages(message_ids=[m.pk], status=S.RECEIVED)
+    return m
+
+
+def outbound(conversation, body: str = "We can help", sent_by=None, status: str = S.SENT) -> Message:
+    return Message.objects.create(
+        organization=conversation.organization,
+        line=conversation.line,
+        conversation=conversation,
+        contact=conversation.contact,
+        direction=Direction.OUTBOUND,
+        body=body,
+        rendered_body=body,
+        status=status,
+        sent_by=sent_by,
+    )
