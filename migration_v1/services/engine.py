@@ -204,6 +204,24 @@ def resolve_scope(ctx: Context) -> None:
         ctx.line_ids = [ctx.scope.id]
 
 
+def trust_references(cur) -> None:
+    """Skip the foreign-key triggers for this batch's transaction, when the role may.
+
+    Every reference the migration writes comes from a join to the referenced row inside the same
+    transaction (e.g. a message's conversation → organization, line, contact; blast and sender only
+    when found),
+    so the deferred FK checks would re-verify exactly what the joins established — at ~6 index probes
+    per row, measured as ~40% of the batch time. Needs superuser (or GRANT SET ON PARAMETER
+    session_replication_role); without it the checks simply run. --verify still counts everything.
+    """
+    cur.execute("SAVEPOINT mig_replica")
+    try:
+        cur.execute("SET LOCAL session_replication_role = replica")
+    except Exception:  # noqa: BLE001 - insufficient privilege: keep the checks
+        cur.execute("ROLLBACK TO SAVEPOINT mig_replica")
+    cur.execute("RELEASE SAVEPOINT mig_replica")
+
+
 def v1_raw():
     """The psycopg connection behind the v1 alias (COPY needs it)."""
     conn = connections[V1_ALIAS]

@@ -23,7 +23,16 @@ from messaging.phone import try_normalize
 from ..db import V1_ALIAS, dsn_for
 from ..models import V1Message, V1MessageMedia
 from .convert import STATUS_MAP, decode_body, row_json, v1_time
-from .engine import IDMAP_TABLE, QUARANTINE_TABLE, Context, insert_columns, progress_bar, temp_table, v1_raw
+from .engine import (
+    IDMAP_TABLE,
+    QUARANTINE_TABLE,
+    Context,
+    insert_columns,
+    progress_bar,
+    temp_table,
+    trust_references,
+    v1_raw,
+)
 
 TABLE = "Messages"
 V1_COLUMNS: list[str] = [
@@ -238,7 +247,7 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     # The joins below hash ~20k-row inputs; the default 4 MB work_mem spills their sort to disk.
     cur.execute("SET LOCAL work_mem = '64MB'")
     if ctx.trust_references:
-        _trust_references(cur)
+        trust_references(cur)
     temp_table(cur, "mig_msgs", ", ".join(f"{c} {t}" for c, t in _TEMP_COLUMNS))
     temp_table(cur, "mig_media", ", ".join(f"{c} {t}" for c, t in _MEDIA_COLUMNS))
     _copy(cur, "mig_msgs", _TEMP_COLUMNS, out)
@@ -301,23 +310,6 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
         candidates = [row for row in out if row[0] not in placed]
         _quarantine_unplaced(ctx, cur, by_id, media, candidates)
     return True
-
-
-def _trust_references(cur) -> None:
-    """Skip the foreign-key triggers for this batch's transaction, when the role may.
-
-    Every reference of a migrated message comes from an INNER JOIN to the referenced row inside the
-    same transaction (conversation → organization, line, contact; blast and sender only when found),
-    so the deferred FK checks would re-verify exactly what the joins established — at ~6 index probes
-    per row, measured as ~40% of the batch time. Needs superuser (or GRANT SET ON PARAMETER
-    session_replication_role); without it the checks simply run. --verify still counts everything.
-    """
-    cur.execute("SAVEPOINT mig_replica")
-    try:
-        cur.execute("SET LOCAL session_replication_role = replica")
-    except Exception:  # noqa: BLE001 - insufficient privilege: keep the checks
-        cur.execute("ROLLBACK TO SAVEPOINT mig_replica")
-    cur.execute("RELEASE SAVEPOINT mig_replica")
 
 
 def _quarantine_unplaced(ctx: Context, cur, by_id: dict[int, tuple], media: list[tuple], rows: list[tuple]) -> None:

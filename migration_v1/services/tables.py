@@ -29,7 +29,16 @@ from .convert import (
     sinch_config,
     v1_time,
 )
-from .engine import IDMAP_TABLE, QUARANTINE_TABLE, Context, copy_rows, insert_columns, progress_bar, temp_table
+from .engine import (
+    IDMAP_TABLE,
+    QUARANTINE_TABLE,
+    Context,
+    copy_rows,
+    insert_columns,
+    progress_bar,
+    temp_table,
+    trust_references,
+)
 
 Rows = list[tuple]
 
@@ -56,6 +65,9 @@ def run_orm_table(
             if not rows:
                 break
             with transaction.atomic():
+                if ctx.trust_references:
+                    with connection.cursor() as cur:
+                        trust_references(cur)
                 before = (stats.written, stats.merged, sum(stats.extra.values()))
                 process(ctx, rows, columns)
                 if (stats.written, stats.merged, sum(stats.extra.values())) != before:
@@ -68,7 +80,18 @@ def run_orm_table(
     stats.seconds += time.perf_counter() - started
 
 
-def _quarantine_unresolved(ctx: Context, table: str, cur, sql: str, by_id: dict[int, dict]) -> None:
+class _LazyRows:
+    """v1 rows of a batch by id, turned into quarantine JSON only for the few rows that need it."""
+
+    def __init__(self, columns: list[str], rows: Rows, secret_columns: tuple[str, ...] = ()):
+        self.columns, self.secret_columns = columns, secret_columns
+        self.rows = {row[0]: row for row in rows}
+
+    def __getitem__(self, v1_id: int) -> dict:
+        return row_json(self.columns, self.rows[v1_id], secret_columns=self.secret_columns)
+
+
+def _quarantine_unresolved(ctx: Context, table: str, cur, sql: str, by_id: _LazyRows) -> None:
     """Rows of the batch the SQL step could not resolve (query returns v1_id, reason)."""
     cur.execute(sql)
     items = [(v1_id, reason, "", by_id[v1_id]) for v1_id, reason in cur.fetchall()]
@@ -128,10 +151,11 @@ def migrate_accounts(ctx: Context) -> None:
 # --- Users → User (by normalized email) + Membership -----------------------------------------------
 def _users(ctx: Context, rows: Rows, columns: list[str]) -> None:
     stats = ctx.table("Users")
-    out, bad, by_id = [], [], {}
+    out: Rows = []
+    bad: list = []
+    by_id = _LazyRows(columns, rows)
     for row in rows:
         uid, account_id, email, first, last, role, deleted, created = row
-        by_id[uid] = row_json(columns, row)
         norm = normalize_email(email)
         if not is_plausible_email(norm):
             bad.append((uid, "junk_email", "", by_id[uid]))
@@ -250,10 +274,11 @@ def migrate_users(ctx: Context) -> None:
 # --- Lines → Line (+ CarrierAccount) -----------------------------------------------------------------
 def _lines(ctx: Context, rows: Rows, columns: list[str]) -> None:
     stats = ctx.table("Lines")
-    out, bad, by_id = [], [], {}
+    out: Rows = []
+    bad: list = []
+    by_id = _LazyRows(columns, rows, secret_columns=("ProviderConfig",))
     for row in rows:
         lid, account_id, phone, name, provider, config_raw, deleted, created = row
-        by_id[lid] = row_json(columns, row, secret_columns=("ProviderConfig",))
         e164 = try_normalize(phone)
         if e164 is None:
             bad.append((lid, "junk_phone", "", by_id[lid]))
@@ -399,10 +424,11 @@ def migrate_lines(ctx: Context) -> None:
 # --- Contacts → Contact (+ OptOut); duplicates by normalized number merge --------------------------
 def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
     stats = ctx.table("Contacts")
-    out, bad, by_id = [], [], {}
+    out: Rows = []
+    bad: list = []
+    by_id = _LazyRows(columns, rows)
     for row in rows:
         cid, account_id, phone, first, last, email, opted_out, opted_out_on, created = row
-        by_id[cid] = row_json(columns, row)
         e164 = try_normalize(phone)
         if e164 is None:
             bad.append((cid, "junk_phone", "", by_id[cid]))
@@ -524,7 +550,7 @@ def migrate_contacts(ctx: Context) -> None:
 # --- Blasts → Blast ---------------------------------------------------------------------------------
 def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
     stats = ctx.table("Blasts")
-    by_id = {row[0]: row_json(columns, row) for row in rows}
+    by_id = _LazyRows(columns, rows)
     out = [
         (bid, acc, line, (name or "").strip()[:200], body or "", creator, v1_time(created), v1_time(sent))
         for bid, acc, line, name, body, creator, created, sent in rows
@@ -552,7 +578,7 @@ def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
                 "name": "t.name",
                 "body": "t.body",
                 "status": "CASE WHEN t.sent_at IS NULL THEN 'canceled' ELSE 'completed' END",
-                "created_by_id": "um.v2_id",
+                "created_by_id": "au.id",
                 "created_at": "t.created_at",
                 "launched_at": "t.sent_at",
                 "completed_at": "t.sent_at",
@@ -565,6 +591,7 @@ def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
             JOIN organizations_organization o ON o.v1_id = t.v1_account_id
             JOIN messaging_line l ON l.v1_id = t.v1_line_id AND l.organization_id = o.id
             LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = t.v1_created_by
+            LEFT JOIN auth_user au ON au.id = um.v2_id
             ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""",
             params,
         )
@@ -608,7 +635,7 @@ _CONV_RESOLVE = f"""
 
 def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
     stats = ctx.table("Conversations")
-    by_id = {row[0]: row_json(columns, row) for row in rows}
+    by_id = _LazyRows(columns, rows)
     # Deleted v1 conversations still own messages: they arrive closed.
     out = [
         (cid, line, contact, "closed" if (closed or deleted) else "open", assignee, deleted, v1_time(created))
@@ -638,7 +665,7 @@ def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
                 "line_id": "r.line_id",
                 "contact_id": "r.contact_id",
                 "status": "r.status",
-                "assignee_id": "um.v2_id",
+                "assignee_id": "au.id",
                 "created_at": "r.created_at",
                 "v1_id": "r.v1_id",
             },
@@ -648,6 +675,7 @@ def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
             f"""INSERT INTO messaging_conversation AS cv ({cols})
             SELECT DISTINCT ON (r.line_id, r.contact_id) {exprs} FROM ({_CONV_RESOLVE}) r
             LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = r.v1_assignee
+            LEFT JOIN auth_user au ON au.id = um.v2_id
             ORDER BY r.line_id, r.contact_id, r.v1_id
             ON CONFLICT (line_id, contact_id) DO UPDATE SET
                 status = CASE WHEN EXCLUDED.status = 'open' THEN 'open' ELSE cv.status END,
