@@ -72,7 +72,7 @@ def fresh_v2_database() -> str:
     name = f"{settings_dict['NAME']}_migbench"
     connection.close()
     settings_dict["NAME"] = name
-    create_database(dsn_for(settings_dict), reset=True)
+    create_database(dsn_for(settings_dict), reset=True, force=True)  # our own scratch database
     call_command("migrate", verbosity=0)
     return name
 

@@ -85,14 +85,30 @@ def admin_dsn(dsn: str) -> str:
     return psycopg.conninfo.make_conninfo(dsn, dbname="postgres")
 
 
-def create_database(dsn: str, *, reset: bool) -> None:
+# Databases made here carry this comment; an existing database without it is never dropped (it could
+# be a real v1 copy that V1_DATABASE_URL points at) unless force=True.
+SEED_COMMENT = "parley synthetic v1 (migration_v1.seed)"
+
+
+class NotASeedDatabase(RuntimeError):
+    pass
+
+
+def create_database(dsn: str, *, reset: bool, force: bool = False) -> None:
     name = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
     with psycopg.connect(admin_dsn(dsn), autocommit=True) as conn:
-        if reset:
+        row = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if row and reset:
+            if row[0] != SEED_COMMENT and not force:
+                raise NotASeedDatabase(f"database {name!r} was not made by v1_seed; refusing to drop it (--force)")
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
+            row = None
+        if not row:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            comment = sql.SQL("COMMENT ON DATABASE {} IS {}")
+            conn.execute(comment.format(sql.Identifier(name), sql.Literal(SEED_COMMENT)))
 
 
 def drop_database(dsn: str) -> None:
@@ -255,9 +271,9 @@ def _messages_sql(s: SeedSizes, V: int) -> str:
     """
 
 
-def v1_seed(*, dsn: str, sizes: SeedSizes, reset: bool = True) -> dict:
+def v1_seed(*, dsn: str, sizes: SeedSizes, reset: bool = True, force: bool = False) -> dict:
     """Create (or recreate) the v1 database at `dsn` and fill it. Returns row counts per table."""
-    create_database(dsn, reset=reset)
+    create_database(dsn, reset=reset, force=force)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA_SQL.read_text())
         for statement in _statements(sizes):

@@ -335,3 +335,22 @@ def test_v1_is_read_through_models_and_never_written(v1_dsn):
         V1Account.objects.create(account_id=99, name="x", is_active=True, created_on=datetime(2020, 1, 1))
     assert router.allow_migrate("v1", "migration_v1") is False
     assert router.allow_migrate("default", "migration_v1", model_name="migrationrun") is True
+
+
+def test_v1_seed_never_drops_a_database_it_did_not_make(v1_dsn):
+    import psycopg
+
+    from migration_v1.seed import NotASeedDatabase, admin_dsn, create_database, drop_database
+
+    other = psycopg.conninfo.make_conninfo(v1_dsn, dbname=psycopg.conninfo.conninfo_to_dict(v1_dsn)["dbname"] + "x")
+    name = psycopg.conninfo.conninfo_to_dict(other)["dbname"]
+    with psycopg.connect(admin_dsn(other), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')  # e.g. a real v1 copy
+    try:
+        with pytest.raises(NotASeedDatabase):
+            create_database(other, reset=True)
+        with pytest.raises(Exception, match="not made by v1_seed"):
+            call_command("v1_seed", "--messages", "10", "--database-url", other)
+    finally:
+        drop_database(other)

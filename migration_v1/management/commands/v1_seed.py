@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from migration_v1.db import v1_dsn
-from migration_v1.seed import SeedSizes, v1_seed
+from migration_v1.seed import NotASeedDatabase, SeedSizes, v1_seed
 
 
 class Command(BaseCommand):
@@ -23,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--users-per-account", type=int, default=5)
         parser.add_argument("--database-url", default=None, help="default: V1_DATABASE_URL")
         parser.add_argument("--keep", action="store_true", help="do not drop an existing database first")
+        parser.add_argument("--force", action="store_true", help="drop the database even if v1_seed did not make it")
 
     def handle(self, *args, **o):
         sizes = SeedSizes.for_messages(
@@ -34,6 +35,9 @@ class Command(BaseCommand):
             users_per_account=o["users_per_account"],
         )
         started = time.perf_counter()
-        result = v1_seed(dsn=o["database_url"] or v1_dsn(), sizes=sizes, reset=not o["keep"])
+        try:
+            result = v1_seed(dsn=o["database_url"] or v1_dsn(), sizes=sizes, reset=not o["keep"], force=o["force"])
+        except NotASeedDatabase as exc:
+            raise CommandError(str(exc)) from exc
         result["seconds"] = round(time.perf_counter() - started, 2)
         self.stdout.write(json.dumps(result))
