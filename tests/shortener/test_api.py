@@ -158,17 +158,12 @@ def test_shortener_keys_reach_only_the_shortener(api, org):
     assert APIClient().get("/api/v1/links").status_code == 401
 
 
-def test_throttled_per_key(api, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api_key": "2/min"}}
+def test_throttled_per_key(api, monkeypatch):
     from organizations.auth import ApiKeyRateThrottle
 
-    ApiKeyRateThrottle.THROTTLE_RATES = {"api_key": "2/min"}
-    try:
-        codes = [api.get("/api/v1/links").status_code for _ in range(3)]
-    finally:
-        from rest_framework.settings import api_settings
-
-        ApiKeyRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    # monkeypatch restores the class attribute after the test, so no other test inherits 2/min.
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/min"})
+    codes = [api.get("/api/v1/links").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
 
 
