@@ -16,7 +16,9 @@ from .models import (
 )
 
 
-def _token_form(model_cls, token_field: str):
+def _token_form(model_cls, token_field: str, fields: list[str]):
+    editable = fields  # the token itself is never a form field: only the write-only new_token below
+
     class TokenForm(forms.ModelForm):
         new_token = forms.CharField(
             required=False,
@@ -28,7 +30,7 @@ def _token_form(model_cls, token_field: str):
 
         class Meta:
             model = model_cls
-            exclude = [token_field]
+            fields = editable
 
         def clean(self):
             cleaned = super().clean()
@@ -55,14 +57,20 @@ class _MaskedTokenAdmin(admin.ModelAdmin):
 
 @admin.register(NiceConnection)
 class NiceConnectionAdmin(_MaskedTokenAdmin):
-    form = _token_form(NiceConnection, "access_token")
+    form = _token_form(
+        NiceConnection,
+        "access_token",
+        ["organization", "line", "base_url", "point_of_contact", "poll_timeout_seconds", "is_active"],
+    )
     list_display = ["id", "organization", "line", "point_of_contact", "base_url", "token_display", "is_active"]
     raw_id_fields = ["organization", "line"]
 
 
 @admin.register(RingCentralConnection)
 class RingCentralConnectionAdmin(_MaskedTokenAdmin):
-    form = _token_form(RingCentralConnection, "bot_token")
+    form = _token_form(
+        RingCentralConnection, "bot_token", ["organization", "line", "base_url", "bot_creator_id", "is_active"]
+    )
     list_display = ["id", "organization", "line", "bot_creator_id", "base_url", "token_display", "is_active"]
     raw_id_fields = ["organization", "line"]
 

@@ -76,7 +76,9 @@ class NiceClient(_Client):
         return str(data["chatSessionId"]), data.get("contactId")
 
     def send_text(self, *, chat: str, label: str, message: str) -> None:
-        self._call("POST", wire.NICE_SEND_TEXT.format(chat=chat), "send text", json={"label": label, "message": message})
+        self._call(
+            "POST", wire.NICE_SEND_TEXT.format(chat=chat), "send text", json={"label": label, "message": message}
+        )
 
     def poll(self, *, chat: str, timeout: int) -> list[dict[str, Any]]:
         """One long poll. Raises PartnerError(404) when the session is gone."""

@@ -165,6 +165,9 @@ class ForwardedMessage(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["message", "partner"], name="uniq_forwarded_message")]
 
+    def __str__(self) -> str:
+        return f"Message {self.message_id} → {self.get_partner_display()} {self.external_id}"
+
 
 class ReplyState(models.TextChoices):
     PENDING = "pending", "Pending"

@@ -280,7 +280,10 @@ def nice_polls_rekick(*, limit: int = REKICK_BATCH) -> int:
 
     ids = list(
         NiceChat.objects.filter(
-            state=NiceChatState.ACTIVE, polling_started_at__isnull=False, poll_lease_until__lt=timezone.now()
+            state=NiceChatState.ACTIVE,
+            polling_started_at__isnull=False,
+            poll_lease_until__lt=timezone.now(),
+            connection__is_active=True,
         )
         .order_by("poll_lease_until")
         .values_list("id", flat=True)[:limit]

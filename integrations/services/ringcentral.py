@@ -120,7 +120,8 @@ def ringcentral_webhook_receive(*, connection: RingCentralConnection, payload: d
     """A notification from the webhook subscription. A new text post in one of this connection's teams
     is stored (once per post id: RingCentral redelivers) and sent as SMS by a task after commit.
     Returns what was done (for the response and the tests)."""
-    post = payload.get("body") if isinstance(payload.get("body"), dict) else {}
+    raw = payload.get("body")
+    post: dict = raw if isinstance(raw, dict) else {}
     if post.get("eventType") != wire.RC_POST_ADDED or post.get("type", wire.RC_TEXT_MESSAGE) != wire.RC_TEXT_MESSAGE:
         return "ignored"
     if not str(post.get("text") or "").strip() or not post.get("id"):

@@ -226,7 +226,8 @@ def test_dead_worker_lease_expires_and_beat_rekicks(org, fake_nice):
     other, _ = _started_chat(org, fake_nice)
     # given one chat's poller died mid-poll (its lease ran out), the other's is live
     NiceChat.objects.filter(pk=chat.pk).update(
-        poll_lease_token="dead-worker", poll_lease_until=timezone.now() - timedelta(seconds=1)
+        poll_lease_token="dead-worker",  # noqa: S106
+        poll_lease_until=timezone.now() - timedelta(seconds=1),
     )
     before = queued("integrations.nice_poll")
     # when the beat job runs

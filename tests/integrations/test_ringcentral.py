@@ -43,8 +43,9 @@ def test_team_is_created_without_support_users(org, fake_rc, staff):
     assert created["public"] is False
     assert created["members"] == [{"email": "admin@acme.test"}, {"email": "agent@acme.test"}]
     assert team_members(organization_id=org.pk) == ["admin@acme.test", "agent@acme.test"]
-    assert fake_rc.posts_in(team.team_id) == [f"SMS from {m.contact.first_name} Tester ({m.contact.phone_number}):\n"
-                                              "Is the store open?"]
+    assert fake_rc.posts_in(team.team_id) == [
+        f"SMS from {m.contact.first_name} Tester ({m.contact.phone_number}):\nIs the store open?"
+    ]
 
 
 def test_outbound_by_support_user_is_never_posted_others_are(org, fake_rc, staff):
@@ -109,8 +110,9 @@ def test_validation_token_is_echoed(org, fake_rc, client):
     response = client.post(_url(conn), b"", "application/json", headers={"Validation-Token": "vt-123"})
     assert response.status_code == 200 and response["Validation-Token"] == "vt-123"
     # not for a wrong secret
-    wrong = client.post("/integrations/ringcentral/nope/webhook", b"", "application/json",
-                        headers={"Validation-Token": "vt-123"})
+    wrong = client.post(
+        "/integrations/ringcentral/nope/webhook", b"", "application/json", headers={"Validation-Token": "vt-123"}
+    )
     assert wrong.status_code == 404 and "Validation-Token" not in wrong
 
 
@@ -138,7 +140,11 @@ def test_team_members_reply_becomes_one_sms(org, fake_rc, staff, client, django_
         assert ringcentral_reply_send(reply_id=reply.pk) == ReplyState.SENT
     assert ringcentral_reply_send(reply_id=reply.pk) == "done"
     [sms] = Message.objects.filter(direction=Direction.OUTBOUND)
-    assert (sms.conversation_id, sms.body, sms.sent_by_id) == (m.conversation_id, "We open at 8am.", staff[Role.AGENT].pk)
+    assert (sms.conversation_id, sms.body, sms.sent_by_id) == (
+        m.conversation_id,
+        "We open at 8am.",
+        staff[Role.AGENT].pk,
+    )
     assert queued("messaging.prepare_messages")[-1][0] == [sms.pk]
     # and that SMS is not mirrored back into the team (it is already there, as the member's post)
     assert ringcentral_messages_mirror(message_ids=[sms.pk]) == 0
