@@ -522,12 +522,28 @@ class SandboxState:
         self.sender.clear()
 
 
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 _ROUTE = re.compile(r"^/xms/v1/(?P<plan>[^/]+)/(?P<rest>.*)$")
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SinchSandbox/1.0"
+    # Headers and body leave in one write, and Nagle is off: two small writes on a keep-alive
+    # connection otherwise meet the client's delayed ACK (~40 ms a response, measured: ~350 req/s).
+    disable_nagle_algorithm = True
     state: SandboxState  # set on the subclass built by make_server
 
     def log_message(self, format, *args):  # noqa: A002 - stdlib signature; silence per-request logs
@@ -537,13 +553,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: object = None, headers: dict | None = None) -> None:
         payload = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        self.log_request(status)
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+        ]
+        head.extend(f"{name}: {value}" for name, value in (headers or {}).items())
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
 
     def _read_json(self) -> object:
         length = int(self.headers.get("Content-Length") or 0)
