@@ -502,6 +502,8 @@ def main() -> None:
     ap.add_argument("--live-concurrency", type=int, default=1)
     ap.add_argument("--recount-messages", type=int, default=0, help="also time a recount on a blast this big")
     ap.add_argument("--keep", action="store_true", help="keep the generated rows")
+    ap.add_argument("--cold", action="store_true",
+                    help="first drain right after generation, no VACUUM (as a live drain meets fresh rows)")
     ap.add_argument("--drain-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sizes = [int(s) for s in args.batch_sizes.split(",")]
@@ -530,7 +532,7 @@ def main() -> None:
         for i, size in enumerate(sizes):
             if i:
                 reset_for_rerun(data, first_event)
-            else:
+            elif not args.cold:
                 vacuum()
             r = drain_all(size, args.workers)
             runs.append(r)

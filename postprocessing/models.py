@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models import Func, Q
 
 from .events import EventType
 
@@ -33,7 +32,10 @@ class Event(models.Model):
     state = models.CharField(
         max_length=8, choices=EventState.choices, default=EventState.PENDING, db_default=EventState.PENDING
     )
-    created_at = models.DateTimeField(db_default=Now())
+    # clock_timestamp(), not now(): now() is the writer's transaction start, and a prepare chunk or a
+    # webhook batch writes its events at the end of a transaction that may last a second; the lag
+    # (processed_at - created_at) should measure the outbox, not the writer.
+    created_at = models.DateTimeField(db_default=Func(function="clock_timestamp", output_field=models.DateTimeField()))
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -81,3 +81,16 @@ def blast_row(blast: Blast) -> Blast:
 def seen_table():
     with connection.cursor() as c:
         c.execute("CREATE TABLE IF NOT EXISTS pp_test_seen (event_id bigint NOT NULL, drain text NOT NULL)")
+
+
+RELEASE_PROCESSORS = ("conversation_last_message", "link_attribution", "optout_hygiene", "blast_counters")
+
+
+@pytest.fixture
+def release_processors_only(monkeypatch):
+    """Only this release's four processors (other apps register their own, e.g. integrations): for
+    tests that pin exact query counts of ours."""
+    by_name = {n: p for n, p in registry._BY_NAME.items() if n in RELEASE_PROCESSORS}
+    by_type = {t: [p for p in ps if p.name in RELEASE_PROCESSORS] for t, ps in registry._BY_TYPE.items()}
+    monkeypatch.setattr(registry, "_BY_NAME", by_name)
+    monkeypatch.setattr(registry, "_BY_TYPE", by_type)

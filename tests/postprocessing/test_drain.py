@@ -56,7 +56,9 @@ def test_drain_takes_events_in_id_order_in_batches(db, temp_processor):
 
 
 @pytest.mark.parametrize("n", [10, 60])
-def test_query_count_per_batch_is_constant_in_batch_size(n, blast_with_messages, django_assert_num_queries):
+def test_query_count_per_batch_is_constant_in_batch_size(
+    n, blast_with_messages, django_assert_num_queries, release_processors_only
+):
     # given a batch with every release processor involved: queued, sent and failed (Deleted) blast messages
     blast, msgs = blast_with_messages(n)
     queue(msgs)
