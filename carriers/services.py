@@ -126,10 +126,13 @@ class ProcessResult:
     failed: int = 0
     statuses_applied: int = 0
     inbound_stored: int = 0
+    last_id: int = 0  # highest event id claimed
 
     def add(self, other: ProcessResult) -> None:
         for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            if name != "last_id":
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.last_id = max(self.last_id, other.last_id)
 
 
 @dataclass
@@ -196,7 +199,7 @@ UNION SELECT idx, id FROM b UNION SELECT idx, id FROM c
 _CLAIM_SQL = """
 WITH c AS (
     SELECT id FROM carriers_webhookevent
-    WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()) {only}
+    WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()) AND id > %s {only}
     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 )
 UPDATE carriers_webhookevent w SET state = 'processed', attempts = w.attempts + 1, processed_at = now(),
@@ -232,13 +235,13 @@ def _resolve(pairs: list[tuple[int, DeliveryReport]]) -> dict[int, list[int]]:
     return found
 
 
-def _claim(batch_size: int, ids: list[int] | None = None) -> list[_Claimed]:
+def _claim(batch_size: int, ids: list[int] | None = None, after_id: int = 0) -> list[_Claimed]:
     """Lock (SKIP LOCKED, pk order) and mark processed up to batch_size due pending rows, or exactly `ids`."""
     with connection.cursor() as cursor:
         if ids is None:
-            cursor.execute(_CLAIM_SQL.format(only=""), [batch_size])
+            cursor.execute(_CLAIM_SQL.format(only=""), [after_id, batch_size])
         else:
-            cursor.execute(_CLAIM_SQL.format(only="AND id = ANY(%s::bigint[])"), [ids, batch_size])
+            cursor.execute(_CLAIM_SQL.format(only="AND id = ANY(%s::bigint[])"), [after_id, ids, batch_size])
         rows = cursor.fetchall()
     # attempts as returned already counts this try.
     return sorted((_Claimed(i, a, k, bytes(b), n) for i, a, k, b, n in rows), key=lambda e: e.id)
@@ -290,6 +293,8 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
                 )
             )
     if updates:
+        # Message-id order: concurrent apply tasks then lock rows in the same order (no deadlock).
+        updates.sort(key=lambda u: u.message_id)
         result.statuses_applied = len(messages_apply_statuses(updates=updates))
 
     inbound_errors: dict[int, str] = {}
@@ -342,15 +347,20 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
     return result
 
 
-def webhook_process_batch(*, batch_size: int = APPLY_BATCH_SIZE, ids: list[int] | None = None) -> ProcessResult:
-    """Claim up to batch_size due pending events (SKIP LOCKED, pk order) and apply them, in one transaction."""
+def webhook_process_batch(
+    *, batch_size: int = APPLY_BATCH_SIZE, ids: list[int] | None = None, after_id: int = 0
+) -> ProcessResult:
+    """Claim up to batch_size due pending events (SKIP LOCKED, pk order, id > after_id) and apply them,
+    in one transaction."""
     events: list[_Claimed] = []
     try:
         with transaction.atomic():
-            events = _claim(batch_size, ids)
+            events = _claim(batch_size, ids, after_id)
             if not events:
                 return ProcessResult()
-            return _apply(events)
+            result = _apply(events)
+            result.last_id = events[-1].id
+            return result
     except (OperationalError, InterfaceError):
         raise  # the database is unavailable: nothing to isolate, the rows stay pending
     except Exception:
@@ -386,9 +396,19 @@ def webhook_process(
     """
     started = timezone.now()
     total = ProcessResult()
+    # Each claim starts after the last id this run claimed: processed rows stay in the partial
+    # "pending" index as dead entries until vacuum, and a claim from id 0 would wade through all of
+    # them (measured: a fixed ~0.1 s per claim after 50k rows). One rescan from 0 at the end picks up
+    # rows skipped meanwhile (locked by another run, or a retry that became due).
+    after_id = 0
     while True:
-        result = webhook_process_batch(batch_size=batch_size)
+        result = webhook_process_batch(batch_size=batch_size, after_id=after_id)
         total.add(result)
+        if result.claimed:
+            after_id = result.last_id
+        elif after_id:
+            after_id = 0
+            continue
         if result.claimed == 0:
             if not debounce:
                 return total
