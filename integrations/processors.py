@@ -15,36 +15,46 @@ from postprocessing.registry import EventRow, processor
 
 from .selectors import messages_integrated
 
-# Message ids per task. A conversation's messages stay in one task (they are forwarded in order under
-# one lock); 50 keeps a task's partner calls (one per message, ~50-200 ms each) under ~10 s, so a
+# Message ids per task. A conversation's messages stay in one task when they fit (they are forwarded
+# in order under one lock); 50 keeps a task's partner calls (one per message, ~50-200 ms each) under ~10 s, so a
 # 429's retry or a worker restart redoes little, while a burst of 1000 events is still ~20 publishes.
 TASK_GROUP_SIZE = 50
 
 
 def _groups(rows: list[tuple[int, int]]) -> list[list[int]]:
-    """(message id, conversation id) rows sorted by conversation → id lists of up to TASK_GROUP_SIZE,
-    never splitting a conversation unless it alone exceeds the size."""
+    """(message id, conversation id) rows sorted by conversation → id lists of at most TASK_GROUP_SIZE.
+    Whole conversations are packed together; one longer than TASK_GROUP_SIZE is cut into full groups."""
+    by_conversation: dict[int, list[int]] = {}
+    for message_id, conversation_id in rows:
+        by_conversation.setdefault(conversation_id, []).append(message_id)
     groups: list[list[int]] = []
     current: list[int] = []
-    last_conv = None
-    for message_id, conversation_id in rows:
-        if current and conversation_id != last_conv and len(current) >= TASK_GROUP_SIZE:
+    for ids in by_conversation.values():
+        if current and len(current) + len(ids) > TASK_GROUP_SIZE:
             groups.append(current)
             current = []
-        if len(current) >= TASK_GROUP_SIZE * 2:  # one huge conversation: split it anyway
-            groups.append(current)
-            current = []
-        current.append(message_id)
-        last_conv = conversation_id
+        for i in range(0, len(ids), TASK_GROUP_SIZE):
+            chunk = ids[i : i + TASK_GROUP_SIZE]
+            if len(chunk) == TASK_GROUP_SIZE:
+                groups.append(chunk)
+            else:
+                current.extend(chunk)
     if current:
         groups.append(current)
     return groups
 
 
+def _org_of(event: EventRow) -> int | None:
+    try:
+        return int(event.payload["organization_id"])
+    except (KeyError, TypeError, ValueError):
+        return None  # an event written without it: looked up by message
+
+
 @processor(EventType.MESSAGE_RECEIVED, EventType.MESSAGE_SENT, name="integrations_dispatch")
 def integrations_dispatch(events: list[EventRow]) -> None:
-    ids = sorted({e.message_id for e in events if e.message_id is not None})
-    rows = messages_integrated(message_ids=ids)
+    orgs = {e.message_id: _org_of(e) for e in events if e.message_id is not None}
+    rows = messages_integrated(messages=sorted(orgs.items()))
     if not rows:
         return
     nice = _groups([(mid, conv) for mid, conv, to_nice, _ in rows if to_nice])

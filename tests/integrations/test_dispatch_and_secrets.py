@@ -22,8 +22,12 @@ from tests.factories import LineFactory, MembershipFactory, UserFactory
 from .conftest import inbound, nice_line, outbound, queued, rc_connection
 
 
-def _events(messages, type_="message.received"):
-    return [EventRow(i, type_, m.pk, {}) for i, m in enumerate(messages, 1)]
+def _events(messages, type_="message.received", *, with_org: bool = True):
+    """Events as the status path writes them (the payload names the message's organization)."""
+    return [
+        EventRow(i, type_, m.pk, {"status": m.status, "organization_id": m.organization_id} if with_org else {})
+        for i, m in enumerate(messages, 1)
+    ]
 
 
 @pytest.mark.django_db
@@ -66,15 +70,25 @@ def test_processor_is_one_query_whatever_the_batch_size(org, fake_nice, django_a
             integrations_dispatch(_events(batch))
 
 
+@pytest.mark.django_db
+def test_events_without_an_organization_are_looked_up_by_message(org, fake_nice, django_capture_on_commit_callbacks):
+    nice, _ = nice_line(org, fake_nice, flag=False)
+    m = inbound(nice)
+    with django_capture_on_commit_callbacks(execute=True):
+        integrations_dispatch(_events([m], with_org=False) + _events([inbound(LineFactory())], with_org=False))
+    assert queued("integrations.nice_forward") == [[[m.pk]]]
+
+
 def test_groups_keep_conversations_together():
-    rows = [(i, i // 30) for i in range(100)]  # conversations of 30 messages
+    rows = [(i, i // 30) for i in range(100)] + [(1000 + i, 99) for i in range(120)]  # 30, 30, 30, 10, 120
     groups = _groups(rows)
-    assert sum(len(g) for g in groups) == 100
-    assert all(len(g) <= 2 * TASK_GROUP_SIZE for g in groups)
-    # no conversation is split across two tasks
+    assert sorted(i for g in groups for i in g) == sorted(i for i, _ in rows)
+    assert all(len(g) <= TASK_GROUP_SIZE for g in groups)
+    # a conversation that fits in a group is never split across two tasks
     owner = {mid: n for n, g in enumerate(groups) for mid in g}
     for conv in range(4):
         assert len({owner[mid] for mid, c in rows if c == conv}) == 1
+    assert len({owner[mid] for mid, c in rows if c == 99}) == 3  # 120 messages: 50 + 50 + 20
 
 
 @pytest.mark.django_db(transaction=True)
