@@ -151,9 +151,11 @@ def run_blast(*, base_url: str, sandbox_url: str, recipients: int, opt_out_rate:
     }
 
 
-def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: int = 4,
-                      timeout: float = 120) -> dict:
-    """`count` single messages through the API; latency request start → carrier acceptance (sent_at)."""
+def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: int = 4, rate: float = 0,
+                      timeout: float = 300) -> dict:
+    """`count` single messages through the API; latency request start → carrier acceptance (sent_at).
+    rate > 0: the clients start requests at that total rate (open loop), so the latency is the
+    pipeline's, not a backlog's; 0: as fast as `threads` clients go."""
     from messaging.models import Conversation
 
     org, _account, (line,) = seed_org("bench-send-conv", sandbox_url=sandbox_url)
@@ -166,10 +168,14 @@ def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: i
     errors: list[str] = []
     lock = threading.Lock()
 
-    def client(part: list):
+    def client(part: list, offset: int):
         s = requests.Session()
         s.headers["Authorization"] = f"Bearer {key}"
-        for conv in part:
+        for n, conv in enumerate(part):
+            if rate:
+                due = t0 + (n * threads + offset) / rate
+                if due > time.time():
+                    time.sleep(due - time.time())
             t = time.time()
             r = s.post(f"{base_url}/api/v1/conversations/{conv.id}/messages",
                        json={"body": f"Your table is ready, {conv.id}"}, timeout=30)
@@ -180,7 +186,7 @@ def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: i
                     errors.append(f"{r.status_code} {r.text[:100]}")
 
     t0 = time.time()
-    workers = [threading.Thread(target=client, args=(convs[i::threads],)) for i in range(threads)]
+    workers = [threading.Thread(target=client, args=(convs[i::threads], i)) for i in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
@@ -194,12 +200,21 @@ def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: i
     sent = dict(Message.objects.filter(id__in=started, sent_at__isnull=False).values_list("id", "sent_at"))
     latencies = [(sent[i].timestamp() - t) * 1000 for i, t in started.items() if i in sent]
     return {
-        "messages": count, "threads": threads, "errors": len(errors), "error_sample": errors[:3],
+        "messages": count, "threads": threads, "rate_target": rate, "errors": len(errors),
+        "error_sample": errors[:3],
         "api_per_s": round(len(started) / posted_s), "accepted": len(sent),
         "accepted_per_s": round(len(sent) / done_s) if done_s else None,
         "latency_p50_ms": round(pct(latencies, 50), 1), "latency_p95_ms": round(pct(latencies, 95), 1),
         "latency_max_ms": round(max(latencies, default=0), 1),
     }
+
+
+_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+
+
+def _statements(ctx) -> int:
+    """Captured SQL statements, without transaction control (BEGIN/COMMIT/SAVEPOINT lines Django logs)."""
+    return sum(1 for q in ctx.captured_queries if not q["sql"].lstrip().upper().startswith(_CONTROL))
 
 
 def measure_queries(*, sandbox_url: str) -> dict:
@@ -239,13 +254,18 @@ def measure_queries(*, sandbox_url: str) -> dict:
             for g in gs:
                 carrier_send.batch_send(line_id=g.line_id, message_ids=g.message_ids, segments=g.segments)
     return {
-        "blast_chunk_messages": n, "blast_chunk_sent": sent,
-        "prepare_statements": len(prep.captured_queries),
-        "prepare_per_message": round(len(prep.captured_queries) / max(n, 1), 4),
-        "send_statements": len(snd.captured_queries),
-        "send_per_message": round(len(snd.captured_queries) / max(n, 1), 4),
-        "single_message_prepare_per_message": round(len(one_prep.captured_queries) / len(ids), 2),
-        "single_message_send_per_message": round(len(one_send.captured_queries) / len(ids), 2),
+        "blast_chunk_messages": n,
+        "blast_chunk_sent": sent,
+        "prepare_statements": _statements(prep),
+        "prepare_per_message": round(_statements(prep) / max(n, 1), 4),
+        "send_statements": _statements(snd),
+        "send_per_message": round(_statements(snd) / max(n, 1), 4),
+        "single_message_prepare_per_message": round(_statements(one_prep) / len(ids), 2),
+        "single_message_send_per_message": round(_statements(one_send) / len(ids), 2),
+        "with_transaction_control": {
+            "prepare": len(prep.captured_queries), "send": len(snd.captured_queries),
+            "single_prepare": len(one_prep.captured_queries), "single_send": len(one_send.captured_queries),
+        },
     }
 
 
@@ -286,6 +306,8 @@ def main() -> None:
     p.add_argument("--recipients", type=int, default=20_000)
     p.add_argument("--conversations", type=int, default=2_000)
     p.add_argument("--threads", type=int, default=4, help="API client threads for the conversation run")
+    p.add_argument("--conversation-rate", type=float, default=25.0,
+                   help="requests/s the conversation clients start (0 = unpaced)")
     p.add_argument("--naive-messages", type=int, default=2_000)
     p.add_argument("--sandbox-workers", type=int, default=3, help="sandbox processes (report posting)")
     p.add_argument("--send-concurrency", type=int, default=4,
@@ -313,13 +335,17 @@ def main() -> None:
     figures: dict = {"bench": "send", "postprocessing": args.postprocessing, "cores": os.cpu_count(),
                      "gunicorn_workers": 2, "gunicorn_threads": args.web_threads,
                      "sandbox_workers": args.sandbox_workers,
-                     "send_worker_concurrency": args.send_concurrency}
+                     "send_worker_concurrency": args.send_concurrency,
+                     "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         # Reports 1-3 s after acceptance (real carriers take seconds; the sandbox default is 0.05-0.5 s).
         procs.add("sandbox", start_sandbox(sandbox_port, "--delay-min", "1", "--delay-max", "3",
                                            "--no-dispatched", workers=args.sandbox_workers, env=env))
         procs.add("web", start_gunicorn(web_port, threads=args.web_threads, env=env))
-        procs.add("send", start_worker(SEND_QUEUES, concurrency=args.send_concurrency, env=env))
+        # Prefetch 1: a child busy with a slow carrier call does not sit on reserved single-message
+        # tasks (latency); the blast's tasks are few and fat, so throughput does not need prefetch.
+        procs.add("send", start_worker(SEND_QUEUES, concurrency=args.send_concurrency,
+                                       env={**env, "CELERY_PREFETCH_MULTIPLIER": "1"}))
         procs.add("apply", start_worker("webhooks,default", concurrency=1, env=env))
         if args.postprocessing == "on":
             procs.add("postprocessing", start_worker("postprocessing", concurrency=1, env=env))
@@ -345,7 +371,8 @@ def main() -> None:
         if "conversations" not in skip:
             log(f"== conversations: {args.conversations} single messages, {args.threads} client threads")
             figures["conversations"] = c = run_conversations(
-                base_url=base_url, sandbox_url=sandbox_url, count=args.conversations, threads=args.threads)
+                base_url=base_url, sandbox_url=sandbox_url, count=args.conversations, threads=args.threads,
+                rate=args.conversation_rate)
             log(f"API {c['api_per_s']}/s; API → carrier p50 {c['latency_p50_ms']} ms, p95 {c['latency_p95_ms']} ms")
         procs.stop("send")
         if "queries" not in skip:
@@ -372,6 +399,7 @@ def main() -> None:
         figures["webhooks"] = w = run_webhooks_wrk(args.wrk_duration)
         log(f"stored {w.get('store', {}).get('stored_per_s')}/s under wrk; batch apply "
             f"{w.get('apply', {}).get('statuses_per_s')} statuses/s")
+    figures["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["summary"] = summary(figures)
     print(json.dumps(figures), flush=True)
 
@@ -394,6 +422,7 @@ def summary(f: dict) -> dict:
         "postprocessing_lag_p50_s": f.get("postprocessing_compare", {}).get("lag_p50_s"),
         "postprocessing_lag_p95_s": f.get("postprocessing_compare", {}).get("lag_p95_s"),
         "postprocessing_events_per_s": f.get("postprocessing_compare", {}).get("events_per_s"),
+        "loadavg_start": f.get("loadavg_start"), "loadavg_end": f.get("loadavg_end"),
     }
 
 

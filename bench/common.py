@@ -131,7 +131,7 @@ def start_worker(
     queues: str, *, concurrency: int = 2, env: dict | None = None, include: str = "", ready_timeout: float = 60
 ) -> subprocess.Popen:
     """`celery -A config worker -Q <queues> --pool prefork -c N`, returned once it says ready."""
-    log_path = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
+    log_path = Path(tempfile.mkstemp(prefix=f"bench-worker-{queues.replace(',', '-')}-", suffix=".log")[1])
     cmd = [
         str(BIN / "celery"),
         "-A",
@@ -149,7 +149,7 @@ def start_worker(
         "--without-mingle",
         "--without-heartbeat",
         "--loglevel",
-        "WARNING",
+        os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
     ]
     if include:
         cmd += ["-I", include]

@@ -14,3 +14,12 @@ app.autodiscover_tasks()
 from config.beat import BEAT_SCHEDULE  # noqa: E402
 
 app.conf.beat_schedule = BEAT_SCHEDULE
+
+
+@__import__("celery").signals.task_prerun.connect
+def _django_connection_hygiene(**_kwargs):
+    # With CELERY_DB_REUSE_MAX set (settings/celery.py) connections outlive tasks; drop broken or
+    # expired ones first, exactly as Django does at the start of a request.
+    from django.db import close_old_connections
+
+    close_old_connections()
