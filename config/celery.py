@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -16,7 +16,7 @@ from config.beat import BEAT_SCHEDULE  # noqa: E402
 app.conf.beat_schedule = BEAT_SCHEDULE
 
 
-@__import__("celery").signals.task_prerun.connect
+@signals.task_prerun.connect
 def _django_connection_hygiene(**_kwargs):
     # With CELERY_DB_REUSE_MAX set (settings/celery.py) connections outlive tasks; drop broken or
     # expired ones first, exactly as Django does at the start of a request.
