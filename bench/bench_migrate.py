@@ -47,7 +47,7 @@ from django.db import connection, connections  # noqa: E402
 
 from migration_v1.db import dsn_for, ensure_v1_alias, v1_dsn  # noqa: E402
 from migration_v1.seed import SeedSizes, create_database, v1_seed  # noqa: E402
-from migration_v1.services import DEFAULT_BATCH_SIZE, v1_migrate, v1_verify  # noqa: E402
+from migration_v1.services import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, v1_migrate, v1_verify  # noqa: E402
 
 DATA_TABLES_SQL = """
 SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables
@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--skip-seed", action="store_true", help="reuse the v1 database as it is")
+    parser.add_argument("--writers", type=int, default=DEFAULT_WRITERS, help="concurrent message-batch writers")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
 
@@ -159,6 +160,7 @@ def main() -> None:
     figures: dict = {
         "messages": args.messages,
         "batch_size": args.batch_size,
+        "writers": args.writers,
         "v2_database": v2_name,
         "v1_database": psycopg.conninfo.conninfo_to_dict(v1)["dbname"],
     }
@@ -176,7 +178,7 @@ def main() -> None:
 
     before = data_writes()
     started = time.perf_counter()
-    report = v1_migrate(batch_size=args.batch_size, progress=args.progress)
+    report = v1_migrate(batch_size=args.batch_size, progress=args.progress, writers=args.writers)
     first_seconds = time.perf_counter() - started
     after_first = data_writes()
     tables = {}

@@ -26,12 +26,17 @@ from .tables import (
 )
 from .verify import v1_verify
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Scope", "SimulatedCrash", "v1_migrate", "v1_verify"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WRITERS", "Scope", "SimulatedCrash", "v1_migrate", "v1_verify"]
 
-# Rows per batch (and per transaction). Measured with bench/bench_migrate.py on the 2-core machine:
-# message throughput flattens above ~10k rows (per-batch overhead is a few temp-table statements, ~5 ms)
-# while memory grows linearly (~1 KB per message row in flight); 20k keeps the process far below 1 GiB.
+# Rows per batch (and per transaction), and concurrent message writers. Measured with
+# `bench/bench_migrate.py --messages 200000` on the 2-core machine (Messages rows/s, medians of noisy
+# runs): batch 5k 13.9k, 20k 27.7k, 50k 32.2k (2 writers); writers 1 / 2 / 3 at 20k: 20.7k / 27.7k /
+# 35.9k; 20k×3 30.4k vs 50k×3 29.9k (same within the noise). Small batches lose to the per-batch cost
+# of hashing the id map and the contact/conversation tables in the message join. Memory grows with
+# batch × (writers + reader queue + 1) ≈ 6 batches in flight: at 1M messages peak RSS 592 MiB with
+# 50k×3, so 20k×3 (~270 MiB) leaves room below 1 GiB for any --batch-size up to ~60k.
 DEFAULT_BATCH_SIZE = 20_000
+DEFAULT_WRITERS = 3
 
 # The order matters: each step resolves its references through the rows of the steps before it.
 STEPS = [
@@ -67,7 +72,7 @@ def v1_migrate(
     from_start: bool = False,
     stop_after: tuple[str, int] | None = None,
     trust_references: bool = True,
-    writers: int = 2,
+    writers: int = DEFAULT_WRITERS,
 ) -> dict:
     """Migrate the scope. Idempotent and resumable (checkpoints per scope and table; `from_start`
     ignores them and relies on the v1_id/id-map skips alone). `stop_after=(table, n)` raises

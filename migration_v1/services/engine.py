@@ -75,7 +75,7 @@ class Context:
     stop_after: tuple[str, int] | None = None
     # Skip FK triggers on the message insert (references come from joins; see messages._trust_references).
     trust_references: bool = True
-    writers: int = 2  # concurrent message-batch writers (see messages._Writers)
+    writers: int = 3  # concurrent message-batch writers (see messages._Writers, services.DEFAULT_WRITERS)
     parallel: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
     _dirty: bool = False

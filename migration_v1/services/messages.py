@@ -344,6 +344,10 @@ def _scope_sql(ctx: Context) -> tuple[str, list]:
     return ' AND "LineId" = ANY(%s)', [ctx.line_ids]
 
 
+_ALREADY_SQL = f"""SELECT v1_id, true FROM messaging_message WHERE v1_id BETWEEN %s AND %s
+    UNION ALL SELECT v1_id, false FROM {QUARANTINE_TABLE} WHERE v1_table = 'Messages' AND v1_id BETWEEN %s AND %s"""
+
+
 class _Reader(threading.Thread):
     """Reads and transforms the next v1 batches while the main thread writes the current one.
 
@@ -353,9 +357,9 @@ class _Reader(threading.Thread):
 
     QUEUE_DEPTH = 2
 
-    def __init__(self, *, dsn: str, scope_sql: str, scope_params: list, last: int, batch_size: int):
+    def __init__(self, *, dsn: str, v2_dsn: str | None, scope_sql: str, scope_params: list, last: int, batch_size: int):
         super().__init__(name="migrate-v1-reader", daemon=True)
-        self.dsn, self.scope_sql, self.scope_params = dsn, scope_sql, scope_params
+        self.dsn, self.v2_dsn, self.scope_sql, self.scope_params = dsn, v2_dsn, scope_sql, scope_params
         self.last, self.batch_size = last, batch_size
         self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
         self.stopped = threading.Event()
@@ -363,33 +367,75 @@ class _Reader(threading.Thread):
     def run(self) -> None:
         try:
             phones: dict = {}
-            with psycopg.connect(self.dsn, autocommit=True) as conn:
+            with (
+                psycopg.connect(self.dsn, autocommit=True) as conn,
+                psycopg.connect(self.v2_dsn or self.dsn, autocommit=True) as v2,
+            ):
                 while not self.stopped.is_set():
-                    # Server-side binding: binary results (bytea and timestamps without text parsing).
-                    with psycopg.Cursor(conn) as vc:
-                        vc.execute(
-                            f'SELECT {_SELECT} FROM "{V1Message._meta.db_table}" WHERE "MessageId" > %s'
-                            f'{self.scope_sql} ORDER BY "MessageId" LIMIT %s',
-                            [self.last, *self.scope_params, self.batch_size],
-                            binary=True,
-                        )
-                        rows = vc.fetchall()
-                        if not rows:
-                            break
-                        lo, hi = rows[0][0], rows[-1][0]
-                        vc.execute(
-                            f'SELECT "MessageId", "MessageMediaId", "Url", "ContentType" FROM "{MEDIA_TABLE}" '
-                            f'WHERE "MessageId" BETWEEN %s AND %s ORDER BY "MessageMediaId"',
-                            [lo, hi],
-                            binary=True,
-                        )
-                        media = vc.fetchall()
-                    out, bad = _transform(rows, phones)
-                    self._put((rows, media, out, bad))
-                    self.last = hi
+                    item = self._next(conn, v2 if self.v2_dsn else None, phones)
+                    if item is None:
+                        break
+                    self._put(item)
             self._put(None)
         except BaseException as exc:  # handed to the main thread, which raises it
             self._put(exc)
+
+    def _next(self, conn, v2, phones: dict) -> tuple | None:
+        """The next batch: (rows, media, out, bad, hi, ids read, already migrated, already quarantined).
+
+        Ids first (index-only), then — when v2 is reachable outside the writers' transactions — the ids
+        already migrated or quarantined are dropped before their rows are even fetched: a rerun over
+        migrated data reads ids and probes the v1_id index, nothing more."""
+        table = V1Message._meta.db_table
+        # Server-side binding: binary results (bytea and timestamps without text parsing).
+        with psycopg.Cursor(conn) as vc:
+            vc.execute(
+                f'SELECT "MessageId" FROM "{table}" WHERE "MessageId" > %s{self.scope_sql} '
+                f'ORDER BY "MessageId" LIMIT %s',
+                [self.last, *self.scope_params, self.batch_size],
+                binary=True,
+            )
+            ids = [r[0] for r in vc.fetchall()]
+            if not ids:
+                return None
+            lo, hi = ids[0], ids[-1]
+            done: set[int] = set()
+            held: set[int] = set()
+            if v2 is not None:
+                for v1_id, migrated in v2.execute(_ALREADY_SQL, [lo, hi, lo, hi]).fetchall():
+                    (done if migrated else held).add(v1_id)
+            todo = [i for i in ids if i not in done and i not in held] if (done or held) else ids
+            rows: list[tuple] = []
+            media: list[tuple] = []
+            if len(todo) == len(ids):
+                vc.execute(
+                    f'SELECT {_SELECT} FROM "{table}" WHERE "MessageId" BETWEEN %s AND %s{self.scope_sql} '
+                    f'ORDER BY "MessageId"',
+                    [lo, hi, *self.scope_params],
+                    binary=True,
+                )
+                rows = vc.fetchall()
+            elif todo:
+                vc.execute(
+                    f'SELECT {_SELECT} FROM "{table}" WHERE "MessageId" = ANY(%s) ORDER BY "MessageId"',
+                    [todo],
+                    binary=True,
+                )
+                rows = vc.fetchall()
+            if rows:
+                vc.execute(
+                    f'SELECT "MessageId", "MessageMediaId", "Url", "ContentType" FROM "{MEDIA_TABLE}" '
+                    f'WHERE "MessageId" BETWEEN %s AND %s ORDER BY "MessageMediaId"',
+                    [rows[0][0], rows[-1][0]],
+                    binary=True,
+                )
+                media = vc.fetchall()
+                if len(rows) < len(ids):
+                    wanted = set(todo)
+                    media = [m for m in media if m[0] in wanted]
+        out, bad = _transform(rows, phones)
+        self.last = hi
+        return rows, media, out, bad, hi, len(ids), len(done), len(held)
 
     def _put(self, item) -> None:
         while not self.stopped.is_set():
@@ -406,21 +452,24 @@ class _Reader(threading.Thread):
 
 def _write_one(ctx: Context, parts, item) -> int:
     """One batch in one transaction: quarantine, write, and (inline mode) the checkpoint. Returns hi id."""
-    rows, media, out, bad = item
-    by_id = {row[0]: row for row in rows}
+    rows, media, out, bad, hi, n_ids, pre_done, pre_held = item
     started = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cur:
-        if out and _write_batch(ctx, cur, parts, out, media, by_id):
-            ctx.mark_dirty()
-        # After the write: the batch's "already migrated or quarantined" probe must not see them.
-        ctx.quarantine(TABLE, _with_media(bad, media))
-        if not ctx.parallel:
-            ctx.set_checkpoint(TABLE, rows[-1][0])
+    if rows or not ctx.parallel:
+        with transaction.atomic(), connection.cursor() as cur:
+            if out and _write_batch(ctx, cur, parts, out, media, {row[0]: row for row in rows}):
+                ctx.mark_dirty()
+            # After the write: the batch's "already migrated or quarantined" probe must not see them.
+            ctx.quarantine(TABLE, _with_media(bad, media))
+            if not ctx.parallel:
+                ctx.set_checkpoint(TABLE, hi)
     with ctx.lock:
         ctx.timings["(batch transaction incl. COPY and commit)"] += time.perf_counter() - started
-        ctx.table(TABLE).read += len(rows)
+        stats = ctx.table(TABLE)
+        stats.read += n_ids
+        stats.skipped += pre_done
+        stats.bump("already_quarantined", pre_held)
         ctx.table("MessageMedia").read += len(media)
-    return rows[-1][0]
+    return hi
 
 
 class _Writers:
@@ -466,7 +515,7 @@ class _Writers:
                         self.next_seq += 1
                     if advanced is not None:
                         self.ctx.set_checkpoint(TABLE, advanced)
-                    self.bar.update(len(payload[0]))
+                    self.bar.update(payload[5])
                     self.ctx.batch_committed(TABLE)
         except BaseException as exc:  # re-raised by the main thread
             self.errors.append(exc)
@@ -515,6 +564,8 @@ def migrate_messages(ctx: Context) -> None:
     ctx.parallel = writers > 1
     reader = _Reader(
         dsn=dsn_for(connections[V1_ALIAS].settings_dict),
+        # Inside a transaction the reader could not see this run's rows: no pre-filter then.
+        v2_dsn=None if connection.in_atomic_block else dsn_for(connections["default"].settings_dict),
         scope_sql=scope_sql,
         scope_params=scope_params,
         last=last,
@@ -538,7 +589,7 @@ def migrate_messages(ctx: Context) -> None:
                     seq += 1
                     continue
                 _write_one(ctx, parts, item)
-                bar.update(len(item[0]))
+                bar.update(item[5])
                 ctx.batch_committed(TABLE)
             if pool:
                 pool.finish()

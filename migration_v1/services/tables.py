@@ -50,8 +50,13 @@ def run_orm_table(
     fields: list[str],
     filters: dict,
     process: Callable[[Context, Rows, list[str]], None],
+    done_sql: str,
 ) -> None:
-    """Keyset batches of a v1 table (ORM, values_list), each processed and checkpointed atomically."""
+    """Keyset batches of a v1 table (ORM, values_list), each processed and checkpointed atomically.
+
+    `done_sql` (params lo, hi) returns the v1 ids of the range already migrated; with the quarantine
+    they are dropped before any Python work (phone parsing is most of a contact batch), so a rerun
+    only reads and probes."""
     stats = ctx.table(table)
     started = time.perf_counter()
     pk = model._meta.pk.attname
@@ -65,11 +70,23 @@ def run_orm_table(
             if not rows:
                 break
             with transaction.atomic():
-                if ctx.trust_references:
-                    with connection.cursor() as cur:
+                with connection.cursor() as cur:
+                    cur.execute(
+                        f"""SELECT v1_id, true FROM ({done_sql}) d UNION ALL SELECT v1_id, false
+                            FROM {QUARANTINE_TABLE} WHERE v1_table = %s AND v1_id BETWEEN %s AND %s""",
+                        [rows[0][0], rows[-1][0], table, rows[0][0], rows[-1][0]],
+                    )
+                    done = {v1_id: migrated for v1_id, migrated in cur.fetchall()}
+                    if done:
+                        ids = {row[0] for row in rows}
+                        stats.skipped += sum(1 for i, m in done.items() if m and i in ids)
+                        stats.bump("already_quarantined", sum(1 for i, m in done.items() if not m and i in ids))
+                    if ctx.trust_references:
                         trust_references(cur)
+                todo = [row for row in rows if row[0] not in done] if done else rows
                 before = (stats.written, stats.merged, sum(stats.extra.values()))
-                process(ctx, rows, columns)
+                if todo:
+                    process(ctx, todo, columns)
                 if (stats.written, stats.merged, sum(stats.extra.values())) != before:
                     ctx.mark_dirty()
                 last = rows[-1][0]
@@ -145,6 +162,7 @@ def migrate_accounts(ctx: Context) -> None:
         ["account_id", "name", "time_zone", "is_active", "created_on"],
         ctx.scope_filter(account_field="account_id", line_field=None),
         _accounts,
+        done_sql="SELECT v1_id FROM organizations_organization WHERE v1_id BETWEEN %s AND %s",
     )
 
 
@@ -268,6 +286,7 @@ def migrate_users(ctx: Context) -> None:
         ["user_id", "account_id", "email", "first_name", "last_name", "role", "is_deleted", "created_on"],
         ctx.scope_filter(account_field="account_id", line_field=None),
         _users,
+        done_sql=f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Users' AND v1_id BETWEEN %s AND %s",
     )
 
 
@@ -418,6 +437,7 @@ def migrate_lines(ctx: Context) -> None:
         ["line_id", "account_id", "phone_number", "name", "provider", "provider_config", "is_deleted", "created_on"],
         ctx.scope_filter(account_field="account_id", line_field="line_id"),
         _lines,
+        done_sql="SELECT v1_id FROM messaging_line WHERE v1_id BETWEEN %s AND %s",
     )
 
 
@@ -544,6 +564,7 @@ def migrate_contacts(ctx: Context) -> None:
         ],
         ctx.scope_filter(account_field="account_id", line_field=None),
         _contacts,
+        done_sql=f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Contacts' AND v1_id BETWEEN %s AND %s",
     )
 
 
@@ -620,6 +641,7 @@ def migrate_blasts(ctx: Context) -> None:
         ["blast_id", "account_id", "line_id", "name", "body", "created_by_user_id", "created_on", "sent_on"],
         ctx.scope_filter(account_field="account_id", line_field="line_id"),
         _blasts,
+        done_sql="SELECT v1_id FROM messaging_blast WHERE v1_id BETWEEN %s AND %s",
     )
 
 
@@ -723,4 +745,5 @@ def migrate_conversations(ctx: Context) -> None:
         ["conversation_id", "line_id", "contact_id", "is_closed", "assigned_user_id", "is_deleted", "created_on"],
         ctx.scope_filter(account_field=None, line_field="line_id"),
         _conversations,
+        done_sql=f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Conversations' AND v1_id BETWEEN %s AND %s",
     )

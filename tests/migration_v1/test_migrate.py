@@ -354,3 +354,30 @@ def test_v1_seed_never_drops_a_database_it_did_not_make(v1_dsn):
             call_command("v1_seed", "--messages", "10", "--database-url", other)
     finally:
         drop_database(other)
+
+
+@pytest.mark.django_db(databases=["default", "v1"], transaction=True)
+def test_parallel_writers_crash_resume_and_rerun_outside_a_transaction(v1_dsn):
+    # Committed for real: 3 writer threads with their own connections, the reader's v2 pre-filter.
+    with pytest.raises(SimulatedCrash):
+        v1_migrate(batch_size=500, writers=3, stop_after=("Messages", 4))
+    checkpoint = MigrationCheckpoint.objects.get(scope="all", table="Messages").last_v1_id
+    assert checkpoint % 500 == 0 and checkpoint <= Message.objects.aggregate(m=Max("v1_id"))["m"] + 500
+    resumed = v1_migrate(batch_size=500, writers=3)
+    quarantined = QuarantinedRow.objects.filter(v1_table="Messages").count()
+    assert Message.objects.count() == SIZES.messages - quarantined
+    assert resumed["tables"]["Messages"]["read"] == SIZES.messages - checkpoint
+    before = _snapshot()
+    rerun = v1_migrate(batch_size=500, writers=3, from_start=True)
+    assert _snapshot() == before
+    assert rerun["tables"]["Messages"]["written"] == 0
+    assert rerun["tables"]["Messages"]["skipped"] == Message.objects.count()
+    assert rerun["tables"]["Messages"]["extra"]["already_quarantined"] == quarantined
+    assert rerun["tables"]["Contacts"]["skipped"] > 0 and rerun["tables"]["Contacts"]["written"] == 0
+    assert v1_verify_ok()
+
+
+def v1_verify_ok() -> bool:
+    from migration_v1.services import v1_verify
+
+    return v1_verify(store=False)["ok"]

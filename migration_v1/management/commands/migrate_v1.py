@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migration_v1.services import DEFAULT_BATCH_SIZE, Scope, v1_migrate, v1_verify
+from migration_v1.services import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, Scope, v1_migrate, v1_verify
 
 
 class Command(BaseCommand):
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--account", type=int, help="v1 AccountId")
         parser.add_argument("--line", type=int, help="v1 LineId")
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+        parser.add_argument("--writers", type=int, default=DEFAULT_WRITERS, help="concurrent message writers")
         parser.add_argument("--dry-run", action="store_true", help="read and map everything, write nothing")
         parser.add_argument("--verify", action="store_true", help="compare v1 and v2 only")
         parser.add_argument(
@@ -37,6 +38,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if o["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
+        if o["writers"] < 1:
+            raise CommandError("--writers must be at least 1")
         if o["verify"]:
             report = v1_verify(scope=scope)
             self._print_verify(report, as_json=o["json"])
@@ -54,6 +57,7 @@ class Command(BaseCommand):
             progress=not o["no_progress"],
             from_start=o["from_start"],
             stop_after=stop_after,
+            writers=o["writers"],
         )
         if o["json"]:
             self.stdout.write(json.dumps(report, default=str))
