@@ -177,3 +177,13 @@ def test_report_for_another_accounts_message_changes_nothing(org, account, line,
     assert message.status == "sent"
     event = WebhookEvent.objects.get()
     assert event.account_id == other.id and event.state == WebhookState.PENDING and "no message" in event.error
+
+
+def test_answers_503_when_the_report_cannot_be_stored(account, post_webhook):
+    from django.db import connection
+
+    post_webhook(account, "delivery", PER_RECIPIENT)  # account lookup cached
+    with connection.cursor() as cursor:  # the table is gone for this (rolled back) test transaction
+        cursor.execute("ALTER TABLE carriers_webhookevent RENAME TO carriers_webhookevent_away")
+    # then: 5xx, so that Sinch retries the report later (a 4xx would drop it for good)
+    assert post_webhook(account, "delivery", PER_RECIPIENT).status_code == 503
