@@ -8,6 +8,8 @@ rerun writes nothing.
 
 from __future__ import annotations
 
+import time
+
 from django.db import connection, transaction
 
 from .engine import Context, progress_bar
@@ -52,6 +54,14 @@ WHERE b.id = s.blast_id AND b.v1_id IS NOT NULL AND b.recipient_count IS DISTINC
 
 
 def derived_refresh(ctx: Context) -> None:
+    started = time.perf_counter()
+    try:
+        _refresh(ctx)
+    finally:
+        ctx.table("derived").seconds += time.perf_counter() - started
+
+
+def _refresh(ctx: Context) -> None:
     stats = ctx.table("derived")
     if not ctx._dirty and ctx.derived_current():
         # Nothing changed since the derived fields were last rebuilt for this scope.
