@@ -306,7 +306,7 @@ def main() -> None:
     p.add_argument("--recipients", type=int, default=20_000)
     p.add_argument("--conversations", type=int, default=2_000)
     p.add_argument("--threads", type=int, default=4, help="API client threads for the conversation run")
-    p.add_argument("--conversation-rate", type=float, default=25.0,
+    p.add_argument("--conversation-rate", type=float, default=10.0,
                    help="requests/s the conversation clients start (0 = unpaced)")
     p.add_argument("--naive-messages", type=int, default=2_000)
     p.add_argument("--sandbox-workers", type=int, default=3, help="sandbox processes (report posting)")
