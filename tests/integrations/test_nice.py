@@ -255,3 +255,20 @@ def test_events_webhook_tenant_isolation(org, fake_nice, client):
     # bad input names the field
     bad = client.post(_events_url(chat.connection), {"event": "AgentJoined"}, "application/json")
     assert bad.status_code == 400 and bad.json()["field"] == "chatSessionId"
+
+
+def test_poll_task_hands_the_lease_to_its_successor_and_stops_at_the_end(org, fake_nice):
+    from integrations.tasks import nice_poll
+
+    chat, _ = _started_chat(org, fake_nice)
+    first = chat.poll_lease_token
+    # the task body, run in this process: one poll, then its successor is enqueued with the lease token
+    assert nice_poll.run(chat.pk, first) is True
+    chat.refresh_from_db()
+    assert chat.poll_lease_token != first
+    assert queued("integrations.nice_poll")[-1] == [chat.pk, chat.poll_lease_token]
+    # the chat ends: the task enqueues nothing more
+    fake_nice.end_chat(chat.chat_session_id)
+    before = len(queued("integrations.nice_poll"))
+    assert nice_poll.run(chat.pk, chat.poll_lease_token) is True
+    assert len(queued("integrations.nice_poll")) == before
