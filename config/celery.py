@@ -19,7 +19,10 @@ app.conf.beat_schedule = BEAT_SCHEDULE
 @signals.task_prerun.connect
 def _django_connection_hygiene(**_kwargs):
     # With CELERY_DB_REUSE_MAX set (settings/celery.py) connections outlive tasks; drop broken or
-    # expired ones first, exactly as Django does at the start of a request.
-    from django.db import close_old_connections
+    # expired ones first, exactly as Django does at the start of a request. Never inside an open
+    # transaction (a task applied eagerly from code or a test that holds one): closing would break it.
+    from django.db import connections
 
-    close_old_connections()
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
