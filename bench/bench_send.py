@@ -423,6 +423,24 @@ def summary(f: dict) -> dict:
         "postprocessing_lag_p95_s": f.get("postprocessing_compare", {}).get("lag_p95_s"),
         "postprocessing_events_per_s": f.get("postprocessing_compare", {}).get("events_per_s"),
         "loadavg_start": f.get("loadavg_start"), "loadavg_end": f.get("loadavg_end"),
+        # With --postprocessing both, "blast" above is the run with post-processing on; the same blast
+        # with post-processing off (no outbox drain competing for the 2 cores):
+        **_pp_off(f),
+    }
+
+
+def _pp_off(f: dict) -> dict:
+    off = f.get("postprocessing_compare", {}).get("off")
+    if not off:
+        return {}
+    naive = f.get("naive", {}).get("send_stage_per_s")
+    return {
+        "pp_off_prepared_per_s": off.get("prepared_per_s"),
+        "pp_off_send_stage_per_s": off.get("send_stage_per_s"),
+        "pp_off_send_stage_ratio": round(off["send_stage_per_s"] / naive, 1) if naive and off.get(
+            "send_stage_per_s") else None,
+        "pp_off_reports_stored_per_s": off.get("reports_stored_per_s"),
+        "pp_off_end_to_end_per_s": off.get("end_to_end_per_s"),
     }
 
 
