@@ -4,8 +4,8 @@ Counters are RECOUNTED per affected blast with one aggregate (GROUP BY blast_id,
 msg_blast_status index), not incremented: a redelivered report, a retried batch or a re-run dead
 letter then cannot double-count, and two drains racing on one blast converge on the truth.
 Cost, measured by `bench/bench_postprocessing.py --recount-messages 20000` on this shared 2-core machine
-(lock + recount of one blast, median of 10): 20k messages 2.9 ms quiet / 12 ms under load, 33k messages
-5-6 ms. Paid once per batch of 1000 events per affected blast: a few ms per thousand events, so no
+(lock + recount of one blast, median of 10): 20k messages 2.9 ms quiet, 12-42 ms under load; 33k messages
+5-45 ms. Paid once per batch of 1000 events per affected blast: a few ms per thousand events, so no
 increments (and no per-event dedup table they would need to be idempotent).
 
 Two steps, because the blast row is often locked by someone else: the send pipeline's prepare chunks
