@@ -156,7 +156,12 @@ FROM messaging_blastrecipient br
 JOIN messaging_contact c ON c.id = br.contact_id
 LEFT JOIN messaging_optout o ON o.organization_id = c.organization_id AND o.phone_number = c.phone_number
 WHERE br.blast_id = %s AND br.id BETWEEN %s AND %s
-  AND NOT EXISTS (SELECT 1 FROM messaging_message m WHERE m.blast_id = br.blast_id AND m.contact_id = br.contact_id)
+  -- Already prepared (a redelivered chunk)? Looked up by the unique client_reference: a (blast_id,
+  -- contact_id) probe let the planner, with statistics stale during a blast, AND in the whole
+  -- blast's msg_blast_status entries per recipient (measured 0.4 s per chunk late in a 20k blast).
+  AND NOT EXISTS (
+      SELECT 1 FROM messaging_message m WHERE m.client_reference = 'bl:' || br.blast_id || ':' || br.contact_id
+  )
 ORDER BY br.id
 """
 
