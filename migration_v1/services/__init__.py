@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..models import MigrationRun, RunStatus
+from .bulk import BulkLoadRefused, bulk_recover
 from .derived import derived_refresh
 from .engine import Context, Scope, SimulatedCrash, resolve_scope
 from .messages import migrate_messages
@@ -26,7 +27,15 @@ from .tables import (
 )
 from .verify import v1_verify
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_WRITERS", "Scope", "SimulatedCrash", "v1_migrate", "v1_verify"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_WRITERS",
+    "BulkLoadRefused",
+    "Scope",
+    "SimulatedCrash",
+    "v1_migrate",
+    "v1_verify",
+]
 
 # Rows per batch (and per transaction), and concurrent message writers. Measured with
 # `bench/bench_migrate.py --messages 200000` on the 2-core machine (Messages rows/s, medians of noisy
@@ -73,10 +82,13 @@ def v1_migrate(
     stop_after: tuple[str, int] | None = None,
     trust_references: bool = True,
     writers: int = DEFAULT_WRITERS,
+    bulk_load: bool = False,
 ) -> dict:
     """Migrate the scope. Idempotent and resumable (checkpoints per scope and table; `from_start`
     ignores them and relies on the v1_id/id-map skips alone). `stop_after=(table, n)` raises
-    SimulatedCrash after n committed batches of that table (tests of resumption)."""
+    SimulatedCrash after n committed batches of that table (tests of resumption). `bulk_load`: drop
+    and rebuild the secondary indexes of messaging_message around the Messages step (services.bulk;
+    only for a v2 that is not live yet, refused otherwise; ignored by dry runs)."""
     scope = scope or Scope()
     ctx = Context(
         scope=scope,
@@ -87,9 +99,10 @@ def v1_migrate(
         stop_after=stop_after,
         trust_references=trust_references,
         writers=writers,
+        bulk_load=bulk_load and not dry_run,
     )
     resolve_scope(ctx)
-    options = {"batch_size": batch_size, "dry_run": dry_run, "from_start": from_start}
+    options = {"batch_size": batch_size, "dry_run": dry_run, "from_start": from_start, "bulk_load": bulk_load}
     started = time.perf_counter()
     if dry_run:
         # Everything is done for real inside one transaction that is then rolled back: the report
@@ -100,8 +113,12 @@ def v1_migrate(
         report = ctx.report()
         report["seconds"] = round(time.perf_counter() - started, 3)
         return report
+    # A bulk load that crashed before rebuilding its indexes: rebuild them before anything else.
+    recovered = bulk_recover()
     run = MigrationRun.objects.create(scope=scope.key, mode="migrate", options=options)
     ctx.run_id = run.pk
+    if recovered:
+        ctx.bulk["recovered_indexes"] = recovered
     try:
         _run_steps(ctx)
     except BaseException as exc:

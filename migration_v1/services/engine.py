@@ -76,6 +76,9 @@ class Context:
     # Skip FK triggers on the message insert (references come from joins; see messages._trust_references).
     trust_references: bool = True
     writers: int = 3  # concurrent message-batch writers (see messages._Writers, services.DEFAULT_WRITERS)
+    # --bulk-load (services.bulk): secondary indexes of messaging_message dropped for the Messages step.
+    bulk_load: bool = False
+    bulk: dict[str, Any] = field(default_factory=dict)
     parallel: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
     _dirty: bool = False
@@ -183,6 +186,7 @@ class Context:
             "tables": {name: asdict(s) for name, s in self.stats.items()},
             "quarantined_by_reason": dict(sorted(self.reasons.items())),
             "warnings": dict(sorted(self.warnings.items())),
+            "bulk_load": self.bulk,
             "message_step_seconds": {k: round(v, 2) for k, v in sorted(self.timings.items(), key=lambda kv: -kv[1])},
         }
 

@@ -22,6 +22,7 @@ from messaging.phone import try_normalize
 
 from ..db import V1_ALIAS, dsn_for
 from ..models import V1Message, V1MessageMedia
+from .bulk import bulk_begin, bulk_end
 from .convert import STATUS_MAP, decode_body, row_json, v1_time
 from .engine import (
     IDMAP_TABLE,
@@ -456,6 +457,10 @@ def _write_one(ctx: Context, parts, item) -> int:
     started = time.perf_counter()
     if rows or not ctx.parallel:
         with transaction.atomic(), connection.cursor() as cur:
+            if ctx.bulk_load:
+                # A crash loses at most the last unflushed commits: the checkpoint is in the same
+                # transaction, so the rerun re-reads exactly those batches.
+                cur.execute("SET LOCAL synchronous_commit = off")
             if out and _write_batch(ctx, cur, parts, out, media, {row[0]: row for row in rows}):
                 ctx.mark_dirty()
             # After the write: the batch's "already migrated or quarantined" probe must not see them.
@@ -571,6 +576,9 @@ def migrate_messages(ctx: Context) -> None:
         last=last,
         batch_size=ctx.batch_size,
     )
+    definitions = bulk_begin(ctx.run_id) if ctx.bulk_load else []
+    if ctx.bulk_load:
+        ctx.bulk["dropped_indexes"] = [name for name, _ in definitions]
     reader.start()
     pool = None
     try:
@@ -597,6 +605,12 @@ def migrate_messages(ctx: Context) -> None:
         reader.stop()
         if pool and any(t.is_alive() for t in pool.threads):
             pool.errors.append(RuntimeError("aborted"))
+        if ctx.bulk_load:
+            # Even when the load failed: v2 must not be left without its indexes (and if this fails
+            # too, the next run recreates them from the run record: bulk.bulk_recover).
+            rebuild = bulk_end(ctx.run_id, definitions)
+            ctx.bulk["index_rebuild_seconds"] = round(rebuild, 2)
+            ctx.timings["(bulk-load: index rebuild)"] += rebuild
     if ctx.scope.kind == "all":
         _quarantine_orphan_media(ctx)
     stats.seconds += time.perf_counter() - started

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migration_v1.services import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, Scope, v1_migrate, v1_verify
+from migration_v1.services import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, BulkLoadRefused, Scope, v1_migrate, v1_verify
 
 
 class Command(BaseCommand):
@@ -21,6 +21,12 @@ class Command(BaseCommand):
         parser.add_argument("--verify", action="store_true", help="compare v1 and v2 only")
         parser.add_argument(
             "--from-start", action="store_true", help="ignore checkpoints (rows already migrated are still skipped)"
+        )
+        parser.add_argument(
+            "--bulk-load",
+            action="store_true",
+            help="first migration into a v2 that is not live yet: drop the secondary indexes of "
+            "messaging_message for the message load and rebuild them after (refused if v2 has its own messages)",
         )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         parser.add_argument("--no-progress", action="store_true")
@@ -50,7 +56,17 @@ class Command(BaseCommand):
         if o["stop_after"]:
             table, _, n = o["stop_after"].partition(":")
             stop_after = (table, int(n))
-        report = v1_migrate(
+        try:
+            report = self._migrate(scope, o, stop_after)
+        except BulkLoadRefused as exc:
+            raise CommandError(str(exc)) from exc
+        if o["json"]:
+            self.stdout.write(json.dumps(report, default=str))
+        else:
+            self._print_migrate(report)
+
+    def _migrate(self, scope, o, stop_after) -> dict:
+        return v1_migrate(
             scope=scope,
             batch_size=o["batch_size"],
             dry_run=o["dry_run"],
@@ -58,11 +74,8 @@ class Command(BaseCommand):
             from_start=o["from_start"],
             stop_after=stop_after,
             writers=o["writers"],
+            bulk_load=o["bulk_load"],
         )
-        if o["json"]:
-            self.stdout.write(json.dumps(report, default=str))
-        else:
-            self._print_migrate(report)
 
     def _print_migrate(self, report: dict) -> None:
         w = self.stdout.write
@@ -85,6 +98,12 @@ class Command(BaseCommand):
             w("Warnings:")
             for text, n in report["warnings"].items():
                 w(f"  {text}: {n}")
+        bulk = report.get("bulk_load") or {}
+        if bulk.get("dropped_indexes"):
+            seconds = bulk.get("index_rebuild_seconds")
+            w(f"Bulk load: {len(bulk['dropped_indexes'])} index(es) dropped, rebuilt in {seconds} s")
+        if bulk.get("recovered_indexes"):
+            w(f"Recreated indexes a crashed bulk load left dropped: {', '.join(bulk['recovered_indexes'])}")
         if report.get("run_id"):
             w(f"Stored as MigrationRun #{report['run_id']}")
 
