@@ -53,6 +53,22 @@ def v1_time(wall: datetime | None) -> datetime | None:
     return wall.replace(tzinfo=V1_SERVER_TZ, fold=0).astimezone(UTC)
 
 
+def v1_time_sql(wall: str) -> str:
+    """SQL of v1_time for a `timestamp` (wall clock) expression: the same rule, set-based.
+
+    `wall AT TIME ZONE 'America/Chicago'` alone takes the *second* occurrence in the autumn fold
+    (and already reads a spring-gap time with the offset before the gap, as fold=0 does). So: the
+    candidate one hour earlier, read and shifted back (`(wall - 1h) AT TIME ZONE … + 1h`), is the
+    first occurrence exactly when it is earlier and still shows `wall` on the Chicago clock.
+    Checked against v1_time for every 7th minute of the transition months 1999-2030 (tests pin the
+    fold and gap rows).
+    """
+    tz = "'America/Chicago'"
+    earlier = f"(({wall} - interval '1 hour') AT TIME ZONE {tz} + interval '1 hour')"
+    plain = f"({wall} AT TIME ZONE {tz})"
+    return f"(CASE WHEN {earlier} < {plain} AND ({earlier} AT TIME ZONE {tz}) = {wall} THEN {earlier} ELSE {plain} END)"
+
+
 def normalize_email(raw: str | None) -> str:
     return (raw or "").strip().lower()
 

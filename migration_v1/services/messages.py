@@ -23,7 +23,7 @@ from messaging.phone import try_normalize
 from ..db import V1_ALIAS, dsn_for
 from ..models import V1Message, V1MessageMedia
 from .bulk import bulk_begin, bulk_end
-from .convert import STATUS_MAP, decode_body, row_json, v1_time
+from .convert import STATUS_MAP, decode_body, row_json, v1_time_sql
 from .engine import (
     IDMAP_TABLE,
     QUARANTINE_TABLE,
@@ -70,9 +70,12 @@ _TEMP_COLUMNS = [
     ("err", "text"),
     ("v1_sent_by", "integer"),
     ("v1_blast", "integer"),
-    ("created_at", "timestamptz"),
-    ("status_at", "timestamptz"),
+    # v1 wall clock as read; converted to UTC in SQL (convert.v1_time_sql), not per row in Python.
+    ("created_wall", "timestamp"),
+    ("status_wall", "timestamp"),
 ]
+_CREATED_AT = v1_time_sql("t.created_wall")
+_STATUS_AT = v1_time_sql("t.status_wall")
 _MEDIA_COLUMNS = [("v1_message_id", "bigint"), ("ord", "integer"), ("url", "text"), ("content_type", "text")]
 
 
@@ -120,8 +123,8 @@ def _transform(rows: list[tuple], phones: dict) -> tuple[list[tuple], list[tuple
                 err or "",
                 sent_by,
                 blast,
-                v1_time(created),
-                v1_time(status_on),
+                created,
+                status_on,
             )
         )
     return out, bad
@@ -187,8 +190,9 @@ def _sql_parts() -> dict[str, tuple[str, str, list]]:
 
 
 # Conversation-less rows (most blast messages, some old rows) attach by (line, normalized number).
-_BY_PHONE = """
-    SELECT DISTINCT ON (l.organization_id, t.e164) l.organization_id AS org_id, l.id AS line_id, t.e164, t.created_at
+_BY_PHONE = f"""
+    SELECT DISTINCT ON (l.organization_id, t.e164) l.organization_id AS org_id, l.id AS line_id, t.e164,
+           {_CREATED_AT} AS created_at
     FROM mig_msgs t JOIN messaging_line l ON l.v1_id = t.v1_line
     WHERE t.v1_conv IS NULL AND t.e164 IS NOT NULL
     ORDER BY l.organization_id, t.e164, t.v1_id
@@ -267,7 +271,7 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     cur.execute(
         f"""INSERT INTO messaging_conversation ({cols}) SELECT DISTINCT ON (s.line_id, s.contact_id) {exprs}
         FROM (SELECT DISTINCT ON (l.id, c.id) l.organization_id AS org_id, l.id AS line_id, c.id AS contact_id,
-                     t.created_at
+                     {_CREATED_AT} AS created_at
               FROM mig_msgs t JOIN messaging_line l ON l.v1_id = t.v1_line
               JOIN messaging_contact c ON c.organization_id = l.organization_id AND c.phone_number = t.e164
               WHERE t.v1_conv IS NULL ORDER BY l.id, c.id, t.v1_id) s
@@ -281,7 +285,8 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     cols, exprs, params = parts["message"]
     cur.execute(
         f"""INSERT INTO messaging_message ({cols}) SELECT {exprs} FROM (
-            SELECT t.*, CASE WHEN t.v1_conv IS NOT NULL THEN cm.v2_id ELSE cv2.id END AS conv_id
+            SELECT t.*, CASE WHEN t.v1_conv IS NOT NULL THEN cm.v2_id ELSE cv2.id END AS conv_id,
+                   {_CREATED_AT} AS created_at, {_STATUS_AT} AS status_at
             FROM mig_msgs t
             LEFT JOIN {IDMAP_TABLE} cm
                 ON t.v1_conv IS NOT NULL AND cm.v1_table = 'Conversations' AND cm.v1_id = t.v1_conv
