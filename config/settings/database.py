@@ -5,6 +5,11 @@ from .env import env
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/parley"),
 }
+# A Unix-socket URL (the embedded server's: postgresql://postgres@/parley?host=/path/to/socket-dir) is
+# parsed by django-environ into OPTIONS["host"]; move it to HOST, where Django and every DSN built from
+# the settings (the migration tool, test fixtures, workers) look for it.
+if not DATABASES["default"].get("HOST") and "host" in DATABASES["default"].get("OPTIONS", {}):
+    DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("TEST", {})
