@@ -46,11 +46,22 @@ def free_port() -> int:
 
 
 def _test_database_url() -> str:
+    from urllib.parse import quote
+
     from django.db import connection
 
     s = connection.settings_dict
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    auth = quote(s["USER"]) + (f":{quote(s['PASSWORD'], safe='')}" if s.get("PASSWORD") else "")
+    host = s["HOST"] or "127.0.0.1"
+    if host.startswith("/"):  # a Unix-socket folder (the embedded server): the form settings/database.py reads
+        return f"postgresql://{auth}@/{s['NAME']}?host={host}" + (f"&port={s['PORT']}" if s["PORT"] else "")
+    return f"postgres://{auth}@{host}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def connection_name() -> str:
+    from django.db import connection
+
+    return connection.settings_dict["NAME"]
 
 
 def purge_queues() -> None:
@@ -84,7 +95,7 @@ class WorkerProc:
         full_env = dict(os.environ)
         full_env.update(
             DATABASE_URL=_test_database_url(),
-            DATABASE_TEST_NAME=_test_database_url().rsplit("/", 1)[1],
+            DATABASE_TEST_NAME=connection_name(),
             DJANGO_SETTINGS_MODULE="tests.worker_settings",
             CELERY_PREFETCH_MULTIPLIER="1",
             PYTHONUNBUFFERED="1",
