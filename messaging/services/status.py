@@ -18,14 +18,24 @@ from django.utils import timezone
 from postprocessing.events import STATUS_EVENTS
 
 from ..status import TRANSITIONS, MessageStatus, check_transition
+from .sql import execute as execute_bound
 
 # Allowed "from>to" pairs, the SQL form of the transition table.
 _ALLOWED_PAIRS = sorted(f"{src}>{dst}" for src, targets in TRANSITIONS.items() for dst in targets)
 # When two updates for one message arrive together, the furthest along wins.
 _RANK = {
-    MessageStatus.QUEUED: 0, MessageStatus.SCHEDULED: 1, MessageStatus.PREPARED: 2, MessageStatus.SENDING: 3,
-    MessageStatus.SENT: 4, MessageStatus.UNKNOWN: 5, MessageStatus.DELIVERED: 6, MessageStatus.UNDELIVERED: 6,
-    MessageStatus.FAILED: 6, MessageStatus.BLOCKED: 6, MessageStatus.CANCELED: 6, MessageStatus.RECEIVED: 6,
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SCHEDULED: 1,
+    MessageStatus.PREPARED: 2,
+    MessageStatus.SENDING: 3,
+    MessageStatus.SENT: 4,
+    MessageStatus.UNKNOWN: 5,
+    MessageStatus.DELIVERED: 6,
+    MessageStatus.UNDELIVERED: 6,
+    MessageStatus.FAILED: 6,
+    MessageStatus.BLOCKED: 6,
+    MessageStatus.CANCELED: 6,
+    MessageStatus.RECEIVED: 6,
 }
 
 
@@ -99,9 +109,10 @@ def messages_apply_statuses(*, updates: Iterable[StatusUpdate]) -> dict[int, str
         _ALLOWED_PAIRS,
         list(STATUS_EVENTS),
     ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_APPLY_SQL, params)
-        return dict(cursor.fetchall())
+    # Server-side binding (services/sql.py): client-side binding re-quotes seven 1000-element arrays
+    # into the SQL text in Python on every call.
+    with transaction.atomic():
+        return dict(execute_bound(_APPLY_SQL, params))
 
 
 def message_set_status(*, message_id: int, status: str, strict: bool = False, **fields) -> bool:
