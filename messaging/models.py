@@ -61,9 +61,7 @@ class Contact(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [
-            models.UniqueConstraint(fields=["organization", "phone_number"], name="uniq_contact_org_number")
-        ]
+        constraints = [models.UniqueConstraint(fields=["organization", "phone_number"], name="uniq_contact_org_number")]
 
     def __str__(self) -> str:
         name = f"{self.first_name} {self.last_name}".strip()
@@ -178,6 +176,9 @@ class BlastRecipient(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["blast", "contact"], name="uniq_blast_recipient")]
 
+    def __str__(self) -> str:
+        return f"Blast {self.blast_id} → contact {self.contact_id}"
+
 
 class Message(models.Model):
     # Index budget: every status change rewrites the row and, since status is in partial-index
@@ -186,9 +187,7 @@ class Message(models.Model):
     # apply path, index maintenance was most of the UPDATE's cost with 19 indexes.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
     line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="messages")
-    conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
-    )
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="messages")
     blast = models.ForeignKey(
         Blast, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
@@ -255,7 +254,8 @@ class Message(models.Model):
             models.Index(fields=["organization", "-created_at"], name="msg_org_recent"),
             # Send pipeline: report matching by batch reference, the release_due and recovery sweeps.
             models.Index(
-                fields=["send_batch_ref", "carrier_recipient"], name="msg_send_batch_ref",
+                fields=["send_batch_ref", "carrier_recipient"],
+                name="msg_send_batch_ref",
                 condition=~Q(send_batch_ref=""),
             ),
             models.Index(fields=["send_at"], name="msg_scheduled_due", condition=Q(status="scheduled")),

@@ -20,7 +20,8 @@ class Organization(models.Model):
         max_length=320, default="Reply STOP to unsubscribe. Msg&data rates may apply.", blank=True
     )
     opt_out_reply = models.CharField(
-        max_length=320, default="You have been unsubscribed and will receive no more messages. Reply START to resubscribe."
+        max_length=320,
+        default="You have been unsubscribed and will receive no more messages. Reply START to resubscribe.",
     )
     opt_in_reply = models.CharField(max_length=320, default="You have been resubscribed. Reply STOP to unsubscribe.")
     short_link_domain = models.CharField(max_length=253, blank=True, help_text="Overrides the default short domain.")

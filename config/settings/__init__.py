@@ -4,6 +4,8 @@ Defaults run on a laptop: with no DATABASE_URL / REDIS_URL / CELERY_BROKER_URL s
 embedded PostgreSQL and Redis (`python -m config.embedded start`) are read from `.data/services.env`.
 """
 
+# isort: skip_file
+# Order matters: later topics may read what earlier ones defined.
 from .base import *  # noqa: F401,F403
 from .database import *  # noqa: F401,F403
 from .celery import *  # noqa: F401,F403

@@ -1,4 +1,4 @@
-from config.queues import Queue, TASK_ROUTES
+from config.queues import TASK_ROUTES, Queue
 
 from .env import env
 
