@@ -10,7 +10,7 @@ See docs/send-pipeline.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
@@ -47,7 +47,7 @@ class AccountInfo:
     provider: str
     config: dict
     webhook_secret: str
-    updated_at: object
+    updated_at: datetime
 
     def __repr__(self) -> str:  # config holds the api token: never in a repr or a log line
         return f"<AccountInfo {self.id} {self.provider}>"

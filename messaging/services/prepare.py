@@ -187,6 +187,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         if not recipients:
             return []
         org = cache.org_info(org_id)
+        assert org is not None, f"organization {org_id} of blast {blast_id} is gone"
         template = carrier_template(body)
         ids = _reserve_ids(len(recipients))
         conversations = conversations_get_or_create(
@@ -228,7 +229,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                     "send_at": send_at,
                 }
             )
-        if link_items:
+        if link_items and shorten is not None:
             shortened = shorten(organization_id=org_id, items=link_items)
             for item in per:
                 short = shortened.get(item["id"])
@@ -315,7 +316,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
             # The counter is recounted after commit, outside this transaction: updating the blast row here
             # would upgrade our FOR SHARE lock and deadlock two chunks of the same blast.
             transaction.on_commit(lambda: blast_recount_opted_out(blast_id=blast_id))
-        rows = [
+        rows: list[tuple[int, int, int | None, bool, str, str, int]] = [
             (mid, line_id, blast_id, params is not None, rendered, recipient, segs)
             for mid, st, params, rendered, recipient, segs in zip(
                 cols["id"],

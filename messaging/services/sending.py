@@ -249,6 +249,7 @@ def blast_preview(*, organization, blast_id: int) -> dict:
     (rendered per recipient; links counted at short-link length). Reads only."""
     blast = Blast.objects.get(organization=organization, pk=blast_id)
     org = cache.org_info(organization.id)
+    assert org is not None  # the organization row is in hand, so its settings exist
     now = timezone.now()
     short_len = _short_link_length(organization)
     with connection.cursor() as cursor:

@@ -23,7 +23,7 @@ from .sql import execute as execute_bound
 # Allowed "from>to" pairs, the SQL form of the transition table.
 _ALLOWED_PAIRS = sorted(f"{src}>{dst}" for src, targets in TRANSITIONS.items() for dst in targets)
 # When two updates for one message arrive together, the furthest along wins.
-_RANK = {
+_RANK: dict[str, int] = {
     MessageStatus.QUEUED: 0,
     MessageStatus.SCHEDULED: 1,
     MessageStatus.PREPARED: 2,
