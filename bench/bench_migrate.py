@@ -77,66 +77,58 @@ def fresh_v2_database() -> str:
     return name
 
 
-def plain_copy_rate(v1: str) -> tuple[int, float]:
-    """The limit: v1 Messages → scratch table in the v2 database, binary COPY streamed through Python."""
+def _timed_copy(src_dsn: str, source_table: str, scratch: str, create_sql: str) -> tuple[int, float]:
+    """Create `scratch` in the v2 database, stream a binary COPY of `source_table` into it through
+    Python, and return (rows, seconds); the scratch table is dropped again."""
     connection.ensure_connection()
     v2 = connection.connection
     with v2.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS bench_scratch_messages")
-        cur.execute("""CREATE TABLE bench_scratch_messages (
-            "MessageId" bigint, "ConversationId" integer, "LineId" integer, "ContactPhone" varchar(20),
-            "Direction" char(1), "Body" bytea, "Status" smallint, "ProviderMessageId" varchar(100),
-            "ErrorCode" varchar(20), "SentByUserId" integer, "BlastId" integer, "CreatedOn" timestamp,
-            "StatusUpdatedOn" timestamp)""")
+        cur.execute(f"DROP TABLE IF EXISTS {scratch}")
+        cur.execute(create_sql)
     v2.commit()
     started = time.perf_counter()
     with (
-        psycopg.connect(v1) as src_conn,
+        psycopg.connect(src_dsn) as src_conn,
         src_conn.cursor() as src_cur,
         v2.cursor() as dst_cur,
-        src_cur.copy('COPY "Messages" TO STDOUT (FORMAT BINARY)') as src,
-        dst_cur.copy("COPY bench_scratch_messages FROM STDIN (FORMAT BINARY)") as dst,
+        src_cur.copy(f"COPY {source_table} TO STDOUT (FORMAT BINARY)") as src,
+        dst_cur.copy(f"COPY {scratch} FROM STDIN (FORMAT BINARY)") as dst,
     ):
         for chunk in src:
             dst.write(chunk)
     v2.commit()
     seconds = time.perf_counter() - started
     with v2.cursor() as cur:
-        cur.execute("SELECT count(*) FROM bench_scratch_messages")
+        cur.execute(f"SELECT count(*) FROM {scratch}")
         rows = cur.fetchone()[0]
-        cur.execute("DROP TABLE bench_scratch_messages")
+        cur.execute(f"DROP TABLE {scratch}")
     v2.commit()
     return rows, seconds
+
+
+def plain_copy_rate(v1: str) -> tuple[int, float]:
+    """The limit: v1 Messages → scratch table in the v2 database, binary COPY streamed through Python."""
+    return _timed_copy(
+        v1,
+        '"Messages"',
+        "bench_scratch_messages",
+        """CREATE TABLE bench_scratch_messages (
+            "MessageId" bigint, "ConversationId" integer, "LineId" integer, "ContactPhone" varchar(20),
+            "Direction" char(1), "Body" bytea, "Status" smallint, "ProviderMessageId" varchar(100),
+            "ErrorCode" varchar(20), "SentByUserId" integer, "BlastId" integer, "CreatedOn" timestamp,
+            "StatusUpdatedOn" timestamp)""",
+    )
 
 
 def indexed_copy_rate() -> tuple[int, float]:
     """The floor of any approach: COPY the migrated messages into an empty clone of messaging_message
     with all its indexes (LIKE ... INCLUDING ALL), no joins, no FK triggers."""
-    connection.ensure_connection()
-    v2 = connection.connection
-    with v2.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS bench_scratch_indexed")
-        cur.execute("CREATE TABLE bench_scratch_indexed (LIKE messaging_message INCLUDING ALL)")
-        cur.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'bench_scratch_indexed'")
-    v2.commit()
-    started = time.perf_counter()
-    with (
-        psycopg.connect(dsn_for(connections["default"].settings_dict)) as src_conn,
-        src_conn.cursor() as src_cur,
-        v2.cursor() as dst_cur,
-        src_cur.copy("COPY messaging_message TO STDOUT (FORMAT BINARY)") as src,
-        dst_cur.copy("COPY bench_scratch_indexed FROM STDIN (FORMAT BINARY)") as dst,
-    ):
-        for chunk in src:
-            dst.write(chunk)
-    v2.commit()
-    seconds = time.perf_counter() - started
-    with v2.cursor() as cur:
-        cur.execute("SELECT count(*) FROM bench_scratch_indexed")
-        rows = cur.fetchone()[0]
-        cur.execute("DROP TABLE bench_scratch_indexed")
-    v2.commit()
-    return rows, seconds
+    return _timed_copy(
+        dsn_for(connections["default"].settings_dict),
+        "messaging_message",
+        "bench_scratch_indexed",
+        "CREATE TABLE bench_scratch_indexed (LIKE messaging_message INCLUDING ALL)",
+    )
 
 
 def message_indexes() -> list[tuple[str, str]]:
