@@ -15,5 +15,5 @@ def apply_webhooks() -> dict:
     Enqueued by the webhook view through a Redis SET NX debounce, and every 15 s by beat as a sweep
     (retries of early reports, anything a lost enqueue left behind).
     """
-    result = services.webhook_process()
+    result = services.webhook_process(gather=services.APPLY_GATHER_SECONDS)
     return {"claimed": result.claimed, "applied": result.statuses_applied, "retried": result.retried}

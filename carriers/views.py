@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import logging
+from dataclasses import dataclass
 
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -23,14 +25,13 @@ from .services import WebhookRejected, webhook_receive
 log = logging.getLogger(__name__)
 
 
-def _basic_auth_ok(request: HttpRequest, account: WebhookAccount) -> bool:
+def _basic_auth_ok(authorization: str, account: WebhookAccount) -> bool:
     if not account.username:
         return True
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if not header.startswith("Basic "):
+    if not authorization.startswith("Basic "):
         return False
     try:
-        username, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        username, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         return False
     # Both compared in full (no short-circuit), in constant time.
@@ -39,26 +40,47 @@ def _basic_auth_ok(request: HttpRequest, account: WebhookAccount) -> bool:
     return user_ok & password_ok
 
 
-def _receive(request: HttpRequest, secret: str, kind: str) -> HttpResponse:
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+_UNAUTHORIZED = Answer(401, headers=(("WWW-Authenticate", 'Basic realm="parley-webhooks"'),))
+
+
+def webhook_answer(*, secret: str, kind: str, authorization: str, body: bytes) -> Answer:
+    """The whole endpoint, transport aside: the Django views below and the WSGI fast lane
+    (carriers/wsgi.py) both answer with this."""
     try:
         account = account_for_webhook(secret)
     except DatabaseError:
         log.exception("webhook account lookup failed")
-        return HttpResponse(status=503)
+        return Answer(503)
     if account is None:
-        return HttpResponse(status=404)
-    if not _basic_auth_ok(request, account):
-        response = HttpResponse(status=401)
-        response["WWW-Authenticate"] = 'Basic realm="parley-webhooks"'
-        return response
+        return Answer(404)
+    if not _basic_auth_ok(authorization, account):
+        return _UNAUTHORIZED
     try:
-        webhook_receive(account_id=account.id, kind=kind, body=request.body)
+        webhook_receive(account_id=account.id, kind=kind, body=body)
     except WebhookRejected as exc:
-        return JsonResponse({"error": "invalid_body", "reason": str(exc)}, status=400)
+        payload = json.dumps({"error": "invalid_body", "reason": str(exc)}).encode()
+        return Answer(400, payload, (("Content-Type", "application/json"),))
     except DatabaseError:
         log.exception("could not store a %s webhook for carrier account %s", kind, account.id)
-        return HttpResponse(status=503)
-    return HttpResponse(status=200)
+        return Answer(503)
+    return Answer(200)
+
+
+def _receive(request: HttpRequest, secret: str, kind: str) -> HttpResponse:
+    answer = webhook_answer(
+        secret=secret, kind=kind, authorization=request.META.get("HTTP_AUTHORIZATION", ""), body=request.body
+    )
+    response = HttpResponse(answer.body, status=answer.status)
+    for name, value in answer.headers:
+        response[name] = value
+    return response
 
 
 @csrf_exempt

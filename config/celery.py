@@ -26,3 +26,7 @@ def _django_connection_hygiene(**_kwargs):
     for conn in connections.all(initialized_only=True):
         if not conn.in_atomic_block:
             conn.close_if_unusable_or_obsolete()
+            # A task is worth one round trip: a connection the server dropped (restart, failover) is
+            # replaced before the task's first query instead of failing it.
+            if conn.connection is not None and not conn.is_usable():
+                conn.close()

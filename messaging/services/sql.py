@@ -15,13 +15,20 @@ import psycopg
 from django.db import connection
 
 
-def execute(sql: str, params: list) -> list[tuple]:
-    """Run one statement (use %b for array parameters); returns its rows ([] when it returns none)."""
+def execute(sql: str, params: list, *, prepare: bool | None = None) -> list[tuple]:
+    """Run one statement (use %b for array parameters); returns its rows ([] when it returns none).
+
+    prepare=True: a server-side prepared statement, parsed and planned once per connection (Django
+    turns psycopg's automatic preparation off). For small fixed-shape statements only: after five
+    runs PostgreSQL may switch a prepared statement to a generic plan, which for the array
+    statements would not know the arrays' sizes."""
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
     start = time.monotonic()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
+    # wrap_database_errors: psycopg's errors surface as django.db's (DatabaseError, OperationalError...),
+    # as through a Django cursor, so callers catch one family.
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=prepare)
         rows = cursor.fetchall() if cursor.description else []
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})

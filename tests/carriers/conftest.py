@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
@@ -35,15 +37,72 @@ def line(org, account):
     return factories.LineFactory(organization=org, carrier_account=account)
 
 
-@pytest.fixture
-def post_webhook(client):
-    """post_webhook(account, "delivery", payload_or_bytes, **headers) → response."""
+@dataclass
+class WsgiResponse:
+    status_code: int
+    content: bytes
+    headers: dict[str, str]
+
+    def json(self):
+        return json.loads(self.content)
+
+    def __getitem__(self, name: str) -> str:
+        return self.headers[name]
+
+
+def wsgi_post(path: str, body: bytes, **headers) -> WsgiResponse:
+    """POST through config.wsgi.application, the app gunicorn serves (the carrier webhook fast lane in
+    front of Django). As Django's test client does, the connection-closing signal receivers are
+    disconnected for the call: the test's transaction must survive the "request"."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    from config.wsgi import application
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        **headers,
+    }
+    started: list = []
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        chunks = application(environ, lambda status, hdrs, exc_info=None: started.extend((status, hdrs)))
+        content = b"".join(chunks)
+        getattr(chunks, "close", lambda: None)()
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+    status, hdrs = started
+    return WsgiResponse(int(status.split()[0]), content, dict(hdrs))
+
+
+@pytest.fixture(params=["django", "fast_lane"])
+def post_webhook(request, client):
+    """post_webhook(account, "delivery", payload_or_bytes, **headers) → response, through Django's test
+    client and through the WSGI application with its carrier fast lane (carriers/wsgi.py)."""
 
     def post(account, kind: str, payload, **headers):
         body = payload if isinstance(payload, bytes | str) else json.dumps(payload)
-        return client.post(
-            f"/webhooks/sinch/{account.webhook_secret}/{kind}", data=body, content_type="application/json", **headers
-        )
+        path = f"/webhooks/sinch/{account.webhook_secret}/{kind}"
+        if request.param == "fast_lane":
+            return wsgi_post(path, body.encode() if isinstance(body, str) else body, **headers)
+        return client.post(path, data=body, content_type="application/json", **headers)
 
     return post
 

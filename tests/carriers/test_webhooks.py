@@ -187,3 +187,33 @@ def test_answers_503_when_the_report_cannot_be_stored(account, post_webhook):
         cursor.execute("ALTER TABLE carriers_webhookevent RENAME TO carriers_webhookevent_away")
     # then: 5xx, so that Sinch retries the report later (a 4xx would drop it for good)
     assert post_webhook(account, "delivery", PER_RECIPIENT).status_code == 503
+
+
+def test_fast_lane_path_is_the_urlconfs(account):
+    from django.urls import reverse
+
+    from carriers.wsgi import WEBHOOK_PATH
+
+    for name, kind in (("carriers:sinch-delivery", "delivery"), ("carriers:sinch-inbound", "inbound")):
+        match = WEBHOOK_PATH.fullmatch(reverse(name, args=[account.webhook_secret]))
+        assert match is not None and match["secret"] == account.webhook_secret and match["kind"] == kind
+
+
+def test_fast_lane_leaves_other_requests_to_django(account):
+    from tests.carriers.conftest import wsgi_post
+
+    # given: a GET on the webhook path (the view only allows POST) and a POST elsewhere
+    secret = account.webhook_secret
+    # when / then: Django answers them (405 from require_POST; the URLconf's 404)
+    assert wsgi_post(f"/webhooks/sinch/{secret}/delivery", b"", REQUEST_METHOD="GET").status_code == 405
+    assert wsgi_post(f"/webhooks/sinch/{secret}/other", b"{}").status_code == 404
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_fast_lane_refuses_an_oversized_body_without_storing(account, settings):
+    from tests.carriers.conftest import wsgi_post
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = wsgi_post(f"/webhooks/sinch/{account.webhook_secret}/delivery", json.dumps(PER_RECIPIENT).encode())
+    assert response.status_code == 413
+    assert WebhookEvent.objects.count() == 0
