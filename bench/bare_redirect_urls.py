@@ -1,6 +1,6 @@
 """Bench-only baseline for bench/bench_redirect.py: a bare Django view answering 302 from a dict.
 
-Served by its own gunicorn as `bare_redirect_urls:application` (with `--pythonpath bench`): the project's
+Served by its own web server as `bare_redirect_urls:application` (bench/ on PYTHONPATH): the project's
 settings with one override, ROOT_URLCONF = this module, so the request goes through the same
 middleware stack as any page of the app, then a dict lookup. The codes and targets come from the file
 named by BENCH_CODES_FILE ("code<TAB>url" per line), the same links the real redirect serves.

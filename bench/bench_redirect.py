@@ -3,10 +3,11 @@
 1. Shortens the links of a 20,000-message blast through the send pipeline's seam
    (shortener.services.links_shorten_for_messages) and times it.
 2. Counts database queries of a redirect on a cache hit (test client + CaptureQueriesContext).
-3. Serves the app with gunicorn (2 workers; sync and gthread) on loopback and loads GET /<code> over the
+3. Serves the app as `make run` does (config/webserver.py: Granian, 2 workers of 1 and of 4 threads) on
+   loopback and loads GET /<code> over the
    20,000 new links with wrk for --duration seconds, Host = the short domain, click recording on; a
    flusher thread plays beat + "shortener.flush_clicks" (clicks_flush every second) meanwhile.
-4. Loads a bare Django view returning a 302 from a dict (bench/bare_redirect_urls.py, a second gunicorn
+4. Loads a bare Django view returning a 302 from a dict (bench/bare_redirect_urls.py, a second server
    with ROOT_URLCONF overridden) the same way, in the same run.
 Prints requests/s, p50, p99 for each, the ratio redirect/bare, queries per cache-hit redirect, clicks
 written per second by the batch writer, and ends with one line of JSON holding every figure.
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import ensure_wrk, free_port, log  # noqa: E402
+
+from config.webserver import web_command  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -140,26 +143,11 @@ def queries_per_cached_redirect(code: str) -> int:
 # --- load --------------------------------------------------------------------------------------------
 
 
-def start_gunicorn(app: str, port: int, worker_class: str, env: dict, pythonpath: str | None = None):
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "gunicorn"),
-        app,
-        "--workers",
-        "2",
-        "--worker-class",
-        worker_class,
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        "--chdir",
-        str(ROOT),
-    ]
-    if worker_class == "gthread":
-        cmd += ["--threads", "4"]
+def start_server(app: str, port: int, threads: int, env: dict, pythonpath: str | None = None):
+    """The web server as `make run` runs it (config/webserver.py), serving `app`."""
     if pythonpath:
-        cmd += ["--pythonpath", pythonpath]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH", "")])))
+    proc = subprocess.Popen(web_command(port=port, threads=threads, app=app), env=env, start_new_session=True)
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
@@ -167,9 +155,9 @@ def start_gunicorn(app: str, port: int, worker_class: str, env: dict, pythonpath
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn {app} exited with {proc.returncode}") from None
+                raise RuntimeError(f"web server for {app} exited with {proc.returncode}") from None
             time.sleep(0.2)
-    raise RuntimeError(f"gunicorn {app} did not start")
+    raise RuntimeError(f"web server for {app} did not start")
 
 
 def stop(proc) -> None:
@@ -235,7 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load per server")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--worker-classes", default="sync,gthread", help="gunicorn worker classes to measure")
+    parser.add_argument("--threads", default="1,4", help="threads per web worker to measure (2 workers each)")
     args = parser.parse_args()
 
     wrk = ensure_wrk()
@@ -270,16 +258,18 @@ def main() -> None:
     flusher = Flusher()
     flusher.start()
     load_before = os.getloadavg()[0]
-    for round_index, worker_class in enumerate(args.worker_classes.split(",")):
+    for round_index, worker_class in enumerate(f"t{n}" for n in args.threads.split(",")):
         # Alternate which server goes first, so a load change on the shared machine does not always
         # favour the same one.
         for kind in ("redirect", "bare") if round_index % 2 == 0 else ("bare", "redirect"):
             port = free_port()
             if kind == "redirect":
-                proc = start_gunicorn("config.wsgi:application", port, worker_class, env)
+                proc = start_server("config.wsgi:application", port, int(worker_class[1:]), env)
                 script = short_script
             else:
-                proc = start_gunicorn("bare_redirect_urls:application", port, worker_class, env, str(ROOT / "bench"))
+                proc = start_server(
+                    "bare_redirect_urls:application", port, int(worker_class[1:]), env, str(ROOT / "bench")
+                )
                 script = bare_script
             try:
                 figures = run_wrk(wrk, port, str(script), args.duration, args.connections)
@@ -308,7 +298,7 @@ def main() -> None:
     ratio = round(results[f"redirect_{best}"]["rps"] / results[f"bare_{best}"]["rps"], 3)
     ratios = {
         f"ratio_{wc}": round(results[f"redirect_{wc}"]["rps"] / results[f"bare_{wc}"]["rps"], 3)
-        for wc in args.worker_classes.split(",")
+        for wc in (f"t{n}" for n in args.threads.split(","))
     }
     log(f"ratio redirect/bare ({best}): {ratio}  (target >= 0.8; redirect target >= 2000 req/s)")
     log(f"1-minute load average before/after the load runs: {load_before:.2f} / {load_after:.2f} (2 cores)")
@@ -322,8 +312,9 @@ def main() -> None:
         "bench": "redirect",
         "duration_s": args.duration,
         "connections": args.connections,
-        "gunicorn_workers": 2,
-        "best_worker_class": best,
+        "web_server": "granian",
+        "web_workers": 2,
+        "best_threads": best,
         "redirect_rps": results[f"redirect_{best}"]["rps"],
         "redirect_p50_ms": results[f"redirect_{best}"]["p50_ms"],
         "redirect_p99_ms": results[f"redirect_{best}"]["p99_ms"],

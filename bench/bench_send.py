@@ -1,6 +1,6 @@
 """Benchmark of the send pipeline, closed loop on this machine (`make bench-send`). See docs/send-pipeline.md.
 
-Real processes: PostgreSQL, Redis, Celery workers (prefork), the web app under gunicorn (2 workers)
+Real processes: PostgreSQL, Redis, Celery workers (prefork), the web app as `make run` serves it (Granian, 2 workers)
 receiving the sandbox carrier's delivery reports over loopback (one per-recipient final report per
 message; the sandbox posts from --sandbox-workers processes, as one Python process tops out near
 ~600 posts/s), and the sandbox carrier speaking Sinch XMS.
@@ -49,8 +49,8 @@ from common import (  # noqa: E402
     seed_blast,
     seed_contacts,
     seed_org,
-    start_gunicorn,
     start_sandbox,
+    start_web,
     start_worker,
 )
 
@@ -370,6 +370,12 @@ def main() -> None:
     p.add_argument("--naive-messages", type=int, default=2_000)
     p.add_argument("--sandbox-workers", type=int, default=3, help="sandbox processes (report posting)")
     p.add_argument(
+        "--report-delay",
+        default="1,3",
+        help="min,max seconds from carrier acceptance to its delivery report (e.g. 30,40 measures the send "
+        "stage without report traffic on the same cores)",
+    )
+    p.add_argument(
         "--send-concurrency",
         type=int,
         default=4,
@@ -383,7 +389,7 @@ def main() -> None:
         help="both: the blast with post-processing off, then on (bench/bench_postprocessing.py)",
     )
     p.add_argument(
-        "--web-threads", type=int, default=8, help="gunicorn gthread threads per worker (2 workers); 1 = sync workers"
+        "--web-threads", type=int, default=4, help="web app threads per worker (2 workers, config/webserver.py)"
     )
     p.add_argument("--wrk-duration", type=int, default=10)
     p.add_argument("--skip", default="", help="comma list of: blast,conversations,queries,naive,wrk")
@@ -404,10 +410,12 @@ def main() -> None:
         "bench": "send",
         "postprocessing": args.postprocessing,
         "cores": os.cpu_count(),
-        "gunicorn_workers": 2,
-        "gunicorn_threads": args.web_threads,
+        "web_server": "granian",
+        "web_workers": 2,
+        "web_threads": args.web_threads,
         "sandbox_workers": args.sandbox_workers,
         "send_worker_concurrency": args.send_concurrency,
+        "report_delay_s": args.report_delay,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
@@ -417,15 +425,15 @@ def main() -> None:
             start_sandbox(
                 sandbox_port,
                 "--delay-min",
-                "1",
+                args.report_delay.split(",")[0],
                 "--delay-max",
-                "3",
+                args.report_delay.split(",")[1],
                 "--no-dispatched",
                 workers=args.sandbox_workers,
                 env=env,
             ),
         )
-        procs.add("web", start_gunicorn(web_port, threads=args.web_threads, env=env))
+        procs.add("web", start_web(web_port, threads=args.web_threads, env=env))
         # Prefetch 1: a child busy with a slow carrier call does not sit on reserved single-message
         # tasks (latency); the blast's tasks are few and fat, so throughput does not need prefetch.
         procs.add(

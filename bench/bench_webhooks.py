@@ -2,7 +2,7 @@
 
 1. Makes (once) a bench organization with a sandbox carrier account, one line and --messages outbound
    messages in status "sent", in carrier batches of 1000 (carrier_batch_id, carrier_recipient).
-2. Serves the app with gunicorn (2 workers x --threads 8 gthread; --threads 0 = sync) on loopback and loads
+2. Serves the app as `make run` does (config/webserver.py: Granian, 2 workers x --threads 4) on loopback and loads
    POST /webhooks/sinch/<secret>/delivery with wrk for --duration seconds, each request one Sinch
    per-recipient delivery report of one of those messages. Prints requests/s, stored rows/s (rows
    counted in carriers_webhookevent), non-2xx answers, latency p50/p99.
@@ -10,7 +10,7 @@
    back to "sent", and times the apply task's body (carriers.services.webhook_process, the code
    "carriers.apply_webhooks" runs) over all of them: events/s and message statuses applied/s.
 4. With --sandbox-reports N (default 10,000): starts `python -m carriers.sandbox --workers 2`, sends
-   N/1000 batches of 1000 recipients with per_recipient_final reports to the same gunicorn, and measures
+   N/1000 batches of 1000 recipients with per_recipient_final reports to the same web app, and measures
    the rate at which the sandbox posts reports that our app stores (reports/s end to end).
 Ends with one line of JSON holding every figure.
 
@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from common import ensure_wrk, free_port, log, stop, wait_port  # noqa: E402
+
+from config.webserver import web_command  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -253,7 +255,7 @@ def measure_apply(account_id: int, org_id: int) -> dict:
 def measure_sandbox_posting(
     account: CarrierAccount,
     line: Line,
-    gunicorn_port: int,
+    web_port: int,
     sandbox_url: str,
     reports: int,
     pairs: list[tuple[str, str]],
@@ -261,7 +263,7 @@ def measure_sandbox_posting(
     reset(account.organization_id, account.id)
     account.refresh_from_db()
     adapter = adapter_for(account)
-    callback = f"http://127.0.0.1:{gunicorn_port}/webhooks/sinch/{account.webhook_secret}/delivery"
+    callback = f"http://127.0.0.1:{web_port}/webhooks/sinch/{account.webhook_secret}/delivery"
     started = time.perf_counter()
     for i in range(0, reports, BATCH):
         chunk = [recipient for _, recipient in pairs[i : i + BATCH]]
@@ -410,8 +412,8 @@ def main() -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=8,
-        help="gunicorn gthread threads per worker (0 = sync workers, as config/devserver.py runs). "
+        default=4,
+        help="web app threads per worker (config/webserver.py). "
         "Threads let concurrent INSERTs share WAL flushes (group commit).",
     )
     args = parser.parse_args()
@@ -424,25 +426,7 @@ def main() -> None:
     reset(account.organization_id, account.id)
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
-    gunicorn = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "config.wsgi:application",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "--chdir",
-            str(ROOT),
-            "--backlog",
-            "2048",
-            *(["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads else []),
-        ],
-        env=env,
-        start_new_session=True,
-    )
+    web = subprocess.Popen(web_command(port=port, threads=args.threads), env=env, start_new_session=True)
     sandbox = subprocess.Popen(
         [
             sys.executable,
@@ -463,13 +447,14 @@ def main() -> None:
     )
     figures: dict = {
         "bench": "webhooks",
-        "gunicorn_workers": 2,
-        "gunicorn_threads": args.threads or 1,
+        "web_server": "granian",
+        "web_workers": 2,
+        "web_threads": args.threads,
         "duration_s": args.duration,
         "connections": args.connections,
     }
     try:
-        wait_port(port, gunicorn, "gunicorn")
+        wait_port(port, web, "web")
         wait_port(sandbox_port, sandbox, "sandbox")
         path = f"/webhooks/sinch/{account.webhook_secret}/delivery"
         assert requests.post(f"http://127.0.0.1:{port}{path}", data=report_body(*pairs[0]), timeout=5).ok
@@ -505,7 +490,7 @@ def main() -> None:
                 f"{posting['stored']} reports posted and stored in {posting['seconds']} s = "
                 f"{posting['reports_per_s']} reports/s"
             )
-            stop(gunicorn)
+            stop(web)
             log(f"== 4. one sandbox process posts {args.sandbox_reports} reports to a do-nothing sink")
             alone = measure_sender_alone(env, args.sandbox_reports)
             figures["sandbox_sender_alone"] = alone
@@ -515,7 +500,7 @@ def main() -> None:
             figures["sandbox_api"] = api
             log(f"batches of 1: {api['batches_of_1_rps']}/s, batches of 1000: {api['batches_of_1000_rps']}/s")
     finally:
-        stop(gunicorn)
+        stop(web)
         stop(sandbox)
         reset(account.organization_id, account.id)
         # The view enqueued "carriers.apply_webhooks" (no worker runs here): drop it from the broker.

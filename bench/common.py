@@ -1,8 +1,8 @@
-"""Shared helpers of the benchmarks: Django setup, processes (gunicorn, Celery workers, the sandbox
+"""Shared helpers of the benchmarks: Django setup, processes (the web app, Celery workers, the sandbox
 carrier), seeding with COPY, polling counters, percentiles. Other bench scripts may import it:
 
     from common import django_setup; django_setup()   # (bench/ is on sys.path when a script runs)
-    from common import Procs, start_gunicorn, start_worker, start_sandbox, seed_org, seed_contacts
+    from common import Procs, start_web, start_worker, start_sandbox, seed_org, seed_contacts
 
 With DATABASE_URL / REDIS_URL unset, the settings use the embedded services (`make services`).
 """
@@ -112,31 +112,18 @@ def bench_env(**extra) -> dict:
     return env
 
 
-def start_gunicorn(port: int, *, workers: int = 2, threads: int = 8, env: dict | None = None) -> subprocess.Popen:
-    """The web app: `workers` processes; threads > 1 → gthread workers. Threads matter for webhooks:
-    each stored report is one committed INSERT (one WAL flush); concurrent requests of one process
-    share flushes (group commit), sync workers pay one each (docs/carriers.md measured ~6x)."""
-    threading_args = ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
+def start_web(port: int, *, workers: int = 2, threads: int = 4, env: dict | None = None) -> subprocess.Popen:
+    """The web app as `make run` serves it (config/webserver.py: Granian, `workers` processes of `threads`
+    threads). Threads matter for webhooks: each stored report is one committed INSERT (one WAL flush),
+    and concurrent requests share flushes (group commit)."""
+    from config.webserver import web_command
+
     proc = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "config.wsgi:application",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-            "--chdir",
-            str(ROOT),
-            "--backlog",
-            "2048",
-            *threading_args,
-        ],
+        web_command(port=port, workers=workers, threads=threads),
         env=env or bench_env(),
         start_new_session=True,
     )
-    wait_port(port, proc, "gunicorn")
+    wait_port(port, proc, "web")
     return proc
 
 

@@ -1,6 +1,6 @@
 """`make run`: the whole platform in one terminal, on embedded defaults. Ctrl-C stops everything.
 
-Starts the sandbox carrier, the web app (gunicorn, 2 workers), a Celery worker on every queue and
+Starts the sandbox carrier, the web app (Granian, 2 workers: config/webserver.py), a Celery worker on every queue and
 Celery beat, each as a child process; their output is prefixed with the process name. If any of them
 exits, the rest are stopped too, so a half-running platform never looks healthy.
 """
@@ -16,6 +16,7 @@ import time
 
 from config.embedded import BASE_DIR, DATA_DIR
 from config.queues import ALL_QUEUES
+from config.webserver import web_command
 
 PY = sys.executable
 
@@ -24,7 +25,7 @@ def _commands(port: int, sandbox_port: int) -> dict[str, list[str]]:
     celery = [PY, "-m", "celery", "-A", "config"]
     return {
         "sandbox": [PY, "-m", "carriers.sandbox", "--port", str(sandbox_port)],
-        "web": [PY, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--access-logfile", "-"],
+        "web": web_command(port=port, log_level="info"),
         "worker": [*celery, "worker", "-Q", ALL_QUEUES, "-c", "2", "--loglevel", "INFO"],
         "beat": [*celery, "beat", "--loglevel", "INFO", "-s", str(DATA_DIR / "celerybeat-schedule")],
     }

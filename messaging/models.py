@@ -99,12 +99,16 @@ class ConversationStatus(models.TextChoices):
 
 
 class Conversation(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="conversations")
-    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="conversations")
+    # Index budget: a blast creates a conversation per new recipient. organization and line have no
+    # index of their own (conv_org_* and the (line, contact) constraint lead with them).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="conversations", db_index=False
+    )
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="conversations", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
     status = models.CharField(max_length=8, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
     assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     # Derived (post-processing keeps them; recompute_derived rebuilds them). Never moved backwards.
     last_message_at = models.DateTimeField(null=True, blank=True)
@@ -118,6 +122,7 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["organization", "-last_message_at", "-id"], name="conv_org_recent"),
             models.Index(fields=["organization", "status"], name="conv_org_status"),
+            models.Index(fields=["assignee"], name="conv_assignee", condition=Q(assignee__isnull=False)),
         ]
 
     def __str__(self) -> str:

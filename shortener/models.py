@@ -14,16 +14,25 @@ from django.db.models.functions import Now
 
 class Link(models.Model):
     # Codes are random (secrets), case-sensitive, from a 62-character alphabet; see shortener/codes.py.
-    code = models.CharField(max_length=32, unique=True)
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+")
+    # Index budget: a blast writes one link per recipient, so each index costs an insert per message.
+    # Unique by a constraint (no varchar_pattern_ops "_like" twin); the foreign keys that an index of
+    # Meta.indexes already leads with have no index of their own.
+    code = models.CharField(max_length=32)
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     target_url = models.TextField()
     fallback_url = models.TextField(blank=True, default="", db_default="")
     # Attribution (optional): the message the link was made for, and its contact and blast.
-    message = models.ForeignKey("messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    message = models.ForeignKey(
+        "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     contact = models.ForeignKey("messaging.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    blast = models.ForeignKey("messaging.Blast", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    blast = models.ForeignKey(
+        "messaging.Blast", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     created_at = models.DateTimeField(db_default=Now())
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -35,8 +44,11 @@ class Link(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["code"], name="link_code_uniq")]
         indexes = [
             models.Index(fields=["organization", "-id"], name="link_org_recent"),
+            # API-created links only; deleting a user sets created_by NULL through it.
+            models.Index(fields=["created_by"], name="link_created_by", condition=models.Q(created_by__isnull=False)),
             models.Index(fields=["blast"], name="link_blast", condition=models.Q(blast__isnull=False)),
             models.Index(fields=["message"], name="link_message", condition=models.Q(message__isnull=False)),
         ]
