@@ -11,12 +11,13 @@ import base64
 import hmac
 import json
 import logging
-from dataclasses import dataclass
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+
+from config.lanes import Answer, answer_to_response
 
 from .models import WebhookKind
 from .selectors import WebhookAccount, account_for_webhook
@@ -38,13 +39,6 @@ def _basic_auth_ok(authorization: str, account: WebhookAccount) -> bool:
     user_ok = hmac.compare_digest(username.encode(), account.username.encode())
     password_ok = hmac.compare_digest(password.encode(), account.password.encode())
     return user_ok & password_ok
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 _UNAUTHORIZED = Answer(401, headers=(("WWW-Authenticate", 'Basic realm="parley-webhooks"'),))
@@ -77,10 +71,7 @@ def _receive(request: HttpRequest, secret: str, kind: str) -> HttpResponse:
     answer = webhook_answer(
         secret=secret, kind=kind, authorization=request.META.get("HTTP_AUTHORIZATION", ""), body=request.body
     )
-    response = HttpResponse(answer.body, status=answer.status)
-    for name, value in answer.headers:
-        response[name] = value
-    return response
+    return answer_to_response(answer)
 
 
 @csrf_exempt

@@ -20,6 +20,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import cast
@@ -66,7 +67,7 @@ def _visitor_key() -> bytes:
     return hashlib.sha256(b"shortener.visitor:" + settings.SECRET_KEY.encode()).digest()
 
 
-def client_ip(meta: dict) -> str:
+def client_ip(meta: Mapping) -> str:
     header = getattr(settings, "SHORT_LINK_CLIENT_IP_HEADER", "")  # e.g. HTTP_X_FORWARDED_FOR behind a proxy
     if header and meta.get(header):
         return meta[header].split(",", 1)[0].strip()
@@ -93,7 +94,7 @@ def visitor_hash(ip: str, user_agent: str) -> str:
     return hmac.new(_visitor_key(), f"{ip}|{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def click_payload(meta: dict, code: str, method: str) -> bytes:
+def click_payload(meta: Mapping, code: str, method: str) -> bytes:
     ip = client_ip(meta)
     ua = meta.get("HTTP_USER_AGENT", "")[:UA_MAX]
     return json.dumps(

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 
 import redis
 from django.http import HttpResponse
+
+from config.lanes import Answer, answer_to_response
 
 from . import conf, selectors
 from .cache import NEGATIVE, link_get_and_buffer_click
@@ -25,31 +28,29 @@ NOT_FOUND_HTML = (
 )
 ROBOTS_TXT = b"User-agent: *\nDisallow: /\n"
 # 302, never 301: a permanent redirect is cached by browsers, and the next click would not reach us.
-_REDIRECT_HEADERS = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}
+_REDIRECT_HEADERS = (("Cache-Control", "private, no-store"), ("X-Robots-Tag", "noindex"))
 
 
-def _redirect(url: str) -> HttpResponse:
-    response = HttpResponse(status=302, headers=_REDIRECT_HEADERS)
-    response["Location"] = url
-    return response
+def _redirect(url: str) -> Answer:
+    return Answer(302, headers=(*_REDIRECT_HEADERS, ("Location", url)))
 
 
-def _not_found(fallback: str) -> HttpResponse:
+def _not_found(fallback: str) -> Answer:
     if fallback:
         return _redirect(fallback)
-    return HttpResponse(NOT_FOUND_HTML, status=404, headers=_REDIRECT_HEADERS)
+    return Answer(404, NOT_FOUND_HTML, (*_REDIRECT_HEADERS, ("Content-Type", "text/html; charset=utf-8")))
 
 
-def link_redirect(request, code: str) -> HttpResponse:
-    if request.method not in ("GET", "HEAD"):
-        return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
+def link_redirect_answer(*, code: str, method: str, meta: Mapping) -> Answer:
+    if method not in ("GET", "HEAD"):
+        return Answer(405, headers=(("Allow", "GET, HEAD"),))
     if not CODE_RE.fullmatch(code):
         return _not_found(conf.default_fallback_url())
     key = conf.link_cache_key(code)
     data = None
     try:
         raw = link_get_and_buffer_click(
-            key=key, buffer_key=conf.clicks_buffer_key(), click=click_payload(request.META, code, request.method)
+            key=key, buffer_key=conf.clicks_buffer_key(), click=click_payload(meta, code, method)
         )
     except redis.RedisError:
         # Redis down: still redirect (from the database); the click is lost, the visitor is not.
@@ -69,12 +70,16 @@ def link_redirect(request, code: str) -> HttpResponse:
     return _redirect(data["u"])
 
 
-def short_host_dispatch(request) -> HttpResponse:
-    """Everything a short-link host answers: /<code>, /robots.txt (crawlers: stay away); else 404."""
-    path = request.path_info
+def short_host_answer(*, path: str, method: str, meta: Mapping) -> Answer:
+    """Everything a short-link host answers: /<code>, /robots.txt (crawlers: stay away); else 404.
+    Called by the middleware below (through Django) and by the WSGI lane (shortener/wsgi.py)."""
     if path == "/robots.txt":
-        return HttpResponse(ROBOTS_TXT, content_type="text/plain")
+        return Answer(200, ROBOTS_TXT, (("Content-Type", "text/plain"),))
     code = path[1:]
     if "/" in code or not code:
         return _not_found("")
-    return link_redirect(request, code)
+    return link_redirect_answer(code=code, method=method, meta=meta)
+
+
+def short_host_dispatch(request) -> HttpResponse:
+    return answer_to_response(short_host_answer(path=request.path_info, method=request.method, meta=request.META))

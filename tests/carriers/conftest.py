@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
@@ -14,6 +12,7 @@ from carriers.selectors import account_cache_clear
 from carriers.services import APPLY_DEBOUNCE_KEY
 from tests import factories
 from tests.sandbox import callback_recorder, sandbox_carrier  # noqa: F401  (fixtures)
+from tests.wsgi import wsgi_request
 
 
 @pytest.fixture(autouse=True)
@@ -37,59 +36,8 @@ def line(org, account):
     return factories.LineFactory(organization=org, carrier_account=account)
 
 
-@dataclass
-class WsgiResponse:
-    status_code: int
-    content: bytes
-    headers: dict[str, str]
-
-    def json(self):
-        return json.loads(self.content)
-
-    def __getitem__(self, name: str) -> str:
-        return self.headers[name]
-
-
-def wsgi_post(path: str, body: bytes, **headers) -> WsgiResponse:
-    """POST through config.wsgi.application, the app gunicorn serves (the carrier webhook fast lane in
-    front of Django). As Django's test client does, the connection-closing signal receivers are
-    disconnected for the call: the test's transaction must survive the "request"."""
-    from django.core import signals
-    from django.db import close_old_connections
-
-    from config.wsgi import application
-
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.url_scheme": "http",
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        **headers,
-    }
-    started: list = []
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    try:
-        chunks = application(environ, lambda status, hdrs, exc_info=None: started.extend((status, hdrs)))
-        content = b"".join(chunks)
-        getattr(chunks, "close", lambda: None)()
-    finally:
-        signals.request_started.connect(close_old_connections)
-        signals.request_finished.connect(close_old_connections)
-    status, hdrs = started
-    return WsgiResponse(int(status.split()[0]), content, dict(hdrs))
+def wsgi_post(path: str, body: bytes, **meta):
+    return wsgi_request(meta.pop("REQUEST_METHOD", "POST"), path, body, **meta)
 
 
 @pytest.fixture(params=["django", "fast_lane"])

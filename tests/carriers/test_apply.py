@@ -263,3 +263,36 @@ def test_an_event_that_breaks_the_batch_is_isolated_and_failed(account, line, se
     assert m.status == "delivered" and good.state == WebhookState.PROCESSED
     assert poison.state == WebhookState.FAILED and poison.attempts == 1 and "DataError" in poison.error
     assert result.failed == 1
+
+
+def test_one_batch_mixes_the_three_ways_and_a_placed_report_is_not_matched_twice(account, sent):
+    # given: one report per way of matching, in one batch...
+    by_batch = sent(batch_id="BATCH1")
+    early = sent(batch_id="", status="sending", send_batch_ref="b:early")
+    by_reference = sent(batch_id="", status="sending", client_reference="msg-9")
+    # ...and a message that the placed report's reference and recipient would also match (way 2)
+    bystander = sent(
+        batch_id="", status="sending", send_batch_ref="b:shared2", carrier_recipient=by_batch.carrier_recipient
+    )
+    _store(account, recipient_report(by_batch, "Delivered", batch_id="BATCH1", client_reference="b:shared2"))
+    _store(account, recipient_report(early, "Delivered", batch_id="BATCH2", client_reference="b:early"))
+    _store(account, recipient_report(by_reference, "Failed", 60, batch_id="BATCH3", client_reference="msg-9"))
+    # when
+    result = webhook_process(debounce=False)
+    # then
+    for m in (by_batch, early, by_reference, bystander):
+        m.refresh_from_db()
+    assert (by_batch.status, early.status, by_reference.status) == ("delivered", "delivered", "failed")
+    assert bystander.status == "sending"
+    assert result.statuses_applied == 3 and result.processed == 3
+
+
+def test_gathering_applies_everything_and_stops_when_idle(account, sent):
+    messages = [sent() for _ in range(3)]
+    for m in messages:
+        _store(account, recipient_report(m, "Delivered"))
+    # when: the task's mode, waiting after a partial batch before claiming again
+    result = webhook_process(debounce=False, gather=0.01)
+    # then
+    assert result.claimed == 3 and result.statuses_applied == 3
+    assert not WebhookEvent.objects.filter(state=WebhookState.PENDING).exists()

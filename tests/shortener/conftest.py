@@ -3,6 +3,7 @@ from django.test import Client
 
 from shortener import conf
 from shortener.cache import redis_client
+from tests.wsgi import WsgiClient
 
 SHORT_HOST = "prly.localhost:8000"
 
@@ -21,8 +22,12 @@ def _clean_short_keys(settings):
     yield
 
 
-@pytest.fixture
-def short_client():
+@pytest.fixture(params=["django", "lane"])
+def short_client(request):
+    """Requests to the short host through Django's test client (the middleware route) and through the
+    WSGI application with its short-link lane (shortener/wsgi.py): every redirect test runs on both."""
+    if request.param == "lane":
+        return WsgiClient(HTTP_HOST=SHORT_HOST)
     return Client(HTTP_HOST=SHORT_HOST)
 
 
