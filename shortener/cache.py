@@ -26,7 +26,7 @@ CACHE_PIPELINE_CHUNK = 1000
 
 
 def redis_client() -> redis.Redis:
-    """A process-wide client (its pool is thread-safe); rebuilt after a fork (gunicorn, celery prefork)."""
+    """A process-wide client (its pool is thread-safe); rebuilt after a fork (web server workers, celery prefork)."""
     pid = os.getpid()
     if _client[0] is None or _client_pid[0] != pid:
         _client[0] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)

@@ -28,7 +28,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "shortener.middleware.ShortLinkHostMiddleware",  # first: short-link hosts skip the whole stack
     "django.middleware.security.SecurityMiddleware",
-    # Serves the admin's and API docs' static files under gunicorn without a separate web server.
+    # Serves the admin's and API docs' static files from the app server without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
