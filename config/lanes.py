@@ -43,7 +43,8 @@ def answer_to_response(answer: Answer) -> HttpResponse:
 
 
 class Lane:
-    """WSGI middleware: `answer(environ)` returns an Answer for requests this lane serves, else None."""
+    """WSGI middleware: requests that `claims(environ)` accepts are answered by `answer(environ)`; every
+    other request goes to the wrapped app."""
 
     name = "lane"
 
