@@ -22,8 +22,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,15 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from common import ensure_wrk, free_port, log  # noqa: E402
+from common import django_setup, ensure_wrk, free_port, log, start_web, stop  # noqa: E402
 
-from config.webserver import web_command  # noqa: E402
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -143,32 +135,6 @@ def queries_per_cached_redirect(code: str) -> int:
 # --- load --------------------------------------------------------------------------------------------
 
 
-def start_server(app: str, port: int, threads: int, env: dict, pythonpath: str | None = None):
-    """The web server as `make run` runs it (config/webserver.py), serving `app`."""
-    if pythonpath:
-        env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH", "")])))
-    proc = subprocess.Popen(web_command(port=port, threads=threads, app=app), env=env, start_new_session=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"web server for {app} exited with {proc.returncode}") from None
-            time.sleep(0.2)
-    raise RuntimeError(f"web server for {app} did not start")
-
-
-def stop(proc) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 def run_wrk(wrk: str, port: int, script: str, duration: int, connections: int) -> dict:
     # Warm-up: the first requests of each worker load code, open the Redis connection.
     subprocess.run([wrk, "-t1", "-c2", "-d1s", "-s", script, f"http://127.0.0.1:{port}"], capture_output=True)
@@ -252,7 +218,12 @@ def main() -> None:
     bare_script.write_text(WRK_SCRIPT % {"codes": tmp / "codes.txt", "host": "127.0.0.1"})
 
     # PYTHONWARNINGS: whitenoise warns once per worker about a missing static dir; noise in the output.
-    env = dict(os.environ, BENCH_CODES_FILE=str(tmp / "targets.tsv"), PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
+    env = dict(
+        os.environ,
+        BENCH_CODES_FILE=str(tmp / "targets.tsv"),
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "bench")]),  # bench/ for bare_redirect_urls
+        PYTHONWARNINGS="ignore",
+    )
     results: dict = {}
     clicks_before = Click.objects.count()
     flusher = Flusher()
@@ -264,12 +235,10 @@ def main() -> None:
         for kind in ("redirect", "bare") if round_index % 2 == 0 else ("bare", "redirect"):
             port = free_port()
             if kind == "redirect":
-                proc = start_server("config.wsgi:application", port, int(worker_class[1:]), env)
+                proc = start_web(port, threads=int(worker_class[1:]), env=env)
                 script = short_script
             else:
-                proc = start_server(
-                    "bare_redirect_urls:application", port, int(worker_class[1:]), env, str(ROOT / "bench")
-                )
+                proc = start_web(port, threads=int(worker_class[1:]), env=env, app="bare_redirect_urls:application")
                 script = bare_script
             try:
                 figures = run_wrk(wrk, port, str(script), args.duration, args.connections)

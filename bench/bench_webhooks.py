@@ -35,15 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from common import ensure_wrk, free_port, log, stop, wait_port  # noqa: E402
+from common import django_setup, ensure_wrk, free_port, log, start_web, stop, wait_port  # noqa: E402
 
-from config.webserver import web_command  # noqa: E402
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-import django  # noqa: E402
-
-django.setup()
+django_setup()
 
 import requests  # noqa: E402
 from django.core.cache import cache  # noqa: E402
@@ -426,7 +420,7 @@ def main() -> None:
     reset(account.organization_id, account.id)
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
-    web = subprocess.Popen(web_command(port=port, threads=args.threads), env=env, start_new_session=True)
+    web = start_web(port, threads=args.threads, env=env)
     sandbox = subprocess.Popen(
         [
             sys.executable,
@@ -454,7 +448,6 @@ def main() -> None:
         "connections": args.connections,
     }
     try:
-        wait_port(port, web, "web")
         wait_port(sandbox_port, sandbox, "sandbox")
         path = f"/webhooks/sinch/{account.webhook_secret}/delivery"
         assert requests.post(f"http://127.0.0.1:{port}{path}", data=report_body(*pairs[0]), timeout=5).ok
@@ -505,8 +498,9 @@ def main() -> None:
         reset(account.organization_id, account.id)
         # The view enqueued "carriers.apply_webhooks" (no worker runs here): drop it from the broker.
         import redis
+        from django.conf import settings
 
-        redis.Redis.from_url(django.conf.settings.CELERY_BROKER_URL).delete("webhooks")
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("webhooks")
     print(json.dumps(figures), flush=True)
 
 

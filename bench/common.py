@@ -112,14 +112,16 @@ def bench_env(**extra) -> dict:
     return env
 
 
-def start_web(port: int, *, workers: int = 2, threads: int = 4, env: dict | None = None) -> subprocess.Popen:
+def start_web(
+    port: int, *, workers: int = 2, threads: int = 4, env: dict | None = None, app: str | None = None
+) -> subprocess.Popen:
     """The web app as `make run` serves it (config/webserver.py: Granian, `workers` processes of `threads`
-    threads). Threads matter for webhooks: each stored report is one committed INSERT (one WAL flush),
-    and concurrent requests share flushes (group commit)."""
-    from config.webserver import web_command
+    threads), or another WSGI `app` under the same server. Threads matter for webhooks: each stored report
+    is one committed INSERT (one WAL flush), and concurrent requests share flushes (group commit)."""
+    from config.webserver import WSGI_APP, web_command
 
     proc = subprocess.Popen(
-        web_command(port=port, workers=workers, threads=threads),
+        web_command(port=port, workers=workers, threads=threads, app=app or WSGI_APP),
         env=env or bench_env(),
         start_new_session=True,
     )
