@@ -23,14 +23,12 @@ WEBHOOK_PATH = re.compile(r"/webhooks/sinch/(?P<secret>[^/]+)/(?P<kind>delivery|
 class WebhookFastLane(Lane):
     name = "carrier webhook"
 
-    def claims(self, environ: Mapping) -> bool:
-        return (
-            environ.get("REQUEST_METHOD") == "POST" and WEBHOOK_PATH.fullmatch(environ.get("PATH_INFO", "")) is not None
-        )
+    def claim(self, environ: Mapping) -> re.Match | None:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return None
+        return WEBHOOK_PATH.fullmatch(environ.get("PATH_INFO", ""))
 
-    def answer(self, environ: dict) -> Answer:
-        match = WEBHOOK_PATH.fullmatch(environ["PATH_INFO"])
-        assert match is not None
+    def answer(self, environ: dict, claim: re.Match) -> Answer:
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -40,5 +38,5 @@ class WebhookFastLane(Lane):
             return Answer(413)
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         return webhook_answer(
-            secret=match["secret"], kind=match["kind"], authorization=environ.get("HTTP_AUTHORIZATION", ""), body=body
+            secret=claim["secret"], kind=claim["kind"], authorization=environ.get("HTTP_AUTHORIZATION", ""), body=body
         )

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 from django.core import signals
 from django.http import HttpResponse
@@ -43,26 +44,27 @@ def answer_to_response(answer: Answer) -> HttpResponse:
 
 
 class Lane:
-    """WSGI middleware: requests that `claims(environ)` accepts are answered by `answer(environ)`; every
-    other request goes to the wrapped app."""
+    """WSGI middleware: a request that `claim(environ)` takes (anything but None, e.g. a regex match) is
+    answered by `answer(environ, claim)`; every other request goes to the wrapped app."""
 
     name = "lane"
 
     def __init__(self, app: WSGIApp):
         self.app = app
 
-    def claims(self, environ: Mapping) -> bool:
+    def claim(self, environ: Mapping) -> object | None:
         raise NotImplementedError
 
-    def answer(self, environ: dict) -> Answer:
+    def answer(self, environ: dict, claim: Any) -> Answer:
         raise NotImplementedError
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if not self.claims(environ):
+        claim = self.claim(environ)
+        if claim is None:
             return self.app(environ, start_response)
         signals.request_started.send(sender=self.__class__, environ=environ)
         try:
-            answer = self.answer(environ)
+            answer = self.answer(environ, claim)
         except Exception:
             log.exception("%s failed", self.name)
             answer = Answer(500)

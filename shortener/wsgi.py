@@ -19,9 +19,9 @@ from .views import short_host_answer
 class ShortLinkLane(Lane):
     name = "short-link redirect"
 
-    def claims(self, environ: Mapping) -> bool:
-        return conf.is_short_host(environ.get("HTTP_HOST", ""))
+    def claim(self, environ: Mapping) -> bool | None:
+        return True if conf.is_short_host(environ.get("HTTP_HOST", "")) else None
 
-    def answer(self, environ: dict) -> Answer:
+    def answer(self, environ: dict, claim: bool) -> Answer:
         path = environ.get("PATH_INFO", "") or "/"
         return short_host_answer(path=path, method=environ.get("REQUEST_METHOD", "GET"), meta=environ)

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import time
 
 import pytest
 import requests
@@ -17,7 +14,15 @@ import requests
 from carriers.models import WebhookEvent, WebhookState
 from shortener.models import Link
 from tests import factories
-from tests.worker import ROOT, _test_database_url, connection_name, free_port, purge_queues
+from tests.worker import (
+    ROOT,
+    _test_database_url,
+    connection_name,
+    free_port,
+    purge_queues,
+    stop_process,
+    wait_port,
+)
 
 SHORT_HOST = "prly.served.test"
 
@@ -36,22 +41,9 @@ def served_app(settings):
         REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}-served",
     )
     proc = subprocess.Popen(web_command(port=port, workers=1, threads=2), cwd=ROOT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None, "the web server exited"
-            assert time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.2)
+    wait_port(port, proc, "the web server")
     yield f"http://127.0.0.1:{port}"
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+    stop_process(proc)
     purge_queues()  # the apply task the stored callback enqueued: no worker of this test takes it
 
 

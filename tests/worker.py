@@ -198,16 +198,22 @@ def start_sandbox(*args: str, port: int | None = None, env: dict | None = None) 
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 20
+    wait_port(port, proc, "sandbox", timeout=20)
+    return SandboxProc(port, proc)
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    """Until `proc` accepts connections on `port`; RuntimeError if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return SandboxProc(port, proc)
+                return
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("sandbox exited early") from None
+                raise RuntimeError(f"{what} exited early") from None
             time.sleep(0.05)
-    raise RuntimeError("sandbox did not start")
+    raise RuntimeError(f"{what} did not start")
 
 
 def stop_process(proc: subprocess.Popen) -> None:
