@@ -24,7 +24,7 @@ from .options import BackfillOptions
 from .pacing import TokenBucket
 
 # Messages read per keyset query and the most results applied in one statement. 500 keeps one
-# UPDATE ... FROM unnest() at a few ms (perf-notes: ~64k rows/s) and a flush per ~2.5 s at 200 req/s.
+# UPDATE ... FROM unnest() at a few ms (docs/performance.md: ~64k rows/s) and a flush per ~2.5 s at 200 req/s.
 CHUNK = 500
 APPLY_BATCH = 500
 # A partial batch is applied (and progress written) at least this often, so a slow carrier still

@@ -29,7 +29,7 @@ from .sinch import parse_delivery_payload, parse_inbound_payload
 log = logging.getLogger(__name__)
 
 # 1000 events per claim: one UPDATE ... FROM unnest of ~1000 rows is where messages_apply_statuses
-# sits near its measured plateau (~64k rows/s, perf-notes), while the claim transaction (locks on
+# sits near its measured plateau (~64k rows/s, docs/performance.md), while the claim transaction (locks on
 # 1000 webhook rows) still commits in well under a second.
 APPLY_BATCH_SIZE = 1000
 # A task works this long, then hands over to a fresh task so one worker is not monopolised.

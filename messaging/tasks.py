@@ -1,6 +1,6 @@
 """Thin Celery entry points of the send pipeline: ids in, one service call, safe to run twice.
 
-Tasks carry lists of ids (one task per message would cap the pipeline at ~700/s, perf-notes.md);
+Tasks carry lists of ids (one task per message would cap the pipeline at ~700/s, docs/performance.md);
 idempotency lives in the database (the prepared → sending compare-and-set, unique client_reference).
 See docs/send-pipeline.md.
 """

@@ -1,7 +1,7 @@
 """The sandbox's report poster: one asyncio loop in a background thread, many keep-alive connections.
 
 A Python client doing one blocking request at a time tops out near ~600 requests/s here
-(docs/perf-notes); the send benchmark needs >= 1,000 reports/s posted. So reports are plain bytes
+(docs/performance.md); the send benchmark needs >= 1,000 reports/s posted. So reports are plain bytes
 written over a small pool of persistent HTTP/1.1 connections by `concurrency` coroutines, and the
 scheduler is a heap of due times, so 1000 reports of one batch cost one lock and one wake-up.
 Like Sinch, a 5xx or 429 answer is retried with backoff (Retry-After honoured); any other 4xx drops

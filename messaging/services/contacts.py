@@ -3,7 +3,7 @@
 The import validates every row in Python (phone normalization is the only costly part, and it is
 cached), reports each bad row with the reason per field, and writes all good rows with one
 `INSERT ... SELECT FROM unnest(...) ON CONFLICT` — no per-row ORM create (1.8k rows/s measured in
-perf-notes against ~60k for an unnest statement).
+docs/performance.md against ~60k for an unnest statement).
 """
 
 from __future__ import annotations

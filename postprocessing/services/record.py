@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 # At most one drain enqueued per this many seconds from event writers, however many events they write:
 # the beat tick (every second) is the floor, this only shortens the wait after a quiet spell. One
-# publish costs ~1 ms (perf-notes: kombu builds a client per publish), so per-event tasks are out.
+# publish costs ~1 ms (docs/performance.md: kombu builds a client per publish), so per-event tasks are out.
 KICK_DEBOUNCE_SECONDS = 1
 _KICK_KEY = "postprocessing:drain-kick"
 
