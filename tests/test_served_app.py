@@ -5,8 +5,6 @@ real HTTP. The lanes' own cases run in-process in tests/carriers and tests/short
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 import requests
@@ -14,36 +12,15 @@ import requests
 from carriers.models import WebhookEvent, WebhookState
 from shortener.models import Link
 from tests import factories
-from tests.worker import (
-    ROOT,
-    _test_database_url,
-    connection_name,
-    free_port,
-    purge_queues,
-    stop_process,
-    wait_port,
-)
+from tests.worker import purge_queues, served_web
 
 SHORT_HOST = "prly.served.test"
 
 
 @pytest.fixture
 def served_app(settings):
-    from config.webserver import web_command
-
-    port = free_port()
-    env = dict(
-        os.environ,
-        DATABASE_URL=_test_database_url(),
-        DATABASE_TEST_NAME=connection_name(),
-        DJANGO_SETTINGS_MODULE="config.settings",
-        SHORT_LINK_DOMAIN=SHORT_HOST,
-        REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}-served",
-    )
-    proc = subprocess.Popen(web_command(port=port, workers=1, threads=2), cwd=ROOT, env=env, start_new_session=True)
-    wait_port(port, proc, "the web server")
-    yield f"http://127.0.0.1:{port}"
-    stop_process(proc)
+    with served_web(SHORT_LINK_DOMAIN=SHORT_HOST, REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}-served") as url:
+        yield url
     purge_queues()  # the apply task the stored callback enqueued: no worker of this test takes it
 
 

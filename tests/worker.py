@@ -19,6 +19,7 @@ of a killed worker is redelivered to the next worker within seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -224,6 +226,30 @@ def stop_process(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+@contextlib.contextmanager
+def served_web(app: str = "config.wsgi:application", **env_extra: str) -> Iterator[str]:
+    """The web server (config/webserver.py: Granian) serving `app` against the test database, 1 worker of
+    2 threads; yields its base URL. The test must be transactional (the server is another process)."""
+    from config.webserver import web_command
+
+    port = free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=_test_database_url(),
+        DATABASE_TEST_NAME=connection_name(),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        **env_extra,
+    )
+    proc = subprocess.Popen(
+        web_command(port=port, workers=1, threads=2, app=app), cwd=ROOT, env=env, start_new_session=True
+    )
+    try:
+        wait_port(port, proc, "the web server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ SANDBOX_CARRIER_URL = env("SANDBOX_CARRIER_URL", default="http://127.0.0.1:8090"
 # Short-link domain (carriers block public shorteners, so it is our own).
 SHORT_LINK_DOMAIN = env("SHORT_LINK_DOMAIN", default="prly.localhost:8000")
 SHORT_LINK_SCHEME = env("SHORT_LINK_SCHEME", default="http")
+# A request body sent without a Content-Length (chunked, HTTP/2 streams) is read to its end before
+# Django sees it (config/lanes.py UnsizedBodies); past this many bytes it is answered 413.
+UNSIZED_BODY_MAX_SIZE = env.int("UNSIZED_BODY_MAX_SIZE", default=50 * 1024 * 1024)
 # Default quiet hours for blasts, in the recipient's local time, when an organization sets none.
 DEFAULT_QUIET_HOURS = (env("QUIET_HOURS_START", default="21:00"), env("QUIET_HOURS_END", default="08:00"))
 
