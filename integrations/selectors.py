@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import connection
 
+from organizations.models import Role
+
 from .models import NiceConnection, RingCentralConnection
 
 # The RingCentral connection of a message's line: the line's own one wins over the organization-wide
@@ -39,7 +41,10 @@ ORDER BY m.conversation_id, m.id
 """
 
 # Messages to post into RingCentral: on a connected line, not posted yet, and not outbound messages
-# that a support user sent (the release item) or that a RingCentral post caused (already in the team).
+# that a support user caused (the release item) or that a RingCentral post caused (already in the team).
+# Who caused an outbound message is its sent_by: the author of a conversation message, of a scheduled
+# send, and of a blast (prepare copies Blast.created_by into every message of the blast). Blast messages
+# prepared before that was recorded fall back to their blast's author (one primary-key probe each).
 _RC_MIRRORABLE_SQL = f"""
 SELECT m.id, m.conversation_id, {_RC_CONNECTION} AS rc
 FROM messaging_message m
@@ -48,9 +53,11 @@ WHERE m.id = ANY(%s::bigint[])
   AND {_RC_CONNECTION} IS NOT NULL
   AND m.status NOT IN ('blocked', 'canceled')
   AND NOT EXISTS (SELECT 1 FROM integrations_forwardedmessage f WHERE f.message_id = m.id AND f.partner = 'ringcentral')
-  AND NOT (m.direction = 'out' AND m.sent_by_id IS NOT NULL AND EXISTS (
+  AND NOT (m.direction = 'out' AND EXISTS (
       SELECT 1 FROM organizations_membership mb
-      WHERE mb.user_id = m.sent_by_id AND mb.organization_id = m.organization_id AND mb.role = 'support'))
+      WHERE mb.organization_id = m.organization_id AND mb.role = %s
+        AND mb.user_id = COALESCE(
+            m.sent_by_id, (SELECT b.created_by_id FROM messaging_blast b WHERE b.id = m.blast_id))))
   AND NOT (m.direction = 'out' AND EXISTS (
       SELECT 1 FROM integrations_partnerreply r WHERE r.message_id = m.id AND r.partner = 'ringcentral'))
 ORDER BY m.conversation_id, m.id
@@ -70,7 +77,7 @@ def ringcentral_mirrorable(*, message_ids: list[int]) -> list[tuple[int, int, in
     if not message_ids:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(_RC_MIRRORABLE_SQL, [list(message_ids)])
+        cursor.execute(_RC_MIRRORABLE_SQL, [list(message_ids), Role.SUPPORT])
         return cursor.fetchall()
 
 

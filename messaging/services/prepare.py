@@ -109,12 +109,12 @@ def conversations_get_or_create(*, organization_id: int, line_id: int, contact_i
 
 _INSERT_SQL = """
 INSERT INTO messaging_message (
-    id, organization_id, line_id, blast_id, direction, body, media, send_attempts, created_at, prepared_at,
-    status_updated_at, carrier_batch_id, carrier_status, send_batch_ref,
+    id, organization_id, line_id, blast_id, sent_by_id, direction, body, media, send_attempts, created_at,
+    prepared_at, status_updated_at, carrier_batch_id, carrier_status, send_batch_ref,
     conversation_id, contact_id, rendered_body, status, segments, encoding, carrier_recipient, client_reference,
     error_code, error_reason, send_at, send_params
 )
-SELECT t.id, %s, %s, %s, 'out', %s, '[]'::jsonb, 0, %s, %s, %s, '', '', '',
+SELECT t.id, %s, %s, %s, %s, 'out', %s, '[]'::jsonb, 0, %s, %s, %s, '', '', '',
        t.conversation_id, t.contact_id, t.rendered_body, t.status, t.segments, t.encoding, t.recipient, t.cref,
        t.error_code, t.error_reason, t.send_at, t.send_params
 FROM unnest(
@@ -182,7 +182,9 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         blast = _blast_for_share(blast_id)
         if blast is None or blast[0] != BlastStatus.SENDING:
             return []
-        _status, org_id, line_id, body = blast
+        # The blast's author is who caused its messages (sent_by): the partner integrations decide on
+        # it (a support user's blast is never mirrored into RingCentral), as for a single message.
+        _status, org_id, line_id, body, author_id = blast
         recipients = sql.execute(_RECIPIENTS_SQL, [blast_id, first_recipient_id, last_recipient_id])
         if not recipients:
             return []
@@ -288,6 +290,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                     org_id,
                     line_id,
                     blast_id,
+                    author_id,
                     body,
                     now,
                     now,
@@ -349,7 +352,8 @@ def blast_recount_opted_out(*, blast_id: int) -> None:
 def _blast_for_share(blast_id: int):
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT status, organization_id, line_id, body FROM messaging_blast WHERE id = %s FOR SHARE", [blast_id]
+            "SELECT status, organization_id, line_id, body, created_by_id FROM messaging_blast WHERE id = %s FOR SHARE",
+            [blast_id],
         )
         return cursor.fetchone()
 

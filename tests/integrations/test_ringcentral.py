@@ -11,7 +11,7 @@ from integrations.services import ringcentral_messages_mirror, ringcentral_reply
 from integrations.tasks import _countdown
 from messaging.models import Direction, Message
 from organizations.models import Role
-from tests.factories import LineFactory, MembershipFactory, OrganizationFactory, UserFactory
+from tests.factories import BlastFactory, LineFactory, MembershipFactory, OrganizationFactory, UserFactory
 
 from .conftest import inbound, outbound, queued, rc_connection
 
@@ -194,3 +194,17 @@ def test_forwarded_rows_record_post_ids(org, fake_rc, staff):
     conn, m, team = _mirrored(org, fake_rc, staff)
     row = ForwardedMessage.objects.get(message=m, partner="ringcentral")
     assert row.external_id == fake_rc.posts[0]["id"]
+
+
+def test_a_support_users_blast_is_never_posted_even_without_sent_by(org, fake_rc, staff):
+    """Blast messages carry their author in sent_by; rows prepared before that (sent_by empty) fall
+    back to the blast's author."""
+    conn, m, team = _mirrored(org, fake_rc, staff)
+    by_support = BlastFactory(organization=org, line=m.line, created_by=staff[Role.SUPPORT])
+    by_agent = BlastFactory(organization=org, line=m.line, created_by=staff[Role.AGENT])
+    legacy_support = outbound(m.conversation, "Support blast, old row")
+    legacy_agent = outbound(m.conversation, "Agent blast, old row")
+    Message.objects.filter(pk=legacy_support.pk).update(blast=by_support)
+    Message.objects.filter(pk=legacy_agent.pk).update(blast=by_agent)
+    assert ringcentral_messages_mirror(message_ids=[legacy_support.pk, legacy_agent.pk]) == 1
+    assert fake_rc.posts_in(team.team_id)[-1].endswith("Agent blast, old row")

@@ -9,13 +9,20 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations.models import NiceChat
+from integrations.models import NiceChat, RingCentralTeam
 from integrations.services import nice_polls_rekick
 from messaging.models import Direction, Message
+from messaging.services.blasts import Audience, blast_create
+from messaging.services.sending import blast_launch, message_send_to_number
+from messaging.tasks import release_due
+from organizations.models import Role
 from postprocessing.services import events_drain
-from tests.worker import celery_worker_proc  # noqa: F401  (fixture)
+from tests.factories import ContactFactory, LineFactory, MembershipFactory, UserFactory
+from tests.messaging.test_prepare import _no_quiet_hours
+from tests.messaging.test_send_worker import _point_line_at
+from tests.worker import celery_worker_proc, sandbox_carrier  # noqa: F401  (fixtures)
 
-from .conftest import inbound, nice_line
+from .conftest import inbound, nice_line, rc_connection
 
 
 def _wait(predicate, timeout: float = 30.0, what: str = ""):
@@ -71,3 +78,84 @@ def test_reply_flow_and_worker_restart(org, fake_nice, celery_worker_proc):  # n
     settled = len(fake_nice.calls("GET", "/contacts/chats/{chat}"))
     time.sleep(2)
     assert len(fake_nice.calls("GET", "/contacts/chats/{chat}")) == settled
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_nothing_a_support_user_caused_reaches_ringcentral(org, fake_rc, celery_worker_proc, sandbox_carrier):  # noqa: F811
+    """Blasts, scheduled blasts and scheduled messages of a support user are sent to the contacts with
+    their author in sent_by, and never posted into RingCentral nor create a team; an agent's are."""
+    _no_quiet_hours(org)
+    users = {
+        role: MembershipFactory(organization=org, role=role, user=UserFactory(username=f"{role}@acme.test")).user
+        for role in (Role.AGENT, Role.SUPPORT)
+    }
+    line = LineFactory(organization=org)
+    _point_line_at(line, sandbox_carrier.url, provider="sandbox")
+    rc_connection(org, fake_rc)
+    contacts = ContactFactory.create_batch(5, organization=org)
+    support_blast = blast_create(
+        organization=org,
+        line=line,
+        body="Support says hi {first_name}",
+        audience=Audience(contact_ids=[c.pk for c in contacts[:2]]),
+        created_by=users[Role.SUPPORT],
+    )
+    scheduled_blast = blast_create(
+        organization=org,
+        line=line,
+        body="Scheduled by support",
+        audience=Audience(contact_ids=[contacts[2].pk]),
+        send_at=timezone.now() + timedelta(seconds=1),
+        created_by=users[Role.SUPPORT],
+    )
+    agent_blast = blast_create(
+        organization=org,
+        line=line,
+        body="Agent says hi",
+        audience=Audience(contact_ids=[contacts[4].pk]),
+        created_by=users[Role.AGENT],
+    )
+    celery_worker_proc.start(queues="prepare,send,default", concurrency=2)
+    # when: the support user's blast, scheduled blast and scheduled message, and the agent's blast go out
+    blast_launch(organization=org, blast_id=support_blast.pk)
+    blast_launch(organization=org, blast_id=scheduled_blast.pk)
+    scheduled = message_send_to_number(
+        organization=org,
+        line_id=line.pk,
+        to=contacts[3].phone_number,
+        body="Scheduled note from support",
+        send_at=timezone.now() + timedelta(seconds=1),
+        sent_by=users[Role.SUPPORT],
+    )
+    blast_launch(organization=org, blast_id=agent_blast.pk)
+    time.sleep(1.2)
+    release_due.apply_async()  # the beat's job: the scheduled blast and message are due now
+    outbound = Message.objects.filter(direction=Direction.OUTBOUND)
+    _wait(lambda: outbound.filter(status="sent").count() == 5, 60, "5 messages accepted by the carrier")
+    # then: every message records who caused it
+    assert set(outbound.filter(blast=support_blast).values_list("sent_by", flat=True)) == {users[Role.SUPPORT].pk}
+    assert list(outbound.filter(blast=scheduled_blast).values_list("sent_by", flat=True)) == [users[Role.SUPPORT].pk]
+    assert list(outbound.filter(blast=agent_blast).values_list("sent_by", flat=True)) == [users[Role.AGENT].pk]
+    scheduled.refresh_from_db()
+    assert scheduled.sent_by_id == users[Role.SUPPORT].pk
+
+    # and after post-processing (the beat's drain) the worker mirrors only the agent's message
+    def drained_posts():
+        events_drain()
+        return fake_rc.posts
+
+    _wait(drained_posts, 60, "the agent's blast message in RingCentral")
+    for _ in range(10):  # later batches get their chance to (wrongly) post
+        events_drain()
+        time.sleep(0.2)
+    time.sleep(2)
+    assert [p["text"] for p in fake_rc.posts] == [f"SMS to {_label(contacts[4])} by agent@acme.test:\nAgent says hi"]
+    assert len(fake_rc.teams) == 1
+    (team,) = fake_rc.teams.values()
+    assert {"email": "support@acme.test"} not in team["members"]
+    assert set(RingCentralTeam.objects.values_list("conversation__contact", flat=True)) == {contacts[4].pk}
+
+
+def _label(contact) -> str:
+    return f"{contact.first_name} {contact.last_name} ({contact.phone_number})"
