@@ -102,6 +102,9 @@ class WebhookEvent(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
+    # Received while its carrier account was deactivated: accepted and applied all the same (reports of
+    # messages in flight must land), flagged here so the operator sees the account is still in use.
+    account_inactive = models.BooleanField(default=False, db_default=False)  # db_default: raw INSERTs elsewhere
 
     class Meta:
         ordering = ["-id"]

@@ -23,17 +23,21 @@ class WebhookAccount:
     provider: str
     username: str = ""
     password: str = field(default="", repr=False)
+    # A deactivated account's callbacks are still accepted and applied (reports of messages in
+    # flight when it was switched off must land), and flagged on the stored row.
+    is_active: bool = True
 
 
 def account_for_webhook(secret: str) -> WebhookAccount | None:
-    """The active carrier account whose webhook secret this is, or None. Cached per process."""
+    """The carrier account whose webhook secret this is, active or not, or None. Cached per process.
+    A database error propagates (the view answers 503, never 404: the carrier would drop the report)."""
     now = time.monotonic()
     hit = _cache.get(secret)
     if hit is not None and hit[0] > now:
         return hit[1]
     row = (
-        CarrierAccount.objects.filter(webhook_secret=secret, is_active=True)
-        .values_list("id", "organization_id", "provider", "webhook_username", "webhook_password")
+        CarrierAccount.objects.filter(webhook_secret=secret)
+        .values_list("id", "organization_id", "provider", "webhook_username", "webhook_password", "is_active")
         .first()
     )
     account = WebhookAccount(*row) if row else None

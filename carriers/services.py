@@ -24,7 +24,7 @@ from messaging.services.status import StatusUpdate, messages_apply_statuses
 
 from .base import DeliveryReport, InboundMessage
 from .models import WebhookEvent, WebhookKind, WebhookState
-from .sinch import parse_delivery_payload, parse_inbound_payload
+from .sinch import clean_text, parse_delivery_payload, parse_inbound_payload
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,21 @@ class WebhookRejected(ValueError):
     """The body can never be processed (not JSON, wrong shape): answered 400, stored as invalid."""
 
 
+def _loads(body: bytes) -> object:
+    """json.loads, with nesting too deep for the parser (RecursionError, e.g. 1,500 levels of [[[...)
+    refused like any other malformed body."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("body is nested too deeply") from None
+
+
 def webhook_validate(*, kind: str, body: bytes) -> None:
     try:
-        payload = json.loads(body)
-    except ValueError:
-        raise WebhookRejected("body is not valid JSON") from None
+        payload = _loads(body)
+    except ValueError as exc:
+        reason = str(exc) if str(exc) == "body is nested too deeply" else "body is not valid JSON"
+        raise WebhookRejected(reason) from None
     try:
         if kind == WebhookKind.DELIVERY:
             parse_delivery_payload(payload)
@@ -74,27 +84,31 @@ def webhook_validate(*, kind: str, body: bytes) -> None:
 
 
 _INSERT_SQL = (
-    "INSERT INTO carriers_webhookevent (account_id, kind, body, received_at, state, attempts, error)"
-    " VALUES (%s, %s, %s, now(), %s, 0, %s)"
+    "INSERT INTO carriers_webhookevent (account_id, kind, body, received_at, state, attempts, error, account_inactive)"
+    " VALUES (%s, %s, %s, now(), %s, 0, %s, %s)"
 )
 
 
-def webhook_receive(*, account_id: int, kind: str, body: bytes) -> None:
+def webhook_receive(*, account_id: int, kind: str, body: bytes, account_inactive: bool = False) -> None:
     """Store a carrier callback, then make sure an apply task will see it.
 
     Raises WebhookRejected (after storing the body as invalid) when it can never be processed;
     a database error propagates, so the view answers 5xx and the carrier retries.
+    account_inactive: the account was deactivated; the callback is applied all the same, and flagged.
     """
     try:
         webhook_validate(kind=kind, body=body)
     except WebhookRejected as exc:
         with connection.cursor() as cursor:
-            cursor.execute(_INSERT_SQL, [account_id, kind, body, WebhookState.INVALID, str(exc)[:500]])
+            cursor.execute(
+                _INSERT_SQL,
+                [account_id, kind, body, WebhookState.INVALID, clean_text(str(exc))[:500], account_inactive],
+            )
         raise
     # One plain INSERT (no ORM instance, no RETURNING): the row is all the view must write. Prepared
     # once per connection instead of parsed and planned per callback (measured: ~40 µs of
     # PostgreSQL's ~200 µs per stored callback).
-    execute_bound(_INSERT_SQL, [account_id, kind, body, WebhookState.PENDING, ""], prepare=True)
+    execute_bound(_INSERT_SQL, [account_id, kind, body, WebhookState.PENDING, "", account_inactive], prepare=True)
     transaction.on_commit(webhooks_enqueue_apply)
 
 
@@ -285,7 +299,7 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
     inbound: list[_Claimed] = []
     for event in events:
         try:
-            payload = json.loads(event.body)
+            payload = _loads(event.body)
             if event.kind == WebhookKind.DELIVERY:
                 event.reports = parse_delivery_payload(payload)
             else:
@@ -366,6 +380,10 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
             result.retried += 1
         else:
             result.failed += 1
+            # Unprocessable after it was accepted: said in the log, counted by the health selector.
+            log.warning(
+                "carrier webhook %s (account %s, %s) is %s: %s", event.id, event.account_id, event.kind, state, error
+            )
         ids.append(event.id)
         states.append(state)
         errors.append(error)

@@ -71,9 +71,27 @@ def map_status(carrier_status: str) -> str:
         raise ValueError(f"unknown Sinch delivery status {carrier_status!r}") from None
 
 
+def clean_text(value: str) -> str:
+    """A string from a callback as PostgreSQL can store it in a text/varchar/jsonb column: NUL (which it
+    refuses) and lone surrogates (which are not UTF-8) become U+FFFD. The stored raw body keeps the
+    original bytes; this is only for the columns an apply writes (and the values it matches with)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
+def _text(value: object) -> str:
+    return "" if value is None else clean_text(str(value))
+
+
 def e164(msisdn: str) -> str:
     """Sinch's MSISDN ("15125550100") → E.164. Cheap on purpose: the matcher compares digits anyway."""
-    msisdn = str(msisdn).strip()
+    msisdn = clean_text(str(msisdn).strip())
     return msisdn if msisdn.startswith("+") else "+" + msisdn
 
 
@@ -95,7 +113,7 @@ def _require(payload: dict, key: str, kind: type = str):
     value = payload.get(key)
     if not isinstance(value, kind) or (kind is str and not value):
         raise ValueError(f"'{key}' is missing or not a {kind.__name__}")
-    return value
+    return clean_text(value) if kind is str else value
 
 
 def parse_delivery_payload(payload: object) -> list[DeliveryReport]:
@@ -120,22 +138,22 @@ def parse_delivery_payload(payload: object) -> list[DeliveryReport]:
                 recipient=e164(str(recipient)),
                 status=map_status(word),
                 carrier_status=word,
-                code="" if code is None else str(code),
+                code=_text(code)[:32],  # Message.error_code
                 at=_dt(payload.get("operator_status_at")) or _dt(payload.get("at")),
-                client_reference=str(payload.get("client_reference") or ""),
+                client_reference=_text(payload.get("client_reference") or ""),
             )
         ]
     if kind in BATCH_REPORT_TYPES:
         batch_id = _require(payload, "batch_id")
         statuses = _require(payload, "statuses", list)
-        client_reference = str(payload.get("client_reference") or "")
+        client_reference = _text(payload.get("client_reference") or "")
         reports: list[DeliveryReport] = []
         for entry in statuses:
             if not isinstance(entry, dict):
                 raise ValueError("'statuses' entries must be objects")
             word = _require(entry, "status")
             status = map_status(word)
-            code = "" if entry.get("code") is None else str(entry.get("code"))
+            code = _text(entry.get("code"))[:32]
             recipients = entry.get("recipients")
             if recipients is None:
                 if len(statuses) == 1:  # summary, whole batch in one status
@@ -164,22 +182,23 @@ def parse_inbound_payload(payload: object) -> InboundMessage:
         body = payload.get("body")
         if not isinstance(body, str):
             raise ValueError("'body' is missing or not a str")
+        body = clean_text(body)
     elif kind == "mo_binary":
         # Binary SMS (base64 + UDH) is not text a person wrote: kept as-is for the record.
         body = ""
         media = [
             {
                 "content_type": "application/octet-stream",
-                "base64": str(payload.get("body") or ""),
-                "udh": str(payload.get("udh") or ""),
+                "base64": _text(payload.get("body") or ""),
+                "udh": _text(payload.get("udh") or ""),
             }
         ]
     else:  # mo_media: {"body": {"subject", "message", "media": [{"url", "content_type", ...}]}}
         raw_body = payload.get("body")
         content: dict = raw_body if isinstance(raw_body, dict) else {}
-        body = str(content.get("message") or "")
+        body = _text(content.get("message") or "")
         media = [
-            {"url": m.get("url", ""), "content_type": m.get("content_type", "")}
+            {"url": _text(m.get("url", "")), "content_type": _text(m.get("content_type", ""))}
             for m in content.get("media") or []
             if isinstance(m, dict)
         ]

@@ -1,8 +1,10 @@
 """Carrier webhook endpoints: authenticate, store, answer. Everything else happens in the apply task.
 
-Answers: 200 stored; 400 never processable (stored as invalid); 401 bad basic auth; 404 unknown
-secret; 503 when we could not store (the carrier retries). Never a 4xx for a report we could
-process later. See docs/carriers.md.
+Answers: 200 stored (also for a deactivated account: flagged on the row); 400 never processable
+(stored as invalid); 401 bad basic auth; 404 a secret that never existed; 413 too large; 503 when
+we could not look the account up or store the body (the carrier retries). Never a 4xx for a report
+we could process later. Every answer but 200 is logged and counted (carriers/health.py).
+See docs/carriers.md.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import hmac
 import json
 import logging
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -19,6 +23,7 @@ from django.views.decorators.http import require_POST
 
 from config.lanes import Answer, answer_to_response
 
+from .health import webhook_refusal_record
 from .models import WebhookKind
 from .selectors import WebhookAccount, account_for_webhook
 from .services import WebhookRejected, webhook_receive
@@ -44,34 +49,53 @@ def _basic_auth_ok(authorization: str, account: WebhookAccount) -> bool:
 _UNAUTHORIZED = Answer(401, headers=(("WWW-Authenticate", 'Basic realm="parley-webhooks"'),))
 
 
-def webhook_answer(*, secret: str, kind: str, authorization: str, body: bytes) -> Answer:
+def _refused(answer: Answer, *, account_id: int | None, kind: str, reason: str) -> Answer:
+    webhook_refusal_record(account_id=account_id, kind=kind, status=answer.status, reason=reason)
+    return answer
+
+
+def webhook_answer(*, secret: str, kind: str, authorization: str, body: bytes | None) -> Answer:
     """The whole endpoint, transport aside: the Django views below and the WSGI fast lane
-    (carriers/wsgi.py) both answer with this."""
+    (carriers/wsgi.py) both answer with this. body None: larger than DATA_UPLOAD_MAX_MEMORY_SIZE."""
     try:
         account = account_for_webhook(secret)
-    except DatabaseError:
-        log.exception("webhook account lookup failed")
-        return Answer(503)
+    except DatabaseError as exc:
+        # Not a 404: the secret may well exist, and Sinch drops a report answered with a 4xx.
+        reason = f"carrier account lookup failed: {type(exc).__name__}"
+        return _refused(Answer(503), account_id=None, kind=kind, reason=reason)
     if account is None:
-        return Answer(404)
+        return _refused(Answer(404), account_id=None, kind=kind, reason="no carrier account has this webhook secret")
     if not _basic_auth_ok(authorization, account):
-        return _UNAUTHORIZED
+        reason = "basic auth missing" if not authorization else "basic auth does not match"
+        return _refused(_UNAUTHORIZED, account_id=account.id, kind=kind, reason=reason)
+    if body is None:
+        reason = f"body larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"
+        return _refused(Answer(413), account_id=account.id, kind=kind, reason=reason)
     try:
-        webhook_receive(account_id=account.id, kind=kind, body=body)
+        webhook_receive(account_id=account.id, kind=kind, body=body, account_inactive=not account.is_active)
     except WebhookRejected as exc:
         payload = json.dumps({"error": "invalid_body", "reason": str(exc)}).encode()
-        return Answer(400, payload, (("Content-Type", "application/json"),))
-    except DatabaseError:
+        answer = Answer(400, payload, (("Content-Type", "application/json"),))
+        return _refused(answer, account_id=account.id, kind=kind, reason=f"invalid body: {exc}")
+    except DatabaseError as exc:
         log.exception("could not store a %s webhook for carrier account %s", kind, account.id)
-        return Answer(503)
+        reason = f"could not store the body: {type(exc).__name__}"
+        return _refused(Answer(503), account_id=account.id, kind=kind, reason=reason)
     return Answer(200)
 
 
 def _receive(request: HttpRequest, secret: str, kind: str) -> HttpResponse:
+    try:
+        body: bytes | None = request.body
+    except RequestDataTooBig:
+        body = None
     answer = webhook_answer(
-        secret=secret, kind=kind, authorization=request.META.get("HTTP_AUTHORIZATION", ""), body=request.body
+        secret=secret, kind=kind, authorization=request.META.get("HTTP_AUTHORIZATION", ""), body=body
     )
-    return answer_to_response(answer)
+    response = answer_to_response(answer)
+    # Refusals are logged by webhook_answer without the secret; django.request would log the path with it.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 @csrf_exempt

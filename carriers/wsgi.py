@@ -31,10 +31,11 @@ class WebhookFastLane(Lane):
     def answer(self, environ: dict, claim: re.Match) -> Answer:
         # With or without a Content-Length (chunked, HTTP/2 streams): a report read as empty would be
         # answered 400, and Sinch drops a report answered with a 4xx.
+        body: bytes | None
         try:
             body = read_body(environ, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         except BodyTooLarge:
-            return Answer(413)
+            body = None  # answered 413, and counted against the account, by webhook_answer
         except ValueError:
             return Answer(400)
         return webhook_answer(

@@ -240,8 +240,8 @@ def served_web(app: str = "config.wsgi:application", **env_extra: str) -> Iterat
         DATABASE_URL=_test_database_url(),
         DATABASE_TEST_NAME=connection_name(),
         DJANGO_SETTINGS_MODULE="config.settings",
-        **env_extra,
     )
+    env.update(env_extra)
     proc = subprocess.Popen(
         web_command(port=port, workers=1, threads=2, app=app), cwd=ROOT, env=env, start_new_session=True
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from carriers import services
@@ -16,12 +18,24 @@ from tests.wsgi import wsgi_request
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches():
+def _fresh_caches(settings):
     account_cache_clear()
     cache.delete(APPLY_DEBOUNCE_KEY)
     services._enqueue_memo["at"] = -1.0
+    # Refusal counters (carriers/health.py) apart from a dev server's, and none left by an earlier run
+    # (account ids repeat across runs).
+    settings.REDIS_KEY_PREFIX = f"{settings.REDIS_KEY_PREFIX}-tests"
+    _drop_refusal_counters(settings.REDIS_KEY_PREFIX)
     yield
     account_cache_clear()
+    _drop_refusal_counters(settings.REDIS_KEY_PREFIX)
+
+
+def _drop_refusal_counters(prefix: str) -> None:
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}:webhook-refused:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

@@ -106,12 +106,6 @@ def test_wrong_secret_is_404_and_stores_nothing(account, client):
     assert not WebhookEvent.objects.exists()
 
 
-def test_inactive_account_is_404(account, post_webhook):
-    account.is_active = False
-    account.save()
-    assert post_webhook(account, "delivery", PER_RECIPIENT).status_code == 404
-
-
 def test_get_is_not_allowed(account, client):
     assert client.get(f"/webhooks/sinch/{account.webhook_secret}/delivery").status_code == 405
 
