@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 from .services import carrier_send, prepare
 
 log = logging.getLogger(__name__)
 
-# Transient carrier errors: exponential backoff with full jitter, capped well below the broker's
-# visibility timeout (no countdown may exceed it). After the last attempt the messages stay in
-# 'sending' and the recovery beat job takes over after the lease.
-RETRY_BASE_S = 1.0
-RETRY_CAP_S = 60.0
-MAX_SEND_ATTEMPTS = 6
 # A paced remainder never waits in the broker longer than this; it re-checks the bucket instead.
 MAX_PACING_DELAY_S = 30.0
+# No countdown exceeds this (a 429's Retry-After included): far below the broker's visibility timeout.
+MAX_RETRY_DELAY_S = 60.0
+# Spread of the tasks that wait for a carrier's breaker, so they do not all wake in the same instant.
+PAUSE_JITTER_S = 1.0
 
 
 def enqueue_send_groups(groups: list[prepare.SendGroup]) -> None:
@@ -55,35 +55,54 @@ def prepare_messages(message_ids: list[int], check_opt_out: bool = True) -> int:
 
 
 def _backoff(attempt: int) -> float:
-    return random.uniform(0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt))  # noqa: S311 - jitter, not crypto
+    """Exponential backoff with full jitter (settings SEND_RETRY_BASE/CAP_SECONDS)."""
+    ceiling = min(settings.SEND_RETRY_CAP_SECONDS, settings.SEND_RETRY_BASE_SECONDS * 2 ** min(attempt, 30))
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not crypto
 
 
-def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int) -> None:
+def _pause_delay(wait: float) -> float:
+    return wait + random.uniform(0, PAUSE_JITTER_S)  # noqa: S311 - jitter, not crypto
+
+
+def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, since: float | None) -> None:
     if outcome.rest is not None:
         carrier_send.messages_touch_prepared(message_ids=outcome.rest.message_ids)
+        delay = outcome.rest_delay if outcome.paused is None else _pause_delay(outcome.paused)
         send_batch.apply_async(
             args=[line_id, outcome.rest.message_ids, outcome.rest.segments],
-            countdown=min(MAX_PACING_DELAY_S, outcome.rest_delay),
+            countdown=min(MAX_PACING_DELAY_S, delay),
         )
+    now = time.time()
     for ref in outcome.retry_refs:
-        if attempt + 1 >= MAX_SEND_ATTEMPTS:
-            log.warning("batch %s: giving up after %s attempts; recovery takes over after the lease", ref, attempt + 1)
+        first_error = since or now
+        if now - first_error > settings.SEND_RETRY_WINDOW_SECONDS:
+            log.warning(
+                "batch %s: giving up after %s attempts over %.0f s; recovery takes over after the lease",
+                ref,
+                attempt + 1,
+                now - first_error,
+            )
             continue
-        delay = max(_backoff(attempt), outcome.retry_after or 0)
-        send_resume.apply_async(args=[line_id, ref, attempt + 1], countdown=min(delay, RETRY_CAP_S))
+        if outcome.paused is not None:  # the breaker is open: wait for its probe, the backoff does not grow
+            delay, next_attempt = _pause_delay(outcome.paused), attempt
+        else:
+            delay, next_attempt = max(_backoff(attempt), outcome.retry_after or 0), attempt + 1
+        send_resume.apply_async(args=[line_id, ref, next_attempt, first_error], countdown=min(delay, MAX_RETRY_DELAY_S))
 
 
 @shared_task(name="messaging.send_batch", acks_late=True)
 def send_batch(line_id: int, message_ids: list[int], segments: list[int] | None = None) -> int:
     outcome = carrier_send.batch_send(line_id=line_id, message_ids=message_ids, segments=segments)
-    _follow_up(line_id, outcome, 0)
+    _follow_up(line_id, outcome, 0, None)
     return outcome.sent
 
 
 @shared_task(name="messaging.send_resume", acks_late=True)
-def send_resume(line_id: int, batch_ref: str, attempt: int = 1) -> int:
+def send_resume(line_id: int, batch_ref: str, attempt: int = 1, first_error_at: float | None = None) -> int:
+    """A batch whose carrier call failed transiently: ask the carrier by reference, send again if it has
+    nothing. Retried with backoff until SEND_RETRY_WINDOW_SECONDS after `first_error_at` (unix time)."""
     outcome = carrier_send.batch_resume(line_id=line_id, batch_ref=batch_ref)
-    _follow_up(line_id, outcome, attempt)
+    _follow_up(line_id, outcome, attempt, first_error_at)
     return outcome.sent
 
 

@@ -47,6 +47,11 @@ def build_parser(defaults: SandboxConfig) -> argparse.ArgumentParser:
     )
     p.add_argument("--report-concurrency", type=int, default=defaults.report_concurrency)
     p.add_argument("--seed", default=defaults.seed)
+    p.add_argument(
+        "--journal",
+        default=defaults.journal,
+        help="JSON-lines file of accepted batches, read back at start (a restart keeps what was accepted)",
+    )
     return p
 
 
@@ -70,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         default_callback_url=args.callback_url,
         report_concurrency=args.report_concurrency,
         seed=args.seed,
+        journal=args.journal,
     )
     workers = max(1, args.workers)
     if workers == 1:

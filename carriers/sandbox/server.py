@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,6 +74,10 @@ class SandboxConfig:
     report_attempts: int = 10
     max_batches: int = 200_000  # kept in memory per process (oldest dropped)
     seed: str = "sandbox"
+    # A JSON-lines file of accepted batches, appended on acceptance and read back at start: a restarted
+    # sandbox still knows (and answers lookups for) what it accepted before, as Sinch's database would.
+    # The reports the old process had not posted yet are gone with it, as in a real carrier crash.
+    journal: str = ""
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
@@ -94,6 +98,7 @@ class SandboxConfig:
         c.default_callback_url = e.get("SANDBOX_CALLBACK_URL", c.default_callback_url)
         c.report_concurrency = int(e.get("SANDBOX_REPORT_CONCURRENCY", c.report_concurrency))
         c.seed = e.get("SANDBOX_SEED", c.seed)
+        c.journal = e.get("SANDBOX_JOURNAL", c.journal)
         return c
 
 
@@ -137,6 +142,10 @@ def batch_created_at(batch_id: str) -> float | None:
 
 def _fraction(*parts: str) -> float:
     return zlib.crc32(":".join(parts).encode()) / 2**32
+
+
+# admit()'s verdict for {"lose_answer": true}: do the request, then close the connection unanswered.
+LOSE_ANSWER = (0, {}, {})
 
 
 class SinchError(Exception):
@@ -221,6 +230,40 @@ class SandboxState:
         }
         self.sender = sender or ReportSender(concurrency=config.report_concurrency, max_attempts=config.report_attempts)
         self._bucket = (config.rate_limit, time.monotonic())
+        # An outage window (POST /_sandbox/outage): every API request is answered `outage_status` until then.
+        self.outage_until = 0.0
+        self.outage_status = 503
+        # (unix time, method, path) of the last API requests, for tests of our pacing (GET /_sandbox/requests).
+        self.request_log: deque[tuple[float, str, str]] = deque(maxlen=20_000)
+        self._journal_lock = threading.Lock()
+        if config.journal:
+            self._journal_load(config.journal)
+
+    # -- journal ------------------------------------------------------------------------------------------
+
+    def _journal_load(self, path: str) -> None:
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    continue  # a line torn by a kill mid-write
+                batch = Batch(
+                    d["id"], d["plan"], d["to"], d["from"], d["body"], d["type"], d["delivery_report"],
+                    d.get("callback_url", ""), d.get("client_reference", ""), d.get("parameters") or {},
+                    d["created"], d.get("send_at"), d.get("expire_at"),
+                )  # fmt: skip
+                self.batches[batch.id] = batch
+                if batch.client_reference:
+                    self.by_reference.setdefault(batch.client_reference, []).append(batch.id)
+
+    def _journal_append(self, batch: Batch) -> None:
+        record = {**batch.as_json(), "plan": batch.plan, "created": batch.created}
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._journal_lock, open(self.config.journal, "a", encoding="utf-8") as f:
+            f.write(line)
 
     # -- outcomes ------------------------------------------------------------------------------------
 
@@ -263,10 +306,15 @@ class SandboxState:
     # -- rate limiting and injected failures ------------------------------------------------------------
 
     def admit(self) -> tuple[int, dict, dict] | None:
-        """None to proceed, or a forced (status, body, headers) answer."""
+        """None to proceed, or a forced (status, body, headers) answer; LOSE_ANSWER: proceed, then drop
+        the connection instead of answering (the carrier did the work, its answer never arrives)."""
         c = self.config
         with self.lock:
             self.counters["requests"] += 1
+            if self.outage_until and time.monotonic() < self.outage_until:
+                self.counters["errors_injected"] += 1
+                body = {"code": "service_unavailable", "text": "Outage (sandbox)"}
+                return self.outage_status, body, {}
             if self.forced:
                 spec = self.forced[0]
                 spec["count"] = spec.get("count", 1) - 1
@@ -287,6 +335,8 @@ class SandboxState:
         if forced is not None:
             if forced.get("sleep"):
                 time.sleep(float(forced["sleep"]))
+            if forced.get("lose_answer"):
+                return LOSE_ANSWER
             if not forced.get("status"):
                 return None
             headers = {"Retry-After": str(forced["retry_after"])} if forced.get("retry_after") is not None else {}
@@ -377,6 +427,8 @@ class SandboxState:
                         del self.by_reference[old.client_reference]
             self.counters["batches"] += 1
             self.counters["recipients"] += len(to)
+        if self.config.journal:
+            self._journal_append(batch)  # before the answer: accepted means recorded
         self._schedule_reports(batch)
         return batch
 
@@ -517,6 +569,8 @@ class SandboxState:
             self.inbounds.clear()
             self.forced.clear()
             self.status_overrides.clear()
+            self.outage_until = 0.0
+            self.request_log.clear()
             for key in self.counters:
                 self.counters[key] = 0
         self.sender.clear()
@@ -552,6 +606,11 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing ------------------------------------------------------------------------------------
 
     def _send(self, status: int, body: object = None, headers: dict | None = None) -> None:
+        if getattr(self, "_lose_answer", False):
+            # The request was carried out; its answer is lost (the connection drops unanswered).
+            self._lose_answer = False
+            self.close_connection = True
+            return
         payload = b"" if body is None else json.dumps(body).encode()
         self.log_request(status)
         head = [
@@ -602,8 +661,11 @@ class Handler(BaseHTTPRequestHandler):
                 if method == "POST":
                     self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 return self._send(401, {"code": "unauthorized", "text": "Invalid or missing bearer token"})
+            self.state.request_log.append((time.time(), method, parts.path))
             forced = self.state.admit()
-            if forced is not None:
+            if forced is LOSE_ANSWER:
+                self._lose_answer = True
+            elif forced is not None:
                 if method == "POST":
                     self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 return self._send(*forced)
@@ -692,6 +754,18 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.forced.extend(dict(s) for s in specs if isinstance(s, dict))
             return self._send(204)
+        if path == "/_sandbox/outage" and method == "POST":
+            data = self._read_json()
+            if not isinstance(data, dict) or not isinstance(data.get("seconds"), int | float):
+                raise SinchError(400, "syntax_invalid_json", 'expected {"seconds": N[, "status": 503]}')
+            with state.lock:
+                state.outage_until = time.monotonic() + float(data["seconds"])
+                state.outage_status = int(data.get("status") or 503)
+            return self._send(204)
+        if path == "/_sandbox/requests" and method == "GET":
+            with state.lock:
+                log = list(state.request_log)
+            return self._send(200, {"requests": [{"at": at, "method": m, "path": p} for at, m, p in log]})
         if path == "/_sandbox/outcomes" and method == "POST":
             data = self._read_json()
             if not isinstance(data, dict):

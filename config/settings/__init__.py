@@ -11,4 +11,5 @@ from .database import *  # noqa: F401,F403
 from .celery import *  # noqa: F401,F403
 from .api import *  # noqa: F401,F403
 from .parley import *  # noqa: F401,F403
+from .carriers import *  # noqa: F401,F403
 from .logging import *  # noqa: F401,F403

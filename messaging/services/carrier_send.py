@@ -5,7 +5,8 @@ Crash safety: the claim writes a fresh batch reference ("b:<uuid>") on the messa
 and the reference travels as Sinch's client_reference; whoever finds messages left in 'sending'
 without a batch id (a retry after a transient error, or `sends_recover` after the lease) asks the
 carrier for that reference: found → sent with its batch id; not found → prepared again and re-sent.
-See docs/send-pipeline.md.
+Every call's outcome feeds the carrier account's circuit breaker (carriers/breaker.py); while it is
+open, sends of the account's lines wait instead of calling. See docs/send-pipeline.md.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from carriers import breaker
 from carriers.base import CarrierError, OutboundBatch, PermanentCarrierError
 
 from .. import cache, ratelimit
 from ..status import MessageStatus as S
-from .claims import Claimed, messages_claim_for_send, messages_claimed_by, messages_set_batch_ref, new_batch_ref
+from .claims import (
+    Claimed,
+    messages_claim_for_send,
+    messages_hold_for_resume,
+    messages_set_batch_ref,
+    new_batch_ref,
+)
 from .prepare import SendGroup, group_for_send
 from .status import StatusUpdate, messages_apply_statuses
 from .templates import carrier_template
@@ -30,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # A message may sit in 'sending' without a batch id this long before recovery asks the carrier about
 # it. It must exceed the carrier call's worst case (connect 3 s + read 15 s in carriers/sinch.py) plus
-# the transient retries (≤ ~2 min), so a slow but alive sender is never second-guessed.
+# the longest wait between two retries (SEND_RETRY_CAP_SECONDS, or 60 s for a Retry-After): every
+# retry renews the lease (messages_hold_for_resume), so a slow but alive sender is never second-guessed.
 SEND_LEASE = timedelta(minutes=5)
 # A prepared message with no task in sight (a lost re-enqueue) is re-enqueued after this.
 PREPARED_STALE = timedelta(minutes=15)
@@ -46,6 +55,8 @@ class SendOutcome:
     rest: SendGroup | None = None  # what pacing did not allow yet
     rest_delay: float = 0.0
     retry_after: float | None = None
+    # The carrier account's breaker is open: nothing was called; try again in this many seconds.
+    paused: float | None = None
 
 
 def _fail(rows: list[Claimed], *, code: str, reason: str) -> int:
@@ -100,22 +111,31 @@ def _split(rows: list[Claimed]) -> list[list[Claimed]]:
     return [members for members, _ in groups.values()]
 
 
+def _carrier_failed(account_id: int, exc: CarrierError) -> None:
+    """A transient error counts against the breaker, except a 429: the carrier is up and pacing us."""
+    if exc.http_status != 429:
+        breaker.record_failure(account_id=account_id)
+
+
 def _call(adapter, account, line, rows: list[Claimed], batch_ref: str, outcome: SendOutcome) -> None:
     batch = build_batch(rows, from_number=line.phone_number, batch_ref=batch_ref, callback_url=account.callback_url)
     try:
         result = adapter.send_batch(batch)
     except PermanentCarrierError as exc:
+        breaker.record_success(account_id=account.id)  # it answered: up, the request was wrong
         log.warning("carrier refused batch %s: %s %s", batch_ref, exc.code, exc.http_status)
         outcome.failed += _fail(
             rows, code=exc.code or str(exc.http_status or "carrier_error"), reason=exc.text or str(exc)
         )
         return
     except CarrierError as exc:  # transient: the call may or may not have reached the carrier
+        _carrier_failed(account.id, exc)
         log.info("transient carrier error on %s: %s", batch_ref, exc)
         outcome.retry_refs.append(batch_ref)
         if exc.retry_after:
             outcome.retry_after = max(outcome.retry_after or 0, exc.retry_after)
         return
+    breaker.record_success(account_id=account.id)
     outcome.sent += _record_sent(rows, result.batch_id)
 
 
@@ -139,6 +159,14 @@ def batch_send(*, line_id: int, message_ids: list[int], segments: list[int] | No
         outcome.rest_delay = wait
     if n == 0:
         return outcome
+    # The carrier is down: claim nothing, give the units back, the whole group waits for the probe.
+    verdict = breaker.check(account_id=line.carrier_account_id) if line.carrier_account_id else None
+    if verdict is not None and not verdict.allowed:
+        ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=used)
+        outcome.rest = SendGroup(line_id, list(message_ids), segs)
+        outcome.rest_delay = outcome.paused = verdict.wait
+        return outcome
+    probing = verdict is not None and verdict.action == breaker.PROBE
     batch_ref = new_batch_ref()
     rows = messages_claim_for_send(message_ids=list(message_ids[:n]), batch_ref=batch_ref)
     outcome.not_claimed = n - len(rows)
@@ -146,11 +174,12 @@ def batch_send(*, line_id: int, message_ids: list[int], segments: list[int] | No
         claimed = {r.id for r in rows}
         lost = sum(s for mid, s in zip(message_ids[:n], segs[:n], strict=True) if mid not in claimed)
         ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=lost)
-    if not rows:
-        return outcome
-    adapter, account = cache.adapter_for_line(line)
-    if adapter is None or not line.is_active:
-        outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
+    adapter, account = cache.adapter_for_line(line) if rows else (None, None)
+    if not rows or adapter is None or not line.is_active:
+        if probing:  # no call will report back: let the next caller probe
+            breaker.release_probe(account_id=line.carrier_account_id)
+        if rows:
+            outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
         return outcome
     for i, group in enumerate(_split(rows)):
         ref = batch_ref
@@ -162,25 +191,40 @@ def batch_send(*, line_id: int, message_ids: list[int], segments: list[int] | No
 
 
 def batch_resume(*, line_id: int, batch_ref: str) -> SendOutcome:
-    """After a transient error: did the carrier get the call after all? Record it, else send it again."""
+    """After a transient error: did the carrier get the call after all? Record it, else send it again.
+
+    The reference's rows stay locked for the whole step (one transaction around the lookup and the
+    call), so a duplicate of this task or the recovery sweep cannot ask and send at the same time."""
     outcome = SendOutcome()
     line = cache.line_info(line_id)
-    rows = messages_claimed_by(batch_ref=batch_ref)
-    if line is None or not rows:
+    if line is None:
         return outcome
-    adapter, account = cache.adapter_for_line(line)
-    if adapter is None:
-        outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
-        return outcome
-    try:
-        batch_id = adapter.find_batch_by_client_reference(batch_ref)
-    except CarrierError:
-        outcome.retry_refs.append(batch_ref)
-        return outcome
-    if batch_id:
-        outcome.sent += _record_sent(rows, batch_id)
-        return outcome
-    _call(adapter, account, line, rows, batch_ref, outcome)
+    with transaction.atomic():
+        rows = messages_hold_for_resume(batch_ref=batch_ref)
+        if not rows:
+            return outcome  # done, or another resume / the sweep holds it
+        adapter, account = cache.adapter_for_line(line)
+        if adapter is None:
+            outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
+            return outcome
+        verdict = breaker.check(account_id=account.id)
+        if not verdict.allowed:
+            outcome.retry_refs.append(batch_ref)
+            outcome.paused = verdict.wait
+            return outcome
+        try:
+            batch_id = adapter.find_batch_by_client_reference(batch_ref)
+        except CarrierError as exc:
+            _carrier_failed(account.id, exc)
+            outcome.retry_refs.append(batch_ref)
+            if exc.retry_after:
+                outcome.retry_after = exc.retry_after
+            return outcome
+        breaker.record_success(account_id=account.id)
+        if batch_id:
+            outcome.sent += _record_sent(rows, batch_id)
+            return outcome
+        _call(adapter, account, line, rows, batch_ref, outcome)
     return outcome
 
 
@@ -200,6 +244,12 @@ FROM messaging_message
 WHERE status = 'sending' AND sending_at < %s AND carrier_batch_id = ''
 GROUP BY send_batch_ref, line_id
 LIMIT 200
+"""
+
+_HOLD_STUCK_SQL = """
+SELECT id FROM messaging_message
+WHERE send_batch_ref = %s AND status = %s AND carrier_batch_id = '' AND sending_at < %s
+ORDER BY id FOR UPDATE SKIP LOCKED
 """
 
 _STALE_PREPARED_SQL = """
@@ -234,25 +284,35 @@ def sends_recover(*, lease: timedelta = SEND_LEASE, prepared_stale: timedelta = 
         cursor.execute(_STUCK_SQL, [now - lease])
         stuck = cursor.fetchall()
     released: list[int] = []
-    for batch_ref, line_id, ids in stuck:
+    for batch_ref, line_id, _ids in stuck:
         line = cache.line_info(line_id)
-        adapter, _account = cache.adapter_for_line(line) if line else (None, None)
+        adapter, account = cache.adapter_for_line(line) if line else (None, None)
         if adapter is None:
             continue
-        try:
-            batch_id = adapter.find_batch_by_client_reference(batch_ref) if batch_ref else None
-        except CarrierError as exc:
-            log.warning("recovery: carrier lookup of %s failed (%s); next pass", batch_ref, exc)
-            continue
-        if batch_id:
-            changed = messages_apply_statuses(
-                updates=[StatusUpdate(i, S.SENT, at=now, carrier_batch_id=batch_id) for i in ids]
-            )
-            result.recorded_sent += len(changed)
-        else:
-            # sending → prepared: legal only because the carrier provably has no batch for this reference.
-            changed = messages_apply_statuses(updates=[StatusUpdate(i, S.PREPARED, at=now) for i in ids])
-            released.extend(i for i, st in changed.items() if st == S.PREPARED)
+        if not breaker.is_closed(account_id=account.id):
+            continue  # the carrier is down: its lookup would fail; the retries or a later pass decide
+        # Held (locked, still past the lease) for the lookup and its consequence: a retry of the same
+        # reference that renewed its lease meanwhile, or holds it now, is left to finish its work.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_HOLD_STUCK_SQL, [batch_ref, S.SENDING, now - lease])
+            ids = [r[0] for r in cursor.fetchall()]
+            if not ids:
+                continue
+            try:
+                batch_id = adapter.find_batch_by_client_reference(batch_ref) if batch_ref else None
+            except CarrierError as exc:
+                _carrier_failed(account.id, exc)
+                log.warning("recovery: carrier lookup of %s failed (%s); next pass", batch_ref, exc)
+                continue
+            if batch_id:
+                changed = messages_apply_statuses(
+                    updates=[StatusUpdate(i, S.SENT, at=now, carrier_batch_id=batch_id) for i in ids]
+                )
+                result.recorded_sent += len(changed)
+            else:
+                # sending → prepared: legal only because the carrier provably has no batch for this reference.
+                changed = messages_apply_statuses(updates=[StatusUpdate(i, S.PREPARED, at=now) for i in ids])
+                released.extend(i for i, st in changed.items() if st == S.PREPARED)
     with transaction.atomic(), connection.cursor() as cursor:
         if released:
             cursor.execute("UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[])", [released])

@@ -51,11 +51,21 @@ SELECT claimed.*, b.body FROM claimed LEFT JOIN messaging_blast b ON b.id = clai
 ORDER BY claimed.id
 """
 
+# The retry's hold on a reference: row locks for the length of the caller's transaction (SKIP LOCKED:
+# a duplicate retry task or the recovery sweep holding them gets nothing, so only one of them may ask
+# the carrier and send again) and a renewed lease (sending_at), so the sweep leaves a reference alone
+# while its retries are alive, however long the carrier is down.
 _RESUME_SQL = """
-SELECT m.id, m.line_id, m.blast_id, m.carrier_recipient, m.rendered_body, m.send_params, m.segments, b.body
-FROM messaging_message m LEFT JOIN messaging_blast b ON b.id = m.blast_id
-WHERE m.send_batch_ref = %s AND m.status = 'sending' AND m.carrier_batch_id = ''
-ORDER BY m.id
+WITH held AS (
+    SELECT id FROM messaging_message
+    WHERE send_batch_ref = %s AND status = %s AND carrier_batch_id = ''
+    ORDER BY id FOR UPDATE SKIP LOCKED
+), renewed AS (
+    UPDATE messaging_message m SET sending_at = now() FROM held WHERE m.id = held.id
+    RETURNING m.id, m.line_id, m.blast_id, m.carrier_recipient, m.rendered_body, m.send_params, m.segments
+)
+SELECT renewed.*, b.body FROM renewed LEFT JOIN messaging_blast b ON b.id = renewed.blast_id
+ORDER BY renewed.id
 """
 
 
@@ -77,9 +87,10 @@ def messages_claim_for_send(*, message_ids: list[int], batch_ref: str) -> list[C
     return _rows(sql.execute(_CLAIM_SQL, [list(message_ids), list(sources_for(S.SENDING)), S.SENDING, batch_ref]))
 
 
-def messages_claimed_by(*, batch_ref: str) -> list[Claimed]:
-    """Messages a batch reference still holds in 'sending' without a batch id (retry and recovery)."""
-    return _rows(sql.execute(_RESUME_SQL, [batch_ref]))
+def messages_hold_for_resume(*, batch_ref: str) -> list[Claimed]:
+    """Messages a batch reference still holds in 'sending' without a batch id, locked (skipping rows
+    another transaction holds) and their lease renewed. Call inside transaction.atomic()."""
+    return _rows(sql.execute(_RESUME_SQL, [batch_ref, S.SENDING]))
 
 
 def messages_set_batch_ref(*, message_ids: list[int], batch_ref: str) -> None:

@@ -1,0 +1,26 @@
+"""Carrier outages: how long sends retry, the per-account circuit breaker, overdue delivery reports.
+
+See docs/send-pipeline.md ("Carrier outages") and docs/backfill.md ("Overdue reports").
+"""
+
+from .env import env
+
+# A batch whose carrier call failed transiently (timeout, connection, 5xx, 429) is retried with
+# exponential backoff and full jitter: wait uniform(0, min(CAP, BASE × 2^attempt)) seconds, for as long
+# as SEND_RETRY_WINDOW after its first error. An hour covers the carrier outages one can plausibly wait
+# out; after it the messages stay "sending" and the recovery sweep asks the carrier about them.
+SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", default=1.0)
+SEND_RETRY_CAP_SECONDS = env.float("SEND_RETRY_CAP_SECONDS", default=20.0)
+SEND_RETRY_WINDOW_SECONDS = env.float("SEND_RETRY_WINDOW_SECONDS", default=3600.0)
+
+# Circuit breaker per carrier account (carriers/breaker.py), shared by every worker through Redis.
+# closed → open after this many consecutive transient failures of calls to the account;
+CARRIER_BREAKER_FAILURES = env.int("CARRIER_BREAKER_FAILURES", default=5)
+# open for this long (±20 % jitter), then one probe call (half-open); a failed probe doubles the
+# interval up to the maximum, a successful one closes the breaker. The maximum bounds how late a
+# line resumes after its carrier is back.
+CARRIER_BREAKER_OPEN_SECONDS = env.float("CARRIER_BREAKER_OPEN_SECONDS", default=2.0)
+CARRIER_BREAKER_OPEN_MAX_SECONDS = env.float("CARRIER_BREAKER_OPEN_MAX_SECONDS", default=15.0)
+# A probe that has not reported back after this long (its worker died) is handed to the next caller.
+# Above the adapter's worst call (connect 3.05 s + read 15 s).
+CARRIER_BREAKER_PROBE_SECONDS = env.float("CARRIER_BREAKER_PROBE_SECONDS", default=20.0)
