@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +33,12 @@ class BackfillRequestSerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     dry_run = serializers.BooleanField(required=False, default=False)
     rate = serializers.FloatField(required=False, allow_null=True, min_value=0.01, max_value=1000)
+
+
+class BackfillStartedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    url = serializers.URLField(help_text="Where to follow the run (GET /api/v1/backfill-runs/{id}).")
 
 
 class BackfillRunSerializer(serializers.ModelSerializer):
@@ -61,6 +68,11 @@ class BackfillRunSerializer(serializers.ModelSerializer):
 class LineBackfillStatusesView(TenantAPIMixin, APIView):
     permission_classes = [IsOrganizationAdmin]
 
+    @extend_schema(
+        summary="Ask the carrier for the status of a line's messages (a backfill run)",
+        request=BackfillRequestSerializer,
+        responses={202: BackfillStartedSerializer},
+    )
     def post(self, request, line_id: int):
         line = get_object_or_404(Line, pk=line_id, organization=self.organization)
         data = BackfillRequestSerializer(data=request.data)
@@ -85,6 +97,7 @@ class LineBackfillStatusesView(TenantAPIMixin, APIView):
 
 
 class BackfillRunView(TenantAPIMixin, APIView):
+    @extend_schema(summary="A backfill run: its counts and progress", responses={200: BackfillRunSerializer})
     def get(self, request, run_id: int):
         run = get_object_or_404(BackfillRun, pk=run_id, organization=self.organization)
         return Response(BackfillRunSerializer(run).data)

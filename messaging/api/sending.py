@@ -24,7 +24,7 @@ from organizations.auth import ApiKeyRateThrottle, IsOrganizationMember
 
 from ..services import sending
 from .conversations import ConversationViewSet
-from .serializers import BlastSerializer, MessageSerializer
+from .serializers import BlastPreviewSerializer, BlastSerializer, MessageSerializer
 
 
 class _Refused(APIException):
@@ -84,7 +84,8 @@ class _SendView(_RefusalMixin, APIView):
 
 
 class ConversationMessagesSendViewSet(_RefusalMixin, ConversationViewSet):
-    """The conversations viewset's `messages` route with the send pipeline's POST added (GET stays theirs)."""
+    # The conversations viewset's `messages` route with the send pipeline's POST added (GET stays
+    # theirs). A comment, not a docstring: a docstring would be the operations' description in the schema.
 
     @extend_schema(
         summary="Send a message in a conversation",
@@ -138,7 +139,11 @@ class BlastLaunchView(_SendView):
 
 
 class BlastPreviewView(_SendView):
-    @extend_schema(summary="What a launch would do: recipients, opt-out exclusions, segments", request=None)
+    @extend_schema(
+        summary="What a launch would do: recipients, opt-out exclusions, segments",
+        request=None,
+        responses={200: BlastPreviewSerializer},
+    )
     def get(self, request, pk: int):
         return Response(_call(sending.blast_preview, organization=request.organization, blast_id=pk))
 

@@ -271,6 +271,33 @@ class BlastSerializer(serializers.ModelSerializer):
         return value
 
 
+class _SegmentRangeSerializer(serializers.Serializer):
+    min = serializers.IntegerField()
+    max = serializers.IntegerField()
+
+
+class _LinkSavingsSerializer(serializers.Serializer):
+    chars_saved = serializers.IntegerField()
+    segments_before = serializers.IntegerField()
+    segments_after = serializers.IntegerField()
+
+
+class BlastPreviewSerializer(serializers.Serializer):
+    """What a launch would do now (messaging.services.sending.blast_preview); for the schema."""
+
+    blast = serializers.IntegerField()
+    status = serializers.CharField()
+    recipient_count = serializers.IntegerField()
+    opted_out_count = serializers.IntegerField()
+    sendable_count = serializers.IntegerField()
+    deferred_by_quiet_hours = serializers.IntegerField(help_text="Recipients now inside their quiet hours.")
+    segments_total = serializers.IntegerField()
+    segments_per_message = _SegmentRangeSerializer()
+    encodings = serializers.ListField(child=serializers.CharField())
+    sample = serializers.CharField(allow_null=True, help_text="The text as the first recipient would get it.")
+    links = _LinkSavingsSerializer(allow_null=True, help_text="Short-link savings; null without links.")
+
+
 @extend_schema_field({"type": "string", "format": "binary"})
 class _FileField(serializers.FileField):
     pass

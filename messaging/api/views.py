@@ -13,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from organizations.api.base import TenantAPIMixin
+from organizations.api.parsers import BoundedJSONParser
 
 from .. import selectors
 from ..models import Blast, Contact, Line, OptOut
@@ -81,7 +82,7 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     serializer_class = ContactSerializer
     queryset = Contact.objects.none()
     pagination_ordering = ("id",)
-    parser_classes = [parsers.JSONParser, CsvParser, parsers.MultiPartParser, parsers.FormParser]
+    parser_classes = [BoundedJSONParser, CsvParser, parsers.MultiPartParser, parsers.FormParser]
 
     def get_queryset(self):
         phone = _phone_query_param(self.request) if self.action == "list" else None

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, serializers
@@ -17,10 +18,29 @@ from rest_framework.views import exception_handler as drf_exception_handler
 NON_FIELD = "non_field_errors"
 
 
+class RequestRefused(exceptions.APIException):
+    """A request Django refuses to read (too many form fields or files, a body past its size limit).
+    Django would answer these with its own HTML 400; the API answers in its error shape instead."""
+
+    status_code = 400
+
+
+# Django's request-size guards (DATA_UPLOAD_MAX_NUMBER_FIELDS/FILES, DATA_UPLOAD_MAX_MEMORY_SIZE) → our code.
+_REQUEST_LIMITS = {
+    TooManyFieldsSent: ("too_many_fields", "Too many form fields in the request."),
+    TooManyFilesSent: ("too_many_files", "Too many files in the request."),
+    RequestDataTooBig: ("too_large", "The request body is too large."),
+}
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         # Services raise Django's ValidationError (they know nothing of DRF); same shape as a serializer's.
         exc = exceptions.ValidationError(_django_detail(exc))
+    for kind, (code, message) in _REQUEST_LIMITS.items():
+        if isinstance(exc, kind):
+            exc = RequestRefused(detail=message, code=code)
+            break
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

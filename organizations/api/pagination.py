@@ -80,7 +80,7 @@ class KeysetPagination(BasePagination):
                 "required": False,
                 "in": "query",
                 "description": f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT}).",
-                "schema": {"type": "integer"},
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             },
         ]
 
@@ -88,12 +88,10 @@ class KeysetPagination(BasePagination):
 
     def _limit(self, request) -> int:
         raw = request.query_params.get(self.limit_query_param)
-        if raw in (None, ""):
+        if raw is None:
             return DEFAULT_LIMIT
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
+        # ASCII digits only: int() also reads "١٢" and " 5 ", which no client means.
+        value = int(raw) if raw.isascii() and raw.isdigit() else 0
         if not 1 <= value <= MAX_LIMIT:
             raise serializers.ValidationError({self.limit_query_param: [f"Must be an integer 1..{MAX_LIMIT}."]})
         return value

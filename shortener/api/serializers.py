@@ -18,6 +18,32 @@ def _target(value: str, field_name: str) -> str:
         raise serializers.ValidationError(exc.message_dict[field_name]) from None
 
 
+# Ids are bigints: a larger number is refused here rather than reaching the database.
+_ID_MAX = 2**63 - 1
+
+
+class LinkFilterSerializer(serializers.Serializer):
+    """Query parameters of GET /api/v1/links (each optional; given, it must be an id)."""
+
+    blast_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=_ID_MAX, help_text="Links made for this blast's messages."
+    )
+    message_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=_ID_MAX, help_text="Links made for this message."
+    )
+    contact_id = serializers.IntegerField(
+        required=False, min_value=1, max_value=_ID_MAX, help_text="Links made for this contact."
+    )
+
+    def to_internal_value(self, data):
+        # DRF's IntegerField reads any Unicode digit ("³" passes str.isdigit, "١" passes int()); ids are ASCII.
+        for name in self.fields:
+            raw = data.get(name)
+            if raw is not None and not (raw.isascii() and raw.isdigit()):
+                raise serializers.ValidationError({name: ["Must be an integer id."]})
+        return super().to_internal_value(data)
+
+
 class LinkCreateSerializer(serializers.Serializer):
     target_url = serializers.CharField(max_length=conf.TARGET_URL_MAX_LENGTH, trim_whitespace=True)
     fallback_url = serializers.CharField(

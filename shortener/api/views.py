@@ -7,7 +7,7 @@ request.organization, so another organization's link or blast answers 404.
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -27,17 +27,12 @@ from .serializers import (
     LinkBulkCreateSerializer,
     LinkBulkResponseSerializer,
     LinkCreateSerializer,
+    LinkFilterSerializer,
     LinkSerializer,
     LinkUpdateSerializer,
 )
 
 ShortenerScope = HasScope.of(ApiKeyScope.SHORTENER)
-
-_FILTERS = [
-    OpenApiParameter("blast_id", int, description="Links made for this blast's messages."),
-    OpenApiParameter("message_id", int, description="Links made for this message."),
-    OpenApiParameter("contact_id", int, description="Links made for this contact."),
-]
 
 
 def _spec(data: dict, created_by_id) -> services.LinkSpec:
@@ -53,7 +48,7 @@ def _spec(data: dict, created_by_id) -> services.LinkSpec:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List short links (newest first)", parameters=_FILTERS),
+    list=extend_schema(summary="List short links (newest first)", parameters=[LinkFilterSerializer]),
     retrieve=extend_schema(summary="A short link with its click counts"),
     create=extend_schema(
         summary="Create a short link",
@@ -77,12 +72,9 @@ class LinkViewSet(
     def get_queryset(self):
         links = selectors.links_for_organization(organization_id=self.organization.pk)
         if self.action == "list":
-            for name in ("blast_id", "message_id", "contact_id"):
-                raw = self.request.query_params.get(name)
-                if raw:
-                    if not raw.isdigit():
-                        raise exceptions.ValidationError({name: ["Must be an integer id."]})
-                    links = links.filter(**{name: int(raw)})
+            filters = LinkFilterSerializer(data=self.request.query_params)
+            filters.is_valid(raise_exception=True)
+            links = links.filter(**filters.validated_data)
         return links
 
     def _created_by(self):

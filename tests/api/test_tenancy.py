@@ -8,13 +8,15 @@ from dataclasses import dataclass
 import pytest
 from django.utils import timezone
 
-from messaging.api.urls import router as messaging_router
-from messaging.models import Blast, Contact, Line, OptOut
-from organizations.api.urls import router as organizations_router
+from backfill.models import BackfillRun
+from messaging.models import Blast, Contact, Line, Message, OptOut
 from organizations.models import ApiKey
 from organizations.services import api_key_create
+from shortener.models import Link
+from shortener.services import link_create
 from tests import factories
 from tests.api.conftest import error_of
+from tests.api.routes import api_routes
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Tenant:
     blast: object
     api_key: object
     user: object
+    link: object
+    backfill_run: object
 
 
 def _tenant(org) -> Tenant:
@@ -43,7 +47,11 @@ def _tenant(org) -> Tenant:
     blast = factories.BlastFactory(organization=org, line=line)
     api_key = api_key_create(organization=org, name="k").api_key
     user = factories.MembershipFactory(organization=org).user
-    return Tenant(org, account, line, contact, conversation, message, opt_out, blast, api_key, user)
+    link = link_create(
+        organization_id=org.pk, target_url="https://example.com/offer", blast_id=blast.pk, contact_id=contact.pk
+    )
+    backfill_run = BackfillRun.objects.create(organization=org, line=line)
+    return Tenant(org, account, line, contact, conversation, message, opt_out, blast, api_key, user, link, backfill_run)
 
 
 @pytest.fixture
@@ -72,6 +80,20 @@ FOREIGN_OBJECT = [
     ("get", "/api/v1/blasts/{blast}", None),
     ("get", "/api/v1/api-keys/{api_key}", None),
     ("delete", "/api/v1/api-keys/{api_key}", None),
+    # The send pipeline's routes (messaging/api/sending.py).
+    ("post", "/api/v1/conversations/{conversation}/messages", {"body": "hijacked"}),
+    ("post", "/api/v1/blasts/{blast}/launch", None),
+    ("get", "/api/v1/blasts/{blast}/preview", None),
+    ("post", "/api/v1/blasts/{blast}/preview", None),
+    ("post", "/api/v1/blasts/{blast}/cancel", None),
+    # Shortener.
+    ("get", "/api/v1/links/{link}", None),
+    ("patch", "/api/v1/links/{link}", {"expires_at": None, "fallback_url": "https://example.com/hijacked"}),
+    ("get", "/api/v1/links/{link}/clicks", None),
+    ("get", "/api/v1/blasts/{blast}/clicks", None),
+    # Backfill.
+    ("post", "/api/v1/lines/{line}/backfill-statuses", {}),
+    ("get", "/api/v1/backfill-runs/{backfill_run}", None),
 ]
 
 # (method, path template with {x} from the OTHER tenant, payload template, field named in the 400).
@@ -87,6 +109,10 @@ FOREIGN_ID_IN_INPUT = [
     ),
     ("get", "/api/v1/conversations?line={line}", None, "line"),
     ("get", "/api/v1/conversations?assignee={user}", None, "assignee"),
+    ("post", "/api/v1/messages", {"line": "{line}", "to": "+17372001111", "body": "Hi"}, "line"),
+    ("post", "/api/v1/links", {"target_url": "https://example.com/", "blast_id": "{blast}"}, "blast_id"),
+    ("post", "/api/v1/links", {"target_url": "https://example.com/", "contact_id": "{contact}"}, "contact_id"),
+    ("post", "/api/v1/links", {"target_url": "https://example.com/", "message_id": "{message}"}, "message_id"),
 ]
 
 LISTS = [
@@ -96,6 +122,14 @@ LISTS = [
     ("/api/v1/opt-outs", "opt_out"),
     ("/api/v1/blasts", "blast"),
     ("/api/v1/api-keys", "api_key"),
+    ("/api/v1/links", "link"),
+]
+
+# Lists filtered by another tenant's id: empty, never their rows (the filter does not widen the wall).
+FILTERED_BY_FOREIGN_ID = [
+    "/api/v1/links?blast_id={blast}",
+    "/api/v1/links?contact_id={contact}",
+    "/api/v1/links?message_id={message}",
 ]
 
 # Collection writes: what they create belongs to the caller (checked in test_creates_land_in_my_org).
@@ -106,6 +140,10 @@ CREATES = [
     ("/api/v1/opt-outs", {"phone_number": "{their_opt_out_phone}"}, OptOut),
     ("/api/v1/blasts", {"line": "{my_line}", "body": "Hi", "audience": {"all": True}}, Blast),
     ("/api/v1/api-keys", {"name": "new"}, ApiKey),
+    ("/api/v1/messages", {"line": "{my_line}", "to": "{their_contact_phone}", "body": "Hi"}, Message),
+    ("/api/v1/links", {"target_url": "https://example.com/new"}, Link),
+    ("/api/v1/links/bulk", {"links": [{"target_url": "https://example.com/new"}]}, Link),
+    ("/api/v1/lines/{my_line}/backfill-statuses", {"dry_run": True}, BackfillRun),
 ]
 
 
@@ -161,6 +199,29 @@ def test_lists_show_only_my_rows(api, mine, theirs, path, attr):
     assert getattr(theirs, attr).pk not in listed
 
 
+@pytest.mark.parametrize("path", FILTERED_BY_FOREIGN_ID)
+def test_filter_by_another_tenants_id_lists_nothing(api, mine, theirs, path):
+    response = api.get(path.format(**_ids(mine, theirs)))
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == []
+
+
+def test_bulk_links_refuse_another_tenants_ids_per_item(api, mine, theirs):
+    # given: one good item and one naming the other tenant's blast
+    items = [
+        {"target_url": "https://example.com/a"},
+        {"target_url": "https://example.com/b", "blast_id": theirs.blast.pk},
+    ]
+    # when
+    response = api.post("/api/v1/links/bulk", {"links": items}, format="json")
+    # then: the foreign one is refused at its index, naming the field; nothing of it was created
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["created"], body["failed"]) == (1, 1)
+    assert "blast_id" in body["results"][1]["error"]["fields"]
+    assert not Link.objects.filter(blast=theirs.blast, organization=mine.org).exists()
+
+
 def test_conversation_messages_list_only_that_conversations_messages(api, mine, theirs):
     response = api.get(f"/api/v1/conversations/{mine.conversation.pk}/messages")
     assert [row["id"] for row in response.json()["results"]] == [mine.message.pk]
@@ -170,8 +231,8 @@ def test_conversation_messages_list_only_that_conversations_messages(api, mine, 
 def test_creates_land_in_my_org(api, mine, theirs, path, payload, model):
     ids = _ids(mine, theirs)
     theirs_before = model.objects.filter(organization=theirs.org).count()
-    response = api.post(path, _fill(payload, ids), format="json")
-    assert response.status_code in (200, 201), response.content
+    response = api.post(path.format(**ids), _fill(payload, ids), format="json")
+    assert response.status_code in (200, 201, 202), response.content
     assert model.objects.filter(organization=theirs.org).count() == theirs_before
     assert model.objects.filter(organization=mine.org).count() >= 2
 
@@ -199,6 +260,9 @@ def _snapshot(t: Tenant):
         list(OptOut.objects.filter(organization=t.org).values()),
         list(ApiKey.objects.filter(organization=t.org).values()),
         list(Blast.objects.filter(organization=t.org).values()),
+        list(Link.objects.filter(organization=t.org).values()),
+        list(Message.objects.filter(organization=t.org).values()),
+        list(BackfillRun.objects.filter(organization=t.org).values()),
     )
 
 
@@ -207,23 +271,19 @@ def _covered() -> set[tuple[str, str]]:
     from django.urls import resolve
 
     covered = set()
-    samples = {"line": 1, "contact": 1, "conversation": 1, "opt_out": 1, "blast": 1, "api_key": 1, "account": 1}
-    samples.update(my_line=1, user=1, their_contact_phone="x", their_opt_out_phone="x")
+    samples = {name: 1 for name in Tenant.__dataclass_fields__}
+    samples.update(my_line=1, their_contact_phone="x", their_opt_out_phone="x")
     for method, path, *_ in FOREIGN_OBJECT + FOREIGN_ID_IN_INPUT:
         covered.add((resolve(path.format(**samples).split("?")[0]).url_name, method))
     for path, _ in LISTS:
         covered.add((resolve(path).url_name, "get"))
     for path, *_ in CREATES:
-        covered.add((resolve(path).url_name, "post"))
+        covered.add((resolve(path.format(**samples)).url_name, "post"))
     return covered
 
 
 def test_every_route_is_in_the_matrix():
-    routes = set()
-    for router in (messaging_router, organizations_router):
-        for _prefix, viewset, basename in router.registry:
-            for route in router.get_routes(viewset):
-                for method, action in route.mapping.items():
-                    if hasattr(viewset, action):
-                        routes.add((route.name.format(basename=basename), method))
+    # Every /api/v1/ route of the URLconf, whichever app or router adds it (tests/api/routes.py).
+    routes = {(route.name, route.method) for route in api_routes()}
+    assert len(routes) > 30  # the enumeration itself works
     assert routes - _covered() == set()
