@@ -14,6 +14,9 @@ import psycopg
 from psycopg import sql
 
 SCHEMA_SQL = Path(__file__).with_name("sql") / "v1_schema.sql"
+# The spec's schema as written (text bodies, no NOT NULL): see the file's header.
+SPEC_SCHEMA_SQL = Path(__file__).with_name("sql") / "v1_schema_spec.sql"
+SCHEMAS = {"project": SCHEMA_SQL, "spec": SPEC_SCHEMA_SQL}
 
 # Share of rows carrying each known problem: "1 in N" rows (chosen by id arithmetic).
 PROBLEMS = {
@@ -131,7 +134,7 @@ def _fmt(num10: str, variant: str) -> str:
         ELSE substr({num10}, 1, 3) || '.' || substr({num10}, 4, 3) || '.' || substr({num10}, 7) END)"""
 
 
-def _statements(s: SeedSizes) -> list[str]:
+def _statements(s: SeedSizes, *, text_body: bool = False) -> list[str]:
     A, U, L, CPA = s.accounts, s.users_per_account, s.lines_per_account, s.contacts_per_account
     C = CPA * A
     V = C + C // 10  # base conversations; the duplicates are appended after V
@@ -208,7 +211,7 @@ def _statements(s: SeedSizes) -> list[str]:
             ((b - 1) % {A}) * {U} + 1, timestamp '2019-01-01' + b * interval '2 days',
             CASE WHEN b % 10 <> 9 THEN timestamp '2019-01-01' + b * interval '2 days' + interval '1 hour' END
             FROM generate_series(1, {s.blasts}) b""",
-        _messages_sql(s, V),
+        _messages_sql(s, V, text_body=text_body),
         # Media: picture-only messages and 1 in 53 others; three orphans.
         f"""INSERT INTO "MessageMedia" SELECT row_number() OVER (ORDER BY i), i,
             'https://media.v1.example/' || i || '.jpg', CASE WHEN i % 2 = 0 THEN 'image/jpeg' END
@@ -219,11 +222,17 @@ def _statements(s: SeedSizes) -> list[str]:
     ]
 
 
-def _messages_sql(s: SeedSizes, V: int) -> str:
+def _messages_sql(s: SeedSizes, V: int, *, text_body: bool = False) -> str:
     A, L, U = s.accounts, s.lines_per_account, s.users_per_account
     B = s.blasts
     CPA = s.contacts_per_account
     digits = """right(regexp_replace(ct."PhoneNumber", '\\D', '', 'g'), 10)"""
+    # A text Body cannot hold a NUL or bytes that are not UTF-8: those rows then carry plain text.
+    if text_body:
+        nul, bad = "convert_to('Hello there', 'UTF8')", "convert_to('Café au lait?', 'UTF8')"
+    else:
+        nul = "convert_to('Hello', 'UTF8') || '\\x00'::bytea || convert_to(' there', 'UTF8')"
+        bad = "convert_to('Caf', 'UTF8') || '\\xe9'::bytea || convert_to(' au lait?', 'UTF8')"
     # Outbound status by i % 100: 0-1 stuck Sending, 2-4 Failed, 5-7 Undelivered, 8 Sent, 9 Pending,
     # 10 Queued, others Delivered.
     status = """CASE WHEN dir = 'I' THEN 7 ELSE CASE
@@ -238,14 +247,16 @@ def _messages_sql(s: SeedSizes, V: int) -> str:
         CASE WHEN ct."PhoneNumber" IS NULL OR length({digits}) < 10 THEN coalesce(ct."PhoneNumber", '')
              ELSE {_fmt(digits, "i")} END,
         CASE WHEN i % 211 = 17 THEN lower(dir) ELSE dir END,
-        CASE WHEN i % 101 = 50 THEN NULL
-             WHEN i % 9973 = 1 THEN convert_to('Hello', 'UTF8') || '\\x00'::bytea || convert_to(' there', 'UTF8')
-             WHEN i % 9973 = 2 THEN convert_to('Caf', 'UTF8') || '\\xe9'::bytea || convert_to(' au lait?', 'UTF8')
+        {"convert_from(" if text_body else ""}CASE WHEN i % 101 = 50 THEN NULL
+             WHEN i % 9973 = 1 THEN {nul}
+             WHEN i % 9973 = 2 THEN {bad}
              WHEN is_blast THEN convert_to(b."Body", 'UTF8')
              WHEN dir = 'I' THEN convert_to((ARRAY['Yes, see you then', 'What time do you open?', 'STOP',
                  'Thanks! 👍', 'Can I reschedule to Tuesday?'])[i % 5 + 1], 'UTF8')
              ELSE convert_to('Hi Pat, this is a reminder about your appointment #' || i
-                 || CASE WHEN i % 7 = 0 THEN ' — café opens at 9 ☕' ELSE '' END, 'UTF8') END,
+                 || CASE WHEN i % 7 = 0 THEN ' — café opens at 9 ☕' ELSE '' END, 'UTF8') END{
+        ", 'UTF8')" if text_body else ""
+    },
         st,
         CASE WHEN dir = 'O' AND st >= 2 THEN CASE WHEN is_blast
              THEN substr(md5('blast' || b."BlastId" || '-' || (i / 5000)), 1, 26)
@@ -271,16 +282,35 @@ def _messages_sql(s: SeedSizes, V: int) -> str:
     """
 
 
-def v1_seed(*, dsn: str, sizes: SeedSizes, reset: bool = True, force: bool = False) -> dict:
-    """Create (or recreate) the v1 database at `dsn` and fill it. Returns row counts per table."""
+def v1_seed(
+    *,
+    dsn: str,
+    sizes: SeedSizes,
+    reset: bool = True,
+    force: bool = False,
+    schema: str = "project",
+    body_type: str | None = None,
+) -> dict:
+    """Create (or recreate) the v1 database at `dsn` and fill it. Returns row counts per table.
+
+    `schema`: "project" (sql/v1_schema.sql, Body bytea) or "spec" (sql/v1_schema_spec.sql, the
+    spec's types, Body text); `body_type` "bytea" or "text" overrides the Body column's type."""
+    if schema not in SCHEMAS:
+        raise ValueError(f"schema must be one of {sorted(SCHEMAS)}")
+    body_type = body_type or ("text" if schema == "spec" else "bytea")
+    if body_type not in ("bytea", "text"):
+        raise ValueError("body_type must be bytea or text")
     create_database(dsn, reset=reset, force=force)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(SCHEMA_SQL.read_text())
-        for statement in _statements(sizes):
+        conn.execute(SCHEMAS[schema].read_text())
+        if body_type != ("text" if schema == "spec" else "bytea"):
+            using = "convert_to(\"Body\", 'UTF8')" if body_type == "bytea" else "convert_from(\"Body\", 'UTF8')"
+            conn.execute(f'ALTER TABLE "Messages" ALTER COLUMN "Body" TYPE {body_type} USING {using}')
+        for statement in _statements(sizes, text_body=body_type == "text"):
             conn.execute(statement)
         conn.execute("ANALYZE")
         counts = {}
         for table in ("Accounts", "Users", "Lines", "Contacts", "Conversations", "Blasts", "Messages", "MessageMedia"):
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
             counts[table] = row[0] if row else 0
-    return {"sizes": asdict(sizes), "counts": counts}
+    return {"schema": schema, "body_type": body_type, "sizes": asdict(sizes), "counts": counts}

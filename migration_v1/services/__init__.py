@@ -16,7 +16,10 @@ from ..models import MigrationRun, RunStatus
 from .bulk import BulkLoadRefused, bulk_recover
 from .derived import derived_refresh
 from .engine import Context, Scope, SimulatedCrash, resolve_scope
+from .errors import ScopeNotFound, V1InputError, V1SchemaError, V1Unavailable
 from .messages import migrate_messages
+from .preflight import v1_preflight
+from .runs import run_hold, run_release, runs_mark_abandoned, safe_error
 from .tables import (
     migrate_accounts,
     migrate_blasts,
@@ -32,6 +35,10 @@ __all__ = [
     "DEFAULT_WRITERS",
     "BulkLoadRefused",
     "Scope",
+    "ScopeNotFound",
+    "V1InputError",
+    "V1SchemaError",
+    "V1Unavailable",
     "SimulatedCrash",
     "v1_migrate",
     "v1_verify",
@@ -68,13 +75,6 @@ def _run_steps(ctx: Context) -> None:
         step(ctx)
 
 
-def _safe_error(exc: BaseException) -> str:
-    # Only the first line: database errors put the failing row (which may hold a provider config)
-    # in their DETAIL lines.
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {first}"[:500]
-
-
 def v1_migrate(
     *,
     scope: Scope | None = None,
@@ -104,6 +104,8 @@ def v1_migrate(
         writers=writers,
         bulk_load=bulk_load and not dry_run,
     )
+    # Before anything is read or written: v1 reachable, every table and column there and readable.
+    ctx.schema = v1_preflight()
     resolve_scope(ctx)
     options = {"batch_size": batch_size, "dry_run": dry_run, "from_start": from_start, "bulk_load": bulk_load}
     started = time.perf_counter()
@@ -118,19 +120,24 @@ def v1_migrate(
         return report
     # A bulk load that crashed before rebuilding its indexes: rebuild them before anything else.
     recovered = bulk_recover()
+    abandoned = runs_mark_abandoned()
     run = MigrationRun.objects.create(scope=scope.key, mode="migrate", options=options)
+    run_hold(run.pk)
     ctx.run_id = run.pk
     if recovered:
         ctx.bulk["recovered_indexes"] = recovered
     try:
         _run_steps(ctx)
     except BaseException as exc:
-        run.status, run.error = RunStatus.FAILED, _safe_error(exc)
+        run.status, run.error = RunStatus.FAILED, safe_error(exc)
         raise
     else:
         run.status = RunStatus.SUCCEEDED
     finally:
         run.report = {**ctx.report(), "run_id": run.pk, "seconds": round(time.perf_counter() - started, 3)}
+        if abandoned:
+            run.report["abandoned_runs_marked_failed"] = abandoned
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "report", "finished_at"])
+        run_release(run.pk)
     return run.report

@@ -25,6 +25,7 @@ from django.db import connection
 from messaging.models import Message
 
 from ..models import MigrationRun
+from .errors import V1InputError
 
 MESSAGE_TABLE = Message._meta.db_table
 ADVISORY_KEY = 0x6D6967763162  # "migv1b": a bulk load holds it for its Messages step
@@ -41,7 +42,7 @@ ORDER BY c.relname
 """
 
 
-class BulkLoadRefused(RuntimeError):
+class BulkLoadRefused(V1InputError):
     """--bulk-load asked for on a v2 database that already serves its own messages."""
 
 

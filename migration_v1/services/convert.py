@@ -5,39 +5,43 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+from tzlocal.windows_tz import win_tz
 
 from carriers.models import SECRET_CONFIG_KEYS
 from messaging.status import MessageStatus as S
 
 V1_SERVER_TZ = ZoneInfo("America/Chicago")
 
-# Windows time-zone ids of v1 → IANA (CLDR windowsZones "001" territory). NULL means Central.
-WINDOWS_TO_IANA = {
-    "Eastern Standard Time": "America/New_York",
-    "Central Standard Time": "America/Chicago",
-    "Mountain Standard Time": "America/Denver",
-    "US Mountain Standard Time": "America/Phoenix",  # Arizona: no DST
-    "Pacific Standard Time": "America/Los_Angeles",
-    "Alaskan Standard Time": "America/Anchorage",
-    "Hawaiian Standard Time": "Pacific/Honolulu",
-    "US Eastern Standard Time": "America/Indiana/Indianapolis",
-    "Atlantic Standard Time": "America/Halifax",
-    "Newfoundland Standard Time": "America/St_Johns",
-    "Aleutian Standard Time": "America/Adak",
-    "UTC": "UTC",
-}
+# Windows time-zone ids → IANA: CLDR's windowsZones table (territory "001"), as shipped and kept
+# current by tzlocal (`tzlocal.windows_tz.win_tz`, generated from CLDR's windowsZones.xml; pinned
+# tzlocal>=5.4 in pyproject). A few names it gives are backward links (America/Buenos_Aires); every
+# result is checked to load in this Python's zone database. NULL or blank means Central (spec).
 DEFAULT_IANA = "America/Chicago"
 
 
 def iana_zone(windows_id: str | None) -> tuple[str, bool]:
-    """(IANA zone, known). NULL/blank → Central (spec). Unknown ids → Central, reported as a warning."""
+    """(IANA zone, known). NULL/blank → Central (spec). An id no table knows, or whose zone this
+    system cannot load → Central, reported per account by the caller (decision `unknown_time_zone`)."""
     if windows_id is None or not windows_id.strip():
         return DEFAULT_IANA, True
     name = windows_id.strip()
-    if name in WINDOWS_TO_IANA:
-        return WINDOWS_TO_IANA[name], True
-    return DEFAULT_IANA, False
+    # Windows ids are matched exactly by Windows; v1 data was typed by people, so case is forgiven.
+    zone = win_tz.get(name) or _WIN_TZ_LOWER.get(name.lower())
+    if zone is None and name in available_timezones():
+        zone = name  # already an IANA name (some v1 rows hold one)
+    if zone is None:
+        return DEFAULT_IANA, False
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return DEFAULT_IANA, False
+    return zone, True
+
+
+_WIN_TZ_LOWER = {k.lower(): v for k, v in win_tz.items()}
 
 
 def v1_time(wall: datetime | None) -> datetime | None:
@@ -104,6 +108,17 @@ def sinch_config(raw: str | None) -> dict | None:
     return {"service_plan_id": str(plan), "api_token": str(token), "region": str(lowered.get("region") or "us")}
 
 
+def config_is_unparseable(raw: str | None) -> bool:
+    """A ProviderConfig that is set but is not JSON at all (the row is quarantined, secrets masked)."""
+    if raw is None or not str(raw).strip():
+        return False
+    try:
+        json.loads(raw)
+    except ValueError:
+        return True
+    return False
+
+
 def scrub_config(raw: str | None) -> object:
     """ProviderConfig for the quarantine/report: secrets replaced, unknown shapes dropped."""
     try:
@@ -163,16 +178,53 @@ STATUS_NAMES = {
 }
 
 
-def decode_body(raw: bytes | memoryview | None) -> tuple[str | None, str | None]:
+def decode_body(raw: bytes | memoryview | str | None) -> tuple[str | None, str | None]:
     """(text, problem). NULL body (picture-only) → "". NUL characters or bytes that are not UTF-8 →
-    problem; the row is quarantined whole rather than silently altered (see docs)."""
+    problem; the row is quarantined whole rather than silently altered (see docs). The body arrives
+    as bytes from a bytea column and as text from a text/varchar one (preflight)."""
     if raw is None:
         return "", None
-    data = bytes(raw)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, "body_not_utf8"
+    if isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "body_not_utf8"
     if "\x00" in text:
         return None, "body_nul_character"
     return text, None
+
+
+def clean_text(value: object, limit: int | None = None) -> tuple[object, str | None]:
+    """A v1 text value as v2 can store it: (value, problem). Bytes (a bytea column) are decoded as
+    UTF-8; NUL characters, bytes that are not UTF-8 and values longer than the v2 column are
+    problems (the row is quarantined: `not_utf8`, `nul_character`, `too_long`)."""
+    if value is None:
+        return None, None
+    if isinstance(value, bytes | memoryview):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "not_utf8"
+    if not isinstance(value, str):
+        return value, None
+    if "\x00" in value:
+        return None, "nul_character"
+    if limit is not None and len(value.strip()) > limit:
+        return None, "too_long"
+    return value, None
+
+
+def phone_extension(raw: object) -> str:
+    """The extension a free-form number carries ("512-555-0100 x12"), '' if none: v2 stores E.164
+    only, so a dropped extension is a reported decision."""
+    if raw is None:
+        return ""
+    text = str(raw)
+    if not any(ch.isalpha() or ch in "#;," for ch in text):
+        return ""
+    try:
+        return phonenumbers.parse(text, "US").extension or ""
+    except phonenumbers.NumberParseException:
+        return ""

@@ -81,12 +81,16 @@ def _refresh(ctx: Context) -> None:
             row = cur.fetchone()
             line_id = row[0] if row else None
     recompute = _recompute()
-    bars = []
+    # One bar per kind of row for the whole step (not one per organization): each shows once.
+    bars: dict[str, object] = {}
 
     def progress(label, total):
-        bar = progress_bar(ctx, f"derived {label}", total)
-        bars.append(bar)
-        return bar.update
+        bar = bars.get(label)
+        if bar is None:
+            bar = bars[label] = progress_bar(ctx, f"derived {label}", 0)
+        bar.total += total  # type: ignore[attr-defined]
+        bar.refresh()  # type: ignore[attr-defined]
+        return bar.update  # type: ignore[attr-defined]
 
     for org_id in org_ids:
         if recompute is not None:
@@ -101,7 +105,7 @@ def _refresh(ctx: Context) -> None:
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(_RECIPIENTS, [org_id])
             stats.bump("blast_recipient_counts_set", cur.rowcount)
-    for bar in bars:
-        bar.close()
+    for bar in bars.values():
+        bar.close()  # type: ignore[attr-defined]
     with transaction.atomic():
         ctx.set_checkpoint("derived", 1)

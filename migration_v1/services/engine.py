@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,7 +20,9 @@ from django.db.models import NOT_PROVIDED
 from psycopg.types.json import Jsonb
 
 from ..db import V1_ALIAS
-from ..models import V1Line
+from ..models import V1Account, V1Line
+from .errors import ScopeNotFound
+from .preflight import V1Schema
 
 CHECKPOINT_TABLE = "migration_v1_migrationcheckpoint"
 QUARANTINE_TABLE = "migration_v1_quarantinedrow"
@@ -56,7 +59,7 @@ class TableStats:
     written: int = 0
     merged: int = 0
     quarantined: int = 0
-    skipped: int = 0  # already migrated by an earlier run
+    skipped: int = 0  # already migrated or already quarantined by an earlier run
     seconds: float = 0.0
     extra: dict[str, int] = field(default_factory=dict)
 
@@ -89,6 +92,9 @@ class Context:
     reasons: Counter = field(default_factory=Counter)
     warnings: Counter = field(default_factory=Counter)
     _batches: Counter = field(default_factory=Counter)
+    # Every non-copy decision, named: "<v1 table>: <code>" → v1 ids (docs/migration_v1.md, "Decisions").
+    decisions: dict[str, list[int]] = field(default_factory=dict)
+    schema: V1Schema | None = None
     # Seconds per statement kind of the Messages step (the report's breakdown).
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -98,6 +104,13 @@ class Context:
     def warn(self, code: str, n: int = 1) -> None:
         if n:
             self.warnings[code] += n
+
+    def decide(self, table: str, code: str, ids) -> None:
+        """Record a decision that is not a straight copy, naming the v1 rows it applies to."""
+        ids = list(ids)
+        if ids:
+            with self.lock:
+                self.decisions.setdefault(f"{table}: {code}", []).extend(ids)
 
     # --- checkpoints -------------------------------------------------------------------------
     def checkpoint(self, table: str) -> int:
@@ -144,21 +157,18 @@ class Context:
             raise SimulatedCrash(f"stopped after {self._batches[table]} batches of {table}")
 
     # --- quarantine ----------------------------------------------------------------------------
-    def quarantine(self, table: str, items: list[tuple[int, str, str, dict]]) -> None:
-        """items: (v1_id, reason, detail, row dict with secrets already removed)."""
+    def quarantine(self, table: str, items: list[tuple[int, str, str, dict]]) -> set[int]:
+        """items: (v1_id, reason, detail, row dict with secrets already removed). Returns the ids
+        newly quarantined (an id quarantined by an earlier run counts as skipped)."""
         if not items:
-            return
-        with self.lock:
-            self.table(table).quarantined += len(items)
-            for _, reason, _, _ in items:
-                self.reasons[f"{table}: {reason}"] += 1
+            return set()
         with connection.cursor() as cur:
             cur.execute(
                 f"""INSERT INTO {QUARANTINE_TABLE} (run_id, v1_table, v1_id, reason, detail, row, created_at)
                     SELECT %s, %s, t.v1_id, t.reason, t.detail, t.row, now()
                     FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::jsonb[])
                          AS t(v1_id, reason, detail, row)
-                    ON CONFLICT (v1_table, v1_id) DO NOTHING""",
+                    ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id""",
                 [
                     self.run_id,
                     table,
@@ -168,6 +178,17 @@ class Context:
                     [Jsonb(i[3]) for i in items],
                 ],
             )
+            new = {r[0] for r in cur.fetchall()}
+        # Rows an earlier run already quarantined are counted as skipped, not quarantined again.
+        with self.lock:
+            stats = self.table(table)
+            stats.quarantined += len(new)
+            stats.skipped += len(items) - len(new)
+            stats.bump("already_quarantined", len(items) - len(new))
+            for v1_id, reason, _, _ in items:
+                if v1_id in new:
+                    self.reasons[f"{table}: {reason}"] += 1
+        return new
 
     def scope_filter(self, *, account_field: str | None, line_field: str | None) -> dict[str, Any]:
         """ORM filter for a v1 model in this scope (the line scope filters by line where it can)."""
@@ -180,11 +201,20 @@ class Context:
         return {f"{line_field}__in": self.line_ids}
 
     def report(self) -> dict:
+        tables = {}
+        for name, s in self.stats.items():
+            entry = asdict(s)
+            if name != "derived":
+                # read = written + merged + quarantined + skipped, for every table of every run.
+                entry["unaccounted"] = s.read - s.written - s.merged - s.quarantined - s.skipped
+            tables[name] = entry
         return {
             "scope": self.scope.key,
             "dry_run": self.dry_run,
-            "tables": {name: asdict(s) for name, s in self.stats.items()},
+            "preflight": self.schema.summary() if self.schema else {},
+            "tables": tables,
             "quarantined_by_reason": dict(sorted(self.reasons.items())),
+            "decisions": {key: {"count": len(ids), "ids": sorted(ids)} for key, ids in sorted(self.decisions.items())},
             "warnings": dict(sorted(self.warnings.items())),
             "bulk_load": self.bulk,
             "message_step_seconds": {k: round(v, 2) for k, v in sorted(self.timings.items(), key=lambda kv: -kv[1])},
@@ -198,12 +228,14 @@ def resolve_scope(ctx: Context) -> None:
     lines = V1Line.objects.all()
     assert ctx.scope.id is not None
     if ctx.scope.kind == "account":
+        if not V1Account.objects.filter(account_id=ctx.scope.id).exists():
+            raise ScopeNotFound(f"--account {ctx.scope.id}: v1 has no account with AccountId {ctx.scope.id}")
         ctx.account_ids = [ctx.scope.id]
         ctx.line_ids = list(lines.filter(account_id=ctx.scope.id).values_list("line_id", flat=True))
     else:
         line = lines.filter(line_id=ctx.scope.id).values_list("account_id", flat=True).first()
         if line is None:
-            raise ValueError(f"v1 line {ctx.scope.id} does not exist")
+            raise ScopeNotFound(f"--line {ctx.scope.id}: v1 has no line with LineId {ctx.scope.id}")
         ctx.account_ids = [line]
         ctx.line_ids = [ctx.scope.id]
 
@@ -288,15 +320,44 @@ def insert_columns(model: type[models.Model], explicit: dict[str, str]) -> tuple
     return ", ".join(cols), ", ".join(exprs), params
 
 
+class _LineProgress:
+    """Progress for output that is not a terminal (a log, a pipe): no cursor escapes, no redraws —
+    one line per bar when it closes."""
+
+    def __init__(self, desc: str, total: int):
+        self.desc, self.total, self.n = desc, total, 0
+        self.started = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        seconds = time.perf_counter() - self.started
+        sys.stderr.write(f"{self.desc} {self.n}/{self.total} rows in {seconds:.1f} s\n")
+        sys.stderr.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Quiet(_LineProgress):
+    def close(self) -> None:
+        pass
+
+
 def progress_bar(ctx: Context, table: str, total: int):
+    """A tqdm bar on a terminal; one plain line per table when stderr is not a terminal."""
+    desc = f"{table:<14}"
+    if not ctx.progress:
+        return _Quiet(desc, total)
+    if not sys.stderr.isatty():
+        return _LineProgress(desc, total)
     from tqdm import tqdm
 
-    return tqdm(
-        total=total,
-        desc=f"{table:<14}",
-        unit="rows",
-        disable=not ctx.progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        mininterval=0.5,
-    )
+    return tqdm(total=total, desc=desc, unit="rows", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)

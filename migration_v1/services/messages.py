@@ -23,7 +23,7 @@ from messaging.phone import try_normalize
 from ..db import V1_ALIAS, dsn_for
 from ..models import V1Message, V1MessageMedia
 from .bulk import bulk_begin, bulk_end
-from .convert import STATUS_MAP, decode_body, row_json, v1_time_sql
+from .convert import STATUS_MAP, clean_text, decode_body, phone_extension, row_json, v1_time_sql
 from .engine import (
     IDMAP_TABLE,
     QUARANTINE_TABLE,
@@ -79,12 +79,37 @@ _STATUS_AT = v1_time_sql("t.status_wall")
 _MEDIA_COLUMNS = [("v1_message_id", "bigint"), ("ord", "integer"), ("url", "text"), ("content_type", "text")]
 
 
-def _transform(rows: list[tuple], phones: dict) -> tuple[list[tuple], list[tuple]]:
-    """v1 rows → (temp-table rows, quarantined (v1_id, reason, detail, row))."""
+# v2 lengths of the text columns copied from v1 (longer → quarantined `too_long`, never cut).
+_PMID_MAX, _ERR_MAX = 100, 32
+# Positions of the v1 text columns that may arrive as bytea (the preflight says which do).
+_TEXT_POSITIONS = {"ContactPhone": 3, "Direction": 4, "ProviderMessageId": 7, "ErrorCode": 8}
+
+
+def _decode_row(row: tuple, positions: list[int]) -> tuple[tuple, str | None, str]:
+    """A row with its bytea text columns decoded: (row, problem, column)."""
+    values = list(row)
+    for i in positions:
+        values[i], problem = clean_text(values[i])
+        if problem:
+            return row, problem, V1_COLUMNS[i]
+    return tuple(values), None, ""
+
+
+def _transform(
+    rows: list[tuple], phones: dict, positions: list[int] | None = None
+) -> tuple[list[tuple], list[tuple], dict[str, list[int]]]:
+    """v1 rows → (temp-table rows, quarantined (v1_id, reason, detail, row), candidate decisions:
+    code → ids, recorded for the rows that are then written)."""
     out: list[tuple] = []
     bad: list[tuple] = []
+    notes: dict[str, list[int]] = {"phone_extension_dropped": [], "never_sent_migrated_canceled": []}
     append = out.append
     for row in rows:
+        if positions:
+            row, problem, column = _decode_row(row, positions)
+            if problem:
+                bad.append((row[0], problem, column, row_json(V1_COLUMNS, row)))
+                continue
         mid, conv, line, phone, direction, body, status, pmid, err, sent_by, blast, created, status_on = row
         d = (direction or "").strip().upper()
         if d == "I":
@@ -94,21 +119,33 @@ def _transform(rows: list[tuple], phones: dict) -> tuple[list[tuple], list[tuple
             if st is None or st == "received":
                 bad.append((mid, "unknown_outbound_status", f"Status={status}", row_json(V1_COLUMNS, row)))
                 continue
+            if status in (0, 1):
+                notes["never_sent_migrated_canceled"].append(mid)
         else:
             bad.append((mid, "bad_direction", f"Direction={direction!r}", row_json(V1_COLUMNS, row)))
+            continue
+        if created is None:
+            bad.append((mid, "missing_value", "CreatedOn is NULL", row_json(V1_COLUMNS, row)))
             continue
         text, problem = decode_body(body)
         if problem:
             bad.append((mid, problem, "", row_json(V1_COLUMNS, row)))
             continue
-        e164 = phones.get(phone, False)
-        if e164 is False:
-            e164 = phones[phone] = try_normalize(phone)
+        if (pmid is not None and len(pmid) > _PMID_MAX) or (err is not None and len(err) > _ERR_MAX):
+            column = "ProviderMessageId" if pmid is not None and len(pmid) > _PMID_MAX else "ErrorCode"
+            bad.append((mid, "too_long", column, row_json(V1_COLUMNS, row)))
+            continue
+        known = phones.get(phone)
+        if known is None:
+            known = phones[phone] = (try_normalize(phone), bool(phone_extension(phone)))
+        e164, extension = known
         if conv is None and e164 is None:
             bad.append(
                 (mid, "junk_phone", "no conversation and ContactPhone is not a number", row_json(V1_COLUMNS, row))
             )
             continue
+        if extension and e164 is not None:
+            notes["phone_extension_dropped"].append(mid)
         append(
             (
                 mid,
@@ -127,7 +164,7 @@ def _transform(rows: list[tuple], phones: dict) -> tuple[list[tuple], list[tuple
                 status_on,
             )
         )
-    return out, bad
+    return out, bad, notes
 
 
 def _copy(cur, name: str, columns: list[tuple[str, str]], rows) -> None:
@@ -189,10 +226,11 @@ def _sql_parts() -> dict[str, tuple[str, str, list]]:
     return {"contact": contact, "conversation": conversation, "message": message}
 
 
-# Conversation-less rows (most blast messages, some old rows) attach by (line, normalized number).
+# Conversation-less rows (most blast messages, some old rows) attach by (line, normalized number);
+# first_msg names the v1 message that made a contact or conversation necessary (decisions).
 _BY_PHONE = f"""
     SELECT DISTINCT ON (l.organization_id, t.e164) l.organization_id AS org_id, l.id AS line_id, t.e164,
-           {_CREATED_AT} AS created_at
+           {_CREATED_AT} AS created_at, t.v1_id AS first_msg
     FROM mig_msgs t JOIN messaging_line l ON l.v1_id = t.v1_line
     WHERE t.v1_conv IS NULL AND t.e164 IS NOT NULL
     ORDER BY l.organization_id, t.e164, t.v1_id
@@ -216,13 +254,10 @@ class _Timed:
         return getattr(self._cur, name)
 
 
-def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple], by_id: dict[int, tuple]) -> bool:
-    """Write one batch; True if any v2 row was written."""
-    stats = ctx.table(TABLE)
-    cur = _Timed(ctx, cur)
-    # Already migrated (a rerun)? A range probe of the v1_id index, then (only if it finds any) the
-    # ids themselves: a batch that is entirely migrated costs two index scans and writes nothing,
-    # not even its temp table.
+def _already(ctx: Context, cur, out: list[tuple]) -> tuple[set[int], set[int]]:
+    """Ids of the batch already migrated / already quarantined. A range probe of the v1_id index,
+    then (only if it finds any) the ids themselves: a batch that is entirely migrated costs two
+    index scans and writes nothing, not even its temp table."""
     lo, hi = out[0][0], out[-1][0]
     cur.execute(
         f"""SELECT (SELECT count(*) FROM messaging_message WHERE v1_id BETWEEN %s AND %s)
@@ -242,11 +277,21 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
         )
         for v1_id, migrated in cur.fetchall():
             (done if migrated else held).add(v1_id)
+    return done, held
+
+
+def _write_batch(
+    ctx: Context, cur, parts, out: list[tuple], media: list[tuple], by_id: dict[int, tuple]
+) -> tuple[set[int], set[int], set[int]]:
+    """Write one batch. Returns (v1 ids written, ids newly quarantined, ids skipped as done before)."""
+    stats = ctx.table(TABLE)
+    cur = _Timed(ctx, cur)
+    done, held = _already(ctx, cur, out)
     with ctx.lock:
-        stats.skipped += len(done)
+        stats.skipped += len(done) + len(held)
         stats.bump("already_quarantined", len(held))
     if len(done) + len(held) == len(out):
-        return False
+        return set(), set(), done | held
     if done or held:
         out = [row for row in out if row[0] not in done and row[0] not in held]
     # The joins below hash ~20k-row inputs; the default 4 MB work_mem spills their sort to disk.
@@ -257,44 +302,77 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
     temp_table(cur, "mig_media", ", ".join(f"{c} {t}" for c, t in _MEDIA_COLUMNS))
     _copy(cur, "mig_msgs", _TEMP_COLUMNS, out)
     _copy(cur, "mig_media", _MEDIA_COLUMNS, media)
+    inserted = _insert_pass(ctx, cur, parts)
+    placed = {r[0] for r in inserted}
+    quarantined: set[int] = set()
+    if len(placed) < len(out):
+        rest = [row for row in out if row[0] not in placed]
+        rehomed, quarantined = _unplaced(ctx, cur, parts, by_id, media, rest)
+        inserted += rehomed
+        placed |= {r[0] for r in rehomed}
+    _decide_references(ctx, inserted, out)
+    with ctx.lock:
+        stats.written += len(inserted)
+        ctx.table("MessageMedia").written += sum(r[1] for r in inserted)
+    return placed, quarantined, done | held
+
+
+def _insert_pass(ctx: Context, cur, parts) -> list[tuple]:
+    """Synthetic contacts and conversations for conversation-less rows, then every message of the
+    temp table that its references place. Returns (v1_id, media count, blast_id, sent_by_id) written."""
+    stats = ctx.table(TABLE)
     cols, exprs, params = parts["contact"]
     cur.execute(
-        f"""INSERT INTO messaging_contact ({cols}) SELECT {exprs} FROM ({_BY_PHONE}) s
-        WHERE NOT EXISTS (SELECT 1 FROM messaging_contact c
-                          WHERE c.organization_id = s.org_id AND c.phone_number = s.e164)
-        ON CONFLICT DO NOTHING""",
+        f"""WITH s AS ({_BY_PHONE}), ins AS (
+            INSERT INTO messaging_contact ({cols}) SELECT {exprs} FROM s
+            WHERE NOT EXISTS (SELECT 1 FROM messaging_contact c
+                              WHERE c.organization_id = s.org_id AND c.phone_number = s.e164)
+            ORDER BY s.org_id, s.e164
+            ON CONFLICT DO NOTHING RETURNING organization_id, phone_number)
+        SELECT s.first_msg FROM ins JOIN s ON s.org_id = ins.organization_id AND s.e164 = ins.phone_number""",
         params,
     )
+    created = [r[0] for r in cur.fetchall()]
     with ctx.lock:
-        stats.bump("contacts_created_for_unknown_numbers", cur.rowcount)
+        stats.bump("contacts_created_for_unknown_numbers", len(created))
+    ctx.decide(TABLE, "contact_created_for_unknown_number", created)
     cols, exprs, params = parts["conversation"]
     cur.execute(
-        f"""INSERT INTO messaging_conversation ({cols}) SELECT DISTINCT ON (s.line_id, s.contact_id) {exprs}
-        FROM (SELECT DISTINCT ON (l.id, c.id) l.organization_id AS org_id, l.id AS line_id, c.id AS contact_id,
-                     {_CREATED_AT} AS created_at
-              FROM mig_msgs t JOIN messaging_line l ON l.v1_id = t.v1_line
-              JOIN messaging_contact c ON c.organization_id = l.organization_id AND c.phone_number = t.e164
-              WHERE t.v1_conv IS NULL ORDER BY l.id, c.id, t.v1_id) s
-        WHERE NOT EXISTS (SELECT 1 FROM messaging_conversation x
-                          WHERE x.line_id = s.line_id AND x.contact_id = s.contact_id)
-        ON CONFLICT DO NOTHING""",
+        f"""WITH s AS (
+            SELECT DISTINCT ON (l.id, c.id) l.organization_id AS org_id, l.id AS line_id, c.id AS contact_id,
+                   {_CREATED_AT} AS created_at, t.v1_id AS first_msg
+            FROM mig_msgs t JOIN messaging_line l ON l.v1_id = t.v1_line
+            JOIN messaging_contact c ON c.organization_id = l.organization_id AND c.phone_number = t.e164
+            WHERE t.v1_conv IS NULL ORDER BY l.id, c.id, t.v1_id), ins AS (
+            INSERT INTO messaging_conversation ({cols}) SELECT {exprs} FROM s
+            WHERE NOT EXISTS (SELECT 1 FROM messaging_conversation x
+                              WHERE x.line_id = s.line_id AND x.contact_id = s.contact_id)
+            ORDER BY s.line_id, s.contact_id
+            ON CONFLICT DO NOTHING RETURNING line_id, contact_id)
+        SELECT s.first_msg FROM ins JOIN s ON s.line_id = ins.line_id AND s.contact_id = ins.contact_id""",
         params,
     )
+    created = [r[0] for r in cur.fetchall()]
     with ctx.lock:
-        stats.bump("conversations_created_for_conversationless_messages", cur.rowcount)
+        stats.bump("conversations_created_for_conversationless_messages", len(created))
+    ctx.decide(TABLE, "conversation_created_for_conversationless_message", created)
     cols, exprs, params = parts["message"]
+    # A message with a ConversationId is placed only when its own LineId is its conversation's line
+    # (or NULL: then the conversation's line, reported); a mismatch is re-homed or quarantined by
+    # _unplaced. The blast must be of the same organization, else the reference is dropped (reported).
     cur.execute(
         f"""INSERT INTO messaging_message ({cols}) SELECT {exprs} FROM (
             SELECT t.*, CASE WHEN t.v1_conv IS NOT NULL THEN cm.v2_id ELSE cv2.id END AS conv_id,
-                   {_CREATED_AT} AS created_at, {_STATUS_AT} AS status_at
+                   l.id AS own_line, {_CREATED_AT} AS created_at, {_STATUS_AT} AS status_at
             FROM mig_msgs t
             LEFT JOIN {IDMAP_TABLE} cm
                 ON t.v1_conv IS NOT NULL AND cm.v1_table = 'Conversations' AND cm.v1_id = t.v1_conv
-            LEFT JOIN messaging_line l ON t.v1_conv IS NULL AND l.v1_id = t.v1_line
-            LEFT JOIN messaging_contact c ON c.organization_id = l.organization_id AND c.phone_number = t.e164
+            LEFT JOIN messaging_line l ON l.v1_id = t.v1_line
+            LEFT JOIN messaging_contact c
+                ON t.v1_conv IS NULL AND c.organization_id = l.organization_id AND c.phone_number = t.e164
             LEFT JOIN messaging_conversation cv2 ON cv2.line_id = l.id AND cv2.contact_id = c.id
         ) r
-        JOIN messaging_conversation cv ON cv.id = r.conv_id
+        JOIN messaging_conversation cv ON cv.id = r.conv_id AND (r.v1_line IS NULL OR cv.line_id = r.own_line)
         JOIN messaging_contact ct ON ct.id = cv.contact_id
         LEFT JOIN messaging_blast b ON b.v1_id = r.v1_blast AND b.organization_id = cv.organization_id
         LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = r.v1_sent_by
@@ -304,44 +382,86 @@ def _write_batch(ctx: Context, cur, parts, out: list[tuple], media: list[tuple],
                    FROM mig_media GROUP BY v1_message_id) md ON md.v1_message_id = r.v1_id
         ORDER BY r.v1_id
         ON CONFLICT (v1_id) DO NOTHING
-        RETURNING v1_id, jsonb_array_length(media)""",
+        RETURNING v1_id, jsonb_array_length(media), blast_id, sent_by_id""",
         params,
     )
-    inserted = cur.fetchall()
-    with ctx.lock:
-        stats.written += len(inserted)
-        ctx.table("MessageMedia").written += sum(n for _, n in inserted)
-    if len(inserted) < len(out):
-        placed = {v1_id for v1_id, _ in inserted}
-        candidates = [row for row in out if row[0] not in placed]
-        _quarantine_unplaced(ctx, cur, by_id, media, candidates)
-    return True
+    return cur.fetchall()
 
 
-def _quarantine_unplaced(ctx: Context, cur, by_id: dict[int, tuple], media: list[tuple], rows: list[tuple]) -> None:
-    """Rows no join could place (skipped ones were removed from the batch before), with the reason."""
-    cur.execute(
-        f"""SELECT t.v1_id, CASE
-            WHEN t.v1_conv IS NOT NULL AND EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
-                 WHERE q.v1_table = 'Conversations' AND q.v1_id = t.v1_conv) THEN 'conversation_quarantined'
-            WHEN t.v1_conv IS NOT NULL THEN 'broken_reference_conversation'
-            WHEN EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q WHERE q.v1_table = 'Lines' AND q.v1_id = t.v1_line)
-                THEN 'line_quarantined'
-            WHEN NOT EXISTS (SELECT 1 FROM messaging_line l WHERE l.v1_id = t.v1_line) THEN 'broken_reference_line'
-            ELSE 'unresolved_contact' END
-        FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(v1_id, v1_conv, v1_line)""",
-        [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]],
-    )
-    unplaced = cur.fetchall()
+def _decide_references(ctx: Context, inserted: list[tuple], out: list[tuple]) -> None:
+    """Name the written messages whose references were not copied as they are."""
+    if not inserted:
+        return
+    rows = {row[0]: row for row in out}
+    blast, sender, line = [], [], []
+    for v1_id, _, blast_id, sent_by_id in inserted:
+        row = rows[v1_id]
+        if row[11] is not None and blast_id is None:
+            blast.append(v1_id)
+        if row[10] is not None and sent_by_id is None:
+            sender.append(v1_id)
+        if row[2] is None and row[1] is not None:
+            line.append(v1_id)
+    ctx.decide(TABLE, "unknown_or_foreign_blast_dropped", sorted(blast))
+    ctx.decide(TABLE, "unknown_sender_dropped", sorted(sender))
+    ctx.decide(TABLE, "null_line_id_placed_on_conversation_line", sorted(line))
+
+
+# Why a row the insert did not place stays out; 'rehome' rows are migrated on their own line.
+_UNPLACED_SQL = f"""
+    SELECT t.v1_id, CASE
+        WHEN t.v1_conv IS NOT NULL AND cm.v2_id IS NULL AND EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
+             WHERE q.v1_table = 'Conversations' AND q.v1_id = t.v1_conv) THEN 'conversation_quarantined'
+        WHEN t.v1_conv IS NOT NULL AND cm.v2_id IS NULL THEN 'broken_reference_conversation'
+        WHEN l.id IS NULL AND EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
+             WHERE q.v1_table = 'Lines' AND q.v1_id = t.v1_line) THEN 'line_quarantined'
+        WHEN l.id IS NULL THEN 'broken_reference_line'
+        WHEN cv.id IS NOT NULL AND l.organization_id <> cv.organization_id THEN 'line_in_other_account'
+        WHEN cv.id IS NOT NULL THEN 'rehome'
+        ELSE 'unresolved_contact' END,
+        ct.phone_number
+    FROM mig_msgs t
+    LEFT JOIN {IDMAP_TABLE} cm ON t.v1_conv IS NOT NULL AND cm.v1_table = 'Conversations' AND cm.v1_id = t.v1_conv
+    LEFT JOIN messaging_conversation cv ON cv.id = cm.v2_id
+    LEFT JOIN messaging_contact ct ON ct.id = cv.contact_id
+    LEFT JOIN messaging_line l ON l.v1_id = t.v1_line
+    WHERE t.v1_id = ANY(%s::bigint[])
+"""
+
+
+def _unplaced(
+    ctx: Context, cur, parts, by_id: dict[int, tuple], media: list[tuple], rows: list[tuple]
+) -> tuple[list[tuple], set[int]]:
+    """Rows the insert did not place. Rule (docs, "References"): a message whose LineId is another
+    line of its conversation's account is migrated on that line (its conversation there with the
+    same contact, created closed if missing) — v1 sent it from that line; every other unplaced row
+    is quarantined with its reason. Returns (re-homed rows written, ids newly quarantined)."""
+    cur.execute(_UNPLACED_SQL, [[r[0] for r in rows]])
+    verdicts = cur.fetchall()
+    rehome = {v1_id: phone for v1_id, reason, phone in verdicts if reason == "rehome"}
+    written: list[tuple] = []
+    if rehome:
+        # Keep only the re-homed rows, attached by (own line, the conversation's contact number).
+        cur.execute("DELETE FROM mig_msgs t WHERE NOT (t.v1_id = ANY(%s::bigint[]))", [list(rehome)])
+        cur.execute(
+            "UPDATE mig_msgs t SET v1_conv = NULL, e164 = x.phone "
+            "FROM unnest(%s::bigint[], %s::text[]) AS x(v1_id, phone) WHERE t.v1_id = x.v1_id",
+            [list(rehome), list(rehome.values())],
+        )
+        written = _insert_pass(ctx, cur, parts)
+        ctx.decide(TABLE, "line_differs_from_conversation_rehomed_to_own_line", sorted(r[0] for r in written))
+    placed = {r[0] for r in written}
     media_by_msg: dict[int, list] = {}
     for mid, _, url, ctype in media:
         media_by_msg.setdefault(mid, []).append({"Url": url, "ContentType": ctype})
     items = []
-    for v1_id, reason in unplaced:
+    for v1_id, reason, _ in verdicts:
+        if v1_id in placed:
+            continue
         row = row_json(V1_COLUMNS, by_id[v1_id])
         row["MessageMedia"] = media_by_msg.get(v1_id, [])
-        items.append((v1_id, reason, "", row))
-    ctx.quarantine(TABLE, items)
+        items.append((v1_id, "unresolved_contact" if reason == "rehome" else reason, "", row))
+    return written, ctx.quarantine(TABLE, items)
 
 
 def _scope_sql(ctx: Context) -> tuple[str, list]:
@@ -363,8 +483,19 @@ class _Reader(threading.Thread):
 
     QUEUE_DEPTH = 2
 
-    def __init__(self, *, dsn: str, v2_dsn: str | None, scope_sql: str, scope_params: list, last: int, batch_size: int):
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        v2_dsn: str | None,
+        scope_sql: str,
+        scope_params: list,
+        last: int,
+        batch_size: int,
+        positions: list[int] | None = None,
+    ):
         super().__init__(name="migrate-v1-reader", daemon=True)
+        self.positions = positions or []
         self.dsn, self.v2_dsn, self.scope_sql, self.scope_params = dsn, v2_dsn, scope_sql, scope_params
         self.last, self.batch_size = last, batch_size
         self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
@@ -436,12 +567,13 @@ class _Reader(threading.Thread):
                     binary=True,
                 )
                 media = vc.fetchall()
-                if len(rows) < len(ids):
-                    wanted = set(todo)
-                    media = [m for m in media if m[0] in wanted]
-        out, bad = _transform(rows, phones)
+                # The id range also holds messages of other lines (scoped runs) or already migrated
+                # ones: only the media of the rows read belong to this batch.
+                wanted = {r[0] for r in rows}
+                media = [m for m in media if m[0] in wanted]
+        out, bad, notes = _transform(rows, phones, self.positions)
         self.last = hi
-        return rows, media, out, bad, hi, len(ids), len(done), len(held)
+        return rows, media, out, bad, hi, len(ids), len(done), len(held), notes
 
     def _put(self, item) -> None:
         while not self.stopped.is_set():
@@ -458,27 +590,42 @@ class _Reader(threading.Thread):
 
 def _write_one(ctx: Context, parts, item) -> int:
     """One batch in one transaction: quarantine, write, and (inline mode) the checkpoint. Returns hi id."""
-    rows, media, out, bad, hi, n_ids, pre_done, pre_held = item
+    rows, media, out, bad, hi, n_ids, pre_done, pre_held, notes = item
     started = time.perf_counter()
+    placed: set[int] = set()
+    quarantined: set[int] = set()
     if rows or not ctx.parallel:
         with transaction.atomic(), connection.cursor() as cur:
             if ctx.bulk_load:
                 # A crash loses at most the last unflushed commits: the checkpoint is in the same
                 # transaction, so the rerun re-reads exactly those batches.
                 cur.execute("SET LOCAL synchronous_commit = off")
-            if out and _write_batch(ctx, cur, parts, out, media, {row[0]: row for row in rows}):
-                ctx.mark_dirty()
+            if out:
+                placed, quarantined, _ = _write_batch(ctx, cur, parts, out, media, {row[0]: row for row in rows})
+                if placed:
+                    ctx.mark_dirty()
             # After the write: the batch's "already migrated or quarantined" probe must not see them.
-            ctx.quarantine(TABLE, _with_media(bad, media))
+            quarantined |= ctx.quarantine(TABLE, _with_media(bad, media))
             if not ctx.parallel:
                 ctx.set_checkpoint(TABLE, hi)
+    for code, ids in notes.items():
+        ctx.decide(TABLE, code, [i for i in ids if i in placed])
+    # Media rows follow their message: written with it, kept inside its quarantine row, or skipped.
+    media_quarantined = sum(1 for m in media if m[0] in quarantined)
     with ctx.lock:
         ctx.timings["(batch transaction incl. COPY and commit)"] += time.perf_counter() - started
         stats = ctx.table(TABLE)
         stats.read += n_ids
-        stats.skipped += pre_done
+        stats.skipped += pre_done + pre_held
         stats.bump("already_quarantined", pre_held)
-        ctx.table("MessageMedia").read += len(media)
+        mstats = ctx.table("MessageMedia")
+        mstats.read += len(media)
+        mstats.quarantined += media_quarantined
+        # Not QuarantinedRow rows of their own: they are inside their message's row.
+        mstats.bump("kept_in_quarantined_message_row", media_quarantined)
+    media_written = sum(1 for m in media if m[0] in placed)
+    with ctx.lock:
+        mstats.skipped += len(media) - media_written - media_quarantined
     return hi
 
 
@@ -580,6 +727,10 @@ def migrate_messages(ctx: Context) -> None:
         scope_params=scope_params,
         last=last,
         batch_size=ctx.batch_size,
+        # Text columns this v1 types as bytea (other than Body, which decode_body reads either way).
+        positions=[
+            _TEXT_POSITIONS[c] for c in (ctx.schema.bytea_columns(TABLE) if ctx.schema else []) if c in _TEXT_POSITIONS
+        ],
     )
     definitions = bulk_begin(ctx.run_id) if ctx.bulk_load else []
     if ctx.bulk_load:
@@ -639,5 +790,6 @@ def _quarantine_orphan_media(ctx: Context) -> None:
                        WHERE NOT EXISTS (SELECT 1 FROM "{V1Message._meta.db_table}" m
                                          WHERE m."MessageId" = mm."MessageId")""")
         rows = vc.fetchall()
+    ctx.table("MessageMedia").read += len(rows)
     with transaction.atomic():
         ctx.quarantine("MessageMedia", [(r[0], "broken_reference_message", "", row_json(cols, r)) for r in rows])

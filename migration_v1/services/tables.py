@@ -21,9 +21,12 @@ from organizations.models import Membership, Organization
 from ..models import V1Account, V1Blast, V1Contact, V1Conversation, V1Line, V1User
 from .convert import (
     ROLE_MAP,
+    clean_text,
+    config_is_unparseable,
     iana_zone,
     is_plausible_email,
     normalize_email,
+    phone_extension,
     provider_key,
     row_json,
     sinch_config,
@@ -79,11 +82,12 @@ def run_orm_table(
                     done = {v1_id: migrated for v1_id, migrated in cur.fetchall()}
                     if done:
                         ids = {row[0] for row in rows}
-                        stats.skipped += sum(1 for i, m in done.items() if m and i in ids)
+                        stats.skipped += sum(1 for i in done if i in ids)
                         stats.bump("already_quarantined", sum(1 for i, m in done.items() if not m and i in ids))
                     if ctx.trust_references:
                         trust_references(cur)
                 todo = [row for row in rows if row[0] not in done] if done else rows
+                todo = _clean_rows(ctx, table, model, fields, columns, todo)
                 before = (stats.written, stats.merged, sum(stats.extra.values()))
                 if todo:
                     process(ctx, todo, columns)
@@ -95,6 +99,64 @@ def run_orm_table(
             bar.update(len(rows))
             ctx.batch_committed(table)
     stats.seconds += time.perf_counter() - started
+
+
+# v2 column lengths a v1 text value must fit (longer → quarantined `too_long`, never cut).
+TEXT_LIMITS = {
+    ("Accounts", "Name"): 200,
+    ("Users", "FirstName"): 150,
+    ("Users", "LastName"): 150,
+    ("Lines", "Name"): 100,
+    ("Contacts", "FirstName"): 100,
+    ("Contacts", "LastName"): 100,
+    ("Contacts", "Email"): 254,
+    ("Blasts", "Name"): 200,
+}
+# A NULL in a boolean column is read as the default the v1 DDL declares (reported per row).
+BOOL_DEFAULTS = {"IsActive": True, "IsDeleted": False, "IsOptedOut": False, "IsClosed": False}
+# Columns v2 needs a value for and that have no documented default: NULL → quarantined `missing_value`.
+REQUIRED = {"CreatedOn"}
+SECRET_COLUMNS = ("ProviderConfig",)
+
+
+def _clean_rows(ctx: Context, table: str, model, fields: list[str], columns: list[str], rows: Rows) -> Rows:
+    """Per value: bytes from bytea text columns decoded, booleans from 0/1 integers, NULL booleans
+    read as their v1 default; a value v2 cannot hold (NUL, bad bytes, too long, a required NULL)
+    sends the row to quarantine with the column named. One pass, no query."""
+    kinds = []
+    for f, col in zip(fields, columns, strict=True):
+        internal = model._meta.get_field(f).get_internal_type()
+        kinds.append((col, internal, TEXT_LIMITS.get((table, col))))
+    out: Rows = []
+    bad: list = []
+    nulls: dict[str, list[int]] = {}
+    for row in rows:
+        values = list(row)
+        problem = None
+        for i, (col, internal, limit) in enumerate(kinds):
+            v = values[i]
+            if internal in ("CharField", "TextField", "BinaryField"):
+                values[i], why = clean_text(v, limit)
+                if why:
+                    problem = (why, f"{col}")
+                    break
+            elif internal == "BooleanField":
+                if v is None:
+                    values[i] = BOOL_DEFAULTS.get(col, False)
+                    nulls.setdefault(f"null_{col}_read_as_{str(values[i]).lower()}", []).append(row[0])
+                elif not isinstance(v, bool):
+                    values[i] = bool(v)
+            elif col in REQUIRED and v is None:
+                problem = ("missing_value", f"{col} is NULL")
+                break
+        if problem:
+            bad.append((row[0], problem[0], problem[1], row_json(columns, row, secret_columns=SECRET_COLUMNS)))
+        else:
+            out.append(tuple(values))
+    for code, ids in nulls.items():
+        ctx.decide(table, code, ids)
+    ctx.quarantine(table, bad)
+    return out
 
 
 class _LazyRows:
@@ -131,6 +193,9 @@ def _accounts(ctx: Context, rows: Rows, columns: list[str]) -> None:
         zone, known = iana_zone(tz)
         if not known:
             ctx.warn(f"unknown Windows time zone {tz.strip()!r} → {zone}")
+            ctx.decide("Accounts", f"unknown_time_zone_read_as_{zone}", [aid])
+        if not (name or "").strip():
+            ctx.decide("Accounts", "blank_name_named_v1_account_N", [aid])
         out.append((aid, (name or "").strip() or f"v1 account {aid}", zone, active, v1_time(created)))
     with connection.cursor() as cur:
         temp_table(cur, "mig_accounts", "v1_id int, name text, tz text, is_active bool, created_at timestamptz")
@@ -269,13 +334,23 @@ def _users(ctx: Context, rows: Rows, columns: list[str]) -> None:
             ON CONFLICT DO NOTHING""",
             params,
         )
-        created = cur.rowcount
-        stats.written += created
-        cur.execute("SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted) FROM mig_users")
-        active, deleted = cur.fetchone()
-        # The same person twice in one account: one membership.
-        stats.merged += active - created
-        stats.bump("deleted_user_without_membership", deleted)
+        stats.bump("memberships_created", cur.rowcount)
+        # Every remaining row is written (a membership, or for a deleted user the User alone) or
+        # merged (the same person twice in one account: one membership).
+        cur.execute(f"""SELECT t.v1_id, t.is_deleted,
+                   NOT t.is_deleted AND NOT EXISTS (SELECT 1 FROM organizations_membership m WHERE m.v1_id = t.v1_id),
+                   EXISTS (SELECT 1 FROM {IDMAP_TABLE} e JOIN {IDMAP_TABLE} me ON me.v1_table = 'Users'
+                           AND me.v1_id = t.v1_id AND e.v2_id = me.v2_id
+                           WHERE e.v1_table = 'Users' AND e.v1_id < t.v1_id)
+            FROM mig_users t ORDER BY t.v1_id""")
+        result = cur.fetchall()
+        merged = [r[0] for r in result if r[2]]
+        stats.merged += len(merged)
+        stats.written += len(result) - len(merged)
+        ctx.decide("Users", "same_person_twice_in_account_one_membership", merged)
+        ctx.decide("Users", "deleted_user_without_membership", [r[0] for r in result if r[1]])
+        ctx.decide("Users", "same_email_as_earlier_user_one_login", [r[0] for r in result if r[3]])
+        stats.bump("deleted_user_without_membership", sum(1 for r in result if r[1]))
 
 
 def migrate_users(ctx: Context) -> None:
@@ -302,13 +377,20 @@ def _lines(ctx: Context, rows: Rows, columns: list[str]) -> None:
         if e164 is None:
             bad.append((lid, "junk_phone", "", by_id[lid]))
             continue
+        if config_is_unparseable(config_raw):
+            bad.append((lid, "unparseable_provider_config", "ProviderConfig is not JSON", by_id[lid]))
+            continue
+        if phone_extension(phone):
+            ctx.decide("Lines", "phone_extension_dropped", [lid])
         key = provider_key(provider)
         supported = key == "sinch"
         config = sinch_config(config_raw) if supported else None
         if not supported:
             ctx.warn(f"line on unsupported provider {key!r}: migrated archived, no carrier account")
+            ctx.decide("Lines", f"unsupported_provider_{key}_archived_no_carrier_account", [lid])
         elif config is None:
             ctx.warn("Sinch line without a usable ProviderConfig: migrated without carrier account")
+            ctx.decide("Lines", "provider_config_unusable_no_carrier_account", [lid])
         out.append(
             (
                 lid,
@@ -419,14 +501,17 @@ def _lines(ctx: Context, rows: Rows, columns: list[str]) -> None:
             params,
         )
         stats.written += cur.rowcount
-        cur.execute("""SELECT count(*) FILTER (WHERE m.is_deleted), count(*) FILTER (WHERE NOT m.supported),
-                              count(*) FILTER (WHERE m.supported AND NOT m.is_deleted AND NOT l.is_active)
-                       FROM mig_lines m JOIN messaging_line l ON l.v1_id = m.v1_id""")
-        deleted, unsupported, demoted = cur.fetchone()
-        stats.bump("archived_deleted", deleted)
-        stats.bump("archived_unsupported_provider", unsupported)
-        stats.bump("archived_number_live_elsewhere", demoted)
-        ctx.warn("line number already live on another line: migrated archived", demoted)
+        cur.execute("""SELECT m.v1_id, m.is_deleted, NOT m.supported,
+                              m.supported AND NOT m.is_deleted AND NOT l.is_active
+                       FROM mig_lines m JOIN messaging_line l ON l.v1_id = m.v1_id ORDER BY m.v1_id""")
+        result = cur.fetchall()
+        deleted, demoted = [r[0] for r in result if r[1]], [r[0] for r in result if r[3]]
+        stats.bump("archived_deleted", len(deleted))
+        stats.bump("archived_unsupported_provider", sum(1 for r in result if r[2]))
+        stats.bump("archived_number_live_elsewhere", len(demoted))
+        ctx.warn("line number already live on another line: migrated archived", len(demoted))
+        ctx.decide("Lines", "deleted_line_archived", deleted)
+        ctx.decide("Lines", "number_live_on_another_line_archived", demoted)
 
 
 def migrate_lines(ctx: Context) -> None:
@@ -453,6 +538,8 @@ def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
         if e164 is None:
             bad.append((cid, "junk_phone", "", by_id[cid]))
             continue
+        if phone_extension(phone):
+            ctx.decide("Contacts", "phone_extension_dropped", [cid])
         out.append(
             (
                 cid,
@@ -503,7 +590,7 @@ def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
         cols, exprs, params = insert_columns(
             Contact,
             {
-                "organization_id": "o.id",
+                "organization_id": "t.org_id",
                 "phone_number": "t.phone",
                 "first_name": "t.first_name",
                 "last_name": "t.last_name",
@@ -513,29 +600,44 @@ def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
                 "v1_id": "t.v1_id",
             },
         )
-        # The lowest ContactId of a number wins; later duplicates only fill its blank fields.
+        # Twins (same organization and normalized number) merge into the contact of the lowest
+        # ContactId; each blank field takes the first non-blank value of its twins in ContactId
+        # order. Rows arrive in ContactId order, so aggregating the batch's twins first and then
+        # filling only blanks of a contact an earlier batch made gives the same result for any
+        # batch size (tests/migration_v1/test_merges.py).
         cur.execute(
             f"""INSERT INTO messaging_contact AS c ({cols})
-            SELECT DISTINCT ON (o.id, t.phone) {exprs} FROM mig_contacts t
-            JOIN organizations_organization o ON o.v1_id = t.v1_account_id
-            ORDER BY o.id, t.phone, t.v1_id
+            SELECT {exprs} FROM (
+                SELECT o.id AS org_id, t.phone, min(t.v1_id) AS v1_id,
+                    coalesce((array_agg(t.first_name ORDER BY t.v1_id) FILTER (WHERE t.first_name <> ''))[1], '')
+                        AS first_name,
+                    coalesce((array_agg(t.last_name ORDER BY t.v1_id) FILTER (WHERE t.last_name <> ''))[1], '')
+                        AS last_name,
+                    coalesce((array_agg(t.email ORDER BY t.v1_id) FILTER (WHERE t.email <> ''))[1], '') AS email,
+                    (array_agg(t.created_at ORDER BY t.v1_id))[1] AS created_at
+                FROM mig_contacts t JOIN organizations_organization o ON o.v1_id = t.v1_account_id
+                GROUP BY o.id, t.phone
+            ) t
+            ORDER BY t.org_id, t.phone
             ON CONFLICT (organization_id, phone_number) DO UPDATE SET
                 first_name = CASE WHEN c.first_name = '' THEN EXCLUDED.first_name ELSE c.first_name END,
                 last_name = CASE WHEN c.last_name = '' THEN EXCLUDED.last_name ELSE c.last_name END,
                 email = CASE WHEN c.email = '' THEN EXCLUDED.email ELSE c.email END,
                 v1_id = coalesce(c.v1_id, EXCLUDED.v1_id), updated_at = now()
             WHERE (c.first_name = '' AND EXCLUDED.first_name <> '') OR (c.last_name = '' AND EXCLUDED.last_name <> '')
-               OR (c.email = '' AND EXCLUDED.email <> '') OR c.v1_id IS NULL
-            RETURNING (xmax = 0)""",
+               OR (c.email = '' AND EXCLUDED.email <> '') OR c.v1_id IS NULL""",
             params,
         )
-        stats.written += sum(1 for (inserted,) in cur.fetchall() if inserted)
         cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
             SELECT 'Contacts', t.v1_id, c.id, c.v1_id IS DISTINCT FROM t.v1_id FROM mig_contacts t
             JOIN organizations_organization o ON o.v1_id = t.v1_account_id
             JOIN messaging_contact c ON c.organization_id = o.id AND c.phone_number = t.phone
-            ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING merged""")
-        stats.merged += sum(1 for (merged,) in cur.fetchall() if merged)
+            ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")
+        mapped = cur.fetchall()
+        merged = sorted(v1_id for v1_id, m in mapped if m)
+        stats.merged += len(merged)
+        stats.written += len(mapped) - len(merged)
+        ctx.decide("Contacts", "merged_into_twin_with_lower_contact_id", merged)
         # An opt-out on any of the merged duplicates opts the number out.
         cur.execute("""INSERT INTO messaging_optout (organization_id, phone_number, source, reason, created_at)
             SELECT DISTINCT ON (o.id, t.phone) o.id, t.phone, 'import', 'v1 ContactId ' || t.v1_id,
@@ -576,6 +678,7 @@ def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
         (bid, acc, line, (name or "").strip()[:200], body or "", creator, v1_time(created), v1_time(sent))
         for bid, acc, line, name, body, creator, created, sent in rows
     ]
+    ctx.decide("Blasts", "null_body_read_as_empty", [r[0] for r in rows if r[4] is None])
     with connection.cursor() as cur:
         temp_table(
             cur,
@@ -613,10 +716,18 @@ def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
             JOIN messaging_line l ON l.v1_id = t.v1_line_id AND l.organization_id = o.id
             LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = t.v1_created_by
             LEFT JOIN auth_user au ON au.id = um.v2_id
-            ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""",
+            ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING RETURNING v1_id, status, created_by_id""",
             params,
         )
-        stats.written += cur.rowcount
+        written = cur.fetchall()
+        stats.written += len(written)
+        creators = {r[0]: r[5] for r in out}
+        ctx.decide("Blasts", "never_sent_migrated_canceled", sorted(r[0] for r in written if r[1] == "canceled"))
+        ctx.decide(
+            "Blasts",
+            "unknown_creator_dropped",
+            sorted(r[0] for r in written if r[2] is None and creators.get(r[0]) is not None),
+        )
         _quarantine_unresolved(
             ctx,
             "Blasts",
@@ -627,6 +738,7 @@ def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
                     THEN '{_ORG_MISSING}'
                 WHEN EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q WHERE q.v1_table = 'Lines' AND q.v1_id = t.v1_line_id)
                     THEN 'line_quarantined'
+                WHEN EXISTS (SELECT 1 FROM messaging_line l WHERE l.v1_id = t.v1_line_id) THEN 'line_in_other_account'
                 ELSE 'broken_reference_line' END
             FROM mig_blasts t WHERE NOT EXISTS (SELECT 1 FROM messaging_blast b WHERE b.v1_id = t.v1_id)""",
             by_id,
@@ -664,6 +776,7 @@ def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
         for cid, line, contact, closed, assignee, deleted, created in rows
     ]
     stats.bump("deleted_migrated_closed", sum(1 for r in out if r[5]))
+    deleted = {r[0] for r in out if r[5]}
     with connection.cursor() as cur:
         temp_table(
             cur,
@@ -687,33 +800,52 @@ def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
                 "line_id": "r.line_id",
                 "contact_id": "r.contact_id",
                 "status": "r.status",
-                "assignee_id": "au.id",
+                "assignee_id": "r.assignee_id",
                 "created_at": "r.created_at",
                 "v1_id": "r.v1_id",
             },
         )
-        # Twins: open wins over closed, the first assignee and the lowest ConversationId are kept.
+        # Twins (same line and merged contact) merge into the lowest ConversationId: open if any twin
+        # is open, the assignee of the first twin (ConversationId order) that has one. The batch's
+        # twins are aggregated first, then an existing conversation (from an earlier batch, lower
+        # ids) only gains "open" and a missing assignee: the same result for any batch size.
         cur.execute(
             f"""INSERT INTO messaging_conversation AS cv ({cols})
-            SELECT DISTINCT ON (r.line_id, r.contact_id) {exprs} FROM ({_CONV_RESOLVE}) r
-            LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = r.v1_assignee
-            LEFT JOIN auth_user au ON au.id = um.v2_id
-            ORDER BY r.line_id, r.contact_id, r.v1_id
+            SELECT {exprs} FROM (
+                SELECT r.line_id, r.contact_id, min(r.org_id) AS org_id, min(r.v1_id) AS v1_id,
+                    CASE WHEN bool_or(r.status = 'open') THEN 'open' ELSE 'closed' END AS status,
+                    (array_agg(au.id ORDER BY r.v1_id) FILTER (WHERE au.id IS NOT NULL))[1] AS assignee_id,
+                    (array_agg(r.created_at ORDER BY r.v1_id))[1] AS created_at
+                FROM ({_CONV_RESOLVE}) r
+                LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = r.v1_assignee
+                LEFT JOIN auth_user au ON au.id = um.v2_id
+                GROUP BY r.line_id, r.contact_id
+            ) r
+            ORDER BY r.line_id, r.contact_id
             ON CONFLICT (line_id, contact_id) DO UPDATE SET
                 status = CASE WHEN EXCLUDED.status = 'open' THEN 'open' ELSE cv.status END,
                 assignee_id = coalesce(cv.assignee_id, EXCLUDED.assignee_id),
                 v1_id = coalesce(cv.v1_id, EXCLUDED.v1_id)
             WHERE (cv.status = 'closed' AND EXCLUDED.status = 'open') OR cv.v1_id IS NULL
-               OR (cv.assignee_id IS NULL AND EXCLUDED.assignee_id IS NOT NULL)
-            RETURNING (xmax = 0)""",
+               OR (cv.assignee_id IS NULL AND EXCLUDED.assignee_id IS NOT NULL)""",
             params,
         )
-        stats.written += sum(1 for (inserted,) in cur.fetchall() if inserted)
         cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
             SELECT 'Conversations', r.v1_id, cv.id, cv.v1_id IS DISTINCT FROM r.v1_id FROM ({_CONV_RESOLVE}) r
             JOIN messaging_conversation cv ON cv.line_id = r.line_id AND cv.contact_id = r.contact_id
-            ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING merged""")
-        stats.merged += sum(1 for (merged,) in cur.fetchall() if merged)
+            ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")
+        mapped = cur.fetchall()
+        merged = sorted(v1_id for v1_id, m in mapped if m)
+        stats.merged += len(merged)
+        stats.written += len(mapped) - len(merged)
+        ctx.decide("Conversations", "merged_into_twin_with_lower_conversation_id", merged)
+        ctx.decide("Conversations", "deleted_migrated_closed", sorted(v1_id for v1_id, _ in mapped if v1_id in deleted))
+        cur.execute(f"""SELECT t.v1_id FROM mig_convs t
+            WHERE t.v1_assignee IS NOT NULL AND NOT EXISTS (
+                SELECT 1 FROM {IDMAP_TABLE} um JOIN auth_user au ON au.id = um.v2_id
+                WHERE um.v1_table = 'Users' AND um.v1_id = t.v1_assignee)
+            AND EXISTS (SELECT 1 FROM {IDMAP_TABLE} m WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""")
+        ctx.decide("Conversations", "unknown_assignee_dropped", [r[0] for r in cur.fetchall()])
         _quarantine_unresolved(
             ctx,
             "Conversations",

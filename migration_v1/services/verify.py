@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from ..models import MigrationRun, RunStatus
 from .engine import IDMAP_TABLE, QUARANTINE_TABLE, Context, Scope, resolve_scope, v1_raw
+from .preflight import v1_preflight
+from .runs import run_hold, run_release, runs_mark_abandoned, safe_error
 
 MAX_IDS = 20
 SEP = "\\x1e"  # record separator between bodies: a body boundary cannot be faked by the bodies themselves
@@ -99,6 +101,25 @@ def _per_account(ctx: Context, differences: list[str]) -> dict:
             None,
         ),
     ]
+    if ctx.scope.kind == "line":
+        # A line scope migrates the account's shared rows (users, contacts) and only its own line
+        # and blasts: the other lines of the account are out of scope, not missing.
+        line_only = ' AND "LineId" = ANY(%s)'
+        specs[1] = (
+            "Lines",
+            line_only,
+            """SELECT o.v1_id, count(*) FROM messaging_line l JOIN organizations_organization o
+            ON o.id = l.organization_id WHERE l.v1_id = ANY(%s) GROUP BY o.v1_id""",
+            None,
+        )
+        specs[3] = (
+            "Blasts",
+            line_only,
+            """SELECT o.v1_id, count(*) FROM messaging_blast b JOIN organizations_organization o
+            ON o.id = b.organization_id JOIN messaging_line l ON l.id = b.line_id
+            WHERE b.v1_id IS NOT NULL AND l.v1_id = ANY(%s) GROUP BY o.v1_id""",
+            None,
+        )
     accounts = _v1(f'SELECT "AccountId" FROM "Accounts" WHERE true{acc_sql} ORDER BY 1', acc_params)
     migrated = {r[0] for r in _v2("SELECT v1_id FROM organizations_organization WHERE v1_id IS NOT NULL", [])}
     for (aid,) in accounts:
@@ -108,13 +129,17 @@ def _per_account(ctx: Context, differences: list[str]) -> dict:
     for table, extra, v2_sql, merged_table in specs:
         pk = {"Users": "UserId", "Lines": "LineId", "Contacts": "ContactId", "Blasts": "BlastId"}[table]
         excluded = _quarantined(table) + (_merged(merged_table) if merged_table else [])
+        extra_params = [ctx.line_ids] if "%s" in extra else []
         v1_counts = dict(
-            _v1(f'SELECT "AccountId", count(*) FROM "{table}" WHERE true{acc_sql}{extra} GROUP BY 1', acc_params)
+            _v1(
+                f'SELECT "AccountId", count(*) FROM "{table}" WHERE true{acc_sql}{extra} GROUP BY 1',
+                [*acc_params, *extra_params],
+            )
         )
         expected = dict(
             _v1(
                 f'SELECT "AccountId", count(*) FROM "{table}" WHERE {_not_in(pk)}{acc_sql}{extra} GROUP BY 1',
-                [excluded, *acc_params],
+                [excluded, *acc_params, *extra_params],
             )
         )
         if table == "Users":  # the same person twice in one account is one membership
@@ -125,7 +150,7 @@ def _per_account(ctx: Context, differences: list[str]) -> dict:
                     [excluded, *acc_params],
                 )
             )
-        v2_counts = dict(_v2(v2_sql, []))
+        v2_counts = dict(_v2(v2_sql, [ctx.line_ids] if "%s" in v2_sql else []))
         for aid in out:
             out[aid][table] = _compare(
                 differences, f"account {aid}", table, v1_counts.get(aid, 0), expected.get(aid, 0), v2_counts.get(aid, 0)
@@ -154,11 +179,12 @@ def _per_line(ctx: Context, differences: list[str]) -> dict:
         )
     )
     msg_excluded = _quarantined("Messages")
+    body = ctx.schema.body_bytes_sql() if ctx.schema else '"Body"'
     v1_msg = dict(_v1(f'SELECT "LineId", count(*) FROM "Messages" WHERE true{line_sql} GROUP BY 1', line_params))
     v1_sum = {
         r[0]: (r[1], r[2])
         for r in _v1(
-            f"""SELECT "LineId", count(*), md5(string_agg(coalesce("Body", ''::bytea), '{SEP}'::bytea
+            f"""SELECT "LineId", count(*), md5(string_agg(coalesce({body}, ''::bytea), '{SEP}'::bytea
                                                      ORDER BY "MessageId"))
             FROM "Messages" WHERE {_not_in("MessageId")}{line_sql} GROUP BY 1""",
             [msg_excluded, *line_params],
@@ -182,15 +208,15 @@ def _per_line(ctx: Context, differences: list[str]) -> dict:
         entry["Messages"] = _compare(differences, f"line {lid}", "Messages", v1_msg.get(lid, 0), exp_n, got_n)
         entry["Messages"].update({"v1_md5": exp_md5, "v2_md5": got_md5, "checksum_ok": exp_md5 == got_md5})
         if exp_md5 != got_md5 or exp_n != got_n:
-            entry["Messages"]["detail"] = _message_diff(lid, msg_excluded, differences)
+            entry["Messages"]["detail"] = _message_diff(lid, msg_excluded, differences, body)
     return out
 
 
-def _message_diff(v1_line_id: int, excluded: list[int], differences: list[str]) -> dict:
+def _message_diff(v1_line_id: int, excluded: list[int], differences: list[str], body: str) -> dict:
     """Both sides message by message for one line: which ids are missing, extra, or differ in body."""
     v1 = dict(
         _v1(
-            f"""SELECT "MessageId", md5(coalesce("Body", ''::bytea)) FROM "Messages"
+            f"""SELECT "MessageId", md5(coalesce({body}, ''::bytea)) FROM "Messages"
                      WHERE "LineId" = %s AND {_not_in("MessageId")}""",
             [v1_line_id, excluded],
         )
@@ -228,28 +254,130 @@ def _message_diff(v1_line_id: int, excluded: list[int], differences: list[str]) 
 def v1_verify(*, scope: Scope | None = None, store: bool = True) -> dict:
     scope = scope or Scope()
     ctx = Context(scope=scope, batch_size=0)
+    ctx.schema = v1_preflight()
     resolve_scope(ctx)
+    run = None
+    abandoned: list[int] = []
+    if store:
+        abandoned = runs_mark_abandoned()
+        run = MigrationRun.objects.create(scope=scope.key, mode="verify", options={})
+        run_hold(run.pk)
     started = time.perf_counter()
     differences: list[str] = []
-    report: dict[str, Any] = {
-        "scope": scope.key,
-        "accounts": _per_account(ctx, differences),
-        "lines": _per_line(ctx, differences),
-    }
-    report["differences"] = differences
-    report["ok"] = not differences
-    report["seconds"] = round(time.perf_counter() - started, 3)
-    if store:
-        run = MigrationRun.objects.create(
-            scope=scope.key,
-            mode="verify",
-            options={},
-            status=RunStatus.SUCCEEDED if report["ok"] else RunStatus.FAILED,
-            finished_at=timezone.now(),
-            report=_json_keys(report),
-        )
-        report["run_id"] = run.pk
+    report: dict[str, Any] = {"scope": scope.key}
+    try:
+        report["accounts"] = _per_account(ctx, differences)
+        report["lines"] = _per_line(ctx, differences)
+        report["merged_fields"] = _merged_fields(ctx, differences)
+        report["differences"] = differences
+        report["ok"] = not differences
+    except BaseException as exc:
+        if run is not None:
+            run.status, run.error = RunStatus.FAILED, safe_error(exc)
+        raise
+    finally:
+        report["seconds"] = round(time.perf_counter() - started, 3)
+        if run is not None:
+            if not run.error:
+                run.status = RunStatus.SUCCEEDED if report.get("ok") else RunStatus.FAILED
+            if abandoned:
+                report["abandoned_runs_marked_failed"] = abandoned
+            run.report = _json_keys(report)
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "error", "report", "finished_at"])
+            run_release(run.pk)
+            report["run_id"] = run.pk
     return report
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes | memoryview):
+        value = bytes(value).decode("utf-8", "replace")
+    return (value or "").strip()
+
+
+def _first(values) -> object:
+    """The first value that is set (non-blank), in v1 id order."""
+    for v in values:
+        if v not in (None, ""):
+            return v
+    return None
+
+
+def _merged_fields(ctx: Context, differences: list[str]) -> dict:
+    """After merges, the fields the merge rules decide: per v2 contact, first/last name and email
+    (first non-blank of its twins in ContactId order) and the opt-out (any twin opted out); per v2
+    conversation, status (open if any twin is open) and assignee (first twin's that resolves)."""
+    acc_sql, acc_params = _scope_sql(ctx, "AccountId")
+    line_sql, line_params = _scope_sql(ctx, "LineId")
+    contact_map = dict(_v2(f"SELECT v1_id, v2_id FROM {IDMAP_TABLE} WHERE v1_table = 'Contacts'", []))
+    expected: dict[int, dict] = {}
+    for cid, first, last, email, opted in _v1(
+        f"""SELECT "ContactId", "FirstName", "LastName", "Email", "IsOptedOut" FROM "Contacts"
+            WHERE true{acc_sql} ORDER BY 1""",
+        acc_params,
+    ):
+        v2_id = contact_map.get(cid)
+        if v2_id is None:
+            continue
+        e = expected.setdefault(v2_id, {"ids": [], "first": [], "last": [], "email": [], "opted": False})
+        e["ids"].append(cid)
+        e["first"].append(_text(first))
+        e["last"].append(_text(last))
+        e["email"].append(_text(email))
+        e["opted"] = e["opted"] or bool(opted)
+    contact_bad: list[str] = []
+    if expected:
+        v2_rows = _v2(
+            """SELECT c.id, c.first_name, c.last_name, c.email,
+                      EXISTS (SELECT 1 FROM messaging_optout o WHERE o.organization_id = c.organization_id
+                              AND o.phone_number = c.phone_number)
+               FROM messaging_contact c WHERE c.id = ANY(%s)""",
+            [list(expected)],
+        )
+        for v2_id, first, last, email, opted in v2_rows:
+            e = expected[v2_id]
+            want = (_first(e["first"]) or "", _first(e["last"]) or "", _first(e["email"]) or "", e["opted"])
+            if (first, last, email, opted or not e["opted"]) != (*want[:3], True):
+                contact_bad.append(
+                    f"contact {v2_id} (v1 ContactId {e['ids']}): expected {want}, found {(first, last, email, opted)}"
+                )
+    conv_map = dict(_v2(f"SELECT v1_id, v2_id FROM {IDMAP_TABLE} WHERE v1_table = 'Conversations'", []))
+    user_map = dict(_v2(f"SELECT v1_id, v2_id FROM {IDMAP_TABLE} WHERE v1_table = 'Users'", []))
+    conv_expected: dict[int, dict] = {}
+    for conv_id, closed, deleted, assignee in _v1(
+        f"""SELECT "ConversationId", "IsClosed", "IsDeleted", "AssignedUserId" FROM "Conversations"
+            WHERE true{line_sql} ORDER BY 1""",
+        line_params,
+    ):
+        v2_id = conv_map.get(conv_id)
+        if v2_id is None:
+            continue
+        e = conv_expected.setdefault(v2_id, {"ids": [], "open": False, "assignees": []})
+        e["ids"].append(conv_id)
+        e["open"] = e["open"] or not (closed or deleted)
+        e["assignees"].append(user_map.get(assignee))
+    conv_bad: list[str] = []
+    if conv_expected:
+        for v2_id, status, assignee in _v2(
+            "SELECT id, status, assignee_id FROM messaging_conversation WHERE id = ANY(%s)", [list(conv_expected)]
+        ):
+            e = conv_expected[v2_id]
+            want = ("open" if e["open"] else "closed", _first(e["assignees"]))
+            if (status, assignee) != want:
+                conv_bad.append(
+                    f"conversation {v2_id} (v1 ConversationId {e['ids']}): expected status/assignee "
+                    f"{want}, found {(status, assignee)}"
+                )
+    for label, bad in (("contact fields", contact_bad), ("conversation status/assignee", conv_bad)):
+        if bad:
+            differences.append(f"{len(bad)} merged {label} differ: " + "; ".join(bad[:MAX_IDS]))
+    return {
+        "contacts_checked": len(expected),
+        "contacts_differing": len(contact_bad),
+        "conversations_checked": len(conv_expected),
+        "conversations_differing": len(conv_bad),
+    }
 
 
 def _json_keys(value):

@@ -1,4 +1,4 @@
--- The v1 schema (docs: /work/shared/specs/v1-database.md), PostgreSQL dialect, identifiers kept in
+-- The v1 schema (the v1 spec, summarised in docs/migration_v1.md), PostgreSQL dialect, identifiers kept in
 -- their original PascalCase and double-quoted. Built on SQL Server originally; differences here:
 --   * "Messages"."Body" is bytea, not text: SQL Server's nvarchar(max) holds NUL characters and
 --     unpaired surrogates that PostgreSQL text refuses. The bytes are the UTF-8 of the nvarchar value

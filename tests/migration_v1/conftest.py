@@ -43,3 +43,36 @@ def v1(v1_dsn):
             return conn.execute(sql, params).fetchall()
 
     return query
+
+
+def _scratch_dsn(v1_dsn: str, suffix: str) -> str:
+    name = psycopg.conninfo.conninfo_to_dict(v1_dsn)["dbname"]
+    return psycopg.conninfo.make_conninfo(v1_dsn, dbname=f"{name}_{suffix}")
+
+
+@pytest.fixture
+def other_v1(v1_dsn):
+    """Make another v1 database (any schema, body typing, extra SQL) and point the "v1" alias at it for
+    the test; the session's seeded v1 is pointed at again afterwards. Use with transaction=True tests
+    (the alias is swapped under the test, so it must not be wrapped in a test transaction)."""
+    made: list[str] = []
+
+    def make(suffix: str, *, sizes=None, schema="project", body_type=None, sql: tuple[str, ...] = ()) -> str:
+        dsn = _scratch_dsn(v1_dsn, suffix)
+        v1_seed(dsn=dsn, sizes=sizes or SMALL, reset=True, force=True, schema=schema, body_type=body_type)
+        made.append(dsn)
+        if sql:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for statement in sql:
+                    conn.execute(statement)
+        ensure_v1_alias(dsn)
+        return dsn
+
+    yield make
+    ensure_v1_alias(v1_dsn)
+    for dsn in made:
+        drop_database(dsn)
+
+
+# For the whole-run tests on other v1 databases: every problem present, a fraction of the time.
+SMALL = SeedSizes.for_messages(2500, accounts=2)

@@ -184,7 +184,11 @@ def test_second_run_writes_nothing(migrated):
         assert all(s["written"] == 0 for s in report["tables"].values()), report["tables"]
     assert again["tables"]["Messages"]["read"] == 0  # checkpoints: nothing even read
     assert again["tables"]["derived"]["extra"] == {"skipped_unchanged": 1}
-    assert from_start["tables"]["Messages"]["skipped"] == migrated["tables"]["Messages"]["written"]
+    first = migrated["tables"]["Messages"]
+    # skipped = already migrated + already quarantined; nothing is quarantined twice.
+    assert from_start["tables"]["Messages"]["skipped"] == first["written"] + first["quarantined"]
+    assert from_start["tables"]["Messages"]["quarantined"] == 0
+    assert from_start["quarantined_by_reason"] == {}
 
 
 def test_resume_after_a_crash_finishes_without_duplicates(v1_dsn):
@@ -371,7 +375,7 @@ def test_parallel_writers_crash_resume_and_rerun_outside_a_transaction(v1_dsn):
     rerun = v1_migrate(batch_size=500, writers=3, from_start=True)
     assert _snapshot() == before
     assert rerun["tables"]["Messages"]["written"] == 0
-    assert rerun["tables"]["Messages"]["skipped"] == Message.objects.count()
+    assert rerun["tables"]["Messages"]["skipped"] == Message.objects.count() + quarantined
     assert rerun["tables"]["Messages"]["extra"]["already_quarantined"] == quarantined
     assert rerun["tables"]["Contacts"]["skipped"] > 0 and rerun["tables"]["Contacts"]["written"] == 0
     assert v1_verify_ok()

@@ -6,7 +6,24 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migration_v1.services import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, BulkLoadRefused, Scope, v1_migrate, v1_verify
+from migration_v1.services import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_WRITERS,
+    Scope,
+    V1InputError,
+    v1_migrate,
+    v1_verify,
+)
+from migration_v1.services.runs import safe_error
+
+# Bad input (arguments, an unreachable or unreadable v1): one line, exit status 2, no traceback.
+BAD_INPUT = 2
+# Decisions listed in the terminal per kind; --json and the run record (admin) hold all of them.
+SAMPLE = 10
+
+
+def _bad(message: str) -> CommandError:
+    return CommandError(message, returncode=BAD_INPUT)
 
 
 class Command(BaseCommand):
@@ -37,29 +54,35 @@ class Command(BaseCommand):
         from django.db import connections
 
         if "v1" not in connections.settings:
-            raise CommandError("V1_DATABASE_URL is not set: there is no v1 database to read")
+            raise _bad("V1_DATABASE_URL is not set: there is no v1 database to read")
         try:
             scope = Scope.parse(account=o["account"], line=o["line"])
         except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+            raise _bad(str(exc)) from None
         if o["batch_size"] < 1:
-            raise CommandError("--batch-size must be at least 1")
+            raise _bad("--batch-size must be at least 1")
         if o["writers"] < 1:
-            raise CommandError("--writers must be at least 1")
+            raise _bad("--writers must be at least 1")
+        stop_after = None
+        if o["stop_after"]:
+            table, _, n = o["stop_after"].partition(":")
+            if not table or not n.isdigit() or int(n) < 1:
+                raise _bad(f"--stop-after must be TABLE:N with N ≥ 1 (e.g. Messages:3), not {o['stop_after']!r}")
+            stop_after = (table, int(n))
+        try:
+            report = v1_verify(scope=scope) if o["verify"] else self._migrate(scope, o, stop_after)
+        except V1InputError as exc:
+            raise _bad(str(exc)) from None
+        except Exception as exc:
+            if o.get("traceback"):
+                raise
+            # The run record holds the same reason (first line only: no row data, no secrets).
+            raise CommandError(f"migration failed: {safe_error(exc)} — a rerun resumes after the last batch") from None
         if o["verify"]:
-            report = v1_verify(scope=scope)
             self._print_verify(report, as_json=o["json"])
             if not report["ok"]:
                 raise CommandError(f"{len(report['differences'])} difference(s) between v1 and v2")
             return
-        stop_after = None
-        if o["stop_after"]:
-            table, _, n = o["stop_after"].partition(":")
-            stop_after = (table, int(n))
-        try:
-            report = self._migrate(scope, o, stop_after)
-        except BulkLoadRefused as exc:
-            raise CommandError(str(exc)) from exc
         if o["json"]:
             self.stdout.write(json.dumps(report, default=str))
         else:
@@ -94,10 +117,19 @@ class Command(BaseCommand):
             w("Quarantined rows by reason (see QuarantinedRow in the admin):")
             for reason, n in report["quarantined_by_reason"].items():
                 w(f"  {reason}: {n}")
+        if report.get("decisions"):
+            w(f"Decisions that were not a straight copy (first {SAMPLE} v1 ids each; all in --json and the admin):")
+            for key, entry in report["decisions"].items():
+                ids = entry["ids"][:SAMPLE]
+                more = " …" if entry["count"] > SAMPLE else ""
+                w(f"  {key}: {entry['count']} — {', '.join(map(str, ids))}{more}")
         if report["warnings"]:
             w("Warnings:")
             for text, n in report["warnings"].items():
                 w(f"  {text}: {n}")
+        bad_sums = {n: s["unaccounted"] for n, s in report["tables"].items() if s.get("unaccounted")}
+        if bad_sums:
+            w(f"Rows unaccounted for (read ≠ written + merged + quarantined + skipped): {bad_sums}")
         bulk = report.get("bulk_load") or {}
         if bulk.get("dropped_indexes"):
             seconds = bulk.get("index_rebuild_seconds")
