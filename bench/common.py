@@ -24,6 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Benchmarks run with DEBUG off, where the settings refuse the published development key; the processes a
+# benchmark starts inherit this one. (`make services` writes a key of the checkout's own, which wins.)
+if not os.environ.get("DJANGO_SECRET_KEY"):
+    from config.embedded import ENV_FILE
+
+    if "DJANGO_SECRET_KEY=" not in (ENV_FILE.read_text() if ENV_FILE.exists() else ""):
+        os.environ["DJANGO_SECRET_KEY"] = "bench-only-secret-key-never-used-outside-the-benchmarks-4d2e7b"  # noqa: S105
 
 
 def django_setup() -> None:

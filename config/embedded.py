@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -119,8 +120,12 @@ def start() -> dict[str, str]:
         values["DATABASE_URL"] = start_postgres()
     if not (os.environ.get("REDIS_URL") or os.environ.get("CELERY_BROKER_URL")):
         values["REDIS_URL"] = start_redis(previous)
+    if not os.environ.get("DJANGO_SECRET_KEY"):
+        # A key of this checkout's own: DEBUG is off by default and the settings refuse the published one.
+        values["DJANGO_SECRET_KEY"] = previous.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    ENV_FILE.chmod(0o600)  # holds the checkout's secret key
     return values
 
 
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "start":
         values = start()
         for key in values:
-            print(f"embedded {key.split('_')[0].lower()} ready ({key} written to {ENV_FILE.name})")
+            if key.endswith("_URL"):
+                print(f"embedded {key.split('_')[0].lower()} ready ({key} written to {ENV_FILE.name})")
     elif args.action == "stop":
         stop()
         print("embedded services stopped")

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
 from django.core import signals
 from django.http import HttpResponse
+from django.http.request import split_domain_port, validate_host
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,16 @@ def answer_to_response(answer: Answer) -> HttpResponse:
     for name, value in answer.headers:
         response[name] = value
     return response
+
+
+def host_allowed(environ: Mapping) -> bool:
+    """Django's ALLOWED_HOSTS check (HttpRequest.get_host) for a WSGI environ, without the request."""
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+    domain, _port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
 
 
 class Lane:
@@ -65,7 +77,8 @@ class Lane:
             return self.app(environ, start_response)
         signals.request_started.send(sender=self.__class__, environ=environ)
         try:
-            answer = self.answer(environ, claim)
+            # The Host check Django's request.get_host() does: a lane answers only for ALLOWED_HOSTS.
+            answer = self.answer(environ, claim) if host_allowed(environ) else Answer(400)
         except Exception:
             log.exception("%s failed", self.name)
             answer = Answer(500)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import exceptions
@@ -27,6 +28,9 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
+from config.client_ip import client_ip
+
+from . import keyfailures
 from .models import ApiKey, ApiKeyScope, Membership, Role
 
 # Accepted `Authorization` schemes, lower-cased: "Bearer <key>" and "Api-Key <key>".
@@ -53,6 +57,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw_key = raw_key.strip()
         if not raw_key:
             raise exceptions.AuthenticationFailed("No API key in the Authorization header.")
+        ip = client_ip(request)
+        wait = keyfailures.retry_after(ip)
+        if wait is not None:
+            # Refused before the lookup: a right guess from a blocked address is not confirmed either.
+            raise exceptions.Throttled(wait=wait, detail="Too many failed API-key attempts from this address.")
         key = (
             ApiKey.objects.active()
             .select_related("organization")
@@ -60,6 +69,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             .first()
         )
         if key is None:
+            keyfailures.record_failure(ip)
             # Never echo the key back: it is a secret even when wrong.
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
         _touch_last_used(key)
@@ -171,6 +181,16 @@ class IsOrganizationAdmin(IsOrganizationMember):
             self.message = "Only organization admins may do this."
             return False
         return True
+
+
+class ApiDocsAccess(BasePermission):
+    """/api/schema/ and /api/docs/: everyone, or with settings.API_DOCS_REQUIRE_LOGIN a signed-in user or
+    an API key (read per request, so it is a deployment switch and tests can flip it)."""
+
+    def has_permission(self, request, view):
+        if not getattr(settings, "API_DOCS_REQUIRE_LOGIN", False):
+            return True
+        return isinstance(request.auth, ApiKey) or bool(getattr(request.user, "is_authenticated", False))
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):

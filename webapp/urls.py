@@ -11,7 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path(
         "forgot-password/",
-        auth_views.PasswordResetView.as_view(
+        views.PasswordResetView.as_view(
             template_name="webapp/forgot_password.html",
             email_template_name="webapp/password_reset_email.txt",
             subject_template_name="webapp/password_reset_subject.txt",

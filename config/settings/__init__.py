@@ -12,4 +12,5 @@ from .celery import *  # noqa: F401,F403
 from .api import *  # noqa: F401,F403
 from .parley import *  # noqa: F401,F403
 from .carriers import *  # noqa: F401,F403
+from .security import *  # noqa: F401,F403
 from .logging import *  # noqa: F401,F403

@@ -1,3 +1,5 @@
+from .env import env
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "organizations.auth.ApiKeyAuthentication",
@@ -24,5 +26,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Business texting: lines, contacts, conversations, blasts, opt-outs and short links.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/schema/ and /api/docs/: open unless API_DOCS_REQUIRE_LOGIN (checked per request, config/urls.py).
+    "SERVE_PERMISSIONS": ["organizations.auth.ApiDocsAccess"],
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Require a signed-in user (session) or an API key for /api/docs/ and /api/schema/ (docs/security.md).
+API_DOCS_REQUIRE_LOGIN = env.bool("API_DOCS_REQUIRE_LOGIN", default=False)

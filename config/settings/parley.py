@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from .env import env
+from .env import BASE_DIR, env
 
 # Where carriers reach our webhooks (callback_url is built from it).
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
@@ -11,6 +11,8 @@ SANDBOX_CARRIER_URL = env("SANDBOX_CARRIER_URL", default="http://127.0.0.1:8090"
 # Short-link domain (carriers block public shorteners, so it is our own).
 SHORT_LINK_DOMAIN = env("SHORT_LINK_DOMAIN", default="prly.localhost:8000")
 SHORT_LINK_SCHEME = env("SHORT_LINK_SCHEME", default="http")
+# Organizations' own short domains, served like SHORT_LINK_DOMAIN (each needs DNS and a certificate).
+SHORT_LINK_EXTRA_DOMAINS = env.list("SHORT_LINK_EXTRA_DOMAINS", default=[])
 # A request body sent without a Content-Length (chunked, HTTP/2 streams) is read to its end before
 # Django sees it (config/lanes.py UnsizedBodies); past this many bytes it is answered 413.
 UNSIZED_BODY_MAX_SIZE = env.int("UNSIZED_BODY_MAX_SIZE", default=50 * 1024 * 1024)
@@ -34,6 +36,12 @@ BACKFILL_CARRIER_RETENTION_DAYS = {
 # far below the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT, 3600 s) so acks_late never
 # redelivers a task that is still running.
 BACKFILL_TASK_TIME_BUDGET = env.int("BACKFILL_TASK_TIME_BUDGET_SECONDS", default=600)
-# Password-reset mail of the web app: printed to the console unless a real backend is configured.
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Mail of the web app (password reset). Never printed to the console: a reset link is a credential, and
+# console output is the log. Locally each message is a file under .data/mail/; a deployment sets EMAIL_URL
+# (smtp://user:password@host:587, django-environ) or EMAIL_BACKEND.
+if env("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+    EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(BASE_DIR / ".data" / "mail"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Parley <no-reply@parley.localhost>")

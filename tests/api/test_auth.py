@@ -146,3 +146,33 @@ def test_api_key_management_needs_an_admin(org):
     client.force_login(agent.user)
     assert client.get("/api/v1/contacts").status_code == 200
     assert client.get("/api/v1/api-keys").status_code == 403
+
+
+def test_failed_api_key_attempts_are_limited_per_client_ip(db, raw_key, settings):
+    # issue 12 item 12: guessing keys is paced per address, in Redis, with the API's error shape
+    settings.API_KEY_FAILURE_LIMIT = 3
+    guesser = APIClient(REMOTE_ADDR="203.0.113.50")
+    guesser.credentials(HTTP_AUTHORIZATION="Bearer not-a-key")
+    for _ in range(3):
+        assert guesser.get("/api/v1/contacts").status_code == 401
+    # when: the next attempt, even with a right key, from the same address
+    blocked = guesser.get("/api/v1/contacts")
+    right_from_there = APIClient(REMOTE_ADDR="203.0.113.50")
+    right_from_there.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    also_blocked = right_from_there.get("/api/v1/contacts")
+    # then: 429 with Retry-After (within the window) and the JSON error shape
+    for response in (blocked, also_blocked):
+        assert response.status_code == 429
+        assert 1 <= int(response["Retry-After"]) <= settings.API_KEY_FAILURE_WINDOW_SECONDS
+        assert error_of(response)["code"] == "throttled" and error_of(response)["fields"] == {}
+    # another address is not affected
+    other = APIClient(REMOTE_ADDR="198.51.100.20")
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    assert other.get("/api/v1/contacts").status_code == 200
+
+
+def test_successful_api_key_calls_do_not_count_as_failures(db, raw_key, settings):
+    settings.API_KEY_FAILURE_LIMIT = 2
+    client = APIClient(REMOTE_ADDR="203.0.113.51")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    assert all(client.get("/api/v1/contacts").status_code == 200 for _ in range(5))

@@ -1,6 +1,7 @@
 from io import StringIO
 
 from django.core.management import call_command
+from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from carriers.models import CarrierAccount
@@ -28,7 +29,7 @@ def test_seed_demo_is_complete_and_idempotent(db, client):
     # then: one of everything, printed secrets work
     org = Organization.objects.get(name=ORG_NAME)
     password, key = _value(first, "password:"), _value(first, "API key:")
-    assert client.login(username=ADMIN_LOGIN, password=password)
+    assert client.login(request=RequestFactory().post("/login/"), username=ADMIN_LOGIN, password=password)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     conversations = api.get("/api/v1/conversations").json()["results"]
@@ -52,4 +53,6 @@ def test_seed_demo_is_complete_and_idempotent(db, client):
 def test_reset_password(db, client):
     _run()
     output = _run("--reset-password")
-    assert client.login(username=ADMIN_LOGIN, password=_value(output, "password:"))
+    assert client.login(
+        request=RequestFactory().post("/login/"), username=ADMIN_LOGIN, password=_value(output, "password:")
+    )

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.test import RequestFactory
 from django.utils import timezone
 
 from tests import factories
@@ -68,7 +69,9 @@ def test_password_reset_flow_end_to_end(client, member):
         follow=True,
     )
     assert "Password changed" in done.content.decode()
-    assert client.login(username=member.user.username, password="a-new-long-password-1")  # noqa: S106
+    assert client.login(
+        request=RequestFactory().post("/login/"), username=member.user.username, password="a-new-long-password-1"
+    )  # noqa: S106
 
 
 def test_unknown_email_sends_nothing_and_does_not_tell(client, db):
@@ -103,3 +106,62 @@ def test_home_without_membership(client, db):
     user = factories.UserFactory()
     client.force_login(user)
     assert "not a member" in client.get("/").content.decode()
+
+
+# --- issue 12 item 11: password-reset poisoning -------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1:8000"])
+def test_reset_link_uses_the_public_base_url_never_the_request_host(client, member, settings, host):
+    # given: a deployment whose public address is configured, and (for evil.example) an attacker who gets
+    # the Host header past ALLOWED_HOSTS (a misconfigured proxy, or a wildcard some deployer adds)
+    settings.PUBLIC_BASE_URL = "https://app.parley.example"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "evil.example"]
+    # when
+    response = client.post("/forgot-password/", {"email": member.user.email}, HTTP_HOST=host, follow=True)
+    # then: the mailed link is on the configured origin only
+    assert response.status_code == 200 and _back_to_login_link(response.content.decode())
+    body = mail.outbox[0].body
+    assert re.search(r"^https://app\.parley\.example/reset/\S+/\S+/$", body, re.M)
+    assert "evil.example" not in body and "127.0.0.1" not in body
+
+
+def test_forgot_password_with_a_foreign_host_header_is_refused(client, member):
+    # ALLOWED_HOSTS holds no wildcard: a Host header we do not serve never reaches the view
+    response = client.post("/forgot-password/", {"email": member.user.email}, HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert mail.outbox == []
+
+
+def test_invalid_reset_link_page_keeps_back_to_login(client, db):
+    page = client.get("/reset/MQ/not-a-token/", follow=True)
+    assert page.status_code == 200 and "invalid" in page.content.decode()
+    assert _back_to_login_link(page.content.decode())
+
+
+# --- issue 12 item 12: login lockout (django-axes) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("login_path", ["/login/", "/admin/login/"])
+def test_login_locks_out_after_the_failure_limit_and_reopens_after_the_cool_off(client, member, settings, login_path):
+    member.user.is_staff = True
+    member.user.save(update_fields=["is_staff"])
+    username = member.user.username
+    # when: AXES_FAILURE_LIMIT wrong passwords from one address (the last one is answered with the lockout)
+    for attempt in range(1, settings.AXES_FAILURE_LIMIT + 1):
+        wrong = client.post(login_path, {"username": username, "password": "wrong"}, REMOTE_ADDR="203.0.113.9")
+        assert wrong.status_code == (429 if attempt == settings.AXES_FAILURE_LIMIT else 200)
+    # then: even the right password is refused from there, with the lockout page
+    locked = client.post(login_path, {"username": username, "password": PASSWORD}, REMOTE_ADDR="203.0.113.9")
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins" in locked.content.decode() and _back_to_login_link(locked.content.decode())
+    # the same user from another address is not locked out (username + IP: no lockout by strangers)
+    elsewhere = client.post(login_path, {"username": username, "password": PASSWORD}, REMOTE_ADDR="198.51.100.7")
+    assert elsewhere.status_code == 302
+    # and once the cool-off has passed, the first address may try again
+    from axes.models import AccessAttempt
+
+    AccessAttempt.objects.update(attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME - timedelta(seconds=1))
+    client.logout()
+    again = client.post(login_path, {"username": username, "password": PASSWORD}, REMOTE_ADDR="203.0.113.9")
+    assert again.status_code == 302
