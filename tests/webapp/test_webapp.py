@@ -69,9 +69,8 @@ def test_password_reset_flow_end_to_end(client, member):
         follow=True,
     )
     assert "Password changed" in done.content.decode()
-    assert client.login(
-        request=RequestFactory().post("/login/"), username=member.user.username, password="a-new-long-password-1"
-    )  # noqa: S106
+    new_password = "a-new-long-password-1"  # noqa: S105
+    assert client.login(request=RequestFactory().post("/login/"), username=member.user.username, password=new_password)
 
 
 def test_unknown_email_sends_nothing_and_does_not_tell(client, db):
