@@ -30,3 +30,14 @@ def _django_connection_hygiene(**_kwargs):
             # replaced before the task's first query instead of failing it.
             if conn.connection is not None and not conn.is_usable():
                 conn.close()
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _redact_secrets_in_worker_logs(logger=None, **_kwargs):
+    # A worker replaces the root logger's handlers with its own (worker_hijack_root_logger): give those
+    # the redaction filter our LOGGING puts on every handler (config/redaction.py).
+    from config import redaction
+
+    redaction.install(logger.handlers if logger is not None else None)
+    redaction.install()
