@@ -11,6 +11,7 @@ class ApiDocsView(SpectacularSwaggerView):
     page (the schema it loads answers 401 to them anyway: organizations.auth.ApiDocsAccess)."""
 
     permission_classes = [AllowAny]  # checked in get(), to redirect a browser rather than answer 401
+    schema = None  # a page, not an API endpoint
 
     def get(self, request, *args, **kwargs):
         if settings.API_DOCS_REQUIRE_LOGIN and not request.user.is_authenticated:

@@ -37,7 +37,8 @@ def _host(url_or_host: str) -> str:
 
 _PUBLIC = urlsplit(PUBLIC_BASE_URL)
 PUBLIC_HOST = _host(PUBLIC_BASE_URL)
-LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+# ".localhost" is localhost and every name under it (they resolve to loopback: RFC 6761).
+LOCAL_HOSTS = [".localhost", "127.0.0.1", "[::1]"]
 SHORT_LINK_HOSTS = [_host(d) for d in [SHORT_LINK_DOMAIN, *SHORT_LINK_EXTRA_DOMAINS] if d]
 
 # The hosts we answer for. Default: the public base URL's host and the short-link domains, plus the
@@ -45,7 +46,16 @@ SHORT_LINK_HOSTS = [_host(d) for d in [SHORT_LINK_DOMAIN, *SHORT_LINK_EXTRA_DOMA
 # outside DEBUG: with "*" any Host header reaches the app (docs/security.md).
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
-    default=[PUBLIC_HOST, *(LOCAL_HOSTS if PUBLIC_HOST in LOCAL_HOSTS or PUBLIC_HOST.endswith(".localhost") else [])],
+    default=[
+        PUBLIC_HOST,
+        *(
+            LOCAL_HOSTS
+            if PUBLIC_HOST in ("127.0.0.1", "[::1]", "::1")
+            or PUBLIC_HOST == "localhost"
+            or PUBLIC_HOST.endswith(".localhost")
+            else []
+        ),
+    ],
 )
 if not DEBUG and "*" in ALLOWED_HOSTS:
     raise ImproperlyConfigured(
