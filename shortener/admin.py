@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Click, Link
+from .models import AllowedTargetHost, Click, Link
 
 
 @admin.register(Link)
@@ -44,3 +44,13 @@ class ClickAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AllowedTargetHost)
+class AllowedTargetHostAdmin(admin.ModelAdmin):
+    """Per organization, hosts short links may target although refused by default (docs/security.md)."""
+
+    list_display = ["host", "organization", "note", "created_at"]
+    search_fields = ["host"]
+    list_select_related = ["organization"]
+    raw_id_fields = ["organization"]

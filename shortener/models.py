@@ -95,3 +95,24 @@ class LinkVisitor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.visitor} on {self.link_id}"
+
+
+class AllowedTargetHost(models.Model):
+    """A host an organization may link to although shortener/targets.py refuses it by default (a private
+    address of its own network, an internal name, our short domain). Exact host names or addresses, as
+    they appear in the URL (lower case, IPv6 without brackets); managed in the admin."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+")
+    host = models.CharField(max_length=253)
+    note = models.CharField(max_length=200, blank=True, help_text="Why this host is allowed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "host"], name="allowed_target_host_uniq")]
+
+    def __str__(self) -> str:
+        return self.host
+
+    def save(self, *args, **kwargs):
+        self.host = self.host.strip().strip("[]").rstrip(".").lower()
+        super().save(*args, **kwargs)

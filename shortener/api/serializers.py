@@ -11,9 +11,11 @@ from ..services import link_validate_target, short_url
 BULK_MAX = 1000
 
 
-def _target(value: str, field_name: str) -> str:
+def _target(serializer: serializers.Serializer, value: str, field_name: str) -> str:
+    # The caller's organization, for its allow-list of otherwise refused hosts (shortener/targets.py).
+    organization = getattr(serializer.context.get("request"), "organization", None)
     try:
-        return link_validate_target(value, field_name=field_name)
+        return link_validate_target(value, field_name=field_name, organization_id=getattr(organization, "pk", None))
     except DjangoValidationError as exc:
         raise serializers.ValidationError(exc.message_dict[field_name]) from None
 
@@ -59,10 +61,10 @@ class LinkCreateSerializer(serializers.Serializer):
     blast_id = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
 
     def validate_target_url(self, value):
-        return _target(value, "target_url")
+        return _target(self, value, "target_url")
 
     def validate_fallback_url(self, value):
-        return _target(value, "fallback_url") if value else ""
+        return _target(self, value, "fallback_url") if value else ""
 
     def validate_expires_at(self, value):
         if value is not None and value <= timezone.now():
@@ -77,7 +79,7 @@ class LinkUpdateSerializer(serializers.Serializer):
     fallback_url = serializers.CharField(max_length=conf.TARGET_URL_MAX_LENGTH, required=False, allow_blank=True)
 
     def validate_fallback_url(self, value):
-        return _target(value, "fallback_url") if value else ""
+        return _target(self, value, "fallback_url") if value else ""
 
 
 class LinkBulkCreateSerializer(serializers.Serializer):

@@ -82,7 +82,7 @@ class LinkViewSet(
         return user.pk if getattr(user, "is_authenticated", False) else None
 
     def create(self, request, *args, **kwargs):
-        incoming = LinkCreateSerializer(data=request.data)
+        incoming = LinkCreateSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         link = services.link_create(organization_id=self.organization.pk, created_by_id=self._created_by(), **data)
@@ -90,7 +90,7 @@ class LinkViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         link = self.get_object()
-        incoming = LinkUpdateSerializer(data=request.data)
+        incoming = LinkUpdateSerializer(data=request.data, context={"request": request})
         incoming.is_valid(raise_exception=True)
         link = services.link_update(link=link, **incoming.validated_data)
         return Response(LinkSerializer(link, context={"request": request}).data)
@@ -111,7 +111,7 @@ class LinkViewSet(
         specs, positions = [], []
         created_by = self._created_by()
         for index, item in enumerate(items):
-            one = LinkCreateSerializer(data=item)
+            one = LinkCreateSerializer(data=item, context={"request": request})
             if one.is_valid():
                 specs.append(_spec(one.validated_data, created_by))
                 positions.append(index)

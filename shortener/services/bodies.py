@@ -42,7 +42,7 @@ def urls_in(body: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _shortenable(url: str, verdicts: dict[str, bool]) -> bool:
+def _shortenable(url: str, verdicts: dict[str, bool], organization_id: int | None = None) -> bool:
     """link_validate_target, remembered per scheme://host: URLValidator's cost is its host pattern, and
     the rest of a URL found by URL_IN_TEXT_RE is free of the characters it refuses (whitespace). A blast
     with personalised URLs (utm per recipient) then validates each host once, not 20,000 times."""
@@ -53,7 +53,7 @@ def _shortenable(url: str, verdicts: dict[str, bool]) -> bool:
     ok = verdicts.get(origin)
     if ok is None:
         try:
-            link_validate_target(origin)
+            link_validate_target(origin, organization_id=organization_id)
             ok = True
         except ValidationError:
             ok = False
@@ -100,7 +100,7 @@ def links_shorten_for_messages(*, organization_id: int, items: list[LinkItem]) -
         per_url: dict[str, LinkSpec] = {}
         plan = []
         for start, end, url in spans:
-            if not _shortenable(url, verdicts):
+            if not _shortenable(url, verdicts, organization_id):
                 continue
             spec = per_url.get(url)
             if spec is None:

@@ -6,18 +6,17 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, targets
 from ..cache import link_payload, links_cache
 from ..codes import codes_generate
 from ..db import binding_cursor
-from ..models import Link
+from ..models import AllowedTargetHost, Link
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,11 @@ class LinkSpec:
 # --- validation ----------------------------------------------------------------------------------
 
 
-def link_validate_target(url: str, *, field_name: str = "target_url") -> str:
-    """http/https only, a real URL, at most TARGET_URL_MAX_LENGTH, never one of our own short hosts
-    (a short link to a short link would be a redirect loop or a way to hide a target)."""
+def link_validate_target(url: str, *, field_name: str = "target_url", organization_id: int | None = None) -> str:
+    """http/https only, a real URL, at most TARGET_URL_MAX_LENGTH, and a host shortener/targets.py accepts:
+    never one of our own short hosts (a short link to a short link would be a redirect loop or a way to hide
+    a target), nor a loopback, private, link-local or metadata host, nor a user@host look-alike. The
+    organization's allow-list (AllowedTargetHost) opens a refused host; it is read only for a refused one."""
     url = (url or "").strip()
     if not url:
         raise ValidationError({field_name: ["This field is required."]})
@@ -66,13 +67,17 @@ def link_validate_target(url: str, *, field_name: str = "target_url") -> str:
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise ValidationError({field_name: ["Only http and https URLs can be shortened."]})
+    refused = targets.refusal(url)
+    if refused is not None and not (
+        refused.allowable
+        and organization_id is not None
+        and AllowedTargetHost.objects.filter(organization_id=organization_id, host=refused.host).exists()
+    ):
+        raise ValidationError({field_name: [refused.reason]})
     try:
         _url_validator(url)
     except ValidationError:
         raise ValidationError({field_name: ["Not a valid URL."]}) from None
-    host = urlsplit(url).netloc.rsplit("@", 1)[-1]
-    if conf.is_short_host(host):
-        raise ValidationError({field_name: ["Cannot shorten a link to the short-link domain itself."]})
     return url
 
 
@@ -182,8 +187,12 @@ def link_create(
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": ["Must be in the future."]})
     spec = LinkSpec(
-        target_url=link_validate_target(target_url),
-        fallback_url=link_validate_target(fallback_url, field_name="fallback_url") if fallback_url else "",
+        target_url=link_validate_target(target_url, organization_id=organization_id),
+        fallback_url=(
+            link_validate_target(fallback_url, field_name="fallback_url", organization_id=organization_id)
+            if fallback_url
+            else ""
+        ),
         expires_at=expires_at,
         message_id=message_id,
         contact_id=contact_id,
@@ -204,7 +213,11 @@ def link_update(*, link: Link, expires_at: datetime | None | object = _KEEP, fal
     """Changes what a code does when expired (expires_at: a time, None = never; omitted = unchanged);
     the cached copy is replaced after commit."""
     if fallback_url is not None:
-        link.fallback_url = link_validate_target(fallback_url, field_name="fallback_url") if fallback_url else ""
+        link.fallback_url = (
+            link_validate_target(fallback_url, field_name="fallback_url", organization_id=link.organization_id)
+            if fallback_url
+            else ""
+        )
     if expires_at is not _KEEP:
         link.expires_at = cast(datetime | None, expires_at)
     link.save(update_fields=["expires_at", "fallback_url"])
