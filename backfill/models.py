@@ -24,6 +24,7 @@ class RunState(models.TextChoices):
 class RunKind(models.TextChoices):
     MANUAL = "manual", "Manual (command, admin, API)"
     RECONCILE = "reconcile", "Periodic reconciler"
+    OVERDUE = "overdue", "Overdue delivery reports"
 
 
 FINAL_RUN_STATES = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELED})

@@ -26,6 +26,7 @@ class BackfillOptions:
     mark_unknown_after: timedelta | None = None
     start_after_id: int = 0  # the reconciler resumes a line where its previous pass stopped
     handed_before: datetime | None = None  # the reconciler: last handed to the carrier before this
+    handed_after: datetime | None = None  # the overdue-report pass: ... and at or after this
 
     def validate(self) -> BackfillOptions:
         errors: dict[str, list[str]] = {}
@@ -56,6 +57,7 @@ class BackfillOptions:
             "mark_unknown_after": self.mark_unknown_after.total_seconds() if self.mark_unknown_after else None,
             "start_after_id": self.start_after_id,
             "handed_before": self.handed_before.isoformat() if self.handed_before else None,
+            "handed_after": self.handed_after.isoformat() if self.handed_after else None,
         }
 
     @classmethod
@@ -75,4 +77,5 @@ class BackfillOptions:
             ),
             start_after_id=int(data.get("start_after_id") or 0),
             handed_before=dt(data.get("handed_before")),
+            handed_after=dt(data.get("handed_after")),
         )

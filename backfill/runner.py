@@ -70,6 +70,7 @@ class Runner:
                     since=self.options.since,
                     until=self.options.until,
                     handed_before=self.options.handed_before,
+                    handed_after=self.options.handed_after,
                 )
                 .filter(id__gt=self.options.start_after_id)
                 .count()
@@ -136,6 +137,7 @@ class Runner:
                                 since=self.options.since,
                                 until=self.options.until,
                                 handed_before=self.options.handed_before,
+                                handed_after=self.options.handed_after,
                             )
                             if n
                             else []

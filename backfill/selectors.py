@@ -21,6 +21,7 @@ def stuck_messages_qs(
     since: datetime | None = None,
     until: datetime | None = None,
     handed_before: datetime | None = None,
+    handed_after: datetime | None = None,
 ) -> QuerySet:
     """since/until filter by creation time (the command's options); handed_before by the time the
     message was last handed to the carrier (the reconciler's age: a blast created days ago and sent a
@@ -33,6 +34,8 @@ def stuck_messages_qs(
     qs = qs.annotate(handed_at=Coalesce("sending_at", "created_at"))
     if handed_before is not None:
         qs = qs.filter(handed_at__lt=handed_before)
+    if handed_after is not None:
+        qs = qs.filter(handed_at__gte=handed_after)
     return qs
 
 
@@ -45,11 +48,19 @@ def stuck_messages_after(
     since: datetime | None = None,
     until: datetime | None = None,
     handed_before: datetime | None = None,
+    handed_after: datetime | None = None,
 ) -> list[StuckMessage]:
     """The next `limit` stuck messages of a line with id > after_id, in id order (keyset: a rerun or a
     resumed run continues where it stopped, and rows finished meanwhile simply drop out)."""
     rows = (
-        stuck_messages_qs(line_ids=[line_id], statuses=statuses, since=since, until=until, handed_before=handed_before)
+        stuck_messages_qs(
+            line_ids=[line_id],
+            statuses=statuses,
+            since=since,
+            until=until,
+            handed_before=handed_before,
+            handed_after=handed_after,
+        )
         .filter(id__gt=after_id)
         .order_by("id")
         .values_list(
@@ -120,3 +131,34 @@ def lines_due_for_reconcile(*, statuses: list[str], handed_before: datetime, lim
 
 def last_reconcile_run(*, line_id: int) -> BackfillRun | None:
     return BackfillRun.objects.filter(line_id=line_id, kind=RunKind.RECONCILE).order_by("-id").first()
+
+
+def lines_with_overdue_reports(
+    *, statuses: list[str], now: datetime, not_before: datetime, limit: int
+) -> list[tuple[int, datetime]]:
+    """Lines holding outbound messages in `statuses` handed to the carrier between `not_before` and
+    now minus their carrier account's report delay; (line id, that cutoff), least recently checked
+    first. Reads the in-flight partial index (line, status, id)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT l.id, %s::timestamptz - make_interval(secs => a.report_delay_seconds)
+            FROM messaging_line l JOIN carriers_carrieraccount a ON a.id = l.carrier_account_id
+            WHERE EXISTS (
+                SELECT 1 FROM messaging_message m
+                WHERE m.line_id = l.id AND m.status = ANY(%s) AND m.direction = %s
+                  AND COALESCE(m.sending_at, m.created_at)
+                      < %s::timestamptz - make_interval(secs => a.report_delay_seconds)
+                  AND COALESCE(m.sending_at, m.created_at) >= %s
+            )
+            ORDER BY (SELECT max(r.id) FROM backfill_backfillrun r WHERE r.line_id = l.id AND r.kind = %s)
+                     NULLS FIRST, l.id
+            LIMIT %s
+            """,
+            [now, statuses, Direction.OUTBOUND.value, now, not_before, RunKind.OVERDUE.value, limit],
+        )
+        return [(row[0], row[1]) for row in cursor.fetchall()]
+
+
+def last_run(*, line_id: int, kind: str) -> BackfillRun | None:
+    return BackfillRun.objects.filter(line_id=line_id, kind=kind).order_by("-id").first()

@@ -5,6 +5,7 @@ Entry points (docs/backfill.md):
 - `statuses_backfill(run_id=...)`: claims the run and executes it; the command, the task and the
   reconciler all call this one function.
 - `messages_reconcile()`: the periodic pass ("backfill.reconcile").
+- `messages_check_overdue()`: the overdue-report pass ("backfill.overdue_reports", every minute).
 
 Every result goes through messaging.services.status.messages_apply_statuses, the code path of live
 webhooks: statuses only move forward (so a backfill racing a webhook cannot regress anything),
@@ -22,7 +23,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from messaging.status import AWAITING_CARRIER
+from messaging.status import AWAITING_CARRIER, MessageStatus
 
 from . import selectors
 from .models import BackfillRun, RunKind, RunState
@@ -182,6 +183,85 @@ def messages_reconcile(*, now: datetime | None = None, time_budget: float | None
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_RECONCILE_LOCK])
 
 
+# -- overdue delivery reports ----------------------------------------------------------------------------
+
+_OVERDUE_LOCK = 0x0BACF112
+
+
+def _overdue_window(*, line_id: int, cutoff: datetime, not_before: datetime) -> tuple[datetime, datetime, int]:
+    """(handed_after, handed_before, start_after_id) of the line's next overdue run: the previous run's
+    window again from its cursor if it did not get through it (its limit, time budget, a crash), else
+    from where the previous window ended up to now minus the account's report delay."""
+    previous = selectors.last_run(line_id=line_id, kind=RunKind.OVERDUE)
+    if previous is None:
+        return not_before, cutoff, 0
+    options = BackfillOptions.from_json(previous.options)
+    stopped_short = previous.state != RunState.SUCCEEDED or (
+        options.limit is not None and previous.processed >= options.limit
+    )
+    if stopped_short and options.handed_after and options.handed_before:
+        after_id = int((previous.cursor or {}).get("after_id") or options.start_after_id)
+        return max(options.handed_after, not_before), options.handed_before, after_id
+    return max(options.handed_before or not_before, not_before), cutoff, 0
+
+
+def messages_check_overdue(*, now: datetime | None = None, time_budget: float | None = None) -> list[int]:
+    """One pass: ask the carrier about sent messages whose delivery report is overdue by their carrier
+    account's `report_delay_seconds` (a report lost with the carrier's process, a callback we never got),
+    through the backfill runner — paced at the account's backfill_rate, results applied by the webhook
+    code path, statuses only forward. Each message is asked about once here, when it becomes overdue;
+    one still unresolved is the hourly reconciler's after BACKFILL_RECONCILE_AFTER. Returns the run ids."""
+    now = now or timezone.now()
+    deadline = time.monotonic() + (time_budget or settings.BACKFILL_TASK_TIME_BUDGET)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_OVERDUE_LOCK])
+        if not cursor.fetchone()[0]:
+            log.info("overdue reports: another pass is running")
+            return []
+    try:
+        BackfillRun.objects.filter(
+            kind=RunKind.OVERDUE, created_at__lt=now - timedelta(days=settings.BACKFILL_OVERDUE_RUNS_KEEP_DAYS)
+        ).delete()
+        statuses = (MessageStatus.SENT,)  # accepted by the carrier: a report is owed ('sending' is the send step's)
+        not_before = now - settings.BACKFILL_RECONCILE_AFTER  # older ones are the reconciler's
+        run_ids = []
+        for line_id, cutoff in selectors.lines_with_overdue_reports(
+            statuses=list(statuses), now=now, not_before=not_before, limit=settings.BACKFILL_OVERDUE_LINES
+        ):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            handed_after, handed_before, start_after = _overdue_window(
+                line_id=line_id, cutoff=cutoff, not_before=not_before
+            )
+            pending = selectors.stuck_messages_qs(
+                line_ids=[line_id], statuses=list(statuses), handed_before=handed_before, handed_after=handed_after
+            ).filter(id__gt=start_after)
+            if handed_after >= handed_before or not pending.exists():
+                continue  # asked about already, and still unresolved: the reconciler's later
+            line = selectors.lines_for_line_id(line_id=line_id)
+            options = BackfillOptions(
+                statuses=statuses,
+                handed_after=handed_after,
+                handed_before=handed_before,
+                limit=settings.BACKFILL_OVERDUE_BATCH,
+                start_after_id=start_after,
+            )
+            run = backfill_run_create(
+                organization_id=line.organization_id, line_id=line_id, options=options, kind=RunKind.OVERDUE
+            )
+            run_ids.append(run.id)
+            run = statuses_backfill(run_id=run.id, time_budget=remaining)
+            if run.state == RunState.PENDING:  # time is up; the next pass resumes this window from its cursor
+                BackfillRun.objects.filter(pk=run.id, state=RunState.PENDING).update(
+                    state=RunState.CANCELED, error="time budget of the overdue pass spent", finished_at=timezone.now()
+                )
+        return run_ids
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_OVERDUE_LOCK])
+
+
 __all__ = [
     "CHECKABLE",
     "BackfillOptions",
@@ -189,6 +269,7 @@ __all__ = [
     "backfill_run_create",
     "backfill_run_start",
     "carrier_retention",
+    "messages_check_overdue",
     "messages_reconcile",
     "statuses_backfill",
 ]

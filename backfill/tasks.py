@@ -26,3 +26,11 @@ def reconcile(self) -> None:
     from .services import messages_reconcile
 
     messages_reconcile()
+
+
+@shared_task(name="backfill.overdue_reports", bind=True, acks_late=True, ignore_result=True)
+def overdue_reports(self) -> None:
+    """Beat, every minute: ask the carrier about sent messages whose delivery report is overdue."""
+    from .services import messages_check_overdue
+
+    messages_check_overdue()

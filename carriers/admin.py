@@ -26,6 +26,7 @@ class CarrierAccountForm(forms.ModelForm):
             "webhook_username",
             "webhook_password",
             "backfill_rate",
+            "report_delay_seconds",
             "is_active",
         ]
         widgets = {"webhook_password": forms.PasswordInput(render_value=False)}
@@ -84,6 +85,7 @@ class CarrierAccountAdmin(admin.ModelAdmin):
         "webhook_username",
         "webhook_password",
         "backfill_rate",
+        "report_delay_seconds",
         "is_active",
         "webhook_urls",
         "created_at",

@@ -36,6 +36,13 @@ class CarrierAccount(models.Model):
     webhook_password = models.CharField(max_length=200, blank=True)
     # Carrier requests per second for the status backfill (Sinch allows more; be a good citizen).
     backfill_rate = models.FloatField(default=10.0)
+    # A sent message whose delivery report has not come this long after it was handed to the carrier
+    # is overdue: the overdue-report pass asks the carrier about it (docs/backfill.md, "Overdue reports").
+    report_delay_seconds = models.PositiveIntegerField(
+        default=900,
+        help_text="Seconds after sending by which this carrier's delivery reports normally arrive; "
+        "later, Parley asks the carrier for the status.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

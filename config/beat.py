@@ -4,6 +4,9 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # Nothing stays "sending" for ever: re-ask the carrier about messages stuck past
     # BACKFILL_RECONCILE_AFTER (docs/backfill.md). 10 minutes: small paced passes, well under the hour.
     "backfill.reconcile": {"task": "backfill.reconcile", "schedule": 600.0},
+    # Delivery reports overdue by their carrier account's report delay (default 15 min): ask the carrier
+    # once, paced (docs/backfill.md, "Overdue reports"). A tick older than its period is dropped.
+    "backfill.overdue_reports": {"task": "backfill.overdue_reports", "schedule": 60.0, "options": {"expires": 55}},
     # Safety sweep for stored carrier webhooks: early reports' retries, rows a lost enqueue left behind.
     "carriers.apply_webhooks": {"task": "carriers.apply_webhooks", "schedule": 15.0},
     "shortener.flush_clicks": {"task": "shortener.flush_clicks", "schedule": 1.0},  # click buffer → DB

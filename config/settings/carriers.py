@@ -1,6 +1,6 @@
 """Carrier outages: how long sends retry, the per-account circuit breaker, overdue delivery reports.
 
-See docs/send-pipeline.md ("Carrier outages") and docs/backfill.md ("Overdue reports").
+See docs/send-pipeline.md ("Carrier outages") and docs/backfill.md ("Overdue delivery reports").
 """
 
 from .env import env
@@ -24,3 +24,10 @@ CARRIER_BREAKER_OPEN_MAX_SECONDS = env.float("CARRIER_BREAKER_OPEN_MAX_SECONDS",
 # A probe that has not reported back after this long (its worker died) is handed to the next caller.
 # Above the adapter's worst call (connect 3.05 s + read 15 s).
 CARRIER_BREAKER_PROBE_SECONDS = env.float("CARRIER_BREAKER_PROBE_SECONDS", default=20.0)
+
+# Overdue delivery reports (backfill.services.messages_check_overdue, beat every minute). The delay
+# itself is per carrier account (CarrierAccount.report_delay_seconds, default 900 s). Per pass: at most
+# this many messages per line and this many lines; pass records are kept this many days.
+BACKFILL_OVERDUE_BATCH = env.int("BACKFILL_OVERDUE_BATCH", default=500)
+BACKFILL_OVERDUE_LINES = env.int("BACKFILL_OVERDUE_LINES", default=200)
+BACKFILL_OVERDUE_RUNS_KEEP_DAYS = env.int("BACKFILL_OVERDUE_RUNS_KEEP_DAYS", default=7)
