@@ -106,7 +106,7 @@ def test_another_process_sees_the_same_breaker(fast_breaker, settings):
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "REDIS_KEY_PREFIX": settings.REDIS_KEY_PREFIX},
         capture_output=True,
         text=True,
         timeout=60,
