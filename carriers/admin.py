@@ -7,9 +7,11 @@ import json
 
 from django import forms
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
+from .health import webhook_refusals
 from .models import SECRET_CONFIG_KEYS, CarrierAccount, WebhookEvent, WebhookState, mask_config
+from .selectors import webhook_health
 from .services import webhook_requeue
 
 
@@ -69,12 +71,20 @@ class CarrierAccountForm(forms.ModelForm):
 @admin.register(CarrierAccount)
 class CarrierAccountAdmin(admin.ModelAdmin):
     form = CarrierAccountForm
-    list_display = ["name", "organization", "provider", "masked_config_display", "is_active", "updated_at"]
+    list_display = [
+        "name",
+        "organization",
+        "provider",
+        "masked_config_display",
+        "is_active",
+        "webhooks_refused",
+        "updated_at",
+    ]
     list_filter = ["provider", "is_active"]
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
-    readonly_fields = ["masked_config_display", "webhook_urls", "created_at", "updated_at"]
+    readonly_fields = ["masked_config_display", "webhook_urls", "webhook_health_display", "created_at", "updated_at"]
     fields = [
         "organization",
         "name",
@@ -88,6 +98,7 @@ class CarrierAccountAdmin(admin.ModelAdmin):
         "report_delay_seconds",
         "is_active",
         "webhook_urls",
+        "webhook_health_display",
         "created_at",
         "updated_at",
     ]
@@ -104,11 +115,46 @@ class CarrierAccountAdmin(admin.ModelAdmin):
             return "-"
         return format_html("{}<br>{}", obj.callback_url, obj.inbound_url)
 
+    @admin.display(description="Webhooks refused (1 h / 24 h)")
+    def webhooks_refused(self, obj: CarrierAccount) -> str:
+        # Redis only (one round trip a row): the list stays cheap; the full health is on the account's page.
+        refused = webhook_refusals([obj.pk])[obj.pk]
+        if not refused.last_day:
+            return "0 / 0"
+        return f"{refused.last_hour} / {refused.last_day} (last: {refused.last_status} {refused.last_reason})"
+
+    @admin.display(description="Webhook health")
+    def webhook_health_display(self, obj: CarrierAccount) -> str:
+        if not obj.pk:
+            return "-"
+        h = webhook_health(account_ids=[obj.pk])[obj.pk]
+        rows = [
+            ("Last accepted", h.last_accepted_at or "never"),
+            ("Accepted (1 h / 24 h)", f"{h.accepted_last_hour} / {h.accepted_last_day}"),
+            ("Accepted while deactivated (24 h)", h.inactive_accepted_last_day),
+            ("Refused (1 h / 24 h)", f"{h.refused_last_hour} / {h.refused_last_day}"),
+            (
+                "Last refused",
+                f"{h.last_refused_at} — {h.last_refused_status} {h.last_refused_reason}"
+                if h.last_refused_at
+                else "never",
+            ),
+            ("Unprocessable (1 h / 24 h)", f"{h.unprocessable_last_hour} / {h.unprocessable_last_day}"),
+            (
+                "Last unprocessable",
+                f"{h.last_unprocessable_at} — {h.last_unprocessable_reason}" if h.last_unprocessable_at else "never",
+            ),
+        ]
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        )
+
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
-    list_display = ["id", "account", "kind", "state", "attempts", "received_at", "error"]
-    list_filter = ["state", "kind"]
+    list_display = ["id", "account", "kind", "state", "account_inactive", "attempts", "received_at", "error"]
+    list_filter = ["state", "kind", "account_inactive"]
     search_fields = ["error"]
     readonly_fields = [
         "account",
@@ -120,6 +166,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "next_attempt_at",
         "processed_at",
         "error",
+        "account_inactive",
     ]
     exclude = ["body"]
     actions = ["requeue"]

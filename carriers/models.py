@@ -119,6 +119,13 @@ class WebhookEvent(models.Model):
             # The claim query's index: a small partial index over the few pending rows.
             models.Index(fields=["id"], name="webhook_pending", condition=Q(state="pending")),
             models.Index(fields=["account", "-received_at"], name="webhook_account_recent"),
+            # Webhook health (carriers.selectors.webhook_health): the few rows the apply could not use.
+            # State is already in the pending index's predicate, so this costs no HOT update.
+            models.Index(
+                fields=["account", "-processed_at"],
+                name="webhook_unprocessable",
+                condition=Q(state__in=[WebhookState.FAILED, WebhookState.INVALID]),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("organizations.api.urls")),
     path("", include("backfill.api")),
     path("", include("shortener.api.urls")),  # /links, /blasts/{id}/clicks (docs/shortener.md)
+    path("", include("carriers.api.urls")),  # /carrier-accounts with webhook health (docs/carriers.md)
 ]

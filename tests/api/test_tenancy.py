@@ -94,6 +94,7 @@ FOREIGN_OBJECT = [
     # Backfill.
     ("post", "/api/v1/lines/{line}/backfill-statuses", {}),
     ("get", "/api/v1/backfill-runs/{backfill_run}", None),
+    ("get", "/api/v1/carrier-accounts/{account}", None),
 ]
 
 # (method, path template with {x} from the OTHER tenant, payload template, field named in the 400).
@@ -123,6 +124,7 @@ LISTS = [
     ("/api/v1/blasts", "blast"),
     ("/api/v1/api-keys", "api_key"),
     ("/api/v1/links", "link"),
+    ("/api/v1/carrier-accounts", "account"),
 ]
 
 # Lists filtered by another tenant's id: empty, never their rows (the filter does not widen the wall).
