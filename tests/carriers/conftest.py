@@ -22,9 +22,8 @@ def _fresh_caches(settings):
     account_cache_clear()
     cache.delete(APPLY_DEBOUNCE_KEY)
     services._enqueue_memo["at"] = -1.0
-    # Refusal counters (carriers/health.py) apart from a dev server's, and none left by an earlier run
-    # (account ids repeat across runs).
-    settings.REDIS_KEY_PREFIX = f"{settings.REDIS_KEY_PREFIX}-tests"
+    # No refusal counters (carriers/health.py) left by an earlier test or run (account ids repeat across
+    # runs). The prefix stays as it is: processes a test starts (workers, the breaker's child) share it.
     _drop_refusal_counters(settings.REDIS_KEY_PREFIX)
     yield
     account_cache_clear()
