@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('carriers', '0004_webhook_account_inactive'),
+        ('carriers', '0005_account_report_delay'),
     ]
 
     operations = [
