@@ -20,4 +20,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "messaging.release_stuck_sends": {"task": "messaging.release_stuck_sends", "schedule": 30.0},
     # NICE polls whose lease expired (dead worker, lost task) get a new poll chain (docs/integrations.md).
     "integrations.nice_rekick": {"task": "integrations.nice_rekick", "schedule": 30.0, "options": {"expires": 25}},
+    # NICE chats of closed conversations / opted-out contacts whose end a lost task or the admin missed.
+    "integrations.nice_end_stale": {
+        "task": "integrations.nice_end_stale",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

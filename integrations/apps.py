@@ -9,3 +9,7 @@ class IntegrationsConfig(AppConfig):
         # The post-processing processor registers itself on import (after postprocessing's own, since
         # this app is listed after it): message.received / message.sent fan out to our tasks.
         from . import processors  # noqa: F401
+        from .receivers import connect
+
+        # A closed conversation or an opted-out contact ends its NICE chat (messaging's signals).
+        connect()

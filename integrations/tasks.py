@@ -8,6 +8,8 @@ from celery import shared_task
 from .clients import PartnerError
 from .services import (
     nice_chat_poll,
+    nice_chats_end,
+    nice_chats_stale,
     nice_messages_forward,
     nice_polls_rekick,
     ringcentral_messages_mirror,
@@ -44,6 +46,24 @@ def nice_poll(chat_id: int, handover: str = "") -> bool:
 @shared_task(name="integrations.nice_rekick", ignore_result=True)
 def nice_rekick() -> int:
     return nice_polls_rekick()
+
+
+@shared_task(name="integrations.nice_end", bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
+def nice_end(self, chat_ids: list[int]) -> int:
+    """End these chats at NICE (conversation closed, contact opted out)."""
+    try:
+        return nice_chats_end(chat_ids=chat_ids)
+    except PartnerError as exc:
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task(name="integrations.nice_end_stale", ignore_result=True)
+def nice_end_stale() -> int:
+    """Beat: chats whose end was missed (lost task, a close or opt-out made in the admin form or SQL)."""
+    ids = nice_chats_stale()
+    if ids:
+        nice_end.apply_async(args=[ids])
+    return len(ids)
 
 
 @shared_task(

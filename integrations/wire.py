@@ -1,7 +1,7 @@
 """The partners' wire format, in one place: paths and field names our clients send and read, and the
 fakes (integrations/fakes.py) serve. Everything marked ASSUMED could not be confirmed from the
-partner's own documents (see /work/shared/specs/nice-ringcentral.md); correct it here and both the
-client and the fake follow.
+partner's own documents (docs/integrations.md, "Partner facts we rely on", says which and why);
+correct it here and both the client and the fake follow.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from django.contrib import admin
 from backfill.admin import backfill_statuses
 
 from .models import Blast, BlastRecipient, Contact, Conversation, Line, Message, OptOut
+from .services.conversations import conversations_close
 from .services.status import StatusUpdate, messages_apply_statuses
 from .status import MessageStatus, sources_for
 
@@ -57,6 +58,12 @@ class ConversationAdmin(admin.ModelAdmin):
     list_select_related = ["contact", "line", "organization", "assignee"]
     readonly_fields = ["last_message_at", "last_message_preview", "created_at", "v1_id"]
     show_full_result_count = False
+    actions = ["close"]
+
+    @admin.action(description="Close the selected conversations (ends their partner chats)")
+    def close(self, request, queryset):
+        closed = conversations_close(conversation_ids=list(queryset.values_list("id", flat=True)), organization_id=None)
+        self.message_user(request, f"{len(closed)} conversation(s) closed.")
 
 
 @admin.register(Message)

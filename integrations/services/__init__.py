@@ -1,7 +1,9 @@
 """Integrations services (writes). See docs/integrations.md.
 
 - NICE: `nice_messages_forward`, `nice_event_receive`, `nice_chat_start_polling`, `nice_chat_poll`,
-  `nice_chat_end`, `nice_polls_rekick`.
+  `nice_chat_end`, `nice_polls_rekick`,
+  `nice_chats_end` / `nice_chats_to_end` / `nice_chats_stale` (end chats of closed conversations and
+  opted-out contacts).
 - RingCentral: `ringcentral_messages_mirror`, `ringcentral_webhook_receive`, `ringcentral_reply_send`.
 """
 
@@ -11,6 +13,9 @@ from .nice import (
     nice_chat_end,
     nice_chat_poll,
     nice_chat_start_polling,
+    nice_chats_end,
+    nice_chats_stale,
+    nice_chats_to_end,
     nice_event_receive,
     nice_messages_forward,
     nice_polls_rekick,
@@ -28,6 +33,9 @@ __all__ = [
     "nice_chat_end",
     "nice_chat_poll",
     "nice_chat_start_polling",
+    "nice_chats_end",
+    "nice_chats_stale",
+    "nice_chats_to_end",
     "nice_event_receive",
     "nice_messages_forward",
     "nice_polls_rekick",

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from messaging.models import Direction, Message
+from messaging.models import ConversationStatus, Direction, Message, OptOut
 
 from .. import wire
 from ..clients import NiceClient, PartnerError
@@ -88,8 +88,25 @@ def _forward_group(group: list[Message]) -> int:
     conn: NiceConnection = pending[0].line.nice_connection
     client = _client(conn.base_url, conn.access_token)
     chat = NiceChat.objects.filter(conversation_id=pending[0].conversation_id, state=NiceChatState.ACTIVE).first()
+    if _opted_out(pending[0]):
+        # The contact opted out (their STOP is among these messages, or came before): the agent sees it
+        # in the chat if one is open, the chat is then ended; no new chat is started for it.
+        if chat is None:
+            return 0
+        forwarded = 0
+        for m in pending:
+            try:
+                client.send_text(chat=chat.chat_session_id, label=_label(m), message=m.body)
+            except PartnerError as exc:
+                if not exc.not_found:
+                    raise
+                break
+            ForwardedMessage.objects.create(message_id=m.pk, partner=Partner.NICE, external_id=chat.chat_session_id)
+            forwarded += 1
+        _end_at_partner(client, chat)
+        return forwarded
     for m in pending:
-        label = f"{m.contact.first_name} {m.contact.last_name}".strip() or m.contact.phone_number
+        label = _label(m)
         if chat is None:
             chat = _chat_start(client, conn, m)
         try:
@@ -103,6 +120,14 @@ def _forward_group(group: list[Message]) -> int:
             client.send_text(chat=chat.chat_session_id, label=label, message=m.body)
         ForwardedMessage.objects.create(message_id=m.pk, partner=Partner.NICE, external_id=chat.chat_session_id)
     return len(pending)
+
+
+def _label(m: Message) -> str:
+    return f"{m.contact.first_name} {m.contact.last_name}".strip() or m.contact.phone_number
+
+
+def _opted_out(m: Message) -> bool:
+    return OptOut.objects.filter(organization_id=m.organization_id, phone_number=m.contact.phone_number).exists()
 
 
 def _chat_start(client: NiceClient, conn: NiceConnection, m: Message) -> NiceChat:
@@ -160,6 +185,64 @@ def nice_chat_end(*, chat_id: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(_END_SQL, [chat_id])
         return cursor.rowcount == 1
+
+
+def _end_at_partner(client: NiceClient, chat: NiceChat) -> None:
+    """End the chat at NICE (DELETE; a 404 means it is gone already), then here. In that order: if the
+    DELETE fails the chat stays active here and the task retries (or the beat sweep finds it), so no
+    agent is left in a chat we consider ended."""
+    try:
+        client.chat_end(chat=chat.chat_session_id)
+    except PartnerError as exc:
+        if not exc.not_found:
+            raise
+    nice_chat_end(chat_id=chat.pk)
+
+
+def nice_chats_end(*, chat_ids: list[int]) -> int:
+    """End these chats at NICE and here (their conversation was closed or the contact opted out).
+    Chats already ended are skipped. Returns how many were ended. A partner failure raises
+    PartnerError after ending the ones before it (the task retries the rest)."""
+    ended = 0
+    chats = NiceChat.objects.filter(pk__in=chat_ids, state=NiceChatState.ACTIVE).select_related("connection")
+    for chat in chats.order_by("id"):
+        with conversation_lock("nice", chat.conversation_id):  # not while a forward starts or uses it
+            if not NiceChat.objects.filter(pk=chat.pk, state=NiceChatState.ACTIVE).exists():
+                continue
+            _end_at_partner(_client(chat.connection.base_url, chat.connection.access_token), chat)
+            ended += 1
+    return ended
+
+
+def nice_chats_to_end(
+    *, conversation_ids: list[int] | None = None, organization_id: int | None = None, phone_numbers=None
+) -> list[int]:
+    """Active chats that must end: of these conversations if closed, or of these opted-out numbers."""
+    chats = NiceChat.objects.filter(state=NiceChatState.ACTIVE)
+    if conversation_ids is not None:
+        chats = chats.filter(conversation_id__in=conversation_ids, conversation__status=ConversationStatus.CLOSED)
+    else:
+        chats = chats.filter(organization_id=organization_id, conversation__contact__phone_number__in=phone_numbers)
+    return list(chats.values_list("id", flat=True))
+
+
+# Active chats whose conversation is closed or whose contact opted out: the beat's safety sweep for a
+# lost task or a change made where no signal is sent (admin form, SQL). Active chats are few (one per
+# live conversation) and reached through the partial unique index on active chats.
+_STALE_SQL = """
+SELECT ch.id FROM integrations_nicechat ch
+JOIN messaging_conversation c ON c.id = ch.conversation_id
+JOIN messaging_contact ct ON ct.id = c.contact_id
+WHERE ch.state = %s AND (c.status = %s OR EXISTS (
+    SELECT 1 FROM messaging_optout o WHERE o.organization_id = ch.organization_id AND o.phone_number = ct.phone_number))
+ORDER BY ch.id LIMIT %s
+"""
+
+
+def nice_chats_stale(*, limit: int = REKICK_BATCH) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(_STALE_SQL, [NiceChatState.ACTIVE, ConversationStatus.CLOSED, limit])
+        return [r[0] for r in cursor.fetchall()]
 
 
 def nice_event_receive(*, connection_id: int, payload: dict) -> str:

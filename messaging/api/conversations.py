@@ -14,9 +14,11 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from .. import selectors
 from ..models import Conversation
+from ..services.conversations import conversations_close
 from .serializers import ConversationFilterSerializer, ConversationSerializer, MessageSerializer
 from .views import TenantAPIMixin
 
@@ -53,3 +55,17 @@ class ConversationViewSet(TenantAPIMixin, mixins.ListModelMixin, mixins.Retrieve
         conversation = self.get_object()
         page = self.paginate_queryset(selectors.conversation_messages(conversation=conversation))
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Close a conversation",
+        description="Closes it (idempotent); a partner chat of the conversation (NICE) is ended. "
+        "The contact's next text reopens it.",
+        request=None,
+        responses=ConversationSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="close")
+    def close(self, request, pk=None):
+        conversation = self.get_object()  # tenant-scoped: another organization's id is a 404
+        conversations_close(conversation_ids=[conversation.pk], organization_id=self.organization.pk)
+        conversation.refresh_from_db(fields=["status"])
+        return Response(ConversationSerializer(conversation).data)

@@ -21,6 +21,7 @@ from organizations.models import Organization
 
 from ..models import Contact, OptOut
 from ..phone import try_normalize
+from ..signals import numbers_opted_out, send_on_commit
 
 # One request's worth. Measured (bench/bench_contact_import.py, median of 3): a 10k-row request takes ~1.2 s,
 # of which ~0.5 s is validation (phone parsing) and ~0.35 s the one INSERT; larger files go in several requests.
@@ -225,9 +226,12 @@ def opt_out_create(
     *, organization: Organization, phone_number: str, source: str = "api", reason: str = ""
 ) -> tuple[OptOut, bool]:
     """Idempotent: opting out a number that already is returns the existing row (created=False)."""
-    opt_out, created = OptOut.objects.get_or_create(
-        organization=organization, phone_number=phone_number, defaults={"source": source, "reason": reason}
-    )
+    with transaction.atomic():
+        opt_out, created = OptOut.objects.get_or_create(
+            organization=organization, phone_number=phone_number, defaults={"source": source, "reason": reason}
+        )
+        if created:
+            send_on_commit(numbers_opted_out, organization_id=organization.pk, phone_numbers=[phone_number])
     return opt_out, created
 
 

@@ -18,6 +18,7 @@ from organizations.models import Organization
 
 from ..models import Contact, Conversation, ConversationStatus, Direction, Line, Message, OptOut, OptOutSource
 from ..phone import try_normalize
+from ..signals import numbers_opted_out, send_on_commit
 from ..status import MessageStatus
 from .status import events_record_for_new_messages
 
@@ -150,6 +151,9 @@ def _apply_keywords(messages: list[Message]) -> None:
     ]
     if opt_outs:
         OptOut.objects.bulk_create(opt_outs, ignore_conflicts=True)
+        for org_id in {o.organization_id for o in opt_outs}:
+            numbers = [o.phone_number for o in opt_outs if o.organization_id == org_id]
+            send_on_commit(numbers_opted_out, organization_id=org_id, phone_numbers=numbers)
     opt_ins = [(org_id, number) for (org_id, number), word in final.items() if not word]
     for org_id in {org for org, _ in opt_ins}:
         OptOut.objects.filter(organization_id=org_id, phone_number__in=[n for o, n in opt_ins if o == org_id]).delete()

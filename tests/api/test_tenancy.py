@@ -75,6 +75,7 @@ FOREIGN_OBJECT = [
     ("delete", "/api/v1/contacts/{contact}", None),
     ("get", "/api/v1/conversations/{conversation}", None),
     ("get", "/api/v1/conversations/{conversation}/messages", None),
+    ("post", "/api/v1/conversations/{conversation}/close", None),
     ("get", "/api/v1/opt-outs/{opt_out}", None),
     ("delete", "/api/v1/opt-outs/{opt_out}", None),
     ("get", "/api/v1/blasts/{blast}", None),
