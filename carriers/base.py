@@ -77,7 +77,7 @@ class DeliveryReport:
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
     carrier_id: str
-    from_number: str  # E.164
+    from_number: str  # as the carrier gave it: an MSISDN with or without "+", a short code, an alphanumeric id
     to_number: str  # E.164
     body: str
     received_at: datetime | None = None

@@ -204,7 +204,9 @@ def parse_inbound_payload(payload: object) -> InboundMessage:
         ]
     return InboundMessage(
         carrier_id=carrier_id,
-        from_number=e164(from_number),
+        # As given: a short code ("72345") or an alphanumeric sender ("abc") is not an MSISDN, and
+        # adding a "+" would invent a number (messaging classifies senders: messaging/phone.py).
+        from_number=from_number.strip(),
         to_number=e164(to_number),
         body=body,
         received_at=_dt(payload.get("received_at")),

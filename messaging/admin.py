@@ -29,11 +29,12 @@ class LineAdmin(admin.ModelAdmin):
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
-    list_display = ["phone_number", "first_name", "last_name", "email", "organization", "created_at"]
+    list_display = ["phone_number", "sender_kind", "first_name", "last_name", "email", "organization", "created_at"]
+    list_filter = ["sender_kind"]
     search_fields = ["^phone_number", "first_name", "last_name", "^email"]
     autocomplete_fields = ["organization"]
     list_select_related = ["organization"]
-    readonly_fields = ["created_at", "updated_at", "v1_id"]
+    readonly_fields = ["sender_kind", "created_at", "updated_at", "v1_id"]
     show_full_result_count = False
 
 

@@ -48,9 +48,24 @@ class Line(models.Model):
         return f"{self.name or 'Line'} {self.phone_number}"
 
 
+class SenderKind(models.TextChoices):
+    """What a contact's number is. Only phone numbers can be texted; the other two only ever text us
+    (they arrive as the sender of an inbound message) and are kept as the carrier gave them."""
+
+    PHONE = "phone", "Phone number (E.164)"
+    SHORT_CODE = "short_code", "Short code"
+    ALPHANUMERIC = "alphanumeric", "Alphanumeric sender id"
+
+
 class Contact(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts")
-    phone_number = models.CharField(max_length=20, help_text="E.164")
+    phone_number = models.CharField(
+        max_length=20, help_text="E.164; for a short code or alphanumeric sender, the sender as received."
+    )
+    # Never texted unless "phone" (sends refuse, blasts leave them out, keywords do not act on them).
+    sender_kind = models.CharField(
+        max_length=12, choices=SenderKind.choices, default=SenderKind.PHONE, db_default=SenderKind.PHONE
+    )
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     email = models.EmailField(blank=True)

@@ -57,6 +57,25 @@ def normalize(raw: object, region: str = DEFAULT_REGION, field: str = "phone_num
     return result
 
 
+# Short codes are 3 to 8 digits in the countries we know of (US 5-6, UK 5, FR 5, DE 4-5, IN 5-6).
+SHORT_CODE_DIGITS = range(3, 9)
+SENDER_MAX_LENGTH = 20  # Contact.phone_number; alphanumeric sender ids are at most 11 characters
+
+
+def classify_sender(raw: object, region: str = DEFAULT_REGION) -> tuple[str, str]:
+    """The sender of an inbound text → (kind, value), kind a messaging.models.SenderKind value:
+    ("phone", E.164) for a valid number, ("short_code", its digits) for 3–8 digits that are not a
+    number, else ("alphanumeric", the sender as given, clipped). Never an invented E.164 number."""
+    text = str(raw or "").strip()
+    e164 = try_normalize(text, region)
+    if e164 is not None:
+        return "phone", e164
+    bare = text.lstrip("+")
+    if bare.isdigit() and bare.isascii() and len(bare) in SHORT_CODE_DIGITS:
+        return "short_code", bare
+    return "alphanumeric", text[:SENDER_MAX_LENGTH]
+
+
 def msisdn(e164: str) -> str:
     """Carrier form without the '+' (Sinch delivery reports use it)."""
     return e164.lstrip("+")

@@ -70,8 +70,20 @@ class ContactSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Contact
-        fields = ["id", "phone_number", "first_name", "last_name", "email", "custom_fields", "created_at", "updated_at"]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "phone_number",
+            "sender_kind",
+            "first_name",
+            "last_name",
+            "email",
+            "custom_fields",
+            "created_at",
+            "updated_at",
+        ]
+        # sender_kind: "phone" for every contact written through the API; a short code or alphanumeric
+        # sender only ever arrives as the sender of an inbound text.
+        read_only_fields = ["id", "sender_kind", "created_at", "updated_at"]
         # Uniqueness per organization is checked by the service (the serializer cannot see the tenant).
         validators: list = []
 

@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 
 from organizations.models import Organization
 
-from ..models import Blast, BlastStatus, Contact, Line
+from ..models import Blast, BlastStatus, Contact, Line, SenderKind
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Audience:
 
 
 def audience_contacts(*, organization: Organization, audience: Audience) -> QuerySet[Contact]:
-    contacts = Contact.objects.filter(organization=organization)
+    # Short codes and alphanumeric senders are never texted: not in any audience.
+    contacts = Contact.objects.filter(organization=organization, sender_kind=SenderKind.PHONE)
     if audience.contact_ids is not None:
         return contacts.filter(id__in=audience.contact_ids)
     if audience.all_contacts:

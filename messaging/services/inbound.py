@@ -16,8 +16,18 @@ from django.utils import timezone
 from carriers.base import InboundMessage
 from organizations.models import Organization
 
-from ..models import Contact, Conversation, ConversationStatus, Direction, Line, Message, OptOut, OptOutSource
-from ..phone import try_normalize
+from ..models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Line,
+    Message,
+    OptOut,
+    OptOutSource,
+    SenderKind,
+)
+from ..phone import classify_sender
 from ..signals import numbers_opted_out, send_on_commit
 from ..status import MessageStatus
 from .status import events_record_for_new_messages
@@ -67,6 +77,7 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
         ).values_list("line_id", "carrier_batch_id")
     )
     accepted: list[tuple[InboundItem, int, int, str]] = []  # item, line id, org id, contact number
+    kinds: dict[str, str] = {}  # contact number → SenderKind (a short code or alphanumeric sender is flagged)
     for item in items:
         msg = item.message
         line = lines.get((item.account_id, msg.to_number))
@@ -77,14 +88,19 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
             errors[item.key] = ""
             continue
         seen.add((line[0], msg.carrier_id))
-        accepted.append((item, line[0], line[1], try_normalize(msg.from_number) or msg.from_number))
+        kind, number = classify_sender(msg.from_number)
+        kinds[number] = kind
+        accepted.append((item, line[0], line[1], number))
     if not accepted:
         return errors
 
     # 3. Contacts and conversations: find or create, one statement each (ON CONFLICT returns existing ids too).
     contact_keys = sorted({(org_id, number) for _, _, org_id, number in accepted})
     contacts = Contact.objects.bulk_create(
-        [Contact(organization_id=org_id, phone_number=number) for org_id, number in contact_keys],
+        [
+            Contact(organization_id=org_id, phone_number=number, sender_kind=kinds[number])
+            for org_id, number in contact_keys
+        ],
         update_conflicts=True,
         unique_fields=["organization", "phone_number"],
         update_fields=["phone_number"],
@@ -128,8 +144,9 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
     stored = Message.objects.bulk_create(rows)
     events_record_for_new_messages(message_ids=[m.pk for m in stored], status=MessageStatus.RECEIVED)
 
-    # 5. Keywords, in arrival order (STOP then START in one burst ends opted in).
-    _apply_keywords(stored)
+    # 5. Keywords, in arrival order (STOP then START in one burst ends opted in). Not from a short code or
+    # an alphanumeric sender: we never text them, so there is nothing to opt out of or reply to.
+    _apply_keywords([m for m in stored if kinds[m.carrier_recipient] == SenderKind.PHONE])
     return errors
 
 

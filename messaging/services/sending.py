@@ -16,7 +16,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from .. import cache, segments
-from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut
+from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut, SenderKind
 from ..phone import normalize
 from ..status import MessageStatus as S
 from ..status import sources_for
@@ -108,6 +108,12 @@ def message_send(
         )
         if not conversation.line.is_active:
             raise SendRefused("conversation", "The conversation's line is archived; it cannot send.")
+        if conversation.contact.sender_kind != SenderKind.PHONE:
+            raise SendRefused(
+                "conversation",
+                f"The contact {conversation.contact.phone_number} is a {conversation.contact.get_sender_kind_display()}"
+                " sender, not a phone number: it cannot be texted.",
+            )
         if conversation.opted_out:
             raise RecipientOptedOut(
                 "conversation", f"{conversation.contact.phone_number} has opted out of texts from this organization."
