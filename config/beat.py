@@ -20,6 +20,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "messaging.release_stuck_sends": {"task": "messaging.release_stuck_sends", "schedule": 30.0},
     # NICE polls whose lease expired (dead worker, lost task) get a new poll chain (docs/integrations.md).
     "integrations.nice_rekick": {"task": "integrations.nice_rekick", "schedule": 30.0, "options": {"expires": 25}},
+    # RingCentral teams in step with their organizations' members (changes no model signal reported).
+    "integrations.ringcentral_sync_all": {
+        "task": "integrations.ringcentral_sync_all",
+        "schedule": 900.0,
+        "options": {"expires": 600},
+    },
     # NICE chats of closed conversations / opted-out contacts whose end a lost task or the admin missed.
     "integrations.nice_end_stale": {
         "task": "integrations.nice_end_stale",

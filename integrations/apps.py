@@ -11,5 +11,6 @@ class IntegrationsConfig(AppConfig):
         from . import processors  # noqa: F401
         from .receivers import connect
 
-        # A closed conversation or an opted-out contact ends its NICE chat (messaging's signals).
+        # A closed conversation or an opted-out contact ends its NICE chat (messaging's signals); a
+        # membership or user change re-syncs the organization's RingCentral teams.
         connect()

@@ -109,6 +109,18 @@ class RingCentralClient(_Client):
         text = text[: wire.RC_MAX_POST_CHARS]
         return str(self._call("POST", wire.RC_POSTS.format(chat=chat), "post", json={"text": text}).json()["id"])
 
+    def team_add(self, *, chat: str, member_emails: list[str]) -> None:
+        body = {"members": [{"email": e} for e in member_emails]}
+        self._call("POST", wire.RC_TEAM_ADD.format(chat=chat), "add team members", json=body)
+
+    def team_remove(self, *, chat: str, person_ids: list[str]) -> None:
+        body = {"members": [{"id": i} for i in person_ids]}
+        self._call("POST", wire.RC_TEAM_REMOVE.format(chat=chat), "remove team members", json=body)
+
+    def chat_member_ids(self, *, chat: str) -> list[str]:
+        data = self._call("GET", wire.RC_CHAT.format(chat=chat), "chat").json()
+        return [str(m["id"]) for m in data.get("members") or [] if isinstance(m, dict) and m.get("id")]
+
     def person_email(self, *, person_id: str) -> str:
         data = self._call("GET", wire.RC_PERSON.format(person=person_id), "person").json()
         return str(data.get("email") or "")

@@ -224,6 +224,9 @@ class FakeRingCentral(_FakeServer):
 
     _POSTS = _path_re(wire.RC_POSTS)
     _PERSON = _path_re(wire.RC_PERSON)
+    _ADD = _path_re(wire.RC_TEAM_ADD)
+    _REMOVE = _path_re(wire.RC_TEAM_REMOVE)
+    _CHAT = _path_re(wire.RC_CHAT)
 
     def __init__(self, *, bot_id: str = "bot-1") -> None:
         super().__init__()
@@ -236,6 +239,26 @@ class FakeRingCentral(_FakeServer):
     def add_person(self, person_id: str, email: str) -> None:
         with self.lock:
             self.persons[person_id] = email
+
+    def member_emails(self, chat: str) -> list[str]:
+        """The team's members as emails, sorted (members are kept as person ids, as RingCentral does)."""
+        with self.lock:
+            return sorted(self.persons[i] for i in self.teams[chat]["member_ids"])
+
+    def _person_id(self, member: dict) -> str | None:
+        """A member given as {"id"} or {"email"} → person id (an unknown email becomes a new person,
+        as RingCentral invites it). Call with the lock held."""
+        if member.get("id"):
+            return str(member["id"]) if str(member["id"]) in self.persons else None
+        email = str(member.get("email") or "").lower()
+        if not email:
+            return None
+        for pid, known in self.persons.items():
+            if known.lower() == email:
+                return pid
+        pid = f"p-{next(self._ids)}"
+        self.persons[pid] = email
+        return pid
 
     def posts_in(self, chat: str) -> list[str]:
         with self.lock:
@@ -265,7 +288,8 @@ class FakeRingCentral(_FakeServer):
                 return 400, {"errorCode": "InvalidParameter", "message": "name is required"}
             team_id = str(next(self._ids))
             with self.lock:
-                self.teams[team_id] = {**body, "id": team_id}
+                ids = [self._person_id(m) for m in body.get("members") or []]
+                self.teams[team_id] = {**body, "id": team_id, "member_ids": [i for i in ids if i]}
             return 201, {"id": team_id, "name": body["name"], "public": body.get("public"), "type": "Team"}
         if method == "POST" and (m := self._POSTS.match(path)):
             chat = m.group(1)
@@ -278,6 +302,29 @@ class FakeRingCentral(_FakeServer):
                 post = {"id": str(next(self._ids)), "groupId": chat, "creatorId": self.bot_id, "text": text}
                 self.posts.append(post)
             return 201, {**post, "type": wire.RC_TEXT_MESSAGE}
+        if method == "POST" and ((m := self._ADD.match(path)) or (m := self._REMOVE.match(path))):
+            adding = self._ADD.match(path) is not None
+            members = (body or {}).get("members") if isinstance(body, dict) else None
+            if not isinstance(members, list) or not members:
+                return 400, {"errorCode": "InvalidParameter", "message": "members is required"}
+            if not adding and any(not isinstance(x, dict) or not x.get("id") for x in members):
+                return 400, {"errorCode": "InvalidParameter", "message": "members must be given by id"}
+            with self.lock:
+                team = self.teams.get(m.group(1))
+                if team is None:
+                    return 404, {"errorCode": "NotFound"}
+                ids = [self._person_id(x) for x in members]
+                if adding:
+                    team["member_ids"] += [i for i in ids if i and i not in team["member_ids"]]
+                else:
+                    team["member_ids"] = [i for i in team["member_ids"] if i not in ids]
+            return 204, None
+        if method == "GET" and (m := self._CHAT.match(path)):
+            with self.lock:
+                team = self.teams.get(m.group(1))
+                if team is None:
+                    return 404, {"errorCode": "NotFound"}
+                return 200, {"id": team["id"], "type": "Team", "members": [{"id": i} for i in team["member_ids"]]}
         if method == "GET" and (m := self._PERSON.match(path)):
             with self.lock:
                 email = self.persons.get(m.group(1))

@@ -140,6 +140,11 @@ class RingCentralTeam(models.Model):
     connection = models.ForeignKey(RingCentralConnection, on_delete=models.CASCADE, related_name="teams")
     conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="+")
     team_id = models.CharField(max_length=64)
+    # The members Parley put in the team (lower-case emails, sorted): what the team sync compares with
+    # the organization's non-support users. Null: not known (a team created before the sync existed);
+    # its members are then read from RingCentral once.
+    member_emails = models.JSONField(null=True, blank=True)
+    members_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

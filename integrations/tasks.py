@@ -13,8 +13,11 @@ from .services import (
     nice_messages_forward,
     nice_polls_rekick,
     ringcentral_messages_mirror,
+    ringcentral_organizations,
     ringcentral_reply_send,
+    ringcentral_teams_sync,
 )
+from .services.ringcentral_teams import SYNC_PAUSE_SECONDS
 
 MAX_RETRIES = 8
 # Retry waits: the partner's Retry-After when it gave one, else 10 s doubling; capped far below the
@@ -84,3 +87,27 @@ def ringcentral_reply(self, reply_id: int) -> str:
         return ringcentral_reply_send(reply_id=reply_id)
     except PartnerError as exc:
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task(
+    name="integrations.ringcentral_sync", bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES
+)
+def ringcentral_sync(self, organization_id: int) -> int:
+    """Bring the organization's teams in step with its members, a batch at a time (rate limits)."""
+    try:
+        outcome = ringcentral_teams_sync(organization_id=organization_id)
+    except PartnerError as exc:  # what was done before it is saved: the retry resumes
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+    if outcome.more:
+        ringcentral_sync.apply_async(args=[organization_id], countdown=SYNC_PAUSE_SECONDS)
+    return outcome.synced
+
+
+@shared_task(name="integrations.ringcentral_sync_all", ignore_result=True)
+def ringcentral_sync_all() -> int:
+    """Beat: the periodic check of every organization with an active connection (a no-op query for
+    organizations whose teams are in step)."""
+    orgs = ringcentral_organizations()
+    for org_id in orgs:
+        ringcentral_sync.apply_async(args=[org_id])
+    return len(orgs)

@@ -28,6 +28,11 @@ NICE_EVENT_TYPE_FIELD = "event"
 RC_TEAMS = "/team-messaging/v1/teams"  # POST {public, name, description, members: [{email}|{id}]}
 RC_POSTS = "/team-messaging/v1/chats/{chat}/posts"  # POST {text} (≤ 10,000 chars)
 RC_PERSON = "/team-messaging/v1/persons/{person}"  # GET → {id, email, firstName, lastName}
+# Team members: POST {members: [{email}|{id}]} → 204; remove takes person ids only.
+RC_TEAM_ADD = "/team-messaging/v1/teams/{chat}/add"
+RC_TEAM_REMOVE = "/team-messaging/v1/teams/{chat}/remove"
+# ASSUMED: a team's chat record lists its members as person ids: GET → {id, type, members: [{id}]}.
+RC_CHAT = "/team-messaging/v1/chats/{chat}"
 RC_MAX_POST_CHARS = 10_000
 RC_VALIDATION_HEADER = "Validation-Token"
 # Webhook notification: {"uuid", "event", "subscriptionId", "body": {post}}; the post carries

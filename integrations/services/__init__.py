@@ -4,7 +4,8 @@
   `nice_chat_end`, `nice_polls_rekick`,
   `nice_chats_end` / `nice_chats_to_end` / `nice_chats_stale` (end chats of closed conversations and
   opted-out contacts).
-- RingCentral: `ringcentral_messages_mirror`, `ringcentral_webhook_receive`, `ringcentral_reply_send`.
+- RingCentral: `ringcentral_messages_mirror`, `ringcentral_webhook_receive`, `ringcentral_reply_send`,
+  `ringcentral_teams_sync` (team members kept in step with the organization).
 """
 
 from .nice import (
@@ -26,6 +27,7 @@ from .ringcentral import (
     ringcentral_webhook_receive,
     team_members,
 )
+from .ringcentral_teams import SyncOutcome, ringcentral_organizations, ringcentral_teams_sync
 
 __all__ = [
     "PollOutcome",
@@ -39,6 +41,9 @@ __all__ = [
     "nice_event_receive",
     "nice_messages_forward",
     "nice_polls_rekick",
+    "SyncOutcome",
+    "ringcentral_organizations",
+    "ringcentral_teams_sync",
     "ringcentral_messages_mirror",
     "ringcentral_reply_send",
     "ringcentral_webhook_receive",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from messaging.models import Direction, Message
 from organizations.models import Membership, Role
@@ -91,13 +92,19 @@ def _mirror_group(connection_id: int, conversation_id: int, ids: list[int]) -> i
 
 def _team_create(client: RingCentralClient, conn: RingCentralConnection, m: Message) -> RingCentralTeam:
     contact = _contact_label(m)
+    members = team_members(organization_id=m.organization_id)
     team_id = client.team_create(
         name=f"SMS {contact} · {m.line.name or m.line.phone_number}"[:250],
         description=f"Parley conversation {m.conversation_id} on {m.line.phone_number}",
-        member_emails=team_members(organization_id=m.organization_id),
+        member_emails=members,
     )
     return RingCentralTeam.objects.create(
-        organization_id=m.organization_id, connection=conn, conversation_id=m.conversation_id, team_id=team_id
+        organization_id=m.organization_id,
+        connection=conn,
+        conversation_id=m.conversation_id,
+        team_id=team_id,
+        member_emails=members,  # what the team sync (ringcentral_teams.py) compares with
+        members_synced_at=timezone.now(),
     )
 
 
