@@ -10,9 +10,13 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from functools import lru_cache
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import idna
 import redis
 from django.http import HttpResponse
+from django.utils.encoding import iri_to_uri
 
 from config.lanes import Answer, answer_to_response
 
@@ -31,8 +35,35 @@ ROBOTS_TXT = b"User-agent: *\nDisallow: /\n"
 _REDIRECT_HEADERS = (("Cache-Control", "private, no-store"), ("X-Robots-Tag", "noindex"))
 
 
+@lru_cache(maxsize=8192)
+def location_header(url: str) -> str:
+    """A target URL as an HTTP header may carry it: ASCII only, the host IDNA-encoded (bücher.example →
+    xn--bcher-kva.example), everything else non-ASCII, spaces and control characters (a right-to-left
+    override too) percent-encoded as UTF-8; what is already ASCII and printable is left as it is.
+    ValueError for a host IDNA refuses. Cached: the redirect asks for the same few URLs over and over."""
+    if url.isascii() and url.isprintable() and " " not in url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if not netloc.isascii():
+        userinfo, at, hostport = netloc.rpartition("@")
+        host, colon, port = hostport.partition(":")  # an IPv6 literal is ASCII: never here
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise ValueError(f"host {host!r} cannot be IDNA-encoded: {exc}") from None
+        netloc = f"{quote(userinfo, safe='%:!$&()*+,;=')}{at}{host}{colon}{port}"
+    # iri_to_uri: percent-encodes all but the characters URIs allow, never encodes '%' twice.
+    return iri_to_uri(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
+
+
 def _redirect(url: str) -> Answer:
-    return Answer(302, headers=(*_REDIRECT_HEADERS, ("Location", url)))
+    try:
+        location = location_header(url)
+    except ValueError:
+        log.warning("shortener: a target's host cannot be IDNA-encoded; answered 404")
+        return _not_found("")
+    return Answer(302, headers=(*_REDIRECT_HEADERS, ("Location", location)))
 
 
 def _not_found(fallback: str) -> Answer:

@@ -31,6 +31,7 @@ def test_the_served_app_answers_callbacks_redirects_and_pages(served_app):
     org = factories.OrganizationFactory()
     account = factories.CarrierAccountFactory(organization=org, provider="sandbox")
     link = Link.objects.create(organization=org, code="Served1x", target_url="https://example.com/served")
+    idn = Link.objects.create(organization=org, code="Served2x", target_url="https://bücher.example/\u202eü")
     report = {
         "type": "recipient_delivery_report_sms",
         "batch_id": "BATCH-SERVED",
@@ -48,9 +49,14 @@ def test_the_served_app_answers_callbacks_redirects_and_pages(served_app):
         f"{served_app}/{link.code}", headers={"Host": SHORT_HOST}, allow_redirects=False, timeout=10
     )
     page = requests.get(f"{served_app}/admin/login/", timeout=10)
+    idn_redirect = requests.get(
+        f"{served_app}/{idn.code}", headers={"Host": SHORT_HOST}, allow_redirects=False, timeout=10
+    )
     # then
     assert stored.status_code == 200 and unknown.status_code == 404
     event = WebhookEvent.objects.get(account=account)
     assert event.state == WebhookState.PENDING and json.loads(bytes(event.body)) == report
     assert redirect.status_code == 302 and redirect.headers["Location"] == "https://example.com/served"
     assert page.status_code == 200 and b"<form" in page.content
+    # the header as it went over the wire: ASCII, IDNA host, percent-encoded path (issue 12.10)
+    assert idn_redirect.raw.headers["Location"] == "https://xn--bcher-kva.example/%E2%80%AE%C3%BC"

@@ -129,3 +129,25 @@ def test_a_broken_redis_connection_is_rebuilt(short_client, link, django_assert_
     assert response.status_code == 302 and response["Location"] == link.target_url
     with django_assert_num_queries(0):  # reconnected: served from the cache again
         assert short_client.get(f"/{link.code}").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        ("https://bücher.example/straße?q=ü#teil", "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%BC#teil"),
+        # a right-to-left override would show "exe.live" as "evil.exe"-looking text in a header reader
+        ("https://example.com/\u202eexe.live", "https://example.com/%E2%80%AEexe.live"),
+        ("https://例え.テスト/パス", "https://xn--r8jz45g.xn--zckzah/%E3%83%91%E3%82%B9"),
+        ("https://example.com/a%20b/ü", "https://example.com/a%20b/%C3%BC"),
+    ],
+)
+def test_location_is_ascii_idna_and_percent_encoded(short_client, org, on_commit, target, location):
+    # given: a target with non-ASCII characters (as stored: the link keeps what the customer wrote)
+    with on_commit():
+        link = services.link_create(organization_id=org.id, target_url=target)
+    # when
+    response = short_client.get(f"/{link.code}")
+    # then
+    assert response.status_code == 302
+    assert response["Location"] == location
+    assert response["Location"].isascii()
