@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 # A paced remainder never waits in the broker longer than this; it re-checks the bucket instead.
 MAX_PACING_DELAY_S = 30.0
-# No countdown exceeds this (a 429's Retry-After included): far below the broker's visibility timeout.
+# No countdown exceeds this (a 429's Retry-After included), nor 80 % of the broker's visibility timeout:
+# on Redis a task waiting for its countdown longer than that is handed out a second time, and a copy
+# of a waiting task would re-enqueue itself too (copies multiplying for as long as a carrier is down).
 MAX_RETRY_DELAY_S = 60.0
 # Spread of the tasks that wait for a carrier's breaker, so they do not all wake in the same instant.
 PAUSE_JITTER_S = 1.0
@@ -60,6 +62,11 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, ceiling)  # noqa: S311 - jitter, not crypto
 
 
+def _countdown(delay: float, ceiling: float) -> float:
+    visibility = float(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout") or 3600)
+    return max(0.0, min(delay, ceiling, 0.8 * visibility))
+
+
 def _pause_delay(wait: float) -> float:
     return wait + random.uniform(0, PAUSE_JITTER_S)  # noqa: S311 - jitter, not crypto
 
@@ -70,7 +77,7 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, si
         delay = outcome.rest_delay if outcome.paused is None else _pause_delay(outcome.paused)
         send_batch.apply_async(
             args=[line_id, outcome.rest.message_ids, outcome.rest.segments],
-            countdown=min(MAX_PACING_DELAY_S, delay),
+            countdown=_countdown(delay, MAX_PACING_DELAY_S),
         )
     now = time.time()
     for ref in outcome.retry_refs:
@@ -87,7 +94,9 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, si
             delay, next_attempt = _pause_delay(outcome.paused), attempt
         else:
             delay, next_attempt = max(_backoff(attempt), outcome.retry_after or 0), attempt + 1
-        send_resume.apply_async(args=[line_id, ref, next_attempt, first_error], countdown=min(delay, MAX_RETRY_DELAY_S))
+        send_resume.apply_async(
+            args=[line_id, ref, next_attempt, first_error], countdown=_countdown(delay, MAX_RETRY_DELAY_S)
+        )
 
 
 @shared_task(name="messaging.send_batch", acks_late=True)

@@ -413,6 +413,12 @@ class SandboxState:
             data.get("send_at"),
             data.get("expire_at"),
         )
+        if self.config.journal:
+            # Recorded before it is visible or answered: accepted means recorded (a failed write is a 500).
+            try:
+                self._journal_append(batch)
+            except OSError as exc:
+                raise SinchError(500, "internal_error", f"journal write failed: {type(exc).__name__}") from None
         with self.lock:
             self.batches[batch.id] = batch
             if reference:
@@ -427,8 +433,6 @@ class SandboxState:
                         del self.by_reference[old.client_reference]
             self.counters["batches"] += 1
             self.counters["recipients"] += len(to)
-        if self.config.journal:
-            self._journal_append(batch)  # before the answer: accepted means recorded
         self._schedule_reports(batch)
         return batch
 

@@ -221,3 +221,65 @@ def test_cli_with_workers_serves_and_answers_for_each_other():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- outage knobs: a journal kept across restarts, an outage window, a lost answer ------------------------
+
+
+def _adapter(thread):
+    from carriers.sinch import SinchAdapter
+
+    return SinchAdapter(service_plan_id="plan", api_token="t", base_url=thread.url, read_timeout=5)  # noqa: S106
+
+
+def _outbound(ref: str, report: str = "none"):
+    from carriers.base import OutboundBatch
+
+    return OutboundBatch(
+        from_number="+15125550199",
+        recipients=["+15125550100"],
+        body="Hi",
+        client_reference=ref,
+        delivery_report=report,
+    )
+
+
+def test_a_restarted_sandbox_still_knows_what_it_accepted_from_its_journal(tmp_path):
+    from carriers.sandbox import SandboxThread
+
+    journal = str(tmp_path / "journal.jsonl")
+    config = dict(port=0, delay_min=0.0, delay_max=0.0, journal=journal, default_callback_url="http://127.0.0.1:9/x")
+    with SandboxThread(SandboxConfig(**config)) as first:
+        batch_id = _adapter(first).send_batch(_outbound("b:kept", "per_recipient_final")).batch_id
+        assert first.state.counters["reports_scheduled"] == 1
+    # when: a new process (here: a new server) starts on the same journal
+    with SandboxThread(SandboxConfig(**config)) as second:
+        adapter = _adapter(second)
+        # then: it finds the batch by our reference and reports on it, as the carrier's database would
+        assert adapter.find_batch_by_client_reference("b:kept") == batch_id
+        assert adapter.fetch_recipient_status(batch_id=batch_id, recipient="+15125550100").status == "delivered"
+        assert second.state.counters["reports_scheduled"] == 0  # the old process's reports died with it
+
+
+def test_an_outage_window_answers_every_request_503_until_it_ends(sandbox_carrier):
+    from carriers.base import TransientCarrierError
+
+    requests.post(f"{sandbox_carrier.url}/_sandbox/outage", json={"seconds": 0.5}, timeout=5)
+    adapter = _adapter(sandbox_carrier)
+    with pytest.raises(TransientCarrierError) as raised:
+        adapter.send_batch(_outbound("b:during"))
+    assert raised.value.http_status == 503
+    time.sleep(0.6)
+    assert adapter.send_batch(_outbound("b:after")).batch_id
+
+
+def test_a_lost_answer_means_accepted_without_a_reply(sandbox_carrier):
+    from carriers.base import TransientCarrierError
+
+    sandbox_carrier.force({"lose_answer": True})
+    adapter = _adapter(sandbox_carrier)
+    with pytest.raises(TransientCarrierError) as raised:
+        adapter.send_batch(_outbound("b:lost"))
+    assert raised.value.code == "connection"
+    (batch,) = sandbox_carrier.batches()
+    assert adapter.find_batch_by_client_reference("b:lost") == batch["id"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
@@ -32,6 +34,14 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 # The goal is outage + 30 s; the slack is for a loaded 2-core machine (the figure is printed).
 GOAL_S = 30.0
 SLACK_S = 20.0
+
+
+@pytest.fixture
+def journal():
+    """Where the sandbox journals what it accepted. Not pytest's tmp_path: other pytest sessions of the
+    same user prune old base folders, which once removed the journal under a running sandbox."""
+    with tempfile.TemporaryDirectory(prefix="parley-carrier-journal-") as folder:
+        yield Path(folder) / "carrier.jsonl"
 
 
 def _journal(path) -> list[dict]:
@@ -60,6 +70,14 @@ def _assert_each_recipient_once(journal: list[dict], blast) -> None:
     recipients = Counter(r for batch in journal for r in batch["to"])
     messages = list(Message.objects.filter(blast=blast).values_list("carrier_recipient", "carrier_batch_id"))
     assert recipients and max(recipients.values()) == 1, [r for r, n in recipients.items() if n > 1][:5]
+    missing = [
+        (r, b, ref)
+        for r, b, ref in Message.objects.filter(blast=blast).values_list(
+            "carrier_recipient", "carrier_batch_id", "send_batch_ref"
+        )
+        if r not in recipients
+    ]
+    assert not missing, (missing[:10], [(b["id"], b.get("client_reference"), len(b["to"])) for b in journal])
     assert set(recipients) == {r for r, _ in messages}
     # and each message holds the id of the carrier batch that has its recipient
     by_batch = {batch["id"]: set(batch["to"]) for batch in journal}
@@ -81,8 +99,7 @@ def _requests_between(sandbox_url: str, start: float, end: float) -> list[dict]:
     return [r for r in log if start <= r["at"] < end]
 
 
-def test_a_carrier_answering_503_for_20_seconds_pauses_the_line_and_it_resumes_by_itself(celery_worker_proc, tmp_path):
-    journal = tmp_path / "carrier.jsonl"
+def test_a_carrier_answering_503_for_20_seconds_pauses_the_line_and_it_resumes_by_itself(celery_worker_proc, journal):
     sandbox = start_sandbox("--delay-min", "0.05", "--delay-max", "0.2", "--journal", str(journal))
     try:
         # given: 300 messages on a 30/s line (10 batches of 30) and a carrier answering 503 for 20 s
@@ -115,9 +132,8 @@ def test_a_carrier_answering_503_for_20_seconds_pauses_the_line_and_it_resumes_b
 
 
 def test_503s_then_the_carrier_process_gone_then_restarted_loses_nothing_and_sends_nothing_twice(
-    celery_worker_proc, tmp_path
+    celery_worker_proc, journal
 ):
-    journal = tmp_path / "carrier.jsonl"
     port = free_port()
     args = ("--delay-min", "0.05", "--delay-max", "0.2", "--journal", str(journal))
     sandbox = start_sandbox(*args, port=port)
@@ -149,8 +165,7 @@ def test_503s_then_the_carrier_process_gone_then_restarted_loses_nothing_and_sen
         stop_process(sandbox.proc)
 
 
-def test_a_batch_whose_answer_was_lost_after_the_carrier_accepted_it_is_not_sent_again(celery_worker_proc, tmp_path):
-    journal = tmp_path / "carrier.jsonl"
+def test_a_batch_whose_answer_was_lost_after_the_carrier_accepted_it_is_not_sent_again(celery_worker_proc, journal):
     sandbox = start_sandbox("--delay-min", "0.05", "--delay-max", "0.2", "--journal", str(journal))
     try:
         # given: the carrier will accept the next batch and then drop the connection unanswered

@@ -208,3 +208,13 @@ def test_a_paused_retry_waits_for_the_probe_without_growing_its_backoff(empty_br
     tasks._follow_up(7, carrier_send.SendOutcome(retry_refs=["b:ref"], paused=3.0), 4, time.time())
     ((name, args, countdown),) = _published()
     assert args[2] == 4 and countdown is not None and 2.0 <= countdown <= 4.5
+
+
+def test_no_countdown_outlasts_the_brokers_visibility_timeout(empty_broker, settings):
+    # A task waiting longer than the visibility timeout is handed out twice on Redis; copies of a waiting
+    # task would each re-enqueue themselves.
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 5}
+    tasks._follow_up(7, carrier_send.SendOutcome(retry_refs=["b:ref"], paused=15.0), 1, time.time())
+    tasks._follow_up(7, carrier_send.SendOutcome(retry_refs=["b:other"], retry_after=30.0), 1, time.time())
+    countdowns = [countdown for _name, _args, countdown in _published()]
+    assert len(countdowns) == 2 and all(c is not None and c <= 4.0 for c in countdowns)
