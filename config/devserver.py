@@ -31,6 +31,22 @@ def _commands(port: int, sandbox_port: int) -> dict[str, list[str]]:
     }
 
 
+def sandbox_inbound_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` with SANDBOX_INBOUND_URL set to the demo account's inbound webhook URL (unless already set),
+    so that POST /_sandbox/inbound (a customer texting the demo line) reaches Parley. Without a demo
+    account (seed_demo not run), unchanged: the sandbox then only records inbound texts."""
+    if env.get("SANDBOX_INBOUND_URL"):
+        return env
+    done = subprocess.run(
+        [PY, "manage.py", "demo_inbound_url"], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=False
+    )
+    url = done.stdout.strip()
+    if done.returncode != 0 or not url:
+        print("no demo sandbox account: texts posted to the sandbox's /_sandbox/inbound will not reach Parley")
+        return env
+    return {**env, "SANDBOX_INBOUND_URL": url}
+
+
 def _pump(name: str, proc: subprocess.Popen) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -47,6 +63,7 @@ def main() -> int:
     env.setdefault("SHORT_LINK_DOMAIN", f"localhost:{port}")
     env["PYTHONUNBUFFERED"] = "1"
     subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True)
+    env = sandbox_inbound_env(env)
 
     procs: dict[str, subprocess.Popen] = {}
     for name, cmd in _commands(port, sandbox_port).items():
@@ -61,7 +78,11 @@ def main() -> int:
         )
         threading.Thread(target=_pump, args=(name, procs[name]), daemon=True).start()
 
-    print(f"\nParley is up: http://127.0.0.1:{port}/  (admin: /admin/, API docs: /api/docs/). Ctrl-C stops it.\n")
+    print(f"\nParley is up: http://127.0.0.1:{port}/  (admin: /admin/, API docs: /api/docs/). Ctrl-C stops it.")
+    print(
+        "Play the customer's phone (docs/carriers.md): curl -X POST http://127.0.0.1:"
+        f'{sandbox_port}/_sandbox/inbound -d \'{{"from": "+15125550123", "to": "+15127000100", "body": "HELP"}}\'\n'
+    )
     stopping = False
 
     def stop(*_):

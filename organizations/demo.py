@@ -68,6 +68,15 @@ def demo_seed(*, reset_password: bool = False) -> DemoResult:
     return result
 
 
+def demo_inbound_url() -> str | None:
+    """The demo sandbox carrier account's inbound (MO) webhook URL on PUBLIC_BASE_URL, None before seed_demo."""
+    organization = Organization.objects.filter(name=ORG_NAME).first()
+    if organization is None:
+        return None
+    account = CarrierAccount.objects.filter(organization=organization, provider=Provider.SANDBOX).first()
+    return account.inbound_url if account is not None else None
+
+
 def _seed_admin(result: DemoResult, *, reset_password: bool) -> None:
     user_model = get_user_model()
     user = user_model.objects.filter(username=ADMIN_LOGIN).first()

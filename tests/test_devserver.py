@@ -1,0 +1,72 @@
+"""`make run` (config/devserver.py) wires the sandbox carrier's inbound URL (issue 14 item 10): a text
+posted to the sandbox's /_sandbox/inbound — the customer's phone — reaches Parley, as the sandbox, the
+served app and a worker running as separate processes."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+
+from config.devserver import sandbox_inbound_env
+from messaging.models import Message, OptOut
+from organizations.demo import LINE_NUMBER, demo_seed
+from tests.worker import (  # noqa: F401  (celery_worker_proc: the fixture)
+    _test_database_url,
+    celery_worker_proc,
+    connection_name,
+    served_web,
+    start_sandbox,
+    stop_process,
+)
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+CUSTOMER = "+15125550123"
+
+
+def _wait(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_a_text_posted_to_the_sandbox_reaches_parley(celery_worker_proc):  # noqa: F811
+    # given: the demo account (make run seeds it), the served app, and a worker applying webhooks
+    demo_seed()
+    celery_worker_proc.start(queues="webhooks,default")
+    with served_web() as base_url:
+        env = dict(
+            os.environ,
+            DATABASE_URL=_test_database_url(),
+            DATABASE_TEST_NAME=connection_name(),
+            PUBLIC_BASE_URL=base_url,
+        )
+        env.pop("SANDBOX_INBOUND_URL", None)
+        # when: the sandbox starts with the environment make run gives it, and the customer texts STOP
+        wired = sandbox_inbound_env(env)
+        sandbox = start_sandbox(env={"SANDBOX_INBOUND_URL": wired.get("SANDBOX_INBOUND_URL", "")})
+        try:
+            answer = requests.post(
+                f"http://127.0.0.1:{sandbox.port}/_sandbox/inbound",
+                json={"from": CUSTOMER, "to": LINE_NUMBER, "body": "STOP"},
+                timeout=10,
+            )
+            assert answer.status_code == 202
+            # then: stored as an inbound message of the demo line, and the number opted out
+            arrived = _wait(lambda: Message.objects.filter(direction="in", body="STOP").exists())
+            opted_out = _wait(lambda: OptOut.objects.filter(phone_number=CUSTOMER).exists())
+        finally:
+            stop_process(sandbox.proc)
+    assert wired["SANDBOX_INBOUND_URL"].startswith(f"{base_url}/webhooks/sinch/")
+    assert arrived and opted_out, celery_worker_proc.log()
+
+
+def test_an_inbound_url_given_by_hand_is_kept():
+    env = {"SANDBOX_INBOUND_URL": "http://example.test/hook"}
+    assert sandbox_inbound_env(env) == env
