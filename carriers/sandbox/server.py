@@ -145,7 +145,7 @@ def _fraction(*parts: str) -> float:
 
 
 # admit()'s verdict for {"lose_answer": true}: do the request, then close the connection unanswered.
-LOSE_ANSWER = (0, {}, {})
+LOSE_ANSWER: tuple[int, dict, dict] = (0, {}, {})
 
 
 class SinchError(Exception):

@@ -176,7 +176,7 @@ def batch_send(*, line_id: int, message_ids: list[int], segments: list[int] | No
         ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=lost)
     adapter, account = cache.adapter_for_line(line) if rows else (None, None)
     if not rows or adapter is None or not line.is_active:
-        if probing:  # no call will report back: let the next caller probe
+        if probing and line.carrier_account_id:  # no call will report back: let the next caller probe
             breaker.release_probe(account_id=line.carrier_account_id)
         if rows:
             outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
@@ -287,7 +287,7 @@ def sends_recover(*, lease: timedelta = SEND_LEASE, prepared_stale: timedelta = 
     for batch_ref, line_id, _ids in stuck:
         line = cache.line_info(line_id)
         adapter, account = cache.adapter_for_line(line) if line else (None, None)
-        if adapter is None:
+        if adapter is None or account is None:
             continue
         if not breaker.is_closed(account_id=account.id):
             continue  # the carrier is down: its lookup would fail; the retries or a later pass decide
