@@ -74,3 +74,19 @@ def test_bodies():
     assert decode_body("café ☕".encode()) == ("café ☕", None)
     assert decode_body(b"Hello\x00there") == (None, "body_nul_character")
     assert decode_body(b"Caf\xe9") == (None, "body_not_utf8")
+
+
+def test_every_windows_zone_of_the_cldr_table_maps_to_a_loadable_iana_zone():
+    from zoneinfo import ZoneInfo
+
+    from tzlocal.windows_tz import win_tz
+
+    assert len(win_tz) > 100  # CLDR's whole table, not a hand-written dozen
+    for windows_id in win_tz:
+        zone, known = iana_zone(windows_id)
+        assert known and ZoneInfo(zone), windows_id
+    assert iana_zone("Tokyo Standard Time") == ("Asia/Tokyo", True)
+    assert iana_zone("W. Europe Standard Time") == ("Europe/Berlin", True)
+    assert iana_zone(" eastern standard time ") == ("America/New_York", True)  # typed by people
+    assert iana_zone("Europe/Paris") == ("Europe/Paris", True)  # already IANA
+    assert iana_zone("Mars Standard Time") == ("America/Chicago", False)
