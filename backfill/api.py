@@ -42,7 +42,9 @@ class BackfillStartedSerializer(serializers.Serializer):
 
 
 class BackfillRunSerializer(serializers.ModelSerializer):
-    progress = serializers.FloatField(read_only=True)
+    progress = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="0..1; null while the total is unknown."
+    )
 
     class Meta:
         model = BackfillRun

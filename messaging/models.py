@@ -7,13 +7,15 @@ scoping is one indexed predicate. Writes live in services.py, reads in selectors
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from organizations.models import Organization
 
 from .status import MessageStatus
+
+MAX_RATE_PER_SECOND = 1000
 
 
 class Line(models.Model):
@@ -27,7 +29,13 @@ class Line(models.Model):
     )
     is_active = models.BooleanField(default=True, help_text="Archived lines keep their history.")
     # US carriers pace per number (10DLC long code ~1 segment/s, toll-free a few, short code 100+).
-    rate_per_second = models.FloatField(default=1.0, validators=[MinValueValidator(0.01)])
+    # Bounded above too: no carrier takes more than a few hundred segments/s on one number, and a huge
+    # value would disable pacing for the line (and float("1e308") made the rate limiter's arithmetic absurd).
+    rate_per_second = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.01), MaxValueValidator(MAX_RATE_PER_SECOND)],
+        help_text=f"Segments per second this number may send, 0.01..{MAX_RATE_PER_SECOND}.",
+    )
     # NICE CXone: start polling for agent replies the moment a chat is created.
     nice_start_polling_on_chat_creation = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

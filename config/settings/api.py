@@ -29,6 +29,10 @@ SPECTACULAR_SETTINGS = {
     # /api/schema/ and /api/docs/: open unless API_DOCS_REQUIRE_LOGIN (checked per request, config/urls.py).
     "SERVE_PERMISSIONS": ["organizations.auth.ApiDocsAccess"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON only. DRF's form parsers still read form posts (the browsable
+    # API, quick curl tests), but a form cannot carry the nested objects several endpoints take, so they
+    # are not what clients should write against. Operations that take other types say so (contact import).
+    "PARSER_WHITELIST": ["organizations.api.parsers.BoundedJSONParser"],
 }
 
 # Require a signed-in user (session) or an API key for /api/docs/ and /api/schema/ (docs/security.md).

@@ -14,12 +14,13 @@ from __future__ import annotations
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from organizations.api.errors import ErrorSerializer
 from organizations.auth import ApiKeyRateThrottle, IsOrganizationMember
 
 from ..services import sending
@@ -60,6 +61,12 @@ def _call(fn, **kwargs):
         raise _Refused(exc) from None
 
 
+_OPTED_OUT = OpenApiResponse(ErrorSerializer, description="The recipient has opted out (code `opted_out`).")
+_WRONG_STATE = OpenApiResponse(
+    ErrorSerializer, description="The blast is not in a state that allows this (`conflict`)."
+)
+
+
 class ConversationMessageInSerializer(serializers.Serializer):
     body = serializers.CharField(max_length=sending.MAX_BODY, trim_whitespace=False)
     send_at = serializers.DateTimeField(required=False, allow_null=True, help_text="Send later (beat releases it).")
@@ -90,7 +97,7 @@ class ConversationMessagesSendViewSet(_RefusalMixin, ConversationViewSet):
     @extend_schema(
         summary="Send a message in a conversation",
         request=ConversationMessageInSerializer,
-        responses={202: MessageSerializer},
+        responses={202: MessageSerializer, 409: _OPTED_OUT},
     )
     def send_message(self, request, pk=None):
         data = ConversationMessageInSerializer(data=request.data)
@@ -113,7 +120,7 @@ class MessageSendView(_SendView):
     @extend_schema(
         summary="Send a message to a number (starts or continues the conversation)",
         request=NewMessageInSerializer,
-        responses={202: MessageSerializer},
+        responses={202: MessageSerializer, 409: _OPTED_OUT},
     )
     def post(self, request):
         data = NewMessageInSerializer(data=request.data)
@@ -131,7 +138,9 @@ class MessageSendView(_SendView):
 
 class BlastLaunchView(_SendView):
     @extend_schema(
-        summary="Launch a draft blast (now, or at its send_at)", request=None, responses={202: BlastSerializer}
+        summary="Launch a draft blast (now, or at its send_at)",
+        request=None,
+        responses={202: BlastSerializer, 409: _WRONG_STATE},
     )
     def post(self, request, pk: int):
         blast = _call(sending.blast_launch, organization=request.organization, blast_id=pk)
@@ -154,7 +163,7 @@ class BlastCancelView(_SendView):
     @extend_schema(
         summary="Cancel a blast: what has not reached the carrier is not sent",
         request=None,
-        responses={200: BlastSerializer},
+        responses={200: BlastSerializer, 409: _WRONG_STATE},
     )
     def post(self, request, pk: int):
         blast = _call(sending.blast_cancel, organization=request.organization, blast_id=pk)

@@ -123,8 +123,6 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         data = request.data
         if isinstance(data, str):  # text/csv
             return contact_services.contact_rows_from_csv(data), on_conflict
-        if isinstance(data, list):  # a bare JSON array of rows
-            return data, on_conflict
         if "file" in request.FILES:
             form = ContactImportCsvSerializer(data=data)
             form.is_valid(raise_exception=True)
@@ -134,6 +132,8 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
                 raise DjangoValidationError({"file": ["The CSV must be UTF-8."]}) from None
             return contact_services.contact_rows_from_csv(text), form.validated_data["on_conflict"]
         # JSON object. The row limit and on_conflict are checked by the service, the same for every format.
+        if not hasattr(data, "get"):  # a bare JSON array or scalar: the documented body is an object
+            raise DjangoValidationError({"contacts": ['Send an object: {"contacts": [...], "on_conflict": ...}.']})
         contacts = data.get("contacts")
         if not isinstance(contacts, list) or not contacts:
             raise DjangoValidationError({"contacts": ["A non-empty list of contact objects is required."]})

@@ -45,6 +45,15 @@ class ParleyAutoSchema(AutoSchema):
         view_doc = get_doc(self.view.__class__) if vars(self.view.__class__).get("__doc__") else ""
         return action_doc or view_doc
 
+    def _get_parameters(self):
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            # An empty query parameter is refused (organizations.api.base.check_query_params): say so.
+            schema = parameter.get("schema", {})
+            if parameter["in"] == "query" and schema.get("type") == "string" and "enum" not in schema:
+                schema.setdefault("minLength", 1)
+        return parameters
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         if direction != "response":

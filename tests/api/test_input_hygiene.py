@@ -116,3 +116,12 @@ def test_empty_filters_are_refused(api, path):
     response = api.get(path)
     assert response.status_code == 400, response.content
     assert error_of(response)["fields"]
+
+
+@pytest.mark.parametrize(("rate", "status"), [(1e300, 400), (1001, 400), (0, 400), (1000, 200), (0.5, 200)])
+def test_rate_per_second_is_bounded(api, org, rate, status):
+    line = factories.LineFactory(organization=org)
+    response = api.patch(f"/api/v1/lines/{line.pk}", {"rate_per_second": rate}, format="json")
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert "rate_per_second" in error_of(response)["fields"]
