@@ -68,6 +68,7 @@ def test_carrier_token_is_masked_everywhere_and_replaceable(staff, org):
         "webhook_username": "",
         "webhook_password": "",
         "backfill_rate": "10",
+        "report_delay_seconds": "900",
         "is_active": "on",
         "new_api_token": "",
     }
