@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0004_conversation_index_budget'),
+        ('messaging', '0005_contact_sender_kind'),
     ]
 
     operations = [
