@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -93,8 +94,8 @@ def webhook_health(*, account_ids: list[int]) -> dict[int, WebhookHealth]:
     refused_at_the_door = Q(state=WebhookState.INVALID, processed_at__isnull=True)
     unprocessable = Q(state__in=[WebhookState.FAILED, WebhookState.INVALID], processed_at__isnull=False)
     recent = WebhookEvent.objects.filter(account_id__in=account_ids, received_at__gte=day)
-    counts = {
-        row["account_id"]: row
+    counts: dict[int, dict[str, Any]] = {
+        row["account_id"]: dict(row)
         for row in recent.exclude(refused_at_the_door)
         .values("account_id")
         .annotate(
@@ -105,8 +106,8 @@ def webhook_health(*, account_ids: list[int]) -> dict[int, WebhookHealth]:
     }
     # Unprocessable rows are few: counted and the latest found on their own partial index.
     bad = WebhookEvent.objects.filter(unprocessable, account_id__in=account_ids)
-    bad_counts = {
-        row["account_id"]: row
+    bad_counts: dict[int, dict[str, Any]] = {
+        row["account_id"]: dict(row)
         for row in bad.filter(processed_at__gte=day)
         .values("account_id")
         .annotate(bad_hour=Count("id", filter=Q(processed_at__gte=hour)), bad_day=Count("id"))
@@ -128,7 +129,8 @@ def webhook_health(*, account_ids: list[int]) -> dict[int, WebhookHealth]:
     refusals = webhook_refusals(list(account_ids))
     health = {}
     for account_id in account_ids:
-        row, refused = {**counts.get(account_id, {}), **bad_counts.get(account_id, {})}, refusals[account_id]
+        row: dict[str, Any] = {**counts.get(account_id, {}), **bad_counts.get(account_id, {})}
+        refused = refusals[account_id]
         bad_at, bad_reason = last_bad.get(account_id, (None, ""))
         health[account_id] = WebhookHealth(
             account_id=account_id,

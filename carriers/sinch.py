@@ -113,7 +113,7 @@ def _require(payload: dict, key: str, kind: type = str):
     value = payload.get(key)
     if not isinstance(value, kind) or (kind is str and not value):
         raise ValueError(f"'{key}' is missing or not a {kind.__name__}")
-    return clean_text(value) if kind is str else value
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def parse_delivery_payload(payload: object) -> list[DeliveryReport]:
