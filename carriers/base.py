@@ -84,6 +84,15 @@ class InboundMessage:
     media: list[dict] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveNumber:
+    """A number the carrier account's project holds (Sinch's Numbers API "active number")."""
+
+    phone_number: str  # E.164
+    service_plan_id: str = ""  # the SMS service plan it is attached to ("" = none yet)
+    capabilities: tuple[str, ...] = ()
+
+
 class CarrierAdapter(abc.ABC):
     """Bound to one CarrierAccount's configuration. Must be cheap to build and safe to cache per process."""
 
@@ -112,3 +121,8 @@ class CarrierAdapter(abc.ABC):
     @abc.abstractmethod
     def find_batch_by_client_reference(self, client_reference: str) -> str | None:
         """The batch id the carrier created for our client_reference, if any (send recovery)."""
+
+    def active_number(self, phone_number: str) -> ActiveNumber | None:
+        """The number as the carrier account holds it, or None when the account does not hold it.
+        Raises TransientCarrierError when the carrier cannot be asked now."""
+        raise PermanentCarrierError(f"{type(self).__name__} cannot look numbers up", code="unsupported")

@@ -11,7 +11,9 @@ from django.utils import timezone
 from organizations.models import Organization
 
 # Keys of CarrierAccount.config that are secret; masked everywhere they could be displayed.
-SECRET_CONFIG_KEYS = frozenset({"api_token", "apiToken", "password", "client_secret", "token", "basic_auth_password"})
+SECRET_CONFIG_KEYS = frozenset(
+    {"api_token", "apiToken", "password", "client_secret", "token", "basic_auth_password", "key_secret"}
+)
 
 
 class Provider(models.TextChoices):

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from requests.adapters import HTTPAdapter
 
 from .base import (
+    ActiveNumber,
     BatchResult,
     CarrierAdapter,
     DeliveryReport,
@@ -28,6 +29,9 @@ from .base import (
 )
 
 REGIONS = ("us", "eu", "au", "br", "ca")
+# Sinch's Numbers API (one origin for every region): which numbers a project holds, and the service plan each
+# is attached to. Auth: the project's access key (config key_id / key_secret) as HTTP Basic.
+NUMBERS_BASE_URL = "https://numbers.api.sinch.com"
 DEFAULT_REGION = "us"
 # Connect fast-fail (an unreachable carrier should not hold a send worker), read generous enough for a
 # 1000-recipient batch under load. Overridable per account: config["connect_timeout"/"read_timeout"].
@@ -235,6 +239,9 @@ class SinchAdapter(CarrierAdapter):
         base_url: str,
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        project_id: str = "",
+        numbers_base_url: str = NUMBERS_BASE_URL,
+        numbers_auth: tuple[str, str] | None = None,
     ):
         if not service_plan_id or not api_token:
             raise ValueError("Sinch configuration needs service_plan_id and api_token")
@@ -249,6 +256,9 @@ class SinchAdapter(CarrierAdapter):
         self.session.mount("https://", http)
         self.session.mount("http://", http)
         self.session.headers.update({"Authorization": f"Bearer {api_token}", "Accept": "application/json"})
+        self.project_id = project_id
+        self.numbers_root = f"{numbers_base_url.rstrip('/')}/v1/projects/{quote(project_id, safe='')}"
+        self._numbers_auth = numbers_auth
 
     def __repr__(self) -> str:  # never the token
         return f"<SinchAdapter {self.base_url} plan={self.service_plan_id}>"
@@ -256,6 +266,7 @@ class SinchAdapter(CarrierAdapter):
     @classmethod
     def from_account(cls, account) -> SinchAdapter:
         config = account.config or {}
+        sandbox = account.provider == "sandbox"
         base_url = config.get("base_url") or ""
         if not base_url:
             if account.provider == "sandbox":
@@ -268,16 +279,30 @@ class SinchAdapter(CarrierAdapter):
             base_url=base_url,
             connect_timeout=float(config.get("connect_timeout") or CONNECT_TIMEOUT),
             read_timeout=float(config.get("read_timeout") or READ_TIMEOUT),
+            # The sandbox serves the Numbers API on its own origin, its project named after the plan.
+            project_id=str(config.get("project_id") or (config.get("service_plan_id") if sandbox else "") or ""),
+            numbers_base_url=config.get("numbers_base_url") or (base_url if sandbox else NUMBERS_BASE_URL),
+            numbers_auth=(
+                (str(config["key_id"]), str(config.get("key_secret") or "")) if config.get("key_id") else None
+            ),
         )
 
     # -- HTTP -------------------------------------------------------------------------------------
 
     def _call(
-        self, method: str, path: str, *, json: dict | None = None, params: dict | None = None, allow_404: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict | None = None,
+        params: dict | None = None,
+        allow_404: bool = False,
+        root: str | None = None,
+        auth: tuple[str, str] | None = None,
     ):
-        url = self.root + path
+        url = (root or self.root) + path
         try:
-            response = self.session.request(method, url, json=json, params=params, timeout=self.timeout)
+            response = self.session.request(method, url, json=json, params=params, timeout=self.timeout, auth=auth)
         except requests.Timeout as exc:
             raise TransientCarrierError(f"Sinch {method} {path}: timeout", code="timeout") from exc
         except requests.ConnectionError as exc:
@@ -295,7 +320,9 @@ class SinchAdapter(CarrierAdapter):
         code, text = "", ""
         try:
             body = response.json()
-            if isinstance(body, dict):
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):  # the Numbers API's shape
+                code, text = str(body["error"].get("status") or ""), str(body["error"].get("message") or "")
+            elif isinstance(body, dict):
                 code, text = str(body.get("code") or ""), str(body.get("text") or "")
         except ValueError:
             text = response.text[:200]
@@ -371,6 +398,29 @@ class SinchAdapter(CarrierAdapter):
             allow_404=True,
         )
         return parse_delivery_payload(answer) if answer else []
+
+    def active_number(self, phone_number: str) -> ActiveNumber | None:
+        """GET {numbers}/v1/projects/{project}/activeNumbers/{number}: 404 when the project does not hold it."""
+        if not self.project_id:
+            raise PermanentCarrierError(
+                "Sinch numbers lookup: the carrier account has no project_id (and key_id/key_secret)",
+                code="not_configured",
+            )
+        answer = self._call(
+            "GET",
+            f"/activeNumbers/{quote(phone_number, safe='+')}",
+            allow_404=True,
+            root=self.numbers_root,
+            auth=self._numbers_auth,
+        )
+        if not answer:
+            return None
+        sms = answer.get("smsConfiguration") or {}
+        return ActiveNumber(
+            phone_number=e164(str(answer.get("phoneNumber") or phone_number)),
+            service_plan_id=str(sms.get("servicePlanId") or "") if isinstance(sms, dict) else "",
+            capabilities=tuple(str(c) for c in answer.get("capability") or ()),
+        )
 
     def close(self) -> None:
         self.session.close()

@@ -45,9 +45,12 @@ class Line(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            # A number is live in one place at a time; archived lines may repeat it.
+            # A number is live on one carrier account's line at a time; archived lines may repeat it, and lines
+            # without an account (which send nothing) do not reserve it (messaging/services/lines.py).
             models.UniqueConstraint(
-                fields=["phone_number"], condition=Q(is_active=True), name="uniq_active_line_number"
+                fields=["phone_number"],
+                condition=Q(is_active=True, carrier_account__isnull=False),
+                name="uniq_active_line_number",
             ),
         ]
         indexes = [models.Index(fields=["organization", "is_active"])]

@@ -59,6 +59,12 @@ class SandboxCarrier:
         self.state.config.rate_limit = per_second
         self.state._bucket = (per_second, time.monotonic())
 
+    def hold_numbers(self, *numbers: str, service_plan_id: str | None = None, project: str | None = None) -> None:
+        """Numbers the sandbox's Numbers API says this account's project holds (POST /_sandbox/numbers)."""
+        plan = service_plan_id or self.service_plan_id
+        held = {n: {"service_plan_id": plan, "project": project or plan} for n in numbers}
+        requests.post(f"{self.url}/_sandbox/numbers", json=held, timeout=5).raise_for_status()
+
     def batches(self, **query) -> list[dict]:
         return requests.get(f"{self.url}/_sandbox/batches", params=query, timeout=5).json()["batches"]
 

@@ -220,6 +220,8 @@ class SandboxState:
         self.inbounds: list[dict] = []
         self.forced: list[dict] = []  # queued forced answers (/_sandbox/next)
         self.status_overrides: dict[str, str] = {}  # msisdn → final status word
+        # The Numbers API's view: E.164 → (project id, service plan id) of the project that holds it.
+        self.numbers: dict[str, tuple[str, str]] = {}
         self.counters = {
             "requests": 0,
             "batches": 0,
@@ -573,6 +575,7 @@ class SandboxState:
             self.inbounds.clear()
             self.forced.clear()
             self.status_overrides.clear()
+            self.numbers.clear()
             self.outage_until = 0.0
             self.request_log.clear()
             for key in self.counters:
@@ -594,6 +597,8 @@ _REASONS = {
     503: "Service Unavailable",
 }
 _ROUTE = re.compile(r"^/xms/v1/(?P<plan>[^/]+)/(?P<rest>.*)$")
+# Sinch's Numbers API: GET /v1/projects/{project}/activeNumbers/{phoneNumber}.
+_NUMBER_ROUTE = re.compile(r"^/v1/projects/(?P<project>[^/]+)/activeNumbers/(?P<number>[^/]+)$")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -657,6 +662,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if parts.path.startswith("/_sandbox/"):
                 return self._control(method, parts.path, query)
+            number_match = _NUMBER_ROUTE.match(parts.path)
+            if number_match and method == "GET":
+                return self._active_number(unquote(number_match["project"]), unquote(number_match["number"]))
             match = _ROUTE.match(parts.path)
             if not match:
                 raise SinchError(404, "not_found", "Unknown path")
@@ -678,6 +686,34 @@ class Handler(BaseHTTPRequestHandler):
             self._send(exc.status, {"code": exc.code, "text": exc.text})
         except (ValueError, KeyError) as exc:
             self._send(400, {"code": "syntax_invalid_parameter_format", "text": str(exc)})
+
+    def _active_number(self, project: str, number: str) -> None:
+        """The Numbers API's active number, as Sinch answers it: 200 with the number's SMS configuration,
+        404 in Google's error shape when the project does not hold it. Basic (access key) or Bearer auth."""
+        auth = self.headers.get("Authorization", "")
+        if not (auth.startswith("Basic ") and auth[6:].strip()) and not self._authorized():
+            return self._send(401, {"error": {"code": 401, "message": "Unauthorized", "status": "UNAUTHENTICATED"}})
+        self.state.request_log.append((time.time(), "GET", self.path))
+        number = "+" + number.strip().lstrip("+")
+        with self.state.lock:
+            held = self.state.numbers.get(number)
+        if held is None or held[0] != project:
+            return self._send(
+                404,
+                {"error": {"code": 404, "message": f"Number {number} not found", "status": "NOT_FOUND", "details": []}},
+            )
+        return self._send(
+            200,
+            {
+                "phoneNumber": number,
+                "projectId": project,
+                "displayName": "",
+                "regionCode": "US",
+                "type": "LOCAL",
+                "capability": ["SMS"],
+                "smsConfiguration": {"servicePlanId": held[1], "campaignId": ""},
+            },
+        )
 
     def _api(self, method: str, plan: str, rest: str, query: dict[str, str]) -> None:
         state = self.state
@@ -797,6 +833,16 @@ class Handler(BaseHTTPRequestHandler):
                     "pid": os.getpid(),
                 },
             )
+        if path == "/_sandbox/numbers" and method == "POST":
+            # {"+15125550100": {"project": "p", "service_plan_id": "plan"}}; project defaults to the plan.
+            data = self._read_json()
+            if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+                raise SinchError(400, "syntax_invalid_json", 'expected {"+1...": {"service_plan_id": ...}}')
+            with state.lock:
+                for number, held in data.items():
+                    plan = str(held.get("service_plan_id") or "")
+                    state.numbers["+" + str(number).lstrip("+")] = (str(held.get("project") or plan), plan)
+            return self._send(204)
         if path == "/_sandbox/reset" and method == "POST":
             state.reset()
             return self._send(204)

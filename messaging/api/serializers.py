@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
 from carriers.models import CarrierAccount
 from organizations.api.base import TenantPrimaryKeyRelatedField
@@ -12,6 +13,16 @@ from organizations.api.base import TenantPrimaryKeyRelatedField
 from ..models import Blast, Contact, Conversation, ConversationStatus, Line, Message, OptOut
 from ..phone import try_normalize
 from ..services.contacts import IMPORT_MAX_ROWS, OnConflict
+from ..services.lines import LineNumberUnverifiable, line_number_check
+
+
+class CarrierUnavailable(exceptions.APIException):
+    """503 when the carrier cannot confirm a line's number now; the caller retries, nothing was changed."""
+
+    status_code = 503
+    default_detail = "The carrier could not confirm this number right now; try again in a minute."
+    default_code = "carrier_unavailable"
+    field = "phone_number"
 
 
 class PhoneNumberField(serializers.CharField):
@@ -54,14 +65,29 @@ class LineSerializer(serializers.ModelSerializer):
         validators: list = []
 
     def validate(self, attrs):
-        phone = attrs.get("phone_number", getattr(self.instance, "phone_number", None))
-        active = attrs.get("is_active", getattr(self.instance, "is_active", True))
-        if phone and active:
-            others = Line.objects.filter(phone_number=phone, is_active=True)
-            if self.instance is not None:
-                others = others.exclude(pk=self.instance.pk)
-            if others.exists():
-                raise serializers.ValidationError({"phone_number": ["This number is already active on another line."]})
+        instance = self.instance
+        phone = attrs.get("phone_number", getattr(instance, "phone_number", None))
+        active = attrs.get("is_active", getattr(instance, "is_active", True))
+        account = attrs.get("carrier_account", getattr(instance, "carrier_account", None))
+        # Checked with the carrier when a number goes live on an account: new, or number/account/activation changed.
+        changed = instance is None or (
+            phone != instance.phone_number
+            or getattr(account, "pk", None) != instance.carrier_account_id
+            or not instance.is_active
+        )
+        if phone and active and account is not None and changed:
+            organization = self.context["request"].organization
+            try:
+                line_number_check(
+                    organization_id=organization.pk,
+                    carrier_account=account,
+                    phone_number=phone,
+                    line_id=getattr(instance, "pk", None),
+                )
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.message_dict) from None
+            except LineNumberUnverifiable:
+                raise CarrierUnavailable() from None
         return attrs
 
 

@@ -1,0 +1,64 @@
+"""Lines: which number an organization may make live, checked with the carrier (docs/security.md).
+
+A number belongs to whoever's carrier account holds it. Before a line goes live with a number on a
+carrier account, that account's carrier is asked (Sinch's Numbers API: is the number active in the
+account's project, attached to its SMS service plan?). So an organization cannot claim — squat — a number
+that another organization will need, and an error never says where else a number is used: it speaks only
+of the caller's own carrier account and lines. A line without a carrier account sends nothing and does not
+reserve its number (the uniqueness constraint covers lines with an account only).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from carriers.base import PermanentCarrierError, TransientCarrierError
+from carriers.registry import adapter_for
+
+from ..models import Line
+
+
+class LineNumberUnverifiable(Exception):
+    """The carrier could not be asked now (timeout, 5xx, 429): try again later; nothing was changed."""
+
+
+def line_number_check(*, organization_id: int, carrier_account, phone_number: str, line_id: int | None = None) -> None:
+    """Raises ValidationError({"phone_number": [...]}) unless `carrier_account`'s carrier holds
+    `phone_number` and no other live line has it; LineNumberUnverifiable when the carrier cannot answer."""
+    adapter = adapter_for(carrier_account)
+    try:
+        held = adapter.active_number(phone_number)
+    except TransientCarrierError as exc:
+        raise LineNumberUnverifiable(str(exc)) from exc
+    except PermanentCarrierError as exc:
+        raise ValidationError(
+            {
+                "phone_number": [
+                    f"Carrier account {carrier_account.name!r} could not look this number up ({exc.code or 'refused'}):"
+                    " check its numbers API settings (project_id, key_id, key_secret)."
+                ]
+            }
+        ) from exc
+    if held is None:
+        raise ValidationError(
+            {"phone_number": [f"Carrier account {carrier_account.name!r} does not hold this number."]}
+        )
+    plan = getattr(adapter, "service_plan_id", "")
+    if held.service_plan_id and plan and held.service_plan_id != plan:
+        raise ValidationError(
+            {
+                "phone_number": [
+                    f"This number is not attached to the SMS service plan of carrier account {carrier_account.name!r}."
+                ]
+            }
+        )
+    live = Line.objects.filter(phone_number=phone_number, is_active=True, carrier_account__isnull=False)
+    if line_id is not None:
+        live = live.exclude(pk=line_id)
+    own = live.filter(organization_id=organization_id).values_list("pk", flat=True).first()
+    if own is not None:
+        raise ValidationError({"phone_number": [f"This number is already active on your line {own}."]})
+    if live.exists():
+        # Only the organization whose carrier account holds the number gets this far: telling it that a stale
+        # line holds its number reveals nothing it does not own, and names no one.
+        raise ValidationError({"phone_number": ["This number is still active on a line you cannot see: ask support."]})
