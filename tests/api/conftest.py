@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 from organizations.models import ApiKeyScope, Role
 from organizations.services import api_key_create
 from tests import factories
+from tests.sandbox import sandbox_carrier  # noqa: F401  (fixture: the line-number checks ask it)
 
 
 @pytest.fixture(autouse=True)

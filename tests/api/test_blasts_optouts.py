@@ -5,7 +5,6 @@ from django.utils import timezone
 from messaging.models import Blast, BlastRecipient, OptOut
 from tests import factories
 from tests.api.conftest import error_of
-from tests.sandbox import sandbox_carrier  # noqa: F401  (fixture)
 
 
 def _audience_of(blast_id):

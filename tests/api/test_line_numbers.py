@@ -6,7 +6,6 @@ import pytest
 from messaging.models import Line
 from tests import factories
 from tests.api.conftest import error_of
-from tests.sandbox import sandbox_carrier  # noqa: F401  (fixture)
 from tests.worker import free_port
 
 A_NUMBER = "+15125551000"
