@@ -64,8 +64,9 @@ class RedactSecretsFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         # django.request attaches the request: formatters that print it would show the raw path.
-        if getattr(record, "request", None) is not None:
-            record.request = _RedactedRequest(record.request)
+        request = getattr(record, "request", None)
+        if request is not None:
+            record.request = _RedactedRequest(request)  # type: ignore[attr-defined]
         record._parley_redacted = True
         return True
 

@@ -38,7 +38,10 @@ def retry_after(ip: str | None) -> int | None:
     if not ip:
         return None
     try:
-        count, ttl = _redis().pipeline(transaction=False).get(_key(ip)).ttl(_key(ip)).execute()
+        pipe = _redis().pipeline(transaction=False)
+        pipe.get(_key(ip))
+        pipe.ttl(_key(ip))
+        count, ttl = pipe.execute()
     except redis.RedisError:
         log.warning("API-key failure counter unavailable; not applied", exc_info=True)
         return None
