@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('carriers', '0004_webhook_account_inactive'),
-        ('messaging', '0004_conversation_index_budget'),
+        ('messaging', '0005_contact_sender_kind'),
         ('organizations', '0001_initial'),
     ]
 
