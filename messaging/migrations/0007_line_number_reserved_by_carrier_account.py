@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('carriers', '0004_webhook_account_inactive'),
-        ('messaging', '0005_contact_sender_kind'),
+        ('messaging', '0006_line_rate_bound'),
         ('organizations', '0001_initial'),
     ]
 
