@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from config.wakeup import wake
 from messaging.status import AWAITING_CARRIER, MessageStatus
 
 from . import selectors
@@ -64,7 +65,8 @@ def backfill_run_start(
         run = backfill_run_create(
             organization_id=organization_id, line_id=line_id, options=options, created_by_id=created_by_id
         )
-        transaction.on_commit(lambda: run_backfill.delay(run.id))
+        # A lost publish is re-kicked from the row by backfill.rekick (runs_rekick).
+        transaction.on_commit(lambda: wake(run_backfill, [run.id]))
     return run
 
 
@@ -113,6 +115,39 @@ def statuses_backfill(
             runner.persist(state=RunState.PENDING)
     run.refresh_from_db()
     return run
+
+
+# A pending run not picked up for this long lost its task (a flushed broker, a failed publish).
+PENDING_REKICK_AFTER = timedelta(seconds=60)
+REKICK_LIMIT = 100
+
+
+def runs_rekick(*, now: datetime | None = None) -> list[int]:
+    """Beat: the ids of runs whose task was lost, to enqueue again (docs/recovery.md).
+
+    Pending runs untouched for PENDING_REKICK_AFTER (the re-kick stamps heartbeat_at, a compare-and-set,
+    so each is woken once per period) and running runs whose heartbeat is older than STALE_AFTER (their
+    worker died). The task's own claim decides who runs it, so a duplicate wake-up does nothing. Reconcile
+    runs are made and run inside the reconcile pass and are left to it."""
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """UPDATE backfill_backfillrun SET heartbeat_at = %s
+               WHERE id IN (
+                   SELECT id FROM backfill_backfillrun
+                   WHERE state = %s AND kind <> %s AND COALESCE(heartbeat_at, created_at) < %s
+                   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
+               RETURNING id""",
+            [now, RunState.PENDING, RunKind.RECONCILE, now - PENDING_REKICK_AFTER, REKICK_LIMIT],
+        )
+        ids = [r[0] for r in cursor.fetchall()]
+    ids += list(
+        BackfillRun.objects.filter(state=RunState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+        .exclude(kind=RunKind.RECONCILE)
+        .order_by("id")
+        .values_list("id", flat=True)[:REKICK_LIMIT]
+    )
+    return sorted(ids)
 
 
 # -- the periodic reconciler ---------------------------------------------------------------------------

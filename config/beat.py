@@ -14,10 +14,17 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # older than 5 s is dropped, so a busy worker does not find a pile of stale ticks.
     "postprocessing.drain": {"task": "postprocessing.drain", "schedule": 1.0, "options": {"expires": 5}},
     "postprocessing.prune": {"task": "postprocessing.prune", "schedule": 3600.0},  # done events > 7 days
-    # Send pipeline (docs/send-pipeline.md): scheduled blasts/messages that are due; sends a dead worker
-    # left in "sending" without a batch id (after the 5-minute lease) and work whose task was lost.
+    # Send pipeline (docs/send-pipeline.md): scheduled blasts/messages that are due, and the sweeper that
+    # makes the broker a mere wake-up (docs/recovery.md): blast chunks not yet prepared, sends a dead
+    # worker left in "sending" (after the 40 s send lease), prepared/queued messages whose task was lost.
     "messaging.release_due": {"task": "messaging.release_due", "schedule": 2.0, "options": {"expires": 10}},
-    "messaging.release_stuck_sends": {"task": "messaging.release_stuck_sends", "schedule": 30.0},
+    "messaging.release_stuck_sends": {
+        "task": "messaging.release_stuck_sends",
+        "schedule": 5.0,
+        "options": {"expires": 15},
+    },
+    # Backfill runs whose task was lost (pending, not picked up) or whose worker died (stale heartbeat).
+    "backfill.rekick": {"task": "backfill.rekick", "schedule": 30.0, "options": {"expires": 25}},
     # NICE polls whose lease expired (dead worker, lost task) get a new poll chain (docs/integrations.md).
     "integrations.nice_rekick": {"task": "integrations.nice_rekick", "schedule": 30.0, "options": {"expires": 25}},
     # RingCentral teams in step with their organizations' members (changes no model signal reported).

@@ -15,6 +15,12 @@ from config.beat import BEAT_SCHEDULE  # noqa: E402
 
 app.conf.beat_schedule = BEAT_SCHEDULE
 
+# Redis broker: keep a live worker's deliveries from being handed out again, and its queues routable
+# after a FLUSHDB (config/broker_heartbeat.py, docs/recovery.md).
+from config.broker_heartbeat import BrokerHeartbeat  # noqa: E402
+
+app.steps["consumer"].add(BrokerHeartbeat)
+
 
 @signals.task_prerun.connect
 def _django_connection_hygiene(**_kwargs):

@@ -20,8 +20,8 @@ from .services import (
 from .services.ringcentral_teams import SYNC_PAUSE_SECONDS
 
 MAX_RETRIES = 8
-# Retry waits: the partner's Retry-After when it gave one, else 10 s doubling; capped far below the
-# broker's visibility timeout (3600 s), as a countdown must be.
+# Retry waits: the partner's Retry-After when it gave one, else 10 s doubling, capped. A countdown
+# longer than the Redis visibility timeout is safe: the worker holding it heartbeats it (docs/recovery.md).
 RETRY_CAP_SECONDS = 300
 
 

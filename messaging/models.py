@@ -180,6 +180,11 @@ class Blast(models.Model):
     launched_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
+    # Recovery of lost prepare tasks (docs/recovery.md): set at launch, moved on by the sweeper while the
+    # blast's message count grows, cleared once every recipient has its message. A sending blast whose
+    # count has not moved for the chunk lease gets the chunks of its missing recipients enqueued again.
+    prepare_kicked_at = models.DateTimeField(null=True, blank=True)
+    prepare_seen = models.IntegerField(default=0)
     # Counters: derived from carrier reports by post-processing, not from queueing.
     recipient_count = models.IntegerField(default=0)
     opted_out_count = models.IntegerField(default=0)

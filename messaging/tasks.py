@@ -15,24 +15,28 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from .services import carrier_send, prepare
+from config.wakeup import wake
+
+from .services import carrier_send, claims, prepare, recovery
 
 log = logging.getLogger(__name__)
 
 # A paced remainder never waits in the broker longer than this; it re-checks the bucket instead.
 MAX_PACING_DELAY_S = 30.0
-# No countdown exceeds this (a 429's Retry-After included), nor 80 % of the broker's visibility timeout:
-# on Redis a task waiting for its countdown longer than that is handed out a second time, and a copy
-# of a waiting task would re-enqueue itself too (copies multiplying for as long as a carrier is down).
+# No countdown exceeds this (a 429's Retry-After included), nor 80 % of the broker's visibility timeout.
+# The worker's broker heartbeat (config/broker_heartbeat.py) already keeps a waiting task from being
+# handed out twice; the cap is a second guard (a worker started without the step). Each countdown
+# extends the send lease by its wait.
 MAX_RETRY_DELAY_S = 60.0
 # Spread of the tasks that wait for a carrier's breaker, so they do not all wake in the same instant.
 PAUSE_JITTER_S = 1.0
 
 
 def enqueue_send_groups(groups: list[prepare.SendGroup]) -> None:
-    """Publish one send task per carrier group. Call after commit (tasks read committed rows only)."""
+    """Publish one send task per carrier group. Call after commit (tasks read committed rows only).
+    A publish the broker refuses is logged: the prepared rows are re-kicked by release_stuck_sends."""
     for g in groups:
-        send_batch.apply_async(args=[g.line_id, g.message_ids, g.segments])
+        wake(send_batch, [g.line_id, g.message_ids, g.segments])
 
 
 def enqueue_send_groups_on_commit(groups: list[prepare.SendGroup]) -> None:
@@ -75,8 +79,9 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, si
     if outcome.rest is not None:
         carrier_send.messages_touch_prepared(message_ids=outcome.rest.message_ids)
         delay = outcome.rest_delay if outcome.paused is None else _pause_delay(outcome.paused)
-        send_batch.apply_async(
-            args=[line_id, outcome.rest.message_ids, outcome.rest.segments],
+        wake(
+            send_batch,
+            [line_id, outcome.rest.message_ids, outcome.rest.segments],
             countdown=_countdown(delay, MAX_PACING_DELAY_S),
         )
     now = time.time()
@@ -94,9 +99,10 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, si
             delay, next_attempt = _pause_delay(outcome.paused), attempt
         else:
             delay, next_attempt = max(_backoff(attempt), outcome.retry_after or 0), attempt + 1
-        send_resume.apply_async(
-            args=[line_id, ref, next_attempt, first_error], countdown=_countdown(delay, MAX_RETRY_DELAY_S)
-        )
+        delay = _countdown(delay, MAX_RETRY_DELAY_S)
+        # The send lease must outlast the wait, or the recovery sweep would take the batch over meanwhile.
+        claims.messages_extend_lease(batch_ref=ref, seconds=delay)
+        wake(send_resume, [line_id, ref, next_attempt, first_error], countdown=delay)
 
 
 @shared_task(name="messaging.send_batch", acks_late=True)
@@ -128,9 +134,13 @@ def release_due() -> int:
 
 @shared_task(name="messaging.release_stuck_sends")
 def release_stuck_sends() -> int:
-    """Beat: recovery of sends a dead worker left in 'sending', and of work whose task was lost."""
+    """Beat, every 5 s: the send pipeline's sweeper (docs/recovery.md). Blast chunks not yet prepared,
+    sends a dead worker left in 'sending', prepared and queued messages whose task was lost."""
+    chunks = recovery.blasts_rekick_chunks()
+    for c in chunks:
+        wake(prepare_blast_chunk, [c.blast_id, c.first_recipient_id, c.last_recipient_id])
     result = carrier_send.sends_recover()
     enqueue_send_groups(result.to_send)
     if result.to_prepare:
-        prepare_messages.apply_async(args=[result.to_prepare])
-    return result.recorded_sent + sum(len(g.message_ids) for g in result.to_send)
+        wake(prepare_messages, [result.to_prepare])
+    return len(chunks) + result.recorded_sent + sum(len(g.message_ids) for g in result.to_send)

@@ -89,7 +89,10 @@ class WorkerProc:
         concurrency: int = 2,
         env: dict | None = None,
         ready_timeout: float = 60.0,
+        beat: bool = False,
     ) -> WorkerProc:
+        """beat=True embeds Celery beat (`-B`, the project's schedule in config/beat.py): the sweepers run
+        as in production."""
         if self.proc is not None:
             self.stop()
         if self._log:
@@ -125,6 +128,7 @@ class WorkerProc:
                 "--without-heartbeat",
                 "--loglevel",
                 "INFO",
+                *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if beat else []),
             ],
             cwd=ROOT,
             env=full_env,
@@ -170,6 +174,65 @@ class WorkerProc:
         if self._log:
             self._log.close()
             self._log = None
+
+
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def amqp_reachable(url: str = AMQP_URL) -> str | None:
+    """None when RabbitMQ at `url` accepts us; else why not (for pytest.skip)."""
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means: no RabbitMQ for this test
+        return f"RabbitMQ not reachable at {url.split('@')[-1]} ({type(exc).__name__}: {exc}); set TEST_AMQP_URL"
+    return None
+
+
+def purge_amqp_queues(url: str = AMQP_URL) -> None:
+    from kombu import Connection
+
+    from config.queues import Queue
+
+    with Connection(url) as conn:
+        for q in Queue:
+            channel = conn.channel()
+            try:
+                channel.queue_purge(q.value)
+            except Exception:  # noqa: BLE001,S110 - a queue not declared yet has nothing to purge
+                pass
+            finally:
+                channel.close()
+
+
+@contextlib.contextmanager
+def publishing_to(url: str):
+    """This process's Celery app publishes to `url` (the worker under test uses another broker than the
+    suite's Redis); restored afterwards."""
+    from config.celery import app
+
+    before = app.conf.broker_url
+
+    def switch(to: str) -> None:
+        app.conf.broker_url = to
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    switch(url)
+    try:
+        yield
+    finally:
+        switch(before)
+
+
+def flush_broker() -> None:
+    """FLUSHDB of the broker's Redis database: every queued task, kombu's bookkeeping, our caches."""
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
 @pytest.fixture

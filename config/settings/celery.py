@@ -12,8 +12,19 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = Queue.DEFAULT.value
 CELERY_TASK_ROUTES = TASK_ROUTES
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-# acks_late tasks are redelivered after this if a worker dies; no countdown/eta may exceed it.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# Redis broker (docs/recovery.md): a dead worker's unacknowledged tasks are handed to a live worker once
+# their delivery is older than visibility_timeout; a live worker re-scores what it holds (running,
+# reserved, waiting for a countdown) every third of it (config/broker_heartbeat.py), so a short timeout
+# is safe for long tasks and long countdowns alike. Live workers look for expired deliveries every
+# unacked_restore_interval seconds (throttle 1: every look scans). The restore mutex expires quickly
+# so that a worker killed while restoring does not block the others for kombu's default 5 minutes.
+# Worst case after a SIGKILL: 30 + 5 s. RabbitMQ ignores these: it redelivers on connection loss.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=30),
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
+    "unacked_mutex_expire": 30,
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_PREFETCH_MULTIPLIER", default=4)
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's Django fixup closes every database connection before and after each task unless this is

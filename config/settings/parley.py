@@ -34,9 +34,10 @@ BACKFILL_CARRIER_RETENTION_DAYS = {
     "sandbox": env.int("BACKFILL_SINCH_RETENTION_DAYS", default=14),
     "default": 14,
 }
-# One task runs a backfill for at most this long, then re-enqueues itself to resume from its cursor:
-# far below the broker's visibility timeout (CELERY_VISIBILITY_TIMEOUT, 3600 s) so acks_late never
-# redelivers a task that is still running.
+# One task runs a backfill for at most this long, then re-enqueues itself to resume from its cursor
+# (a worker's slot is not held for hours). Longer than the Redis broker's visibility timeout (30 s):
+# the worker heartbeats the deliveries it holds (config/broker_heartbeat.py), so a running task is
+# never handed out again while its worker lives.
 BACKFILL_TASK_TIME_BUDGET = env.int("BACKFILL_TASK_TIME_BUDGET_SECONDS", default=600)
 # Mail of the web app (password reset). Never printed to the console: a reset link is a credential, and
 # console output is the log. Locally each message is a file under .data/mail/; a deployment sets EMAIL_URL

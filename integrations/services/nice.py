@@ -37,7 +37,8 @@ LEASE_SLACK_SECONDS = 30
 HANDOVER_SECONDS = 60
 # After a failed poll (5xx, no answer), the next one waits this long (or the partner's Retry-After).
 RETRY_DELAY_SECONDS = 5
-MAX_RETRY_DELAY_SECONDS = 300  # far below the broker's visibility timeout (3600 s)
+# A countdown longer than the Redis visibility timeout is safe: the worker holding it heartbeats it.
+MAX_RETRY_DELAY_SECONDS = 300
 # Chats re-kicked per beat pass: each costs one small task; a pass stays well under a second.
 REKICK_BATCH = 500
 

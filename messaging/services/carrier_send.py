@@ -4,9 +4,10 @@ Per carrier call: one claim statement, one call, one status statement (messages_
 Crash safety: the claim writes a fresh batch reference ("b:<uuid>") on the messages before the call
 and the reference travels as Sinch's client_reference; whoever finds messages left in 'sending'
 without a batch id (a retry after a transient error, or `sends_recover` after the lease) asks the
-carrier for that reference: found → sent with its batch id; not found → prepared again and re-sent.
-Every call's outcome feeds the carrier account's circuit breaker (carriers/breaker.py); while it is
-open, sends of the account's lines wait instead of calling. See docs/send-pipeline.md.
+carrier for that reference: found → sent with its batch id; not found → prepared again and re-sent
+(the send lease and the other sweeps: docs/recovery.md). Every call's outcome feeds the carrier
+account's circuit breaker (carriers/breaker.py); while it is open, sends of the account's lines wait
+instead of calling. See docs/send-pipeline.md.
 """
 
 from __future__ import annotations
@@ -36,14 +37,20 @@ from .templates import carrier_template
 
 log = logging.getLogger(__name__)
 
-# A message may sit in 'sending' without a batch id this long before recovery asks the carrier about
-# it. It must exceed the carrier call's worst case (connect 3 s + read 15 s in carriers/sinch.py) plus
-# the longest wait between two retries (SEND_RETRY_CAP_SECONDS, or 60 s for a Retry-After): every
-# retry renews the lease (messages_hold_for_resume), so a slow but alive sender is never second-guessed.
-SEND_LEASE = timedelta(minutes=5)
-# A prepared message with no task in sight (a lost re-enqueue) is re-enqueued after this.
-PREPARED_STALE = timedelta(minutes=15)
-QUEUED_STALE = timedelta(minutes=15)
+# The send lease (docs/recovery.md): how long a reference may sit in 'sending' without a batch id,
+# unrenewed, before the recovery sweep takes it over and asks the carrier. The claim sets it, every
+# retry renews it while it holds the rows (messages_hold_for_resume) and a scheduled retry extends it
+# by its wait (claims.messages_extend_lease, tasks._follow_up), so only a dead owner lets it run out.
+# A live owner calls the carrier right after it claims or renews, and a call is bounded by the
+# adapter's timeouts (connect 3 s + read 15 s, carriers/sinch.py): 40 s is more than twice that.
+# Lease + the sweep's 5 s period + one lookup is what a dead worker's claim waits: under a minute.
+SEND_LEASE = timedelta(seconds=40)
+# A prepared message whose send task was lost is re-enqueued after this. A send task normally runs
+# within a second of its prepare; a paced remainder or a breaker-paused group touches prepared_at when
+# it is re-enqueued (countdown ≤ 30 s), so it is never taken for lost.
+PREPARED_STALE = timedelta(seconds=40)
+# A queued conversation message whose prepare task was lost (it normally runs within milliseconds).
+QUEUED_STALE = timedelta(seconds=30)
 
 
 @dataclass
@@ -261,10 +268,16 @@ WHERE id IN (
 RETURNING id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
 """
 
+# Queued outbound conversation messages (blast messages are inserted prepared): prepared_at, empty until
+# the prepare step, holds the last re-kick, so a message is woken once per QUEUED_STALE, not every pass.
 _STALE_QUEUED_SQL = """
-SELECT id FROM messaging_message
-WHERE status = 'queued' AND direction = 'out' AND blast_id IS NULL AND created_at < %s
-ORDER BY id LIMIT 5000
+UPDATE messaging_message SET prepared_at = now()
+WHERE id IN (
+    SELECT id FROM messaging_message
+    WHERE status = 'queued' AND direction = 'out' AND blast_id IS NULL AND COALESCE(prepared_at, created_at) < %s
+    ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED
+)
+RETURNING id
 """
 
 
@@ -275,9 +288,15 @@ class RecoveryResult:
     to_prepare: list[int] = field(default_factory=list)
 
 
-def sends_recover(*, lease: timedelta = SEND_LEASE, prepared_stale: timedelta = PREPARED_STALE) -> RecoveryResult:
-    """The beat job's work: messages stuck in 'sending' past the lease with no batch id, and work whose
-    task was lost. The caller enqueues `to_send` / `to_prepare`."""
+def sends_recover(
+    *,
+    lease: timedelta = SEND_LEASE,
+    prepared_stale: timedelta = PREPARED_STALE,
+    queued_stale: timedelta = QUEUED_STALE,
+) -> RecoveryResult:
+    """The sweeper's pass over the send step (docs/recovery.md): messages stuck in 'sending' past the
+    lease with no batch id, and prepared/queued messages whose task was lost, each re-kicked once per
+    lease. The caller enqueues `to_send` / `to_prepare`."""
     result = RecoveryResult()
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -326,7 +345,7 @@ def sends_recover(*, lease: timedelta = SEND_LEASE, prepared_stale: timedelta = 
             )
             seen = {r[0] for r in rows}
             rows += [r for r in cursor.fetchall() if r[0] not in seen]
-        cursor.execute(_STALE_QUEUED_SQL, [now - QUEUED_STALE])
-        result.to_prepare = [r[0] for r in cursor.fetchall()]
+        cursor.execute(_STALE_QUEUED_SQL, [now - queued_stale])
+        result.to_prepare = sorted(r[0] for r in cursor.fetchall())
     result.to_send = group_for_send(sorted(rows))
     return result

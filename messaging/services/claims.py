@@ -93,6 +93,18 @@ def messages_hold_for_resume(*, batch_ref: str) -> list[Claimed]:
     return _rows(sql.execute(_RESUME_SQL, [batch_ref, S.SENDING]))
 
 
+def messages_extend_lease(*, batch_ref: str, seconds: float) -> int:
+    """A retry is scheduled `seconds` from now: the lease must outlast the wait, or recovery would take
+    the reference over while its owner is merely backing off. Returns the rows still held."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """UPDATE messaging_message SET sending_at = now() + make_interval(secs => %s)
+               WHERE send_batch_ref = %s AND status = 'sending' AND carrier_batch_id = ''""",
+            [float(seconds), batch_ref],
+        )
+        return cursor.rowcount
+
+
 def messages_set_batch_ref(*, message_ids: list[int], batch_ref: str) -> None:
     """Give part of a claim its own reference (a claim that splits into several carrier calls)."""
     with connection.cursor() as cursor:

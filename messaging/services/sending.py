@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from config.wakeup import wake
+
 from .. import cache, segments
 from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut, SenderKind
 from ..phone import normalize
@@ -60,7 +62,8 @@ def _check_body(body: str, send_at: datetime | None) -> None:
 def _enqueue_prepare(message_ids: list[int], *, check_opt_out: bool = True) -> None:
     from ..tasks import prepare_messages
 
-    transaction.on_commit(lambda: prepare_messages.apply_async(args=[message_ids, check_opt_out]))
+    # Lost publish: the queued rows are re-kicked by the sweeper (carrier_send.QUEUED_STALE).
+    transaction.on_commit(lambda: wake(prepare_messages, [message_ids, check_opt_out]))
 
 
 def _insert_queued(*, conversation: Conversation, body: str, send_at, sent_by, media) -> Message:
@@ -173,7 +176,9 @@ def _enqueue_blast_chunks(blast_id: int) -> int:
 
     def publish():
         for lo, hi in ranges:
-            prepare_blast_chunk.apply_async(args=[blast_id, lo, hi])
+            # A lost publish loses nothing: the blast's prepare lease (recovery.blasts_rekick_chunks) finds
+            # recipients without a message and enqueues their chunks again.
+            wake(prepare_blast_chunk, [blast_id, lo, hi])
 
     transaction.on_commit(publish)
     return sum(1 for _ in ranges)
@@ -200,9 +205,9 @@ def blast_launch(*, organization, blast_id: int) -> Blast:
         if blast.send_at and blast.send_at > now:
             blast.status = BlastStatus.SCHEDULED
         else:
-            blast.status, blast.launched_at = BlastStatus.SENDING, now
+            blast.status, blast.launched_at, blast.prepare_kicked_at = BlastStatus.SENDING, now, now
             _enqueue_blast_chunks(blast.id)
-        blast.save(update_fields=["status", "launched_at", "recipient_count"])
+        blast.save(update_fields=["status", "launched_at", "recipient_count", "prepare_kicked_at"])
         return blast
 
 
@@ -212,9 +217,9 @@ def blasts_start_due(*, now: datetime | None = None) -> int:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
-                """UPDATE messaging_blast SET status = %s, launched_at = %s
+                """UPDATE messaging_blast SET status = %s, launched_at = %s, prepare_kicked_at = %s
                    WHERE status = %s AND send_at <= %s RETURNING id""",
-                [BlastStatus.SENDING, now, BlastStatus.SCHEDULED, now],
+                [BlastStatus.SENDING, now, now, BlastStatus.SCHEDULED, now],
             )
             started = [r[0] for r in cursor.fetchall()]
         for blast_id in started:
