@@ -358,7 +358,15 @@ class FakeSinch:
                 self.wfile.write(data)
 
             def do_POST(self):  # noqa: N802
-                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = None
+                if len(raw) < length or not isinstance(payload, dict) or "to" not in payload:
+                    # A caller killed mid-request leaves a torn body: Sinch refuses it, nothing is sent.
+                    return self._answer(400, {"code": "syntax_invalid_json", "text": "torn or invalid body"})
                 with fake.lock:
                     fake.requests.append(payload)
                     status = fake.fail_next.pop(0) if fake.fail_next else 201
