@@ -5,10 +5,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    # After both 0005s (added side by side on main): this also joins the two leaves.
     dependencies = [
-        ('messaging', '0005_contact_sender_kind'),
-        ('messaging', '0005_line_rate_bound'),
+        ('messaging', '0007_line_number_reserved_by_carrier_account'),
     ]
 
     operations = [
