@@ -164,3 +164,34 @@ def test_representative_traffic_logs_no_secret(org, captured_logs, caplog, setti
 )
 def test_redact(text, expected):
     assert redact(text) == expected
+
+
+def test_a_celery_workers_own_log_handlers_redact_too():
+    # A worker replaces the root logger's handlers with Celery's (worker_hijack_root_logger): set its
+    # logging up as `celery worker` does, in a process of its own, and log a path with a secret.
+    import os
+    import subprocess
+    import sys
+
+    from tests.worker import ROOT
+
+    code = (
+        "import django; django.setup()\n"
+        "import logging\n"
+        "from config.celery import app\n"
+        "app.log.setup(loglevel='INFO', redirect_stdouts=False)\n"
+        "logging.getLogger('django.request').warning('Not Found: %s', '/webhooks/sinch/wkr-S3cret-77/delivery')\n"
+        "logging.getLogger('carriers.tasks').info('reset at /reset/MQ/tok-S3cret-88/')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert f"/webhooks/sinch/{REDACTED}/delivery" in output and f"/reset/MQ/{REDACTED}/" in output
+    assert "wkr-S3cret-77" not in output and "tok-S3cret-88" not in output
