@@ -24,7 +24,8 @@ PY = sys.executable
 def _commands(port: int, sandbox_port: int) -> dict[str, list[str]]:
     celery = [PY, "-m", "celery", "-A", "config"]
     return {
-        "sandbox": [PY, "-m", "carriers.sandbox", "--port", str(sandbox_port)],
+        # Any number is the demo's to put on a line (the number check of lines asks the sandbox).
+        "sandbox": [PY, "-m", "carriers.sandbox", "--port", str(sandbox_port), "--hold-any-number"],
         "web": web_command(port=port, log_level="info"),
         "worker": [*celery, "worker", "-Q", ALL_QUEUES, "-c", "2", "--loglevel", "INFO"],
         "beat": [*celery, "beat", "--loglevel", "INFO", "-s", str(DATA_DIR / "celerybeat-schedule")],

@@ -52,6 +52,12 @@ def build_parser(defaults: SandboxConfig) -> argparse.ArgumentParser:
         default=defaults.journal,
         help="JSON-lines file of accepted batches, read back at start (a restart keeps what was accepted)",
     )
+    p.add_argument(
+        "--hold-any-number",
+        action="store_true",
+        default=defaults.hold_any_number,
+        help="Numbers API: every number is held by the project that asks (else only POST /_sandbox/numbers ones)",
+    )
     return p
 
 
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         report_concurrency=args.report_concurrency,
         seed=args.seed,
         journal=args.journal,
+        hold_any_number=args.hold_any_number,
     )
     workers = max(1, args.workers)
     if workers == 1:

@@ -78,6 +78,10 @@ class SandboxConfig:
     # sandbox still knows (and answers lookups for) what it accepted before, as Sinch's database would.
     # The reports the old process had not posted yet are gone with it, as in a real carrier crash.
     journal: str = ""
+    # The Numbers API reports every number as held by whichever project asks, attached to the plan of the
+    # project's name (`make run`: lines of the demo's sandbox account take any number). Off: only numbers
+    # registered with POST /_sandbox/numbers are held.
+    hold_any_number: bool = False
 
     @classmethod
     def from_env(cls) -> SandboxConfig:
@@ -99,6 +103,7 @@ class SandboxConfig:
         c.report_concurrency = int(e.get("SANDBOX_REPORT_CONCURRENCY", c.report_concurrency))
         c.seed = e.get("SANDBOX_SEED", c.seed)
         c.journal = e.get("SANDBOX_JOURNAL", c.journal)
+        c.hold_any_number = e.get("SANDBOX_HOLD_ANY_NUMBER", "0") in ("1", "true", "yes")
         return c
 
 
@@ -697,6 +702,8 @@ class Handler(BaseHTTPRequestHandler):
         number = "+" + number.strip().lstrip("+")
         with self.state.lock:
             held = self.state.numbers.get(number)
+        if held is None and self.state.config.hold_any_number:
+            held = (project, project)
         if held is None or held[0] != project:
             return self._send(
                 404,
