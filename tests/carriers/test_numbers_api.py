@@ -40,7 +40,7 @@ def test_the_sandbox_process_can_hold_any_number(flag):
     try:
         adapter = SinchAdapter(
             service_plan_id="demo-plan",
-            api_token="t",
+            api_token="t",  # noqa: S106 - test value
             base_url=sandbox.url,
             project_id="demo-plan",
             numbers_base_url=sandbox.url,
