@@ -68,7 +68,7 @@ def test_password_reset_flow_end_to_end(client, member):
         {"new_password1": "a-new-long-password-1", "new_password2": "a-new-long-password-1"},
         follow=True,
     )
-    assert "Password changed" in done.content.decode()
+    assert "Password changed" in done.content.decode() and _back_to_login_link(done.content.decode())
     new_password = "a-new-long-password-1"  # noqa: S105
     assert client.login(request=RequestFactory().post("/login/"), username=member.user.username, password=new_password)
 
