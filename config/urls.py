@@ -5,6 +5,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from config.health import healthz, readyz
+
 
 class ApiDocsView(SpectacularSwaggerView):
     """The Swagger page: with API_DOCS_REQUIRE_LOGIN a visitor who is not signed in is sent to the login
@@ -20,6 +22,9 @@ class ApiDocsView(SpectacularSwaggerView):
 
 
 urlpatterns = [
+    # Probes and metrics first (docs/operations.md).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
