@@ -1,5 +1,6 @@
 """The Celery app. Workers: `celery -A config worker -Q prepare,send,webhooks,postprocessing,default,bulk`."""
 
+import logging
 import os
 
 from celery import Celery, signals
@@ -42,8 +43,41 @@ def _django_connection_hygiene(**_kwargs):
 @signals.after_setup_task_logger.connect
 def _redact_secrets_in_worker_logs(logger=None, **_kwargs):
     # A worker replaces the root logger's handlers with its own (worker_hijack_root_logger): give those
-    # the redaction filter our LOGGING puts on every handler (config/redaction.py).
-    from config import redaction
+    # the redaction filter our LOGGING puts on every handler (config/redaction.py), then the request-id
+    # context and the JSON format (config/logs.py), in that order.
+    from django.conf import settings
+
+    from config import logs, redaction
 
     redaction.install(logger.handlers if logger is not None else None)
     redaction.install()
+    json_lines = getattr(settings, "LOG_FORMAT", "json") != "plain"
+    for handlers in (logger.handlers if logger is not None else [], logging.getLogger().handlers):
+        logs.install(handlers, json_lines=json_lines)
+
+
+@signals.before_task_publish.connect
+def _carry_request_id(headers=None, **_kwargs):
+    # A task enqueued while serving a request (or inside a task that has one) carries its request id.
+    from config.logs import TASK_HEADER, request_id_var
+
+    rid = request_id_var.get()
+    if rid and headers is not None:
+        headers.setdefault(TASK_HEADER, rid)
+
+
+@signals.task_prerun.connect
+def _task_log_context(task_id=None, task=None, **_kwargs):
+    from config.logs import TASK_HEADER, request_id_var, task_var
+
+    request = getattr(task, "request", None)
+    request_id_var.set(str(getattr(request, TASK_HEADER, None) or ""))
+    task_var.set((task_id or "", getattr(task, "name", "") or ""))
+
+
+@signals.task_postrun.connect
+def _task_log_context_end(**_kwargs):
+    from config.logs import request_id_var, task_var
+
+    request_id_var.set("")
+    task_var.set(("", ""))

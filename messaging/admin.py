@@ -9,7 +9,8 @@ from django.contrib import admin
 
 from backfill.admin import backfill_statuses
 
-from .models import Blast, BlastRecipient, Contact, Conversation, Line, Message, OptOut
+from .models import Blast, BlastRecipient, BlastStatus, Contact, Conversation, Line, Message, OptOut
+from .selectors import STALLED_AFTER_SECONDS, blasts_stalled
 from .services.conversations import conversations_close
 from .services.status import StatusUpdate, messages_apply_statuses
 from .status import MessageStatus, sources_for
@@ -98,6 +99,22 @@ class MessageAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(changed)} message(s) canceled.")
 
 
+class StalledFilter(admin.SimpleListFilter):
+    """Sending blasts that made no progress for a minute with work left on our side (selectors.blasts_stalled;
+    the same check as /metrics' parley_blasts_stalled)."""
+
+    title = "progress"
+    parameter_name = "stalled"
+
+    def lookups(self, request, model_admin):
+        return [("yes", f"Stalled (no progress for {STALLED_AFTER_SECONDS} s)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(pk__in=blasts_stalled())
+        return queryset
+
+
 @admin.register(Blast)
 class BlastAdmin(admin.ModelAdmin):
     list_display = [
@@ -105,6 +122,7 @@ class BlastAdmin(admin.ModelAdmin):
         "organization",
         "line",
         "status",
+        "stalled",
         "recipient_count",
         "sent_count",
         "delivered_count",
@@ -112,11 +130,21 @@ class BlastAdmin(admin.ModelAdmin):
         "created_at",
         "send_at",
     ]
-    list_filter = ["status"]
+    list_filter = ["status", StalledFilter]
     search_fields = ["name", "=id", "organization__name"]
     autocomplete_fields = ["organization"]
     raw_id_fields = ["line", "created_by"]
     list_select_related = ["organization", "line"]
+
+    def changelist_view(self, request, extra_context=None):
+        # One stalled check per page view (not per row): the column reads this set.
+        self._stalled = set(blasts_stalled())
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(boolean=True, description="stalled")
+    def stalled(self, obj: Blast) -> bool | None:
+        return obj.pk in getattr(self, "_stalled", set()) if obj.status == BlastStatus.SENDING else None
+
     readonly_fields = [
         "status",
         "created_at",

@@ -65,3 +65,36 @@ def conversations_for(
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
     """Newest first, served by msg_conversation_recent (conversation, -created_at, -id)."""
     return Message.objects.filter(conversation=conversation, organization_id=conversation.organization_id)
+
+
+# A blast is stalled when it is sending, nothing of it moved for `seconds` (no message created, sent,
+# delivered, failed or blocked: postprocessing_blastprogress, else its launch), and work is left on OUR
+# side: recipients without a message yet, or messages queued, prepared or in a send. Waiting only for
+# the carrier's delivery reports or for quiet hours is not a stall. Cost: the sending blasts (few, on
+# the blast_due index); for each one whose last move is old, an index probe and an index-only count on
+# msg_blast_status — nothing scans the message table.
+_STALLED_SQL = """
+SELECT b.id FROM messaging_blast b
+LEFT JOIN postprocessing_blastprogress p ON p.blast_id = b.id
+WHERE b.status = %(sending)s
+  AND GREATEST(b.launched_at, p.at) < now() - make_interval(secs => %(seconds)s)
+  AND (EXISTS (SELECT 1 FROM messaging_message m WHERE m.blast_id = b.id AND m.status = ANY(%(ours)s))
+       OR b.recipient_count > (SELECT count(*) FROM messaging_message m WHERE m.blast_id = b.id))
+ORDER BY b.id
+"""
+STALLED_AFTER_SECONDS = 60
+
+
+def blasts_stalled(*, seconds: float = STALLED_AFTER_SECONDS) -> list[int]:
+    """Ids of sending blasts that made no progress for `seconds` with work left on our side."""
+    from django.db import connection
+
+    from .models import BlastStatus
+    from .status import MessageStatus as S
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _STALLED_SQL,
+            {"sending": BlastStatus.SENDING, "seconds": seconds, "ours": [S.QUEUED, S.PREPARED, S.SENDING]},
+        )
+        return [r[0] for r in cursor.fetchall()]

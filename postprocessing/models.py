@@ -95,6 +95,19 @@ class BlastRecount(models.Model):
         return f"recount blast {self.blast_id}"
 
 
+class BlastProgress(models.Model):
+    """When a blast last moved: one of its messages was created (queued), sent, delivered, failed or
+    blocked. Upserted by the drain's batch (processors/blast.py, `blast_progress`); read by the stalled-
+    blast check (messaging.selectors.blasts_stalled) for /metrics and the admin. Not a foreign key and not
+    a column of the blast, for the same reason as BlastRecount: the batch never touches the blast row."""
+
+    blast_id = models.BigIntegerField(primary_key=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"blast {self.blast_id} progressed at {self.at}"
+
+
 class NumberFlagKind(models.TextChoices):
     DELETED = "deleted", "Carrier reported Deleted (may mean opted out)"
     OPTED_OUT = "opted_out", "Carrier says the subscriber opted out"

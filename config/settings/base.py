@@ -12,6 +12,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "django_prometheus",
     "axes",
     "organizations",
     "messaging",
@@ -22,9 +23,12 @@ INSTALLED_APPS = [
     "backfill",
     "integrations",
     "webapp",
+    "operations",  # /metrics' own collector (docs/operations.md)
 ]
 
 MIDDLEWARE = [
+    "config.logs.RequestIdMiddleware",  # first: every log line of the request carries its id
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "shortener.middleware.ShortLinkHostMiddleware",  # first: short-link hosts skip the whole stack
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and API docs' static files from the app server without a separate web server.

@@ -23,6 +23,7 @@ from carriers import breaker
 from carriers.base import CarrierError, OutboundBatch, PermanentCarrierError
 
 from .. import cache, ratelimit
+from ..counters import sends_count
 from ..status import MessageStatus as S
 from .claims import (
     Claimed,
@@ -79,6 +80,8 @@ def _record_sent(rows: list[Claimed], batch_id: str) -> int:
     changed = messages_apply_statuses(
         updates=[StatusUpdate(r.id, S.SENT, at=now, carrier_batch_id=batch_id) for r in rows]
     )
+    if rows:
+        sends_count(line_id=rows[0].line_id, n=len(changed))  # /metrics: sends per line (one batch = one line)
     return len(changed)
 
 

@@ -159,3 +159,29 @@ def blast_counters(events: list[EventRow]) -> None:
     if ids:
         with connection.cursor() as cursor:
             cursor.execute(_MARK_SQL, [ids])
+
+
+_PROGRESS_SQL = """
+INSERT INTO postprocessing_blastprogress (blast_id, at)
+SELECT DISTINCT m.blast_id, now() FROM messaging_message m
+WHERE m.id = ANY(%s::bigint[]) AND m.blast_id IS NOT NULL
+ORDER BY 1
+ON CONFLICT (blast_id) DO UPDATE SET at = GREATEST(postprocessing_blastprogress.at, EXCLUDED.at)
+"""
+
+
+@processor(
+    EventType.MESSAGE_QUEUED,
+    EventType.MESSAGE_SENT,
+    EventType.MESSAGE_DELIVERED,
+    EventType.MESSAGE_FAILED,
+    EventType.MESSAGE_BLOCKED,
+    name="blast_progress",
+)
+def blast_progress(events: list[EventRow]) -> None:
+    """Stamp the blasts of these messages as having moved now (one upsert per batch, blast id order;
+    the blast row is not touched). Drives the stalled-blast check (docs/operations.md)."""
+    ids = [e.message_id for e in events if e.message_id is not None]
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_PROGRESS_SQL, [ids])
