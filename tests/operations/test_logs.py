@@ -74,14 +74,14 @@ def _wait(predicate, timeout: float, what: str):
 def test_the_request_id_follows_the_work_into_the_worker(org, admin_client, celery_worker_proc):  # noqa: F811
     with FakeRingCentral(bot_id="bot-1") as fake:
         # given: an organization mirrored into RingCentral, with one team
-        RingCentralConnection.objects.create(
+        conn = RingCentralConnection.objects.create(
             organization=org, base_url=fake.url, bot_token=fake.token, bot_creator_id="bot-1"
         )
         MembershipFactory(organization=org, role=Role.AGENT, user=UserFactory(username="agent@acme.test"))
         conv = ConversationFactory(organization=org, line=LineFactory(organization=org))
         team_id = fake.route("POST", "/team-messaging/v1/teams", {}, {"name": "t", "members": []})[1]["id"]
         RingCentralTeam.objects.create(
-            organization=org, connection_id=1, conversation=conv, team_id=team_id, member_emails=["agent@acme.test"]
+            organization=org, connection=conn, conversation=conv, team_id=team_id, member_emails=["agent@acme.test"]
         )
         purge_queues()  # the syncs the set-up itself enqueued (no request): the team is in step already
         celery_worker_proc.start(queues="default", concurrency=1)
