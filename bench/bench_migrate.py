@@ -36,8 +36,10 @@ if os.environ.get("PARLEY_BENCH_LOCKED") != "1":
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
+# Benchmarks run with DEBUG off: bench.common supplies a benchmark-only SECRET_KEY when none is set.
 import django  # noqa: E402
+
+import bench.common  # noqa: E402,F401
 
 django.setup()
 

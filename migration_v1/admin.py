@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from .models import MigrationCheckpoint, MigrationRun, QuarantinedRow
+from .services.runs import runs_mark_abandoned
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -38,9 +39,21 @@ class MigrationRunAdmin(ReadOnlyAdmin):
         "options",
         "error",
         "summary",
+        "decisions",
         "report_json",
     )
     exclude = ("report",)
+
+    def changelist_view(self, request, extra_context=None):
+        # A run whose process died shows as failed here too, not only after the next run starts.
+        runs_mark_abandoned()
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="decisions (not a straight copy)")
+    def decisions(self, obj):
+        # Every v1 id is in the report below; here the count and the ids of each kind.
+        decided = (obj.report or {}).get("decisions", {})
+        return _pretty({key: f"{d['count']}: {d['ids']}" for key, d in decided.items()})
 
     @admin.display(description="rows written")
     def written(self, obj):

@@ -420,13 +420,14 @@ _UNPLACED_SQL = f"""
         WHEN cv.id IS NOT NULL THEN 'rehome'
         ELSE 'unresolved_contact' END,
         ct.phone_number
-    FROM mig_msgs t
+    FROM unnest(%s::bigint[]) AS u(v1_id) JOIN mig_msgs t ON t.v1_id = u.v1_id
     LEFT JOIN {IDMAP_TABLE} cm ON t.v1_conv IS NOT NULL AND cm.v1_table = 'Conversations' AND cm.v1_id = t.v1_conv
     LEFT JOIN messaging_conversation cv ON cv.id = cm.v2_id
     LEFT JOIN messaging_contact ct ON ct.id = cv.contact_id
     LEFT JOIN messaging_line l ON l.v1_id = t.v1_line
-    WHERE t.v1_id = ANY(%s::bigint[])
 """
+# (A join with the unnested ids, not `t.v1_id = ANY(array)`: that scans the array for each of the
+# batch's rows — measured 34 s over 1M messages with ~1% unplaced.)
 
 
 def _unplaced(
@@ -442,7 +443,11 @@ def _unplaced(
     written: list[tuple] = []
     if rehome:
         # Keep only the re-homed rows, attached by (own line, the conversation's contact number).
-        cur.execute("DELETE FROM mig_msgs t WHERE NOT (t.v1_id = ANY(%s::bigint[]))", [list(rehome)])
+        cur.execute(
+            "DELETE FROM mig_msgs t WHERE NOT EXISTS (SELECT 1 FROM unnest(%s::bigint[]) AS u(v1_id) "
+            "WHERE u.v1_id = t.v1_id)",
+            [list(rehome)],
+        )
         cur.execute(
             "UPDATE mig_msgs t SET v1_conv = NULL, e164 = x.phone "
             "FROM unnest(%s::bigint[], %s::text[]) AS x(v1_id, phone) WHERE t.v1_id = x.v1_id",

@@ -115,8 +115,9 @@ def _describe_target() -> str:
 def connection_reason(exc: BaseException) -> str:
     """The server's own reason, without the connection string (which may hold a password)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    reason = lines[-1] if lines else type(exc).__name__
-    for prefix in ("FATAL:", "connection failed:", "ERROR:"):
+    # libpq: 'connection to server at "h", port p failed: FATAL:  database "x" does not exist'
+    reason = lines[0].rsplit("failed: ", 1)[-1] if lines else type(exc).__name__
+    for prefix in ("FATAL:", "ERROR:"):
         reason = reason.removeprefix(prefix).strip()
     return reason[:300]
 

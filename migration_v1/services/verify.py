@@ -384,11 +384,11 @@ def _merged_fields(ctx: Context, differences: list[str]) -> dict:
             "SELECT id, status, assignee_id FROM messaging_conversation WHERE id = ANY(%s)", [list(conv_expected)]
         ):
             e = conv_expected[v2_id]
-            want = ("open" if e["open"] else "closed", _first(e["assignees"]))
-            if (status, assignee) != want:
+            want_conv = ("open" if e["open"] else "closed", _first(e["assignees"]))
+            if (status, assignee) != want_conv:
                 conv_bad.append(
                     f"conversation {v2_id} (v1 ConversationId {e['ids']}): expected status/assignee "
-                    f"{want}, found {(status, assignee)}"
+                    f"{want_conv}, found {(status, assignee)}"
                 )
     for label, bad in (("contact fields", contact_bad), ("conversation status/assignee", conv_bad)):
         if bad:

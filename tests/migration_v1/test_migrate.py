@@ -287,6 +287,8 @@ def test_admin_shows_runs_and_quarantine_without_secrets(migrated, client):
         client.get("/admin/migration_v1/migrationcheckpoint/"),
     ]
     assert [p.status_code for p in pages] == [200] * 5
+    # the run page names the decisions with their v1 ids
+    assert "Contacts: merged_into_twin_with_lower_contact_id" in pages[1].content.decode()
     detail = pages[3].content.decode()
     assert "servicePlanId" in detail and "planX" in detail
     for page in pages:
