@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate services stop-services clean
+.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos services stop-services clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-backfill: services
 
 bench-migrate: services
 	$(PY) bench/bench_migrate.py
+
+# A 2,000-message blast under each fault (worker SIGKILL, broker flush, carrier outage, duplicated and
+# early reports, web restart) vs without: duplicates, lost, stuck, seconds (docs/recovery.md).
+bench-chaos: services
+	$(PY) bench/bench_chaos.py
 
 clean: stop-services
 	rm -rf .data
