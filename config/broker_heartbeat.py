@@ -1,20 +1,15 @@
-"""A worker bootstep for the Redis broker: keep the tasks it holds invisible to others, and its queues routable.
+"""A worker bootstep for the Redis broker: keep the tasks a live worker holds invisible to the others.
 
 Redis has no consumer connections to watch: kombu emulates acks with a sorted set of unacknowledged
 deliveries scored by delivery time, and a live worker hands back ("restores") every delivery older than
 the visibility timeout. A short timeout is what makes a SIGKILLed worker's tasks run again within
 seconds (docs/recovery.md), but alone it would also hand out the tasks a live worker is still running,
-or holding for a countdown. So every HEARTBEAT_SECONDS this step re-scores each delivery the worker
-still holds (running, reserved, waiting for its ETA) to now: only a dead worker's deliveries age past
-the timeout.
-
-It also checks that the queues it consumes are still routable. A FLUSHDB of the broker's database drops
-kombu's binding tables with the queues, and from then on every publish (beat's wake-ups included) lands
-in kombu's dead-letter queue until a consumer declares its queues again — which a running worker never
-does by itself. The step re-declares them when a table is missing.
+or holding for a countdown. So every visibility_timeout / 3 seconds this step re-scores each delivery the
+worker still holds (running, reserved, waiting for its ETA) to now: only a dead worker's deliveries age
+past the timeout.
 
 RabbitMQ needs none of this: it redelivers a consumer's unacknowledged messages when its connection
-closes, and bindings are durable. The step does nothing there.
+closes. The step does nothing there.
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ HEARTBEAT_FRACTION = 3
 
 
 def _is_redis(channel) -> bool:
-    return hasattr(channel, "unacked_index_key") and hasattr(channel, "keyprefix_queue")
+    return hasattr(channel, "unacked_index_key") and hasattr(channel, "conn_or_acquire")
 
 
 def held_delivery_tags(channel) -> list[str]:
@@ -50,17 +45,14 @@ def beat(consumer) -> None:
     if not _is_redis(channel):
         return
     tags = held_delivery_tags(channel)
+    if not tags:
+        return
     # A client from the channel's ordinary pool: `channel.client` owns the connection the event loop's
     # BRPOP is waiting on, and a reply read there would be taken for the BRPOP's.
     with channel.conn_or_acquire() as client:
-        if tags:
-            # XX: only deliveries still in the index (an ack racing this beat must not re-add its tag).
-            client.zadd(channel.unacked_index_key, dict.fromkeys(tags, time.time()), xx=True)
-        keys = [channel.keyprefix_queue % q.exchange.name for q in task_consumer.queues]
-        missing = [q.name for q, key in zip(task_consumer.queues, keys, strict=True) if not client.exists(key)]
-    if missing:
-        log.warning("broker lost the bindings of %s (flushed?); declaring the queues again", ", ".join(missing))
-        task_consumer.declare()
+        # XX: only deliveries still in the index (an ack racing this beat must not re-add its tag; after a
+        # FLUSHDB there is nothing left to protect, and the sweepers re-kick what was lost).
+        client.zadd(channel.unacked_index_key, dict.fromkeys(tags, time.time()), xx=True)
 
 
 class BrokerHeartbeat(bootsteps.StartStopStep):

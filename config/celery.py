@@ -16,8 +16,8 @@ from config.beat import BEAT_SCHEDULE  # noqa: E402
 
 app.conf.beat_schedule = BEAT_SCHEDULE
 
-# Redis broker: keep a live worker's deliveries from being handed out again, and its queues routable
-# after a FLUSHDB (config/broker_heartbeat.py, docs/recovery.md).
+# Redis broker: a live worker's deliveries are not handed out again while it lives, so the visibility
+# timeout can be short (config/broker_heartbeat.py, docs/recovery.md).
 from config.broker_heartbeat import BrokerHeartbeat  # noqa: E402
 
 app.steps["consumer"].add(BrokerHeartbeat)

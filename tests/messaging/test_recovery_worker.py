@@ -135,3 +135,23 @@ def test_a_task_held_longer_than_the_visibility_timeout_is_not_handed_out_twice(
     _wait_for(lambda: runs("succeeded") >= 1, 120, "the task to run", celery_worker_proc)
     time.sleep(10)  # a restore after the visibility timeout would have been received by now
     assert runs("received") == 1, celery_worker_proc.log()
+
+
+def test_a_running_worker_keeps_taking_work_after_a_flush(celery_worker_proc):
+    """FLUSHDB drops the queues and kombu's binding tables under a running worker and a producer that has
+    declared its queue already: what is published afterwards must still reach the worker."""
+    import re
+
+    from messaging.tasks import send_resume
+
+    def runs() -> int:
+        return len(re.findall(r"Task messaging\.send_resume\[[^\]]+\] succeeded", celery_worker_proc.log()))
+
+    celery_worker_proc.start(queues="send", env=PRODUCTION)
+    # a publish before the flush: this process's producer has declared the queue and will not again
+    send_resume.apply_async(args=[0, "b:" + "0" * 32, 1])
+    _wait_for(lambda: runs() == 1, 30, "the first task", celery_worker_proc)
+    worker.flush_broker()
+    time.sleep(12)  # past one broker heartbeat (10 s) of the worker
+    send_resume.apply_async(args=[0, "b:" + "0" * 32, 1])
+    _wait_for(lambda: runs() == 2, 30, "the task published after the flush to run", celery_worker_proc)
