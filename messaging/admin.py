@@ -160,6 +160,15 @@ class BlastAdmin(admin.ModelAdmin):
         "delivery_rate",
         "v1_id",
     ]
+    # Once launched (scheduled, sending, completed, canceled) a blast is the record of what was sent:
+    # its text, line, organization and send time are shown, not editable (as the API allows edits of drafts only).
+    launched_readonly_fields = ["organization", "line", "name", "body", "send_at", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != BlastStatus.DRAFT:
+            fields += [f for f in self.launched_readonly_fields if f not in fields]
+        return fields
 
 
 @admin.register(BlastRecipient)

@@ -18,8 +18,13 @@ from rest_framework.response import Response
 
 from .. import selectors
 from ..models import Conversation
-from ..services.conversations import conversations_close
-from .serializers import ConversationFilterSerializer, ConversationSerializer, MessageSerializer
+from ..services.conversations import conversation_assign, conversation_reopen, conversations_close
+from .serializers import (
+    ConversationAssignSerializer,
+    ConversationFilterSerializer,
+    ConversationSerializer,
+    MessageSerializer,
+)
 from .views import TenantAPIMixin
 
 
@@ -68,4 +73,29 @@ class ConversationViewSet(TenantAPIMixin, mixins.ListModelMixin, mixins.Retrieve
         conversation = self.get_object()  # tenant-scoped: another organization's id is a 404
         conversations_close(conversation_ids=[conversation.pk], organization_id=self.organization.pk)
         conversation.refresh_from_db(fields=["status"])
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        summary="Reopen a conversation",
+        description="Opens a closed conversation again (idempotent).",
+        request=None,
+        responses=ConversationSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="reopen")
+    def reopen(self, request, pk=None):
+        conversation = conversation_reopen(conversation=self.get_object())
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        summary="Assign a conversation",
+        description="`assignee`: the id of a member of your organization, or null to unassign.",
+        request=ConversationAssignSerializer,
+        responses=ConversationSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="assign")
+    def assign(self, request, pk=None):
+        conversation = self.get_object()
+        data = ConversationAssignSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        conversation = conversation_assign(conversation=conversation, assignee_id=data.validated_data["assignee"])
         return Response(ConversationSerializer(conversation).data)

@@ -179,6 +179,12 @@ class ConversationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ConversationAssignSerializer(serializers.Serializer):
+    assignee = serializers.IntegerField(
+        allow_null=True, min_value=1, help_text="A member's user id; null unassigns the conversation."
+    )
+
+
 class ConversationFilterSerializer(serializers.Serializer):
     """Query parameters of GET /api/v1/conversations."""
 

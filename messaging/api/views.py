@@ -6,13 +6,16 @@ answers 404; foreign ids in payloads are refused with 400 naming the field. See 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, parsers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from organizations.api.base import TenantAPIMixin
+from organizations.api.errors import Conflict, DuplicateErrorSerializer, ErrorSerializer
 from organizations.api.parsers import BoundedJSONParser
 
 from .. import selectors
@@ -77,7 +80,15 @@ class LineViewSet(
         serializer.save(organization=self.organization)
 
 
-@extend_schema_view(list=extend_schema(parameters=[_PHONE_FILTER]))
+_DUPLICATE = OpenApiResponse(DuplicateErrorSerializer, description="Another contact has this number: `existing_id`.")
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[_PHONE_FILTER]),
+    create=extend_schema(responses={201: ContactSerializer, 409: _DUPLICATE}),
+    update=extend_schema(responses={200: ContactSerializer, 409: _DUPLICATE}),
+    partial_update=extend_schema(responses={200: ContactSerializer, 409: _DUPLICATE}),
+)
 class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
     serializer_class = ContactSerializer
     queryset = Contact.objects.none()
@@ -89,12 +100,29 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
         return selectors.contacts_for(organization=self.organization, phone_number=phone)
 
     def perform_create(self, serializer):
-        serializer.instance = contact_services.contact_create(
-            organization=self.organization, **serializer.validated_data
-        )
+        with self._duplicate_is_409():
+            serializer.instance = contact_services.contact_create(
+                organization=self.organization, **serializer.validated_data
+            )
 
     def perform_update(self, serializer):
-        contact_services.contact_update(contact=serializer.instance, **serializer.validated_data)
+        with self._duplicate_is_409():
+            contact_services.contact_update(contact=serializer.instance, **serializer.validated_data)
+
+    @contextmanager
+    def _duplicate_is_409(self):
+        """The number is another contact's: 409 with that contact's id, so the client can use it."""
+        try:
+            yield
+        except contact_services.ContactExists as exc:
+            existing = (
+                selectors.contacts_for(organization=self.organization, phone_number=exc.phone_number)
+                .values_list("id", flat=True)
+                .first()
+            )
+            raise Conflict(
+                exc.messages[0], code="duplicate", field="phone_number", extra={"existing_id": existing}
+            ) from None
 
     @extend_schema(
         summary="Import contacts in bulk",
@@ -173,18 +201,44 @@ class OptOutViewSet(
         contact_services.opt_out_delete(opt_out=instance)
 
 
+def _audience(data: dict) -> blast_services.Audience:
+    return blast_services.Audience(
+        contact_ids=data.get("contact_ids"),
+        all_contacts=data.get("all", False),
+        custom_fields=data.get("custom_fields") or {},
+        created_since=data.get("created_since"),
+    )
+
+
+_NOT_DRAFT = OpenApiResponse(ErrorSerializer, description="Only a draft can be changed (`conflict`, naming `status`).")
+
+
+@extend_schema_view(
+    partial_update=extend_schema(
+        summary="Edit a draft blast",
+        description="Any of line, name, body, send_at; `audience` chooses the recipients again, now.",
+        responses={200: BlastSerializer, 409: _NOT_DRAFT},
+    ),
+    destroy=extend_schema(summary="Delete a draft blast", responses={204: None, 409: _NOT_DRAFT}),
+)
 class BlastViewSet(
     TenantAPIMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Create (a draft, with its audience fixed now) and read. Launch/preview/cancel: send pipeline."""
+    """A blast is created as a draft, with its audience chosen at that moment (an audience that matches
+    no contact is refused). A draft can be edited and deleted; launch, preview and cancel are their own
+    operations. Once launched, a blast is a record of what was sent: it can only be canceled."""
 
     serializer_class = BlastSerializer
     queryset = Blast.objects.none()
     pagination_ordering = ("-created_at", "-id")
+    # PATCH only: a blast is never replaced whole (its counters and status are not the client's).
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
         return selectors.blasts_for(organization=self.organization)
@@ -193,13 +247,28 @@ class BlastViewSet(
         data = dict(serializer.validated_data)
         audience = data.pop("audience")
         serializer.instance = blast_services.blast_create(
-            organization=self.organization,
-            created_by=self.request.user,
-            audience=blast_services.Audience(
-                contact_ids=audience.get("contact_ids"),
-                all_contacts=audience.get("all", False),
-                custom_fields=audience.get("custom_fields") or {},
-                created_since=audience.get("created_since"),
-            ),
-            **data,
+            organization=self.organization, created_by=self.request.user, audience=_audience(audience), **data
         )
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        audience = data.pop("audience", None)
+        with _not_draft_is_409():
+            serializer.instance = blast_services.blast_update(
+                organization=self.organization,
+                blast_id=serializer.instance.pk,
+                audience=_audience(audience) if audience is not None else None,
+                **data,
+            )
+
+    def perform_destroy(self, instance):
+        with _not_draft_is_409():
+            blast_services.blast_delete(organization=self.organization, blast_id=instance.pk)
+
+
+@contextmanager
+def _not_draft_is_409():
+    try:
+        yield
+    except blast_services.BlastNotDraft as exc:
+        raise Conflict(str(exc), field="status") from None

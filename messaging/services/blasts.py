@@ -17,7 +17,7 @@ from django.db.models import QuerySet
 
 from organizations.models import Organization
 
-from ..models import Blast, BlastStatus, Contact, Line, SenderKind
+from ..models import Blast, BlastRecipient, BlastStatus, Contact, Line, SenderKind
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,49 @@ def audience_contacts(*, organization: Organization, audience: Audience) -> Quer
     return contacts
 
 
+class BlastNotDraft(Exception):
+    """Only a draft can be edited or deleted: once launched, its text, line and audience are what was
+    (or is being) sent. The API answers 409 naming `status`."""
+
+    def __init__(self, blast: Blast, action: str):
+        super().__init__(f"The blast is {blast.status}; only a draft can be {action}.")
+        self.status = blast.status
+
+
+def _check_line(organization: Organization, line: Line) -> None:
+    if line.organization_id != organization.pk:
+        raise ValidationError({"line": ["Unknown line."]})
+    if not line.is_active:
+        raise ValidationError({"line": ["This line is archived."]})
+
+
+def _check_audience(organization: Organization, audience: Audience) -> None:
+    if audience.contact_ids is not None:
+        missing = set(audience.contact_ids) - set(
+            Contact.objects.filter(organization=organization, id__in=audience.contact_ids).values_list("id", flat=True)
+        )
+        if missing:
+            shown = ", ".join(str(i) for i in sorted(missing)[:20])
+            raise ValidationError({"audience.contact_ids": [f"Unknown contact ids: {shown}."]})
+
+
+def _recipients_set(*, blast: Blast, organization: Organization, audience: Audience) -> int:
+    """Replace the blast's audience (one INSERT ... SELECT). An audience that matches nobody is refused
+    here, at create or edit, rather than at launch: the caller's transaction rolls the blast back."""
+    BlastRecipient.objects.filter(blast=blast).delete()
+    sql, params = audience_contacts(organization=organization, audience=audience).values("id").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO messaging_blastrecipient (blast_id, contact_id) SELECT %s, a.id FROM ({sql}) a "  # noqa: S608
+            "ON CONFLICT DO NOTHING",
+            [blast.pk, *params],
+        )
+        count = cursor.rowcount
+    if count == 0:
+        raise ValidationError({"audience": ["No contact of this organization matches this audience."]})
+    return count
+
+
 def blast_create(
     *,
     organization: Organization,
@@ -58,17 +101,8 @@ def blast_create(
     send_at: datetime | None = None,
     created_by=None,
 ) -> Blast:
-    if line.organization_id != organization.pk:
-        raise ValidationError({"line": ["Unknown line."]})
-    if not line.is_active:
-        raise ValidationError({"line": ["This line is archived."]})
-    if audience.contact_ids is not None:
-        missing = set(audience.contact_ids) - set(
-            Contact.objects.filter(organization=organization, id__in=audience.contact_ids).values_list("id", flat=True)
-        )
-        if missing:
-            shown = ", ".join(str(i) for i in sorted(missing)[:20])
-            raise ValidationError({"audience.contact_ids": [f"Unknown contact ids: {shown}."]})
+    _check_line(organization, line)
+    _check_audience(organization, audience)
     with transaction.atomic():
         blast = Blast.objects.create(
             organization=organization,
@@ -79,15 +113,44 @@ def blast_create(
             status=BlastStatus.DRAFT,
             created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
         )
-        sql, params = (
-            audience_contacts(organization=organization, audience=audience).values("id").query.sql_with_params()
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO messaging_blastrecipient (blast_id, contact_id) SELECT %s, a.id FROM ({sql}) a "  # noqa: S608
-                "ON CONFLICT DO NOTHING",
-                [blast.pk, *params],
-            )
-            blast.recipient_count = cursor.rowcount
+        blast.recipient_count = _recipients_set(blast=blast, organization=organization, audience=audience)
         Blast.objects.filter(pk=blast.pk).update(recipient_count=blast.recipient_count)
     return blast
+
+
+_EDITABLE = frozenset({"line", "name", "body", "send_at"})
+
+
+def blast_update(*, organization: Organization, blast_id: int, audience: Audience | None = None, **changes) -> Blast:
+    """Edit a draft: any of line, name, body, send_at, and the audience (chosen again, now). The row is
+    locked, so a launch running at the same moment either sees the edit or makes it a 409."""
+    unknown = set(changes) - _EDITABLE
+    if unknown:
+        raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
+    if "line" in changes:
+        _check_line(organization, changes["line"])
+    if audience is not None:
+        _check_audience(organization, audience)
+    with transaction.atomic():
+        blast = Blast.objects.select_for_update().get(organization=organization, pk=blast_id)
+        if blast.status != BlastStatus.DRAFT:
+            raise BlastNotDraft(blast, "edited")
+        for name, value in changes.items():
+            setattr(blast, name, value)
+        fields = list(changes)
+        if audience is not None:
+            blast.recipient_count = _recipients_set(blast=blast, organization=organization, audience=audience)
+            fields.append("recipient_count")
+        if fields:
+            blast.save(update_fields=fields)
+    return blast
+
+
+def blast_delete(*, organization: Organization, blast_id: int) -> None:
+    """Delete a draft (its audience rows go with it). A launched blast is a record of what was sent:
+    cancel it instead."""
+    with transaction.atomic():
+        blast = Blast.objects.select_for_update().get(organization=organization, pk=blast_id)
+        if blast.status != BlastStatus.DRAFT:
+            raise BlastNotDraft(blast, "deleted")
+        blast.delete()

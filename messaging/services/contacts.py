@@ -52,8 +52,17 @@ class ImportResult:
     errors: list[RowError] = field(default_factory=list)
 
 
+class ContactExists(ValidationError):
+    """The organization already has a contact with this number. A ValidationError (callers that only
+    report it keep working); the API answers it with 409 and the existing contact's id."""
+
+    def __init__(self, phone_number: str):
+        super().__init__({"phone_number": [f"A contact with the number {phone_number} already exists."]})
+        self.phone_number = phone_number
+
+
 def _duplicate_error(phone_number: str) -> ValidationError:
-    return ValidationError({"phone_number": [f"A contact with the number {phone_number} already exists."]})
+    return ContactExists(phone_number)
 
 
 def contact_create(

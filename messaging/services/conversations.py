@@ -1,10 +1,14 @@
-"""Conversation writes: closing. (An inbound message reopens a closed conversation: services/inbound.py.)"""
+"""Conversation writes: closing, reopening, assigning. (An inbound message reopens a closed conversation:
+services/inbound.py.)"""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from ..models import ConversationStatus
+from organizations.models import Membership
+
+from ..models import Conversation, ConversationStatus
 from ..signals import conversations_closed, send_on_commit
 
 _CLOSE_SQL = """
@@ -30,3 +34,26 @@ def conversations_close(*, conversation_ids: list[int], organization_id: int | N
         if closed:
             send_on_commit(conversations_closed, conversation_ids=closed)
     return closed
+
+
+def conversation_reopen(*, conversation: Conversation) -> Conversation:
+    """Open a closed conversation again (idempotent). Partners are not told: a NICE chat ended at close
+    stays ended, and the contact's next text starts a new one, as it would after any close."""
+    Conversation.objects.filter(pk=conversation.pk, status=ConversationStatus.CLOSED).update(
+        status=ConversationStatus.OPEN
+    )
+    conversation.status = ConversationStatus.OPEN
+    return conversation
+
+
+def conversation_assign(*, conversation: Conversation, assignee_id: int | None) -> Conversation:
+    """Assign to a member of the conversation's organization, or unassign (None). Anyone else — another
+    organization's user, an unknown id — is refused naming `assignee`, the same message for both."""
+    if (
+        assignee_id is not None
+        and not Membership.objects.filter(organization_id=conversation.organization_id, user_id=assignee_id).exists()
+    ):
+        raise ValidationError({"assignee": ["Not a member of this organization."]})
+    Conversation.objects.filter(pk=conversation.pk).update(assignee_id=assignee_id)
+    conversation.assignee_id = assignee_id
+    return conversation

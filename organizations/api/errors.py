@@ -65,9 +65,11 @@ def error_body(exc, data) -> dict:
         if not isinstance(code, str):
             code = getattr(exc, "default_code", "error")
         message = _text(exc.detail)
-        # Any APIException may name the input at fault by carrying `field` (e.g. a 409 refusal).
+        # Any APIException may name the input at fault by carrying `field` (e.g. a 409 refusal), and add
+        # keys of its own with `extra` (a duplicate's `existing_id`).
         field = getattr(exc, "field", None)
-        return {"code": code, "message": message, "fields": {field: [message]} if field else {}}
+        body = {"code": code, "message": message, "fields": {field: [message]} if field else {}}
+        return {**body, **(getattr(exc, "extra", None) or {})}
     return {"code": "error", "message": _text(data), "fields": {}}
 
 
@@ -119,6 +121,27 @@ class ErrorSerializer(serializers.Serializer):
     """The error envelope, for the OpenAPI schema."""
 
     error = ErrorDetailSerializer()
+
+
+class Conflict(exceptions.APIException):
+    """409: the request conflicts with what exists (a duplicate, a state that forbids it)."""
+
+    status_code = 409
+    default_code = "conflict"
+
+    def __init__(self, message: str, *, code: str = "conflict", field: str | None = None, extra: dict | None = None):
+        super().__init__(detail=message, code=code)
+        self.field, self.extra = field, extra
+
+
+class DuplicateDetailSerializer(ErrorDetailSerializer):
+    existing_id = serializers.IntegerField(help_text="The id of the object that already exists.")
+
+
+class DuplicateErrorSerializer(serializers.Serializer):
+    """409 `duplicate`: the error envelope with the existing object's id."""
+
+    error = DuplicateDetailSerializer()
 
 
 def not_found_handler(request, exception=None):

@@ -28,8 +28,9 @@ def _walk(patterns, prefix: str = ""):
 
 def _methods(callback) -> set[str]:
     actions = getattr(callback, "actions", None)
-    if actions:  # a viewset: its method → action map, for the actions the class really has
-        return {m for m, action in actions.items() if hasattr(callback.cls, action)} - _IGNORED_METHODS
+    if actions:  # a viewset: its method → action map, for the actions the class really has and serves
+        served = set(callback.cls.http_method_names)
+        return {m for m, action in actions.items() if hasattr(callback.cls, action) and m in served} - _IGNORED_METHODS
     view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
     if view_class is None:  # a plain function view
         allowed = getattr(callback, "allowed_methods", None) or {"get"}

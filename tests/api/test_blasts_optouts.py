@@ -45,7 +45,8 @@ def test_blast_to_all_and_by_filter(api, org, other_org):
         {"line": line.pk, "body": "x", "audience": {"created_since": (timezone.now() + timedelta(days=1)).isoformat()}},
         format="json",
     )
-    assert since.status_code == 201 and since.json()["recipient_count"] == 0
+    # an audience that matches nobody is refused at create (issue 14.8), naming the field
+    assert since.status_code == 400 and "audience" in since.json()["error"]["fields"]
 
 
 def test_blast_bad_inputs_name_the_field(api, org):

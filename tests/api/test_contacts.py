@@ -41,11 +41,27 @@ def test_invalid_phone_filter_is_400_naming_the_parameter(api):
     assert "phone_number" in error_of(response)["fields"]
 
 
-def test_duplicate_number_is_400(api, org):
-    factories.ContactFactory(organization=org, phone_number="+17372004321")
-    response = api.post("/api/v1/contacts", {"phone_number": "737-200-4321"}, format="json")
-    assert response.status_code == 400
-    assert "already exists" in error_of(response)["fields"]["phone_number"][0]
+def _duplicate_of(response) -> int:
+    """The 409 `duplicate` body: the API's error shape plus the existing contact's id."""
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "fields", "existing_id"}
+    assert error["code"] == "duplicate"
+    assert "already exists" in error["fields"]["phone_number"][0]
+    return error["existing_id"]
+
+
+def test_duplicate_number_is_409_with_the_existing_contacts_id(api, org, other_org):
+    # given: the same number in another organization too (its id must never be the one answered)
+    factories.ContactFactory(organization=other_org, phone_number="+17372004321")
+    existing = factories.ContactFactory(organization=org, phone_number="+17372004321")
+    # when
+    response = api.post("/api/v1/contacts", {"phone_number": "737-200-4321", "first_name": "New"}, format="json")
+    # then: the existing one's id, and nothing created or changed
+    assert _duplicate_of(response) == existing.pk
+    assert Contact.objects.filter(organization=org).count() == 1
+    existing.refresh_from_db()
+    assert existing.first_name != "New"
 
 
 def test_same_number_in_another_org_is_fine(api, other_org):
@@ -151,11 +167,10 @@ def test_full_size_import_is_one_insert(api, org, django_assert_num_queries):
     assert Contact.objects.filter(organization=org).count() == IMPORT_MAX_ROWS
 
 
-def test_update_to_an_existing_number_is_400(api, org):
-    factories.ContactFactory(organization=org, phone_number="+17372004321")
+def test_update_to_an_existing_number_is_409_with_its_id(api, org):
+    existing = factories.ContactFactory(organization=org, phone_number="+17372004321")
     other = factories.ContactFactory(organization=org)
     response = api.patch(f"/api/v1/contacts/{other.pk}", {"phone_number": "737 200 4321"}, format="json")
-    assert response.status_code == 400
-    assert "phone_number" in error_of(response)["fields"]
+    assert _duplicate_of(response) == existing.pk
     other.refresh_from_db()
     assert other.phone_number != "+17372004321"

@@ -43,7 +43,7 @@ def objects(org):
 
 
 # Actions that take no body (request=None in the schema) never read it: a nested one cannot hurt them.
-BODYLESS = {"blast-launch", "blast-cancel", "blast-preview", "conversation-close"}
+BODYLESS = {"blast-launch", "blast-cancel", "blast-preview", "conversation-reopen", "conversation-close"}
 
 
 def _write_routes():

@@ -76,6 +76,10 @@ FOREIGN_OBJECT = [
     ("get", "/api/v1/conversations/{conversation}", None),
     ("get", "/api/v1/conversations/{conversation}/messages", None),
     ("post", "/api/v1/conversations/{conversation}/close", None),
+    ("post", "/api/v1/conversations/{conversation}/reopen", None),
+    ("post", "/api/v1/conversations/{conversation}/assign", {"assignee": None}),
+    ("patch", "/api/v1/blasts/{blast}", {"body": "hijacked"}),
+    ("delete", "/api/v1/blasts/{blast}", None),
     ("get", "/api/v1/opt-outs/{opt_out}", None),
     ("delete", "/api/v1/opt-outs/{opt_out}", None),
     ("get", "/api/v1/blasts/{blast}", None),
@@ -111,6 +115,9 @@ FOREIGN_ID_IN_INPUT = [
     ),
     ("get", "/api/v1/conversations?line={line}", None, "line"),
     ("get", "/api/v1/conversations?assignee={user}", None, "assignee"),
+    ("post", "/api/v1/conversations/{my_conversation}/assign", {"assignee": "{user}"}, "assignee"),
+    ("patch", "/api/v1/blasts/{my_blast}", {"line": "{line}"}, "line"),
+    ("patch", "/api/v1/blasts/{my_blast}", {"audience": {"contact_ids": ["{contact}"]}}, "audience.contact_ids"),
     ("post", "/api/v1/messages", {"line": "{line}", "to": "+17372001111", "body": "Hi"}, "line"),
     ("post", "/api/v1/links", {"target_url": "https://example.com/", "blast_id": "{blast}"}, "blast_id"),
     ("post", "/api/v1/links", {"target_url": "https://example.com/", "contact_id": "{contact}"}, "contact_id"),
@@ -153,6 +160,8 @@ CREATES = [
 def _ids(mine: Tenant, theirs: Tenant) -> dict:
     ids = {name: getattr(value, "pk", None) for name, value in vars(theirs).items()}
     ids["my_line"] = mine.line.pk
+    ids["my_conversation"] = mine.conversation.pk
+    ids["my_blast"] = mine.blast.pk
     ids["their_contact_phone"] = theirs.contact.phone_number
     ids["their_opt_out_phone"] = theirs.opt_out.phone_number
     return ids
@@ -275,7 +284,7 @@ def _covered() -> set[tuple[str, str]]:
 
     covered = set()
     samples = {name: 1 for name in Tenant.__dataclass_fields__}
-    samples.update(my_line=1, their_contact_phone="x", their_opt_out_phone="x")
+    samples.update(my_line=1, my_conversation=1, my_blast=1, their_contact_phone="x", their_opt_out_phone="x")
     for method, path, *_ in FOREIGN_OBJECT + FOREIGN_ID_IN_INPUT:
         covered.add((resolve(path.format(**samples).split("?")[0]).url_name, method))
     for path, _ in LISTS:
