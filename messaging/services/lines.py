@@ -10,12 +10,16 @@ reserve its number (the uniqueness constraint covers lines with an account only)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 
 from carriers.base import PermanentCarrierError, TransientCarrierError
 from carriers.registry import adapter_for
 
 from ..models import Line
+
+HELD, NOT_HELD, OTHER_PLAN, UNVERIFIABLE = "held", "not_held", "other_plan", "unverifiable"
 
 
 class LineNumberUnverifiable(Exception):
@@ -62,3 +66,40 @@ def line_number_check(*, organization_id: int, carrier_account, phone_number: st
         # Only the organization whose carrier account holds the number gets this far: telling it that a stale
         # line holds its number reveals nothing it does not own, and names no one.
         raise ValidationError({"phone_number": ["This number is still active on a line you cannot see: ask support."]})
+
+
+@dataclass(frozen=True, slots=True)
+class LineNumberVerdict:
+    line_id: int
+    organization_id: int
+    phone_number: str
+    verdict: str  # HELD, NOT_HELD, OTHER_PLAN or UNVERIFIABLE
+    archived: bool = False
+
+
+def lines_verify_numbers(*, archive: bool = False) -> list[LineNumberVerdict]:
+    """Asks each live line's carrier whether its account holds the line's number — for lines that went live
+    before the check above existed (`manage.py lines_check_numbers`). With `archive`, a line whose carrier
+    says no (not held, or on another service plan) is archived, which frees the number for its holder; a line
+    whose carrier cannot be asked now is left alone. One carrier call per line, sequentially."""
+    verdicts: list[LineNumberVerdict] = []
+    lines = Line.objects.filter(is_active=True, carrier_account__isnull=False).select_related("carrier_account")
+    for line in lines.order_by("id").iterator(chunk_size=500):
+        adapter = adapter_for(line.carrier_account)
+        try:
+            held = adapter.active_number(line.phone_number)
+        except (TransientCarrierError, PermanentCarrierError):
+            verdict = UNVERIFIABLE
+        else:
+            plan = getattr(adapter, "service_plan_id", "")
+            if held is None:
+                verdict = NOT_HELD
+            elif held.service_plan_id and plan and held.service_plan_id != plan:
+                verdict = OTHER_PLAN
+            else:
+                verdict = HELD
+        archived = False
+        if archive and verdict in (NOT_HELD, OTHER_PLAN):
+            archived = Line.objects.filter(pk=line.pk, is_active=True).update(is_active=False) == 1
+        verdicts.append(LineNumberVerdict(line.pk, line.organization_id, line.phone_number, verdict, archived))
+    return verdicts
