@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
 from django import forms
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from . import breaker
 from .health import webhook_refusals
 from .models import SECRET_CONFIG_KEYS, CarrierAccount, WebhookEvent, WebhookState, mask_config
 from .selectors import webhook_health
@@ -78,13 +80,21 @@ class CarrierAccountAdmin(admin.ModelAdmin):
         "masked_config_display",
         "is_active",
         "webhooks_refused",
+        "send_breaker",
         "updated_at",
     ]
     list_filter = ["provider", "is_active"]
     search_fields = ["name", "organization__name"]
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
-    readonly_fields = ["masked_config_display", "webhook_urls", "webhook_health_display", "created_at", "updated_at"]
+    readonly_fields = [
+        "masked_config_display",
+        "webhook_urls",
+        "webhook_health_display",
+        "send_breaker",
+        "created_at",
+        "updated_at",
+    ]
     fields = [
         "organization",
         "name",
@@ -97,6 +107,7 @@ class CarrierAccountAdmin(admin.ModelAdmin):
         "backfill_rate",
         "report_delay_seconds",
         "is_active",
+        "send_breaker",
         "webhook_urls",
         "webhook_health_display",
         "created_at",
@@ -114,6 +125,21 @@ class CarrierAccountAdmin(admin.ModelAdmin):
         if not obj.pk:
             return "-"
         return format_html("{}<br>{}", obj.callback_url, obj.inbound_url)
+
+    @admin.display(description="Sends (circuit breaker)")
+    def send_breaker(self, obj: CarrierAccount) -> str:
+        """The carrier as the send pipeline sees it (carriers/breaker.py): open = its lines' sends pause."""
+        if not obj.pk:
+            return "-"
+        fields = breaker.state(account_id=obj.pk)
+        state = fields.get("state", breaker.CLOSED)
+        opened = int(fields.get("opened") or 0)
+        if state == breaker.CLOSED:
+            return f"closed (opened {opened}× recently)" if opened else "closed"
+        if state == breaker.OPEN:
+            wait = max(0.0, float(fields.get("open_until") or 0) - time.time())
+            return f"OPEN: sends paused, next probe in {wait:.0f} s"
+        return "HALF-OPEN: probing the carrier"
 
     @admin.display(description="Webhooks refused (1 h / 24 h)")
     def webhooks_refused(self, obj: CarrierAccount) -> str:

@@ -115,3 +115,21 @@ def test_another_process_sees_the_same_breaker(fast_breaker, settings):
     # then: it was told to wait, and its success closed the breaker for this process too
     assert out[0] == breaker.WAIT and 40 <= int(out[1]) <= 72
     assert breaker.check(account_id=ACCOUNT).action == breaker.GO
+
+
+def test_the_admin_shows_an_accounts_breaker(fast_breaker, admin_client):
+    from django.urls import reverse
+
+    from tests import factories
+
+    account = factories.CarrierAccountFactory()
+    change = reverse("admin:carriers_carrieraccount_change", args=[account.pk])
+    assert "closed" in admin_client.get(change).content.decode()
+    for _ in range(3):
+        breaker.record_failure(account_id=account.pk)
+    fast_breaker.CARRIER_BREAKER_OPEN_SECONDS = 60
+    assert (
+        "OPEN: sends paused" in admin_client.get(reverse("admin:carriers_carrieraccount_changelist")).content.decode()
+    )
+    assert "OPEN: sends paused" in admin_client.get(change).content.decode()
+    breaker.reset(account_id=account.pk)
