@@ -55,14 +55,25 @@ def _pump(name: str, proc: subprocess.Popen) -> None:
         sys.stdout.flush()
 
 
+def dev_env(environ: dict[str, str], *, port: int, sandbox_port: int) -> dict[str, str]:
+    """The environment of `make run`'s processes: `environ` with the local defaults filled in.
+
+    The web app answers on 127.0.0.1 and localhost; short links get a host of their own, prly.localhost
+    (every name under .localhost resolves to loopback, RFC 6761). Short-link hosts are claimed before
+    any other middleware (shortener/middleware.py), so the short domain must never be the app's own host:
+    it once was localhost:8000, and http://localhost:8000/login/ answered "Link not found"."""
+    env = dict(environ)
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("SANDBOX_CARRIER_URL", f"http://127.0.0.1:{sandbox_port}")
+    env.setdefault("SHORT_LINK_DOMAIN", f"prly.localhost:{port}")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
     sandbox_port = int(os.environ.get("SANDBOX_PORT", "8090"))
-    env = dict(os.environ)
-    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
-    env.setdefault("SANDBOX_CARRIER_URL", f"http://127.0.0.1:{sandbox_port}")
-    env.setdefault("SHORT_LINK_DOMAIN", f"localhost:{port}")
-    env["PYTHONUNBUFFERED"] = "1"
+    env = dev_env(dict(os.environ), port=port, sandbox_port=sandbox_port)
     subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True)
     env = sandbox_inbound_env(env)
 
@@ -79,7 +90,10 @@ def main() -> int:
         )
         threading.Thread(target=_pump, args=(name, procs[name]), daemon=True).start()
 
-    print(f"\nParley is up: http://127.0.0.1:{port}/  (admin: /admin/, API docs: /api/docs/). Ctrl-C stops it.")
+    print(
+        f"\nParley is up: http://127.0.0.1:{port}/  (inbox: /inbox/, admin: /admin/, API docs: /api/docs/)."
+        f"\nShort links are served on their own host: http://{env['SHORT_LINK_DOMAIN']}/<code>. Ctrl-C stops it."
+    )
     print(
         "Play the customer's phone (docs/carriers.md): curl -X POST http://127.0.0.1:"
         f'{sandbox_port}/_sandbox/inbound -d \'{{"from": "+15125550123", "to": "+15127000100", "body": "HELP"}}\'\n'

@@ -70,3 +70,37 @@ def test_a_text_posted_to_the_sandbox_reaches_parley(celery_worker_proc):  # noq
 def test_an_inbound_url_given_by_hand_is_kept():
     env = {"SANDBOX_INBOUND_URL": "http://example.test/hook"}
     assert sandbox_inbound_env(env) == env
+
+
+def test_make_run_serves_the_app_on_its_printed_url_and_short_links_on_their_own_host():
+    # given: the environment `make run` gives its processes (on a free port), and a short link
+    from config.devserver import dev_env
+    from shortener.models import Link
+    from tests import factories
+    from tests.worker import free_port
+
+    port = free_port()
+    env = dev_env({}, port=port, sandbox_port=free_port())
+    link = Link.objects.create(
+        organization=factories.OrganizationFactory(), code="DevRun1x", target_url="https://example.com/dev"
+    )
+    with served_web(
+        port=port, PUBLIC_BASE_URL=env["PUBLIC_BASE_URL"], SHORT_LINK_DOMAIN=env["SHORT_LINK_DOMAIN"]
+    ) as base_url:
+        # when: the newcomer's first clicks, on both loopback names, and a short link on its host
+        printed = requests.get(f"{base_url}/login/", timeout=10)
+        by_name = requests.get(f"http://localhost:{port}/login/", timeout=10)
+        short = requests.get(
+            f"{base_url}/{link.code}",
+            headers={"Host": env["SHORT_LINK_DOMAIN"]},
+            allow_redirects=False,
+            timeout=10,
+        )
+        stranger = requests.get(f"{base_url}/login/", headers={"Host": "evil.example"}, timeout=10)
+    # then: the web app answers on its URL, the short link redirects, an unknown host is still refused
+    assert base_url == env["PUBLIC_BASE_URL"]
+    assert printed.status_code == 200 and b"<form" in printed.content
+    assert by_name.status_code == 200 and b"<form" in by_name.content
+    assert env["SHORT_LINK_DOMAIN"] == f"prly.localhost:{port}"
+    assert short.status_code == 302 and short.headers["Location"] == "https://example.com/dev"
+    assert stranger.status_code == 400

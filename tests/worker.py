@@ -292,12 +292,13 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def served_web(app: str = "config.wsgi:application", **env_extra: str) -> Iterator[str]:
+def served_web(app: str = "config.wsgi:application", port: int | None = None, **env_extra: str) -> Iterator[str]:
     """The web server (config/webserver.py: Granian) serving `app` against the test database, 1 worker of
-    2 threads; yields its base URL. The test must be transactional (the server is another process)."""
+    2 threads, on `port` (a free one by default); yields its base URL. The test must be transactional (the
+    server is another process)."""
     from config.webserver import web_command
 
-    port = free_port()
+    port = port or free_port()
     env = dict(
         os.environ,
         DATABASE_URL=_test_database_url(),
