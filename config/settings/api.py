@@ -26,6 +26,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Business texting: lines, contacts, conversations, blasts, opt-outs and short links.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the app's own static files (drf-spectacular-sidecar), not a CDN: offline-proof.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # /api/schema/ and /api/docs/: open unless API_DOCS_REQUIRE_LOGIN (checked per request, config/urls.py).
     "SERVE_PERMISSIONS": ["organizations.auth.ApiDocsAccess"],
     "COMPONENT_SPLIT_REQUEST": True,
