@@ -420,14 +420,14 @@ _UNPLACED_SQL = f"""
         WHEN cv.id IS NOT NULL THEN 'rehome'
         ELSE 'unresolved_contact' END,
         ct.phone_number
-    FROM unnest(%s::bigint[]) AS u(v1_id) JOIN mig_msgs t ON t.v1_id = u.v1_id
+    FROM unnest(%s::bigint[], %s::int[], %s::int[]) AS t(v1_id, v1_conv, v1_line)
     LEFT JOIN {IDMAP_TABLE} cm ON t.v1_conv IS NOT NULL AND cm.v1_table = 'Conversations' AND cm.v1_id = t.v1_conv
     LEFT JOIN messaging_conversation cv ON cv.id = cm.v2_id
     LEFT JOIN messaging_contact ct ON ct.id = cv.contact_id
     LEFT JOIN messaging_line l ON l.v1_id = t.v1_line
 """
-# (A join with the unnested ids, not `t.v1_id = ANY(array)`: that scans the array for each of the
-# batch's rows — measured 34 s over 1M messages with ~1% unplaced.)
+# (The unplaced rows come in as arrays: the temp table has neither index nor statistics, and
+# finding ~1% of its rows there by id cost 29-34 s over 1M messages.)
 
 
 def _unplaced(
@@ -437,7 +437,7 @@ def _unplaced(
     line of its conversation's account is migrated on that line (its conversation there with the
     same contact, created closed if missing) — v1 sent it from that line; every other unplaced row
     is quarantined with its reason. Returns (re-homed rows written, ids newly quarantined)."""
-    cur.execute(_UNPLACED_SQL, [[r[0] for r in rows]])
+    cur.execute(_UNPLACED_SQL, [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
     verdicts = cur.fetchall()
     rehome = {v1_id: phone for v1_id, reason, phone in verdicts if reason == "rehome"}
     written: list[tuple] = []
@@ -595,12 +595,14 @@ class _Reader(threading.Thread):
 
 def _write_one(ctx: Context, parts, item) -> int:
     """One batch in one transaction: quarantine, write, and (inline mode) the checkpoint. Returns hi id."""
-    rows, media, out, bad, hi, n_ids, pre_done, pre_held, notes = item
+    rows, all_media, out, bad, hi, n_ids, pre_done, pre_held, notes = item
     started = time.perf_counter()
     placed: set[int] = set()
     quarantined: set[int] = set()
+    media, bad_media = _clean_media(all_media)
     if rows or not ctx.parallel:
         with transaction.atomic(), connection.cursor() as cur:
+            ctx.quarantine("MessageMedia", bad_media)
             if ctx.bulk_load:
                 # A crash loses at most the last unflushed commits: the checkpoint is in the same
                 # transaction, so the rerun re-reads exactly those batches.
@@ -624,7 +626,7 @@ def _write_one(ctx: Context, parts, item) -> int:
         stats.skipped += pre_done + pre_held
         stats.bump("already_quarantined", pre_held)
         mstats = ctx.table("MessageMedia")
-        mstats.read += len(media)
+        mstats.read += len(all_media)  # the bad ones were counted by ctx.quarantine
         mstats.quarantined += media_quarantined
         # Not QuarantinedRow rows of their own: they are inside their message's row.
         mstats.bump("kept_in_quarantined_message_row", media_quarantined)
@@ -775,6 +777,32 @@ def migrate_messages(ctx: Context) -> None:
     if ctx.scope.kind == "all":
         _quarantine_orphan_media(ctx)
     stats.seconds += time.perf_counter() - started
+
+
+_MEDIA_COLUMNS_V1 = ["MessageId", "MessageMediaId", "Url", "ContentType"]
+
+
+def _clean_media(media: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """Media rows v2 can hold (texts decoded when v1 types them bytea), and the others as quarantine
+    items: a NULL Url (`missing_value`), NUL or non-UTF-8 text. The message itself still migrates."""
+    if not media:
+        return media, []
+    good: list[tuple] = []
+    bad: list[tuple] = []
+    for row in media:
+        mid, media_id, url, ctype = row
+        if isinstance(url, str) and (ctype is None or isinstance(ctype, str)) and "\x00" not in url:
+            good.append(row)
+            continue
+        url, problem = clean_text(url)
+        ctype, ctype_problem = clean_text(ctype)
+        problem = problem or ctype_problem or (None if url is not None else "missing_value")
+        if problem:
+            detail = "Url is NULL" if problem == "missing_value" else ""
+            bad.append((media_id, problem, detail, row_json(_MEDIA_COLUMNS_V1, row)))
+        else:
+            good.append((mid, media_id, url, ctype))
+    return good, bad
 
 
 def _with_media(bad: list[tuple], media: list[tuple]) -> list[tuple]:

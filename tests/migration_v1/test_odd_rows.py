@@ -56,6 +56,8 @@ ODD_SQL = (
         (904, 1, '5124019105', convert_to('Null', 'UTF8'), 'Optout', NULL, NULL, NULL, '2020-01-01')""",
     f"""INSERT INTO "Conversations" VALUES (900, {CONV1_LINE}, 1, NULL, 4242, NULL, false, '2020-01-01')""",
     """INSERT INTO "Blasts" VALUES (900, 1, 1, 'Draft', NULL, 4242, '2020-01-01', NULL)""",
+    """INSERT INTO "MessageMedia" VALUES (90001, 10005, NULL, 'image/png'),
+        (90002, 10005, 'https://media.v1.example/ok.png', NULL)""",
     _msg(10001, "1", SAME_ACCOUNT_OTHER_LINE),
     _msg(10002, "1", OTHER_ACCOUNT_LINE),
     _msg(10003, "1", "4242"),
@@ -121,6 +123,9 @@ def test_odd_rows_are_quarantined_references_checked_and_decisions_named(other_v
     assert decisions["Messages: null_line_id_placed_on_conversation_line"]["ids"] == [10004]
     dropped = Message.objects.get(v1_id=10005)
     assert dropped.blast_id is None and dropped.sent_by_id is None
+    # a media row without a Url is quarantined on its own; the message keeps its other media
+    assert _reason("MessageMedia", 90001) == ("missing_value", "Url is NULL")
+    assert dropped.media == [{"url": "https://media.v1.example/ok.png", "content_type": None}]
     assert decisions["Messages: unknown_or_foreign_blast_dropped"]["ids"] == [10005, 10009]
     assert 10005 in decisions["Messages: unknown_sender_dropped"]["ids"]
     assert decisions["Messages: phone_extension_dropped"]["ids"] == [10008]
