@@ -33,6 +33,7 @@ from django.db import connection, transaction  # noqa: E402
 from integrations.models import NiceConnection, RingCentralConnection  # noqa: E402
 from integrations.processors import integrations_dispatch  # noqa: E402
 from messaging.models import Contact, Conversation, Line  # noqa: E402
+from messaging.status import MessageStatus  # noqa: E402
 from organizations.models import Organization  # noqa: E402
 from postprocessing.registry import EventRow  # noqa: E402
 
@@ -76,10 +77,10 @@ def seed(background: int) -> tuple[int, int, dict[str, list[int]]]:
                 INSERT INTO messaging_message (organization_id, line_id, conversation_id, contact_id, direction, body,
                     rendered_body, media, status, segments, encoding, carrier_batch_id, carrier_recipient,
                     carrier_status, error_code, error_reason, send_attempts, send_batch_ref, created_at)
-                SELECT %s, %s, %s, %s, 'in', 'hello', '', '[]', 'received', 1, '', '', '', '', '', '', 0, '', now()
+                SELECT %s, %s, %s, %s, 'in', 'hello', '', '[]', %s, 1, '', '', '', '', '', '', 0, '', now()
                 FROM generate_series(1, %s) RETURNING id
                 """,
-                [org_id, line.pk, conv.pk, contact.pk, per],
+                [org_id, line.pk, conv.pk, contact.pk, MessageStatus.RECEIVED, per],
             )
             ids[kind] = [r[0] for r in cursor.fetchall()]
     with connection.cursor() as cursor:

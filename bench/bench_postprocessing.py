@@ -47,6 +47,9 @@ django.setup()
 
 from django.db import connection, connections, transaction  # noqa: E402
 
+from messaging.models import BlastStatus  # noqa: E402
+from messaging.status import MessageStatus  # noqa: E402
+
 CELERY = str(Path(sys.executable).with_name("celery"))
 CHUNK = 1000  # status updates per call, as the send step and webhook batches do
 
@@ -328,12 +331,12 @@ def seed(messages: int) -> dict:
                 send_batch_ref, client_reference)
             SELECT %s, %s, cv.id, ct.id, %s, 'out', 'Hi {first_name}, sale: {link}',
                    'Hi ' || ct.first_name || ', sale: http://' || %s || '/b' || substr(md5(ct.id::text), 1, 7),
-                   '[]', 'queued', 1, 'GSM-7', '', ct.phone_number, '', '', '', 0, clock_timestamp(), '',
+                   '[]', %s, 1, 'GSM-7', '', ct.phone_number, '', '', '', 0, clock_timestamp(), '',
                    'bench:' || %s || ':' || ct.id
             FROM messaging_contact ct JOIN messaging_conversation cv ON cv.contact_id = ct.id AND cv.line_id = %s
             WHERE ct.organization_id = %s ORDER BY ct.id
             """,
-            [org.id, line.id, blast.id, _short_domain(), tag, line.id, org.id],
+            [org.id, line.id, blast.id, _short_domain(), MessageStatus.QUEUED, tag, line.id, org.id],
         )
         c.execute("SELECT id FROM messaging_message WHERE blast_id = %s ORDER BY id", [blast.id])
         ids = [r[0] for r in c.fetchall()]
@@ -407,9 +410,9 @@ def reset_for_rerun(data: dict, first_event: int) -> None:
             [data["organization_id"]],
         )
         c.execute(
-            "UPDATE messaging_blast SET status = 'sending', completed_at = NULL, sent_count = 0,"
+            "UPDATE messaging_blast SET status = %s, completed_at = NULL, sent_count = 0,"
             " delivered_count = 0, failed_count = 0, undelivered_count = 0 WHERE id = %s",
-            [data["blast_id"]],
+            [BlastStatus.SENDING, data["blast_id"]],
         )
         c.execute("DELETE FROM postprocessing_numberflag WHERE organization_id = %s", [data["organization_id"]])
         c.execute("DELETE FROM postprocessing_blastrecount WHERE blast_id = %s", [data["blast_id"]])

@@ -62,6 +62,7 @@ from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from messaging.models import Message, OptOut  # noqa: E402
+from messaging.status import MessageStatus as S  # noqa: E402
 from organizations.services import api_key_create  # noqa: E402
 
 BLAST_BODY = "Hi {first_name}, the {city} store opens at 9 tomorrow. Reply STOP to opt out."
@@ -73,9 +74,9 @@ def _counts(blast_id: int, account_id: int) -> tuple[int, int, int, int]:
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT count(*), count(*) FILTER (WHERE carrier_batch_id <> ''),
-                      count(*) FILTER (WHERE status IN ('delivered', 'undelivered', 'failed'))
+                      count(*) FILTER (WHERE status = ANY(%s::text[]))
                FROM messaging_message WHERE blast_id = %s""",
-            [blast_id],
+            [[S.DELIVERED, S.UNDELIVERED, S.FAILED], blast_id],
         )
         created, accepted, final = cursor.fetchone()
         cursor.execute("SELECT count(*) FROM carriers_webhookevent WHERE account_id = %s", [account_id])

@@ -49,6 +49,7 @@ from carriers.models import CarrierAccount, WebhookEvent  # noqa: E402
 from carriers.registry import adapter_for  # noqa: E402
 from carriers.services import APPLY_DEBOUNCE_KEY, webhook_process  # noqa: E402
 from messaging.models import Contact, Conversation, Direction, Line, Message  # noqa: E402
+from messaging.status import MessageStatus  # noqa: E402
 from organizations.models import Organization  # noqa: E402
 
 BENCH_ORG = "bench-carriers-webhooks"
@@ -140,9 +141,9 @@ def reset(org_id: int, account_id: int) -> None:
             [org_id],
         )
         cursor.execute(
-            "UPDATE messaging_message SET status = 'sent', delivered_at = NULL, carrier_status = '' "
+            "UPDATE messaging_message SET status = %s, delivered_at = NULL, carrier_status = '' "
             "WHERE organization_id = %s AND direction = 'out' AND carrier_batch_id LIKE 'BENCH%%'",
-            [org_id],
+            [MessageStatus.SENT, org_id],
         )
         cursor.execute(
             "DELETE FROM messaging_message WHERE organization_id = %s AND carrier_batch_id NOT LIKE 'BENCH%%'", [org_id]
@@ -228,9 +229,8 @@ def top_up(account_id: int, pairs: list[tuple[str, str]], target: int) -> int:
 def measure_apply(account_id: int, org_id: int) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE messaging_message SET status = 'sent' WHERE organization_id = %s "
-            "AND carrier_batch_id LIKE 'BENCH%%'",
-            [org_id],
+            "UPDATE messaging_message SET status = %s WHERE organization_id = %s AND carrier_batch_id LIKE 'BENCH%%'",
+            [MessageStatus.SENT, org_id],
         )
     events = pending_count(account_id)
     started = time.perf_counter()

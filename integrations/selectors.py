@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import connection
 
+from messaging.status import S, sql_literals
 from organizations.models import Role
 
 from .models import NiceConnection, RingCentralConnection
@@ -51,7 +52,7 @@ FROM messaging_message m
 {_RC_JOINS}
 WHERE m.id = ANY(%s::bigint[])
   AND {_RC_CONNECTION} IS NOT NULL
-  AND m.status NOT IN ('blocked', 'canceled')
+  AND m.status NOT IN ({sql_literals(S.BLOCKED, S.CANCELED)})
   AND NOT EXISTS (SELECT 1 FROM integrations_forwardedmessage f WHERE f.message_id = m.id AND f.partner = 'ringcentral')
   AND NOT (m.direction = 'out' AND EXISTS (
       SELECT 1 FROM organizations_membership mb

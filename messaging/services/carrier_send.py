@@ -25,6 +25,7 @@ from carriers.base import CarrierError, OutboundBatch, PermanentCarrierError
 from .. import cache, ratelimit
 from ..counters import sends_count
 from ..status import MessageStatus as S
+from ..status import sql_literals
 from .claims import (
     Claimed,
     messages_claim_for_send,
@@ -242,16 +243,17 @@ def messages_touch_prepared(*, message_ids: list[int]) -> None:
     """A paced remainder is re-enqueued: mark it fresh so the stale-prepared sweep leaves it alone."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[]) AND status = 'prepared'",
+            "UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[])"
+            f" AND status = {sql_literals(S.PREPARED)}",
             [list(message_ids)],
         )
 
 
 # ---------------------------------------------------------------------------------------------- recovery
-_STUCK_SQL = """
+_STUCK_SQL = f"""
 SELECT send_batch_ref, line_id, array_agg(id ORDER BY id)
 FROM messaging_message
-WHERE status = 'sending' AND sending_at < %s AND carrier_batch_id = ''
+WHERE status = {sql_literals(S.SENDING)} AND sending_at < %s AND carrier_batch_id = ''
 GROUP BY send_batch_ref, line_id
 LIMIT 200
 """
@@ -262,10 +264,10 @@ WHERE send_batch_ref = %s AND status = %s AND carrier_batch_id = '' AND sending_
 ORDER BY id FOR UPDATE SKIP LOCKED
 """
 
-_STALE_PREPARED_SQL = """
+_STALE_PREPARED_SQL = f"""
 UPDATE messaging_message SET prepared_at = now()
 WHERE id IN (
-    SELECT id FROM messaging_message WHERE status = 'prepared' AND prepared_at < %s
+    SELECT id FROM messaging_message WHERE status = {sql_literals(S.PREPARED)} AND prepared_at < %s
     ORDER BY id LIMIT 20000 FOR UPDATE SKIP LOCKED
 )
 RETURNING id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
@@ -273,11 +275,12 @@ RETURNING id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier
 
 # Queued outbound conversation messages (blast messages are inserted prepared): prepared_at, empty until
 # the prepare step, holds the last re-kick, so a message is woken once per QUEUED_STALE, not every pass.
-_STALE_QUEUED_SQL = """
+_STALE_QUEUED_SQL = f"""
 UPDATE messaging_message SET prepared_at = now()
 WHERE id IN (
     SELECT id FROM messaging_message
-    WHERE status = 'queued' AND direction = 'out' AND blast_id IS NULL AND COALESCE(prepared_at, created_at) < %s
+    WHERE status = {sql_literals(S.QUEUED)} AND direction = 'out' AND blast_id IS NULL
+      AND COALESCE(prepared_at, created_at) < %s
     ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED
 )
 RETURNING id
@@ -342,8 +345,8 @@ def sends_recover(
         rows = cursor.fetchall()
         if released:
             cursor.execute(
-                """SELECT id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
-                   FROM messaging_message WHERE id = ANY(%s::bigint[]) AND status = 'prepared'""",
+                f"""SELECT id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
+                   FROM messaging_message WHERE id = ANY(%s::bigint[]) AND status = {sql_literals(S.PREPARED)}""",
                 [released],
             )
             seen = {r[0] for r in rows}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from ..status import MessageStatus as S
-from ..status import sources_for
+from ..status import sources_for, sql_literals
 from . import sql
 
 
@@ -98,8 +98,8 @@ def messages_extend_lease(*, batch_ref: str, seconds: float) -> int:
     the reference over while its owner is merely backing off. Returns the rows still held."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """UPDATE messaging_message SET sending_at = now() + make_interval(secs => %s)
-               WHERE send_batch_ref = %s AND status = 'sending' AND carrier_batch_id = ''""",
+            f"""UPDATE messaging_message SET sending_at = now() + make_interval(secs => %s)
+               WHERE send_batch_ref = %s AND status = {sql_literals(S.SENDING)} AND carrier_batch_id = ''""",
             [float(seconds), batch_ref],
         )
         return cursor.rowcount
@@ -109,6 +109,7 @@ def messages_set_batch_ref(*, message_ids: list[int], batch_ref: str) -> None:
     """Give part of a claim its own reference (a claim that splits into several carrier calls)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE messaging_message SET send_batch_ref = %s WHERE id = ANY(%s::bigint[]) AND status = 'sending'",
+            "UPDATE messaging_message SET send_batch_ref = %s WHERE id = ANY(%s::bigint[])"
+            f" AND status = {sql_literals(S.SENDING)}",
             [batch_ref, list(message_ids)],
         )

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from .. import cache, segments
 from ..status import MessageStatus as S
+from ..status import sql_literals
 from . import sql
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from .templates import MAX_PARAM_VALUE, URL_RE, carrier_template, contact_fields, fill, render
@@ -339,10 +340,10 @@ def blast_recount_opted_out(*, blast_id: int) -> None:
     """Blast.opted_out_count from its blocked messages: exact and idempotent (a redelivered chunk adds nothing)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             UPDATE messaging_blast SET opted_out_count = (
                 SELECT count(*) FROM messaging_message
-                WHERE blast_id = %s AND status = 'blocked' AND error_code = %s
+                WHERE blast_id = %s AND status = {sql_literals(S.BLOCKED)} AND error_code = %s
             ) WHERE id = %s
             """,
             [blast_id, OPTED_OUT_CODE, blast_id],
@@ -376,21 +377,21 @@ def zone_of(phone: str) -> str | None:
 
 
 # ------------------------------------------------------------------------- single messages (conversations)
-_QUEUED_SQL = """
+_QUEUED_SQL = f"""
 SELECT m.id, m.organization_id, m.line_id, m.blast_id, m.body, m.send_at, c.phone_number, (o.id IS NOT NULL)
 FROM messaging_message m
 JOIN messaging_contact c ON c.id = m.contact_id
 LEFT JOIN messaging_optout o ON o.organization_id = m.organization_id AND o.phone_number = c.phone_number
-WHERE m.id = ANY(%b::bigint[]) AND m.status = 'queued' AND m.direction = 'out'
+WHERE m.id = ANY(%b::bigint[]) AND m.status = {sql_literals(S.QUEUED)} AND m.direction = 'out'
 ORDER BY m.id
 """
 
-_FIELDS_SQL = """
+_FIELDS_SQL = f"""
 UPDATE messaging_message m SET rendered_body = t.rendered_body, segments = t.segments, encoding = t.encoding,
        carrier_recipient = t.recipient, prepared_at = %s
 FROM unnest(%b::bigint[], %b::text[], %b::smallint[], %b::text[], %b::text[])
      AS t(id, rendered_body, segments, encoding, recipient)
-WHERE m.id = t.id AND m.status = 'queued'
+WHERE m.id = t.id AND m.status = {sql_literals(S.QUEUED)}
 """
 
 
@@ -446,9 +447,9 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
 
 
 # ------------------------------------------------------------------------------------------ release due
-_DUE_SQL = """
+_DUE_SQL = f"""
 SELECT id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
-FROM messaging_message WHERE status = 'scheduled' AND send_at <= %s ORDER BY id LIMIT %s
+FROM messaging_message WHERE status = {sql_literals(S.SCHEDULED)} AND send_at <= %s ORDER BY id LIMIT %s
 """
 
 # How many due messages one release pass moves: 20 carrier batches, a few hundred ms of work; the

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from postprocessing.events import STATUS_EVENTS
 
-from ..status import TRANSITIONS, MessageStatus, check_transition
+from ..status import TRANSITIONS, MessageStatus, check_transition, sql_literals
 from .sql import execute as execute_bound
 
 # Allowed "from>to" pairs, the SQL form of the transition table.
@@ -50,7 +50,10 @@ class StatusUpdate:
     carrier_batch_id: str = ""
 
 
-_EVENT_CASE = " ".join(f"WHEN '{status}' THEN '{event}'" for status, event in STATUS_EVENTS.items())
+_S = MessageStatus
+_EVENT_CASE = " ".join(
+    f"WHEN {sql_literals(MessageStatus(status))} THEN {sql_literals(event)}" for status, event in STATUS_EVENTS.items()
+)
 
 _APPLY_SQL = f"""
 WITH v AS (
@@ -61,10 +64,11 @@ WITH v AS (
     UPDATE messaging_message m SET
         status = v.status,
         status_updated_at = v.at,
-        sent_at = CASE WHEN v.status IN ('sent', 'delivered', 'undelivered')
+        sent_at = CASE WHEN v.status IN ({sql_literals(_S.SENT, _S.DELIVERED, _S.UNDELIVERED)})
                        THEN COALESCE(m.sent_at, v.at) ELSE m.sent_at END,
-        delivered_at = CASE WHEN v.status = 'delivered' THEN v.at ELSE m.delivered_at END,
-        failed_at = CASE WHEN v.status IN ('failed', 'undelivered') THEN v.at ELSE m.failed_at END,
+        delivered_at = CASE WHEN v.status = {sql_literals(_S.DELIVERED)} THEN v.at ELSE m.delivered_at END,
+        failed_at = CASE WHEN v.status IN ({sql_literals(_S.FAILED, _S.UNDELIVERED)})
+                         THEN v.at ELSE m.failed_at END,
         carrier_status = CASE WHEN v.carrier_status <> '' THEN v.carrier_status ELSE m.carrier_status END,
         error_code = CASE WHEN v.error_code <> '' THEN v.error_code ELSE m.error_code END,
         error_reason = CASE WHEN v.error_reason <> '' THEN left(v.error_reason, 500) ELSE m.error_reason END,

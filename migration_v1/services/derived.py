@@ -12,6 +12,8 @@ import time
 
 from django.db import connection, transaction
 
+from messaging.status import CARRIER_ACCEPTED, S, sql_literals
+
 from .engine import Context, progress_bar
 
 
@@ -32,13 +34,13 @@ WHERE c.id = s.conversation_id AND (c.last_message_at IS DISTINCT FROM s.at
       OR c.last_message_preview IS DISTINCT FROM left(s.body, 160))
 """
 
-_FALLBACK_BLASTS = """
+_FALLBACK_BLASTS = f"""
 UPDATE messaging_blast b SET sent_count = s.sent, delivered_count = s.delivered, failed_count = s.failed,
     undelivered_count = s.undelivered, delivery_rate = CASE WHEN s.sent > 0 THEN s.delivered::float / s.sent END
-FROM (SELECT blast_id, count(*) FILTER (WHERE status IN ('sent', 'delivered', 'undelivered', 'unknown')) AS sent,
-             count(*) FILTER (WHERE status = 'delivered') AS delivered,
-             count(*) FILTER (WHERE status = 'failed') AS failed,
-             count(*) FILTER (WHERE status = 'undelivered') AS undelivered
+FROM (SELECT blast_id, count(*) FILTER (WHERE status IN ({sql_literals(CARRIER_ACCEPTED)})) AS sent,
+             count(*) FILTER (WHERE status = {sql_literals(S.DELIVERED)}) AS delivered,
+             count(*) FILTER (WHERE status = {sql_literals(S.FAILED)}) AS failed,
+             count(*) FILTER (WHERE status = {sql_literals(S.UNDELIVERED)}) AS undelivered
       FROM messaging_message WHERE organization_id = %s AND blast_id IS NOT NULL GROUP BY blast_id) s
 WHERE b.id = s.blast_id AND (b.sent_count, b.delivered_count, b.failed_count, b.undelivered_count)
       IS DISTINCT FROM (s.sent, s.delivered, s.failed, s.undelivered)

@@ -19,6 +19,7 @@ from django.db import connection, connections, transaction
 
 from messaging.models import Contact, Conversation, Message
 from messaging.phone import try_normalize
+from messaging.status import S, sql_literals
 
 from ..db import V1_ALIAS, dsn_for
 from ..models import V1Message, V1MessageMedia
@@ -215,10 +216,13 @@ def _sql_parts() -> dict[str, tuple[str, str, list]]:
             "(CASE r.v1_status WHEN 0 THEN 'Pending' ELSE 'Queued' END) || ')' ELSE '' END",
             "sent_by_id": "u.id",
             "created_at": "r.created_at",
-            "sent_at": "CASE WHEN r.status IN ('sent', 'delivered', 'undelivered') THEN r.created_at END",
-            "delivered_at": "CASE WHEN r.status = 'delivered' THEN coalesce(r.status_at, r.created_at) END",
-            "failed_at": "CASE WHEN r.status IN ('failed', 'undelivered') THEN coalesce(r.status_at, r.created_at) END",
-            "received_at": "CASE WHEN r.status = 'received' THEN r.created_at END",
+            "sent_at": f"CASE WHEN r.status IN ({sql_literals(S.SENT, S.DELIVERED, S.UNDELIVERED)})"
+            " THEN r.created_at END",
+            "delivered_at": f"CASE WHEN r.status = {sql_literals(S.DELIVERED)}"
+            " THEN coalesce(r.status_at, r.created_at) END",
+            "failed_at": f"CASE WHEN r.status IN ({sql_literals(S.FAILED, S.UNDELIVERED)})"
+            " THEN coalesce(r.status_at, r.created_at) END",
+            "received_at": f"CASE WHEN r.status = {sql_literals(S.RECEIVED)} THEN r.created_at END",
             "status_updated_at": "coalesce(r.status_at, r.created_at)",
             "v1_id": "r.v1_id",
         },

@@ -14,8 +14,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
 from carriers.models import CarrierAccount
-from messaging.models import Blast, Contact, Conversation, Line
+from messaging.models import Blast, BlastStatus, Contact, Conversation, Line
 from messaging.phone import try_normalize
+from messaging.status import sql_literals
 from organizations.models import Membership, Organization
 
 from ..models import V1Account, V1Blast, V1Contact, V1Conversation, V1Line, V1User
@@ -701,7 +702,8 @@ def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
                 "line_id": "l.id",
                 "name": "t.name",
                 "body": "t.body",
-                "status": "CASE WHEN t.sent_at IS NULL THEN 'canceled' ELSE 'completed' END",
+                "status": f"CASE WHEN t.sent_at IS NULL THEN {sql_literals(BlastStatus.CANCELED)}"
+                f" ELSE {sql_literals(BlastStatus.COMPLETED)} END",
                 "created_by_id": "au.id",
                 "created_at": "t.created_at",
                 "launched_at": "t.sent_at",

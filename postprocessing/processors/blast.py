@@ -35,7 +35,8 @@ from collections.abc import Sequence
 
 from django.db import connection, transaction
 
-from messaging.status import CARRIER_ACCEPTED, FINAL
+from messaging.models import BlastStatus
+from messaging.status import CARRIER_ACCEPTED, FINAL, S, sql_literals
 
 from ..events import EventType
 from ..registry import EventRow, after_batch, processor
@@ -71,10 +72,10 @@ RECOUNT_PASS_SIZE = 50
 # Complete = sending, no message short of final, and every recipient has its message (prepare creates
 # messages chunk by chunk, so "all final" alone could be true between two chunks). The recipient count
 # is read live (a deleted contact drops its BlastRecipient row) and only when nothing is open.
-_COMPLETE = """b.status = 'sending' AND c.open = 0
+_COMPLETE = f"""b.status = {sql_literals(BlastStatus.SENDING)} AND c.open = 0
     AND c.total >= (SELECT count(*) FROM messaging_blastrecipient r WHERE r.blast_id = b.id)"""
 
-_RECOUNT_SQL = """
+_RECOUNT_SQL = f"""
 WITH per_status AS (
     SELECT m.blast_id, m.status, count(*) AS n FROM messaging_message m
     WHERE m.blast_id = ANY(%(ids)s::bigint[]) GROUP BY m.blast_id, m.status
@@ -82,23 +83,24 @@ WITH per_status AS (
     SELECT blast_id,
            sum(n) AS total,
            COALESCE(sum(n) FILTER (WHERE status = ANY(%(accepted)s::text[])), 0) AS sent,
-           COALESCE(sum(n) FILTER (WHERE status = 'delivered'), 0) AS delivered,
-           COALESCE(sum(n) FILTER (WHERE status = 'failed'), 0) AS failed,
-           COALESCE(sum(n) FILTER (WHERE status = 'undelivered'), 0) AS undelivered,
+           COALESCE(sum(n) FILTER (WHERE status = {sql_literals(S.DELIVERED)}), 0) AS delivered,
+           COALESCE(sum(n) FILTER (WHERE status = {sql_literals(S.FAILED)}), 0) AS failed,
+           COALESCE(sum(n) FILTER (WHERE status = {sql_literals(S.UNDELIVERED)}), 0) AS undelivered,
            COALESCE(sum(n) FILTER (WHERE status <> ALL(%(final)s::text[])), 0) AS open
     FROM per_status GROUP BY blast_id
 ), opted AS (
     SELECT m.blast_id, count(*) AS n FROM messaging_message m
-    WHERE m.blast_id = ANY(%(ids)s::bigint[]) AND m.status = 'blocked' AND m.error_code = ANY(%(opted_codes)s::text[])
+    WHERE m.blast_id = ANY(%(ids)s::bigint[]) AND m.status = {sql_literals(S.BLOCKED)}
+      AND m.error_code = ANY(%(opted_codes)s::text[])
     GROUP BY m.blast_id
 )
 UPDATE messaging_blast b SET
     sent_count = c.sent, delivered_count = c.delivered, failed_count = c.failed,
     undelivered_count = c.undelivered, opted_out_count = COALESCE(o.n, 0),
     delivery_rate = CASE WHEN c.sent > 0 THEN c.delivered::float / c.sent END,
-    status = CASE WHEN {complete} THEN 'completed' ELSE b.status END,
+    status = CASE WHEN {_COMPLETE} THEN {sql_literals(BlastStatus.COMPLETED)} ELSE b.status END,
     -- completion time: the last final report, looked up only for the blast completing now
-    completed_at = CASE WHEN {complete}
+    completed_at = CASE WHEN {_COMPLETE}
         THEN COALESCE(b.completed_at,
                       (SELECT max(m.status_updated_at) FROM messaging_message m WHERE m.blast_id = b.id),
                       now())
@@ -107,8 +109,8 @@ FROM counts c LEFT JOIN opted o ON o.blast_id = c.blast_id
 WHERE b.id = c.blast_id
   AND ((b.sent_count, b.delivered_count, b.failed_count, b.undelivered_count, b.opted_out_count)
        IS DISTINCT FROM (c.sent, c.delivered, c.failed, c.undelivered, COALESCE(o.n, 0))
-       OR ({complete}))
-""".replace("{complete}", _COMPLETE)
+       OR ({_COMPLETE}))
+"""
 
 
 def blasts_recount(*, blast_ids: Sequence[int]) -> None:

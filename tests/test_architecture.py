@@ -1,0 +1,120 @@
+"""Architecture rules that a grep can check (issue 13).
+
+One status vocabulary: a message status, a blast status or a post-processing event type is named in SQL
+only through its one definition (messaging/status.py, messaging/models.py BlastStatus,
+postprocessing/events.py), via bound parameters or `messaging.status.sql_literals`. A literal such as
+`'sent'` typed into a SQL string is how Python and SQL drift apart, so this test fails on any.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from messaging.models import BlastStatus
+from messaging.status import MessageStatus, S, sql_literals
+from postprocessing.events import EventType
+
+ROOT = Path(__file__).resolve().parent.parent
+# Not scanned: tests (they may assert on raw rows), migrations (history; they are never edited) and the
+# virtualenv. migration_v1/sql holds v1's own schema, which has no status strings of ours.
+SKIP_DIRS = {"tests", "migrations", ".venv", ".git", "node_modules", "__pycache__"}
+
+VOCABULARY = sorted(set(MessageStatus.values) | set(BlastStatus.values) | set(EventType.values))
+LITERAL = re.compile("'(" + "|".join(re.escape(v) for v in VOCABULARY) + ")'")
+# A string is SQL when it has one of these keywords in upper case (the house style for SQL text).
+SQL_KEYWORD = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|CASE WHEN|FILTER|VALUES|SET)\b")
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ids.add(id(first.value))
+    return ids
+
+
+def _strings(tree: ast.AST):
+    """(line, text) of every string in the module except docstrings; an f-string counts as one string
+    with its holes as `{}` (a literal between two holes is still inside the statement)."""
+    skip = _docstring_nodes(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            for part in node.values:
+                skip.add(id(part))
+            text = "".join(p.value if isinstance(p, ast.Constant) else "{}" for p in node.values)
+            yield node.lineno, text
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            yield node.lineno, node.value
+
+
+def literals_in_sql(source: str, name: str = "<string>") -> list[str]:
+    """Every vocabulary literal inside a SQL string of a Python module's source (or of a .sql file)."""
+    if name.endswith(".sql"):
+        units = [(i, line) for i, line in enumerate(source.splitlines(), 1)]
+    else:
+        units = list(_strings(ast.parse(source, name)))
+    found = []
+    for line, text in units:
+        if name.endswith(".sql") or SQL_KEYWORD.search(text):
+            for m in LITERAL.finditer(text):
+                found.append(f"{name}:{line}: {m.group(0)}")
+    return found
+
+
+def _project_files():
+    for path in sorted(ROOT.rglob("*")):
+        rel = path.relative_to(ROOT)
+        if any(part in SKIP_DIRS for part in rel.parts) or path.suffix not in {".py", ".sql"}:
+            continue
+        yield rel, path
+
+
+def test_no_status_or_event_literals_in_sql():
+    found = []
+    for rel, path in _project_files():
+        found += literals_in_sql(path.read_text(), str(rel))
+    assert not found, "status/event-type literals typed into SQL (use messaging.status.sql_literals):\n" + "\n".join(
+        found
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "SQL = \"UPDATE messaging_message SET status = 'sent' WHERE id = %s\"\n",
+        'SQL = """\nSELECT count(*) FILTER (WHERE status IN (\'delivered\', \'failed\'))\nFROM t\n"""\n',
+        "X = 1\nSQL = f\"INSERT INTO postprocessing_event (type) VALUES ('message.sent') -- {X}\"\n",
+        'COLS = {"sent_at": "CASE WHEN r.status = \'delivered\' THEN now() END"}\n',
+        "SQL = \"UPDATE messaging_blast SET status = 'completed' WHERE id = %s\"\n",
+    ],
+)
+def test_the_scan_catches_a_planted_literal(source):
+    assert literals_in_sql(source, "planted.py")
+
+
+def test_the_scan_ignores_prose_and_generated_fragments():
+    source = (
+        '"""Messages left in \'sending\' are swept."""\n'
+        "from messaging.status import S, sql_literals\n"
+        "# a comment naming 'sent' is prose\n"
+        "LOG = \"message stuck in 'sending'\"\n"
+        'SQL = f"UPDATE messaging_message SET x = 1 WHERE status = {sql_literals(S.SENT)}"\n'
+    )
+    assert literals_in_sql(source, "clean.py") == []
+
+
+def test_sql_literals_come_from_the_definition():
+    assert sql_literals(S.SENT, S.DELIVERED) == "'sent', 'delivered'"
+    assert sql_literals({S.FAILED, S.DELIVERED}) == "'delivered', 'failed'"
+    assert sql_literals(EventType.MESSAGE_SENT) == "'message.sent'"
+    with pytest.raises(TypeError):
+        sql_literals("sent")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        sql_literals()
