@@ -1,4 +1,4 @@
-"""The small server-rendered web app: sign in, sign out, password reset, and the inbox home page."""
+"""The server-rendered web app: sign in, sign out, password reset, the inbox and a conversation's thread."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
@@ -7,6 +7,9 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("inbox/", views.home, name="inbox"),
+    path("inbox/<int:conversation_id>/", views.thread, name="thread"),
+    path("inbox/<int:conversation_id>/reply/", views.reply, name="reply"),
     path("login/", auth_views.LoginView.as_view(template_name="webapp/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path(

@@ -1,4 +1,5 @@
-"""Views of the web app. Reads go through messaging.selectors, scoped to the user's organization."""
+"""Views of the web app. Thin: reads go through webapp.inbox / messaging.selectors and writes through the
+same services as the API (messaging.services.sending), always scoped to the user's active organization."""
 
 from __future__ import annotations
 
@@ -7,32 +8,121 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db.models import F
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from messaging.selectors import conversations_for
+from messaging.models import Conversation, OptOut
+from messaging.selectors import conversation_messages
+from messaging.services import sending
 from organizations.auth import membership_for
 
-# The home page is a glance at the inbox, not the inbox itself (that is the API / a future UI).
-HOME_CONVERSATIONS = 50
+from .inbox import FILTERS, inbox_page
+
+# The thread shows the newest messages; older ones are a later slice (paging back in the thread).
+THREAD_MESSAGES = 100
+SESSION_ORG = "webapp_organization_id"
+
+
+def _membership(request):
+    """The membership the user acts through: ?org= switches (and is remembered in the session)."""
+    wanted = request.GET.get("org") or request.session.get(SESSION_ORG)
+    membership = membership_for(request.user, wanted)
+    if membership is None and wanted and not request.GET.get("org"):
+        membership = membership_for(request.user, None)  # the remembered one was left: fall back
+    if membership is not None and request.session.get(SESSION_ORG) != membership.organization_id:
+        request.session[SESSION_ORG] = membership.organization_id  # written only on a switch: no save per page
+    return membership
 
 
 @login_required
 def home(request):
-    membership = membership_for(request.user, request.GET.get("org"))
-    conversations = []
-    if membership is not None:
-        conversations = list(
-            conversations_for(organization=membership.organization).order_by(
-                F("last_message_at").desc(nulls_last=True), "-id"
-            )[:HOME_CONVERSATIONS]
-        )
+    """The inbox: newest first, filters, search, keyset paging (webapp/inbox.py)."""
+    membership = _membership(request)
     others = request.user.memberships.select_related("organization").order_by("id")
-    return render(
-        request,
-        "webapp/home.html",
-        {"membership": membership, "conversations": conversations, "memberships": others},
+    context = {"membership": membership, "memberships": others, "filters": FILTERS}
+    if membership is not None:
+        current = request.GET.get("filter", "all")
+        current = current if current in FILTERS else "all"
+        q = request.GET.get("q", "")[:100]
+        page = inbox_page(
+            organization=membership.organization,
+            user=request.user,
+            filter=current,
+            q=q,
+            cursor=request.GET.get("cursor", ""),
+        )
+        context.update(
+            page=page,
+            conversations=page.conversations,
+            current=current,
+            q=q,
+            time_zone=membership.organization.time_zone,
+        )
+    template = "webapp/_inbox_rows.html" if request.htmx and request.GET.get("cursor") else "webapp/home.html"
+    return render(request, template, context)
+
+
+def _conversation(request, conversation_id: int):
+    """The conversation in the user's active organization; 404 for anyone else's (no hint that it exists)."""
+    membership = _membership(request)
+    if membership is None:
+        raise Http404
+    conversation = (
+        Conversation.objects.select_related("line", "contact", "assignee")
+        .filter(organization=membership.organization, pk=conversation_id)
+        .first()
     )
+    if conversation is None:
+        raise Http404
+    return membership, conversation
+
+
+def _thread_context(membership, conversation, **extra):
+    messages = list(conversation_messages(conversation=conversation)[:THREAD_MESSAGES])
+    messages.reverse()  # oldest at the top, as a chat reads
+    opted_out = OptOut.objects.filter(
+        organization_id=conversation.organization_id, phone_number=conversation.contact.phone_number
+    ).first()
+    return {
+        "membership": membership,
+        "conversation": conversation,
+        "messages": messages,
+        "opted_out": opted_out,
+        "time_zone": membership.organization.time_zone,
+        "max_body": sending.MAX_BODY,
+        **extra,
+    }
+
+
+@login_required
+def thread(request, conversation_id: int):
+    membership, conversation = _conversation(request, conversation_id)
+    template = "webapp/_messages.html" if request.htmx and request.htmx.target == "messages" else "webapp/thread.html"
+    return render(request, template, _thread_context(membership, conversation))
+
+
+@login_required
+@require_POST
+def reply(request, conversation_id: int):
+    """Sends through messaging.services.sending.message_send, the API's own service: the same checks
+    (opted out, archived line, body), the same queued message and pipeline. A refusal is shown with its
+    reason and status 409/400, the typed text kept. A plain form post (works without JavaScript), then a
+    redirect to the thread, so a reload never sends twice."""
+    membership, conversation = _conversation(request, conversation_id)
+    body = request.POST.get("body", "")
+    try:
+        sending.message_send(
+            organization=membership.organization, conversation_id=conversation.pk, body=body, sent_by=request.user
+        )
+    except sending.SendRefused as exc:
+        context = _thread_context(membership, conversation, error=exc.message, body=body)
+        return render(request, "webapp/thread.html", context, status=exc.http_status)
+    except ValidationError as exc:
+        context = _thread_context(membership, conversation, error=" ".join(exc.messages), body=body)
+        return render(request, "webapp/thread.html", context, status=400)
+    return redirect("thread", conversation_id=conversation.pk)
 
 
 def public_base_url() -> str:
