@@ -24,7 +24,13 @@ run: services
 	$(PY) manage.py seed_demo
 	$(PY) -m config.devserver
 
+# Browser tests (tests/browser/) need a Chromium: /usr/bin/chromium (Debian's `chromium`) or CHROMIUM_PATH.
 test: services
+	@if [ -n "$$CHROMIUM_PATH" ] || [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; then \
+		echo "browser tests: running with $${CHROMIUM_PATH:-$$(ls /usr/bin/chromium /usr/bin/chromium-browser 2>/dev/null | head -1)}"; \
+	else \
+		echo "browser tests: SKIPPED, no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)"; \
+	fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
