@@ -104,10 +104,6 @@ def lines_for_line_id(*, line_id: int) -> Line:
     return Line.objects.select_related("carrier_account").get(pk=line_id)
 
 
-def backfill_run_get(*, organization_id: int, run_id: int) -> BackfillRun | None:
-    return BackfillRun.objects.filter(organization_id=organization_id, pk=run_id).select_related("line").first()
-
-
 def lines_due_for_reconcile(*, statuses: list[str], handed_before: datetime, limit: int) -> list[int]:
     """Lines holding outbound messages still awaiting the carrier past the cutoff, least recently
     reconciled first (so a line with many messages the carrier never knew cannot starve the others)."""

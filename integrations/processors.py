@@ -5,11 +5,9 @@ Runs inside the drain's batch transaction, so it makes no partner call: one quer
 batch's messages are on integrated lines, and one task per small group of ids is enqueued after the
 batch commits. Idempotency is in the tasks (ForwardedMessage), so a re-run batch costs a no-op task.
 
-Cost per 1000-event batch (`flock /tmp/parley-bench.lock .venv/bin/python bench/bench_integrations.py
---rounds 11`, ~600k messages in the table, this shared 2-core machine, medians): 2.8 ms when the batch's
-organizations have no connection (what nearly every batch pays: ~5 % of a ~56 ms drain batch, mostly
-query planning), 8.3 ms in the transaction + 7 ms of after-commit publishes when every message is
-on an integrated line (14 tasks).
+Cost per 1000-event batch: a few ms when the batch's organizations have no connection (what nearly
+every batch pays), about twice that plus the after-commit publishes when every message is on an
+integrated line. Figures and the command that measures them: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
 
 from config.wakeup import wake
 
@@ -37,11 +36,6 @@ def enqueue_send_groups(groups: list[prepare.SendGroup]) -> None:
     A publish the broker refuses is logged: the prepared rows are re-kicked by release_stuck_sends."""
     for g in groups:
         wake(send_batch, [g.line_id, g.message_ids, g.segments])
-
-
-def enqueue_send_groups_on_commit(groups: list[prepare.SendGroup]) -> None:
-    if groups:
-        transaction.on_commit(lambda: enqueue_send_groups(groups))
 
 
 @shared_task(name="messaging.prepare_blast_chunk", acks_late=True)

@@ -1,12 +1,6 @@
 """/api/v1/conversations: the inbox (filters + cursor pagination), a conversation, its messages.
 
-Seam for the send pipeline: POST /api/v1/conversations/{id}/messages is theirs. Add it to this
-viewset as a second method of the `messages` route, e.g.
-
-    @messages.mapping.post
-    def send_message(self, request, pk=None):
-        conversation = self.get_object()          # tenant-scoped: another org's id is a 404
-        ...                                       # parse, then messaging.services.sending.message_send(...)
+Sending into a conversation (POST /api/v1/conversations/{id}/messages) is in messaging/api/sending.py.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ handful of statements, not a handful per message. See docs/carriers.md.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -30,9 +29,8 @@ from ..models import (
 from ..phone import classify_sender
 from ..signals import numbers_opted_out, send_on_commit
 from ..status import MessageStatus
+from .sending import messages_enqueue
 from .status import events_record_for_new_messages
-
-log = logging.getLogger(__name__)
 
 # CTIA / carrier keywords: the whole message, trimmed, case-insensitive.
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
@@ -207,9 +205,4 @@ def _apply_keywords(messages: list[Message]) -> None:
 
 
 def _enqueue_replies(message_ids: list[int]) -> None:
-    try:
-        from messaging.services.sending import messages_enqueue
-    except ImportError:  # the send pipeline not deployed yet: replies stay queued for it to pick up
-        log.warning("messaging.services.sending.messages_enqueue unavailable; %d replies left queued", len(message_ids))
-        return
     messages_enqueue(message_ids=message_ids)

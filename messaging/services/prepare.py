@@ -42,11 +42,9 @@ class SendGroup:
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _shortener():
-    """The shortener seam, imported lazily: absent → links stay as written."""
-    try:
-        from shortener.services import LinkItem, links_shorten_for_messages
-    except ImportError:
-        return None, None
+    """The link step. Imported here, not at the top: shortener sits above messaging (docs/architecture.md)."""
+    from shortener.services import LinkItem, links_shorten_for_messages
+
     return LinkItem, links_shorten_for_messages
 
 
@@ -409,14 +407,11 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
         bodies = {r[0]: r[4] for r in rows}
         by_org: dict[int, list] = {}
         LinkItem, shorten = _shortener()
-        if shorten is not None:
-            for mid, org_id, _line, _blast, body, *_ in rows:
-                if URL_RE.search(body):
-                    by_org.setdefault(org_id, []).append(
-                        LinkItem(message_id=mid, contact_id=0, blast_id=None, body=body)
-                    )
-            for org_id, items in by_org.items():
-                bodies.update(shorten(organization_id=org_id, items=items))
+        for mid, org_id, _line, _blast, body, *_ in rows:
+            if URL_RE.search(body):
+                by_org.setdefault(org_id, []).append(LinkItem(message_id=mid, contact_id=0, blast_id=None, body=body))
+        for org_id, items in by_org.items():
+            bodies.update(shorten(organization_id=org_id, items=items))
         updates: list[StatusUpdate] = []
         cols: dict[str, list] = {k: [] for k in ("id", "rendered", "segments", "encoding", "recipient")}
         prepared: list[tuple] = []

@@ -292,13 +292,10 @@ def blast_preview(*, organization, blast_id: int) -> dict:
             deferred += 1
     links = None
     if URL_RE.search(blast.body):
-        try:
-            from shortener.services import links_preview_savings
+        from shortener.services import links_preview_savings  # shortener sits above messaging
 
-            saved, before, after = links_preview_savings(blast.body)
-            links = {"chars_saved": saved, "segments_before": before, "segments_after": after}
-        except ImportError:
-            links = None
+        saved, before, after = links_preview_savings(blast.body)
+        links = {"chars_saved": saved, "segments_before": before, "segments_after": after}
     return {
         "blast": blast.id,
         "status": blast.status,

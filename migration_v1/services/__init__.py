@@ -44,10 +44,8 @@ __all__ = [
     "v1_verify",
 ]
 
-# Rows per batch (and per transaction), and concurrent message writers. Measured with
-# `bench/bench_migrate.py --messages 200000` on the 2-core machine (Messages rows/s, medians of noisy
-# runs): batch 5k 13.9k, 20k 27.7k, 50k 32.2k (2 writers); writers 1 / 2 / 3 at 20k: 20.7k / 27.7k /
-# 35.9k; 20k×3 30.4k vs 50k×3 29.9k (same within the noise). Small batches lose to the per-batch cost
+# Rows per batch (and per transaction), and concurrent message writers (measurements:
+# docs/performance.md, "v1 migration batch and writers"). Small batches lose to the per-batch cost
 # of hashing the id map and the contact/conversation tables in the message join. Memory grows with
 # batch × (writers + reader queue + 1) ≈ 6 batches in flight: at 1M messages peak RSS 592 MiB with
 # 50k×3, so 20k×3 (~270 MiB) leaves room below 1 GiB for any --batch-size up to ~60k.

@@ -12,39 +12,9 @@ import time
 
 from django.db import connection, transaction
 
-from messaging.status import CARRIER_ACCEPTED, S, sql_literals
+from postprocessing.services import derived_recompute
 
 from .engine import Context, progress_bar
-
-
-def _recompute():
-    try:  # owned by post-processing; the fallback keeps the tool usable without it
-        from postprocessing.services import derived_recompute
-    except ImportError:  # pragma: no cover - exercised only before post-processing existed
-        return None
-    return derived_recompute
-
-
-_FALLBACK_CONVERSATIONS = """
-UPDATE messaging_conversation c SET last_message_at = s.at, last_message_preview = left(s.body, 160)
-FROM (SELECT DISTINCT ON (m.conversation_id) m.conversation_id, m.created_at AS at, m.body
-      FROM messaging_message m WHERE m.organization_id = %s
-      ORDER BY m.conversation_id, m.created_at DESC, m.id DESC) s
-WHERE c.id = s.conversation_id AND (c.last_message_at IS DISTINCT FROM s.at
-      OR c.last_message_preview IS DISTINCT FROM left(s.body, 160))
-"""
-
-_FALLBACK_BLASTS = f"""
-UPDATE messaging_blast b SET sent_count = s.sent, delivered_count = s.delivered, failed_count = s.failed,
-    undelivered_count = s.undelivered, delivery_rate = CASE WHEN s.sent > 0 THEN s.delivered::float / s.sent END
-FROM (SELECT blast_id, count(*) FILTER (WHERE status IN ({sql_literals(CARRIER_ACCEPTED)})) AS sent,
-             count(*) FILTER (WHERE status = {sql_literals(S.DELIVERED)}) AS delivered,
-             count(*) FILTER (WHERE status = {sql_literals(S.FAILED)}) AS failed,
-             count(*) FILTER (WHERE status = {sql_literals(S.UNDELIVERED)}) AS undelivered
-      FROM messaging_message WHERE organization_id = %s AND blast_id IS NOT NULL GROUP BY blast_id) s
-WHERE b.id = s.blast_id AND (b.sent_count, b.delivered_count, b.failed_count, b.undelivered_count)
-      IS DISTINCT FROM (s.sent, s.delivered, s.failed, s.undelivered)
-"""
 
 # The audience of a migrated blast is whoever v1 sent it to (v2's recipient_count is set at launch).
 _RECIPIENTS = """
@@ -82,7 +52,6 @@ def _refresh(ctx: Context) -> None:
             cur.execute("SELECT id FROM messaging_line WHERE v1_id = %s", [ctx.scope.id])
             row = cur.fetchone()
             line_id = row[0] if row else None
-    recompute = _recompute()
     # One bar per kind of row for the whole step (not one per organization): each shows once.
     bars: dict[str, object] = {}
 
@@ -95,15 +64,9 @@ def _refresh(ctx: Context) -> None:
         return bar.update  # type: ignore[attr-defined]
 
     for org_id in org_ids:
-        if recompute is not None:
-            result = recompute(organization_id=org_id, line_id=line_id, progress=progress)
-            stats.written += result.conversations_changed
-            stats.read += result.conversations + result.blasts
-        else:
-            with transaction.atomic(), connection.cursor() as cur:
-                cur.execute(_FALLBACK_CONVERSATIONS, [org_id])
-                stats.written += cur.rowcount
-                cur.execute(_FALLBACK_BLASTS, [org_id])
+        result = derived_recompute(organization_id=org_id, line_id=line_id, progress=progress)
+        stats.written += result.conversations_changed
+        stats.read += result.conversations + result.blasts
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(_RECIPIENTS, [org_id])
             stats.bump("blast_recipient_counts_set", cur.rowcount)

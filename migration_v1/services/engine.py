@@ -265,11 +265,6 @@ def v1_raw():
     return conn.connection
 
 
-def v2_raw():
-    connection.ensure_connection()
-    return connection.connection
-
-
 def temp_table(cur, name: str, columns: str) -> None:
     """A session temp table, emptied. TRUNCATE (not ON COMMIT DROP) because in a dry run or a test
     the batch transaction is a savepoint and never commits."""

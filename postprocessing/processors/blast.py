@@ -3,16 +3,14 @@
 Counters are RECOUNTED per affected blast with one aggregate (GROUP BY blast_id, status over the
 msg_blast_status index), not incremented: a redelivered report, a retried batch or a re-run dead
 letter then cannot double-count, and two drains racing on one blast converge on the truth.
-Cost, measured by `bench/bench_postprocessing.py --recount-messages 20000` on this shared 2-core machine
-(lock + recount of one blast, median of 10): 20k messages 2.9 ms quiet, 12-42 ms under load; 33k messages
-5-45 ms. Paid once per batch of 1000 events per affected blast: a few ms per thousand events, so no
-increments (and no per-event dedup table they would need to be idempotent).
+A recount of a 20k-message blast costs a few ms, paid once per batch of 1000 events per affected
+blast, so no increments (and no per-event dedup table they would need to be idempotent); the figures
+are in docs/performance.md.
 
 Two steps, because the blast row is often locked by someone else: the send pipeline's prepare chunks
 hold it FOR SHARE (so that a cancel waits for them) back to back for the whole preparation of a big
-blast, and an UPDATE of the row must wait for every one of them. Measured under `bench_send.py
---recipients 20000`, recounting inside the drain's batch made every batch wait behind preparation:
-post-processing lag p95 20 s. So:
+blast, and an UPDATE of the row must wait for every one of them. Recounting inside the drain's batch
+made every batch wait behind preparation (measured: docs/performance.md). So:
 
 1. in the batch (this processor): mark the affected blasts in `BlastRecount` (one upsert, blast id
    order), which never touches the blast row;

@@ -7,13 +7,11 @@ the rendered body of a sent message. It only fills attribution that is empty, so
 never steals a link from the message it was made for. One UPDATE per batch: short codes are pulled
 out of the bodies with a regular expression in SQL and joined to the links of the same organization.
 
-The shortener app owns the link model (`shortener.Link`); it is looked up lazily, and this processor
-is a no-op while the model (or one of the fields below) is absent.
+The shortener app owns the link model (`shortener.Link`); it is looked up through the app registry
+rather than imported, because shortener sits above postprocessing (docs/architecture.md).
 """
 
 from __future__ import annotations
-
-import re
 
 from django.apps import apps
 from django.conf import settings
@@ -22,28 +20,12 @@ from django.db import connection
 from ..events import EventType
 from ..registry import EventRow, processor
 
-# The shortener's model ("Link"; "ShortLink" in the issue text) and the fields this processor relies on
-# (coordinated with the shortener owner by name).
-MODEL_NAMES = ("Link", "ShortLink")
-REQUIRED_FIELDS = ("organization", "code", "message", "blast", "contact")
 # A short link in a body: scheme://host/code (host: the organization's own short domain or the default).
 _CODE_RE = r"https?://([A-Za-z0-9.:-]+)/([A-Za-z0-9_-]+)"
 
 
-def _shortlink_table() -> str | None:
-    model = None
-    for name in MODEL_NAMES:
-        try:
-            model = apps.get_model("shortener", name)
-            break
-        except LookupError:
-            continue
-    if model is None:
-        return None
-    names = {f.name for f in model._meta.get_fields()}
-    if not all(f in names for f in REQUIRED_FIELDS):
-        return None
-    return model._meta.db_table
+def _link_table() -> str:
+    return apps.get_model("shortener", "Link")._meta.db_table
 
 
 def _sql(table: str) -> str:
@@ -67,13 +49,7 @@ WHERE l.code = f.code AND l.organization_id = f.organization_id AND l.message_id
 @processor(EventType.MESSAGE_SENT, name="link_attribution")
 def link_attribution(events: list[EventRow]) -> None:
     ids = [e.message_id for e in events if e.message_id is not None]
-    table = _shortlink_table() if ids else None
-    if table is None:
+    if not ids:
         return
     with connection.cursor() as cursor:
-        cursor.execute(_sql(table), {"ids": ids, "re": _CODE_RE, "default_domain": settings.SHORT_LINK_DOMAIN})
-
-
-def short_codes_in(body: str) -> list[str]:
-    """Python twin of the SQL extraction (tests and admin tooling)."""
-    return [m.group(2) for m in re.finditer(_CODE_RE, body)]
+        cursor.execute(_sql(_link_table()), {"ids": ids, "re": _CODE_RE, "default_domain": settings.SHORT_LINK_DOMAIN})

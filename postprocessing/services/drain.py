@@ -26,13 +26,10 @@ from ..registry import EventRow, Processor, after_batch_hooks, all_processors, p
 
 log = logging.getLogger(__name__)
 
-# Events per claimed batch. Measured with `bench/bench_postprocessing.py --batch-sizes 250,500,1000,2000,5000`
-# (100k events of a 33,334-message blast, one drain, this shared 2-core machine; events/s of 3 runs):
-# 250 → 5.0k/5.7k/5.4k, 500 → 8.3k/7.1k/8.8k, 1000 → 17.8k/19.8k/14.6k, 2000 → 28.6k/11.7k/24.7k,
-# 5000 → 17.1k/18.4k/17.3k. Below 1000 the fixed cost per batch (claim, savepoints, the blast recount)
-# dominates; 2000 was faster by median but inside the machine's noise, and a bigger batch holds its
-# conversation row locks longer and sends more events to retry when a processor fails. 1000 already
-# drains ~3x the 5k/s target, so it stays.
+# Events per claimed batch (measurements: docs/performance.md, "Drain batch size"). Below 1000 the fixed cost
+# per batch (claim, savepoints, the blast recount) dominates; 2000 was faster by median but inside the machine's
+# noise, and a bigger batch holds its conversation row locks longer and sends more events to retry when a
+# processor fails. 1000 already drains ~3x the 5k/s target, so it stays.
 BATCH_SIZE = 1000
 # A drain task stops claiming after this long and lets the next tick continue, so one task never
 # monopolises a worker slot and a deploy's warm shutdown waits at most this long.
