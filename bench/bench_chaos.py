@@ -47,7 +47,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    BIN,
     ROOT,
     Procs,
     bench_env,
@@ -72,6 +71,7 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from config.workers import beat_command  # noqa: E402
 from messaging.status import CARRIER_ACCEPTED, FINAL  # noqa: E402
 from organizations.services import api_key_create  # noqa: E402
 
@@ -115,7 +115,7 @@ class Stack:
         schedule = Path(tempfile.mkstemp(prefix="chaos-beat-", suffix=".db")[1])
         schedule.unlink()
         beat = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "config", "beat", "-s", str(schedule), "--loglevel", "WARNING"],
+            beat_command(schedule=str(schedule), loglevel="WARNING"),
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,

@@ -47,10 +47,10 @@ django.setup()
 
 from django.db import connection, connections, transaction  # noqa: E402
 
+from config.workers import worker_command  # noqa: E402
 from messaging.models import BlastStatus  # noqa: E402
 from messaging.status import MessageStatus  # noqa: E402
 
-CELERY = str(Path(sys.executable).with_name("celery"))
 CHUNK = 1000  # status updates per call, as the send step and webhook batches do
 
 
@@ -235,25 +235,12 @@ class PostprocessingRunner:
         env = dict(os.environ, PYTHONUNBUFFERED="1", CELERY_PREFETCH_MULTIPLIER="1")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    CELERY,
-                    "-A",
-                    "config",
-                    "worker",
-                    "-Q",
-                    "postprocessing",
-                    "--pool",
-                    "prefork",
-                    "-c",
-                    str(self.concurrency),
-                    "-n",
-                    f"pp-bench-{uuid.uuid4().hex[:6]}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                    "--loglevel",
-                    "INFO",
-                ],
+                worker_command(
+                    queues="postprocessing",
+                    concurrency=self.concurrency,
+                    name=f"pp-bench-{uuid.uuid4().hex[:6]}@%h",
+                    standalone=True,
+                ),
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 # Benchmarks run with DEBUG off, where the settings refuse the published development key; the processes a
@@ -141,27 +140,16 @@ def start_worker(
 ) -> subprocess.Popen:
     """`celery -A config worker -Q <queues> --pool prefork -c N`, returned once it says ready."""
     log_path = Path(tempfile.mkstemp(prefix=f"bench-worker-{queues.replace(',', '-')}-", suffix=".log")[1])
-    cmd = [
-        str(BIN / "celery"),
-        "-A",
-        "config",
-        "worker",
-        "-Q",
-        queues,
-        "--pool",
-        "prefork",
-        "-c",
-        str(concurrency),
-        "-n",
-        f"bench-{queues.replace(',', '-')}-{os.getpid()}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
-    ]
-    if include:
-        cmd += ["-I", include]
+    from config.workers import worker_command
+
+    cmd = worker_command(
+        queues=queues,
+        concurrency=concurrency,
+        name=f"bench-{queues.replace(',', '-')}-{os.getpid()}@%h",
+        standalone=True,
+        loglevel=os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+        include=include,
+    )
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env or bench_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -17,18 +17,18 @@ import time
 from config.embedded import BASE_DIR, DATA_DIR
 from config.queues import ALL_QUEUES
 from config.webserver import web_command
+from config.workers import beat_command, worker_command
 
 PY = sys.executable
 
 
 def _commands(port: int, sandbox_port: int) -> dict[str, list[str]]:
-    celery = [PY, "-m", "celery", "-A", "config"]
     return {
         # Any number is the demo's to put on a line (the number check of lines asks the sandbox).
         "sandbox": [PY, "-m", "carriers.sandbox", "--port", str(sandbox_port), "--hold-any-number"],
         "web": web_command(port=port, log_level="info"),
-        "worker": [*celery, "worker", "-Q", ALL_QUEUES, "-c", "2", "--loglevel", "INFO"],
-        "beat": [*celery, "beat", "--loglevel", "INFO", "-s", str(DATA_DIR / "celerybeat-schedule")],
+        "worker": worker_command(queues=ALL_QUEUES, concurrency=2),
+        "beat": beat_command(schedule=str(DATA_DIR / "celerybeat-schedule")),
     }
 
 

@@ -68,10 +68,11 @@ def literals_in_sql(source: str, name: str = "<string>") -> list[str]:
     return found
 
 
-def _project_files():
+def _project_files(*, include_tests: bool = False):
+    skip = SKIP_DIRS - {"tests"} if include_tests else SKIP_DIRS
     for path in sorted(ROOT.rglob("*")):
         rel = path.relative_to(ROOT)
-        if any(part in SKIP_DIRS for part in rel.parts) or path.suffix not in {".py", ".sql"}:
+        if any(part in skip for part in rel.parts) or path.suffix not in {".py", ".sql"}:
             continue
         yield rel, path
 
@@ -118,3 +119,31 @@ def test_sql_literals_come_from_the_definition():
         sql_literals("sent")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         sql_literals()
+
+
+# One place builds Celery command lines: config/workers.py (the dev server, tests and benchmarks call it).
+_CELERY_ARGV_MARKERS = {"worker", "beat"}
+
+
+def celery_command_lines_in(source: str, name: str = "<string>") -> list[str]:
+    """List/tuple literals that spell a Celery command line (`..., "-A", "config", "worker", ...`)."""
+    found = []
+    for node in ast.walk(ast.parse(source, name)):
+        if isinstance(node, ast.List | ast.Tuple):
+            words = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            if words & _CELERY_ARGV_MARKERS and ("-A" in words or "celery" in words):
+                found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def test_celery_command_lines_are_built_in_one_place():
+    found = []
+    for rel, path in _project_files(include_tests=True):
+        if path.suffix == ".py" and str(rel) != "config/workers.py":
+            found += celery_command_lines_in(path.read_text(), str(rel))
+    assert not found, "Celery command line built outside config/workers.py:\n" + "\n".join(found)
+
+
+def test_the_command_line_scan_catches_a_planted_one():
+    planted = 'CMD = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "send"]\n'
+    assert celery_command_lines_in(planted, "planted.py")

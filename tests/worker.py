@@ -37,8 +37,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from config.workers import worker_command
+
 ROOT = Path(__file__).resolve().parent.parent
-CELERY = str(Path(sys.executable).with_name("celery"))
 
 
 def free_port() -> int:
@@ -110,26 +111,13 @@ class WorkerProc:
         self.log_path = Path(tempfile.mkstemp(prefix="celery-worker-", suffix=".log")[1])
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [
-                CELERY,
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                queues,
-                "--pool",
-                "prefork",
-                "-c",
-                str(concurrency),
-                "-n",
-                f"test-{uuid.uuid4().hex[:8]}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel",
-                "INFO",
-                *(["-B", "-s", str(self.log_path.with_suffix(".beat"))] if beat else []),
-            ],
+            worker_command(
+                queues=queues,
+                concurrency=concurrency,
+                name=f"test-{uuid.uuid4().hex[:8]}@%h",
+                standalone=True,
+                beat_schedule=str(self.log_path.with_suffix(".beat")) if beat else "",
+            ),
             cwd=ROOT,
             env=full_env,
             stdout=self._log,
