@@ -36,6 +36,7 @@ test: services
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy .
 
 bench: bench-send bench-redirect bench-backfill bench-migrate

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,34 @@ def test_celery_command_lines_are_built_in_one_place():
 def test_the_command_line_scan_catches_a_planted_one():
     planted = 'CMD = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "send"]\n'
     assert celery_command_lines_in(planted, "planted.py")
+
+
+# The layering (docs/architecture.md) as import-linter contracts in pyproject.toml.
+LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
+
+
+def _lint_imports(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LINT_IMPORTS, "--config", str(config), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_import_layers_contract_is_kept():
+    result = _lint_imports(ROOT / "pyproject.toml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_layers_contract_fails_on_an_upward_import(tmp_path):
+    # Un-ignoring one known upward import (messaging's admin importing backfill's) must break the contract.
+    config = (ROOT / "pyproject.toml").read_text()
+    planted = config.replace('    "messaging.admin -> backfill.admin",\n', "")
+    assert planted != config
+    (tmp_path / "pyproject.toml").write_text(planted)
+    result = _lint_imports(tmp_path / "pyproject.toml")
+    assert result.returncode != 0
+    assert "messaging.admin -> backfill.admin" in result.stdout
