@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from config.wakeup import wake
+from config.wakeup import wake_on_commit
 from messaging.status import AWAITING_CARRIER, MessageStatus
 
 from . import selectors
@@ -66,7 +66,7 @@ def backfill_run_start(
             organization_id=organization_id, line_id=line_id, options=options, created_by_id=created_by_id
         )
         # A lost publish is re-kicked from the row by backfill.rekick (runs_rekick).
-        transaction.on_commit(lambda: wake(run_backfill, [run.id]))
+        wake_on_commit(run_backfill, [run.id])
     return run
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
+
 log = logging.getLogger("parley.wakeup")
 
 
@@ -21,3 +23,10 @@ def wake(task, args: list | tuple, **options) -> bool:
         log.warning("wake-up %s not published (%s: %s); the sweeper re-kicks it", task.name, type(exc).__name__, exc)
         return False
     return True
+
+
+def wake_on_commit(task, args: list | tuple, **options) -> None:
+    """`wake(task, args)` once the current transaction commits (at once outside a transaction): a task
+    must never look for rows its caller has not committed yet. The one way to enqueue after commit."""
+    args = list(args)
+    transaction.on_commit(lambda: wake(task, args, **options))

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from config.wakeup import wake
+from config.wakeup import wake, wake_on_commit
 
 from .. import cache, segments
 from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut, SenderKind
@@ -63,7 +63,7 @@ def _enqueue_prepare(message_ids: list[int], *, check_opt_out: bool = True) -> N
     from ..tasks import prepare_messages
 
     # Lost publish: the queued rows are re-kicked by the sweeper (carrier_send.QUEUED_STALE).
-    transaction.on_commit(lambda: wake(prepare_messages, [message_ids, check_opt_out]))
+    wake_on_commit(prepare_messages, [message_ids, check_opt_out])
 
 
 def _insert_queued(*, conversation: Conversation, body: str, send_at, sent_by, media) -> Message:
