@@ -26,11 +26,11 @@ run: services
 
 # Browser tests (tests/browser/) need a Chromium: /usr/bin/chromium (Debian's `chromium`) or CHROMIUM_PATH.
 test: services
-	@if [ -n "$$CHROMIUM_PATH" ] || [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ]; then \
-		echo "browser tests: running with $${CHROMIUM_PATH:-$$(ls /usr/bin/chromium /usr/bin/chromium-browser 2>/dev/null | head -1)}"; \
-	else \
-		echo "browser tests: SKIPPED, no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)"; \
-	fi
+	@chromium="$${CHROMIUM_PATH:-}"; \
+	if [ -z "$$chromium" ]; then for c in /usr/bin/chromium /usr/bin/chromium-browser; do \
+		if [ -x "$$c" ]; then chromium="$$c"; break; fi; done; fi; \
+	if [ -n "$$chromium" ] && [ -x "$$chromium" ]; then echo "browser tests: running with $$chromium"; \
+	else echo "browser tests: SKIPPED, no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)"; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

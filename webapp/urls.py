@@ -3,10 +3,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from . import views
+from . import pwa, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("manifest.webmanifest", pwa.manifest, name="manifest"),
+    path("sw.js", pwa.service_worker, name="service-worker"),
+    path("offline/", pwa.offline, name="offline"),
     path("inbox/", views.home, name="inbox"),
     path("inbox/<int:conversation_id>/", views.thread, name="thread"),
     path("inbox/<int:conversation_id>/reply/", views.reply, name="reply"),

@@ -25,7 +25,10 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def chromium_path() -> str | None:
-    for path in (os.environ.get("CHROMIUM_PATH", ""), *CANDIDATES, shutil.which("chromium") or ""):
+    """CHROMIUM_PATH when set (and only it), else Debian's Chromium."""
+    wanted = os.environ.get("CHROMIUM_PATH")
+    paths = (wanted,) if wanted else (*CANDIDATES, shutil.which("chromium") or "")
+    for path in paths:
         if path and os.access(path, os.X_OK):
             return path
     return None
