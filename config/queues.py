@@ -13,7 +13,8 @@ class Queue(StrEnum):
 
 
 # Task names are explicit dotted strings ("messaging.send_batch"); routing by name, so a task's queue
-# is visible here in one place. A task may still pass queue= explicitly for the exceptions.
+# is visible here in one place, and only here: Celery deprecates the `queue` task attribute
+# (CDeprecationWarning), so tasks never pass queue= to their decorator; add a route instead.
 TASK_ROUTES = {
     "messaging.prepare_*": {"queue": Queue.PREPARE.value},
     "messaging.send_*": {"queue": Queue.SEND.value},

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from config.queues import Queue
-
 from .services import drain_kick_now, events_drain, events_prune
 
 
-@shared_task(name="postprocessing.drain", queue=Queue.POSTPROCESSING.value, acks_late=True, ignore_result=True)
+@shared_task(name="postprocessing.drain", acks_late=True, ignore_result=True)
 def drain() -> int:
     """Drain the outbox (retries first) until empty or the time budget is spent. Safe to run many at
     once (SKIP LOCKED) and twice (events are claimed and marked done in one transaction)."""
@@ -19,6 +17,6 @@ def drain() -> int:
     return result.events
 
 
-@shared_task(name="postprocessing.prune", queue=Queue.POSTPROCESSING.value, ignore_result=True)
+@shared_task(name="postprocessing.prune", ignore_result=True)
 def prune() -> int:
     return events_prune()
