@@ -35,7 +35,7 @@ def enqueue_send_groups(groups: list[prepare.SendGroup]) -> None:
     """Publish one send task per carrier group. Call after commit (tasks read committed rows only).
     A publish the broker refuses is logged: the prepared rows are re-kicked by release_stuck_sends."""
     for g in groups:
-        wake(send_batch, [g.line_id, g.message_ids, g.segments])
+        wake(send_batch, [g.line_id, g.message_ids, g.segments, g.batched])
 
 
 @shared_task(name="messaging.prepare_blast_chunk", acks_late=True)
@@ -75,7 +75,7 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, si
         delay = outcome.rest_delay if outcome.paused is None else _pause_delay(outcome.paused)
         wake(
             send_batch,
-            [line_id, outcome.rest.message_ids, outcome.rest.segments],
+            [line_id, outcome.rest.message_ids, outcome.rest.segments, outcome.rest.batched],
             countdown=_countdown(delay, MAX_PACING_DELAY_S),
         )
     now = time.time()
@@ -100,8 +100,10 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, si
 
 
 @shared_task(name="messaging.send_batch", acks_late=True)
-def send_batch(line_id: int, message_ids: list[int], segments: list[int] | None = None) -> int:
-    outcome = carrier_send.batch_send(line_id=line_id, message_ids=message_ids, segments=segments)
+def send_batch(line_id: int, message_ids: list[int], segments: list[int] | None = None, batched: bool = False) -> int:
+    """batched: a blast's group, paced in batching windows (a task enqueued before the flag existed
+    sends as a conversation message does, unit by unit)."""
+    outcome = carrier_send.batch_send(line_id=line_id, message_ids=message_ids, segments=segments, batched=batched)
     _follow_up(line_id, outcome, 0, None)
     return outcome.sent
 

@@ -13,6 +13,13 @@ SEND_RETRY_BASE_SECONDS = env.float("SEND_RETRY_BASE_SECONDS", default=1.0)
 SEND_RETRY_CAP_SECONDS = env.float("SEND_RETRY_CAP_SECONDS", default=20.0)
 SEND_RETRY_WINDOW_SECONDS = env.float("SEND_RETRY_WINDOW_SECONDS", default=3600.0)
 
+# The batching window W of blast sends (messaging/ratelimit.py, docs/send-pipeline.md "Batching window"):
+# on a line paced at r segments/s a blast waits until about r × W segments may go and sends them in one
+# carrier call (≤ 1,000 recipients), instead of one recipient per refilled unit. It adds at most W to a
+# message's wait; conversation messages never wait for it. Above 1 s it also raises the line's burst to
+# r × W (the bucket must hold a whole batch), which the carrier then sees at once.
+SEND_BATCH_WINDOW_SECONDS = env.float("SEND_BATCH_WINDOW_SECONDS", default=1.0)
+
 # Circuit breaker per carrier account (carriers/breaker.py), shared by every worker through Redis.
 # closed → open after this many consecutive transient failures of calls to the account;
 CARRIER_BREAKER_FAILURES = env.int("CARRIER_BREAKER_FAILURES", default=5)

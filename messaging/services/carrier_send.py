@@ -150,31 +150,57 @@ def _call(adapter, account, line, rows: list[Claimed], batch_ref: str, outcome: 
     outcome.sent += _record_sent(rows, result.batch_id)
 
 
-def batch_send(*, line_id: int, message_ids: list[int], segments: list[int] | None = None) -> SendOutcome:
-    """Pace, claim and send one group of prepared messages of one line."""
+def _batch_need(segs: list[int], *, rate: float, batched: bool) -> int:
+    """The units worth a carrier call for the messages `segs`: the first message's segments (a
+    conversation message goes as soon as they are there), or for a blast the longest prefix that fits
+    in one batching window of the line's rate (about r × W recipients; all of them if fewer remain)."""
+    if not segs:
+        return 1
+    if not batched:
+        return segs[0]
+    target, need = ratelimit.batch_units(rate), 0
+    for s in segs:
+        if need and need + s > target:
+            break
+        need += s
+    return need
+
+
+def batch_send(
+    *, line_id: int, message_ids: list[int], segments: list[int] | None = None, batched: bool = False
+) -> SendOutcome:
+    """Pace, claim and send one group of prepared messages of one line.
+
+    batched (a blast's group): wait until a batching window's worth of the line's rate is free and send
+    that much in one call, rather than the first free unit (docs/send-pipeline.md, "Batching window")."""
     outcome = SendOutcome()
     line = cache.line_info(line_id)
     if line is None or not message_ids:
         return outcome
+    rate = line.rate_per_second
     segs = [max(1, s) for s in (segments or [1] * len(message_ids))]
-    granted, wait = ratelimit.take(line_id=line_id, rate=line.rate_per_second, want=sum(segs), min_grant=segs[0])
+    need = _batch_need(segs, rate=rate, batched=batched)
+    grant = ratelimit.take_detail(line_id=line_id, rate=rate, want=sum(segs), min_grant=need)
+    granted = grant.granted
     n = used = 0
     for s in segs:
         if used + s > granted:
             break
         used += s
         n += 1
-    ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=granted - used)
+    ratelimit.refund(line_id=line_id, rate=rate, units=granted - used)
     if n < len(message_ids):
-        outcome.rest = SendGroup(line_id, list(message_ids[n:]), segs[n:])
-        outcome.rest_delay = wait
+        outcome.rest = SendGroup(line_id, list(message_ids[n:]), segs[n:], batched=batched)
+        # The remainder waits for its own next call's worth (a whole batch for a blast), not one unit.
+        rest_need = _batch_need(segs[n:], rate=rate, batched=batched)
+        outcome.rest_delay = ratelimit.wait_for(rate=rate, need=rest_need, left=grant.left + granted - used)
     if n == 0:
         return outcome
     # The carrier is down: claim nothing, give the units back, the whole group waits for the probe.
     verdict = breaker.check(account_id=line.carrier_account_id) if line.carrier_account_id else None
     if verdict is not None and not verdict.allowed:
-        ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=used)
-        outcome.rest = SendGroup(line_id, list(message_ids), segs)
+        ratelimit.refund(line_id=line_id, rate=rate, units=used)
+        outcome.rest = SendGroup(line_id, list(message_ids), segs, batched=batched)
         outcome.rest_delay = outcome.paused = verdict.wait
         return outcome
     probing = verdict is not None and verdict.action == breaker.PROBE
@@ -184,7 +210,7 @@ def batch_send(*, line_id: int, message_ids: list[int], segments: list[int] | No
     if outcome.not_claimed:
         claimed = {r.id for r in rows}
         lost = sum(s for mid, s in zip(message_ids[:n], segs[:n], strict=True) if mid not in claimed)
-        ratelimit.refund(line_id=line_id, rate=line.rate_per_second, units=lost)
+        ratelimit.refund(line_id=line_id, rate=rate, units=lost)
     adapter, account = cache.adapter_for_line(line) if rows else (None, None)
     if not rows or adapter is None or not line.is_active:
         if probing and line.carrier_account_id:  # no call will report back: let the next caller probe

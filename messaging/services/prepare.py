@@ -38,6 +38,9 @@ class SendGroup:
     line_id: int
     message_ids: list[int]
     segments: list[int]
+    # A blast's messages: paced in batches of the line's batching window (ratelimit.batch_units) rather
+    # than sent as soon as one unit is free, which is what a conversation message does.
+    batched: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -134,7 +137,9 @@ def group_for_send(rows: list[tuple[int, int, int | None, bool, str, str, int]])
     """
     buckets: dict[tuple, list[list]] = {}
     for mid, line_id, blast_id, has_params, rendered, recipient, segs in rows:
-        key = (line_id, "t", blast_id) if has_params and blast_id else (line_id, "r", rendered)
+        # The last part: a blast's messages are paced in batches (SendGroup.batched), so a conversation
+        # message never shares their call, even with the same text, and never waits for a batch.
+        key = (line_id, "t", blast_id, True) if has_params and blast_id else (line_id, "r", rendered, bool(blast_id))
         chunks = buckets.setdefault(key, [])
         for chunk in chunks:
             if len(chunk[0]) < CHUNK_SIZE and recipient not in chunk[2]:
@@ -145,7 +150,7 @@ def group_for_send(rows: list[tuple[int, int, int | None, bool, str, str, int]])
         chunk[0].append(mid)
         chunk[1].append(segs)
         chunk[2].add(recipient)
-    return [SendGroup(key[0], ids, segs) for key, chunks in buckets.items() for ids, segs, _ in chunks]
+    return [SendGroup(key[0], ids, segs, batched=key[3]) for key, chunks in buckets.items() for ids, segs, _ in chunks]
 
 
 # ------------------------------------------------------------------------------------------ blast chunks

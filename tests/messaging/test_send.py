@@ -3,6 +3,7 @@ recovery, pacing, query counts. (Real worker processes: test_send_worker.py.)"""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -174,6 +175,64 @@ def test_pacing_sends_what_the_line_rate_allows_and_defers_the_rest(
     assert outcome.rest is not None and outcome.rest.message_ids == group.message_ids[2:]
     assert 0 < outcome.rest_delay <= 0.5
     assert Message.objects.filter(id__in=outcome.rest.message_ids, status=S.PREPARED).count() == 8
+
+
+def test_a_blast_group_waits_for_a_whole_batch_of_the_window_not_the_first_free_unit(
+    org, fake_sinch, django_capture_on_commit_callbacks, settings
+):
+    # given: a 10 segments/s line, the window W = 1 s, 25 one-segment blast messages
+    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
+    blast, (group,) = _prepared_blast(org, 25, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
+    assert group.batched
+    line = blast.line
+    line.rate_per_second = 10
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    # when: the first call, then the remainder at once (a tenth of a second's refill is there)
+    first = carrier_send.batch_send(
+        line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
+    )
+    time.sleep(0.15)
+    again = carrier_send.batch_send(
+        line_id=line.id, message_ids=first.rest.message_ids, segments=first.rest.segments, batched=True
+    )
+    # then: r × W = 10 recipients in one call, and the remainder neither sends the sliver nor re-polls
+    # for one unit: it waits for the next whole batch (about W), still a blast group
+    assert first.sent == 10 and [len(r["to"]) for r in fake_sinch.requests] == [10]
+    assert 0.9 <= first.rest_delay <= 1.0 and first.rest.batched
+    assert again.sent == 0 and len(fake_sinch.requests) == 1
+    assert 0 < again.rest_delay < 0.9 and again.rest.message_ids == group.message_ids[10:]
+
+
+def test_a_conversation_group_takes_the_first_free_unit_whatever_the_window(org, fake_sinch, settings):
+    # given: a long window and a line whose bucket was just emptied
+    settings.SEND_BATCH_WINDOW_SECONDS = 5.0
+    line = factories.LineFactory(organization=org)
+    _point_line_at(line, fake_sinch.url)
+    line.rate_per_second = 10
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    ratelimit.take(line_id=line.id, rate=10, want=50)
+    # when: asked how long a one-segment conversation message waits, and a blast's remainder
+    conversation = carrier_send._batch_need([1], rate=10, batched=False)
+    blast = carrier_send._batch_need([1] * 200, rate=10, batched=True)
+    # then: one unit (0.1 s) against a whole window's batch (50 units = 5 s)
+    assert conversation == 1 and blast == 50
+    assert ratelimit.wait_for(rate=10, need=conversation, left=0) == pytest.approx(0.1)
+    assert ratelimit.wait_for(rate=10, need=blast, left=0) == pytest.approx(5.0)
+    # a blast batch never splits a message and takes what is left when fewer remain
+    assert carrier_send._batch_need([3] * 40, rate=10, batched=True) == 48
+    assert carrier_send._batch_need([1] * 7, rate=10, batched=True) == 7
+
+
+def test_group_for_send_marks_blast_groups_batched_and_never_mixes_in_a_conversation_message():
+    rows = [
+        (1, 7, 3, False, "same", "+15125550001", 1),  # a blast message without parameters
+        (2, 7, None, False, "same", "+15125550002", 1),  # a conversation message, same text
+        (3, 7, 3, True, "Hi A", "+15125550003", 1),
+    ]
+    groups = {tuple(g.message_ids): g.batched for g in prepare.group_for_send(rows)}
+    assert groups == {(1,): True, (2,): False, (3,): True}
 
 
 def test_token_bucket_is_shared_and_refills():
