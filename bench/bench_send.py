@@ -17,6 +17,9 @@ message; the sandbox posts from --sandbox-workers processes, as one Python proce
    time, one carrier call per message, same worker concurrency; ratio of the send stages.
 5. The delivery-report endpoint alone under wrk: bench/bench_webhooks.py (carriers), its figures
    (store rate, batch apply rate) included.
+6. Paced lines (--paced-rates, default 1,10,100,2000 segments/s): a blast of --paced-seconds of the
+   line's rate (≤ --paced-cap recipients) per rate; recipients per carrier call and carrier calls per
+   1,000 messages (the batching window, docs/send-pipeline.md), the most segments in any 1 s.
 
 --postprocessing on|off: whether a worker drains the post-processing outbox during the runs (the
 post-processing work extends this bench; run_blast/run_conversations return dicts).
@@ -181,6 +184,56 @@ def run_blast(
         "counts": {"created": created, "accepted": accepted, "final": final, "stored": stored},
         "complete": "final" in marks,
         "line_rate_per_s": line.rate_per_second,
+    }
+
+
+def run_paced(*, base_url: str, sandbox_url: str, rate: float, seconds: float, cap: int, timeout: float = 300) -> dict:
+    """A blast on a line paced at `rate` segments/s (issue 17.1): `rate × seconds` recipients (at most
+    `cap`), one segment each, no opt-outs. Carrier calls from the rows (one carrier batch id per call);
+    the pacing from each call's sent_at (when our worker had the carrier's answer)."""
+    from messaging import ratelimit
+
+    recipients = max(1, min(cap, round(rate * seconds)))
+    org, _account, (line,) = seed_org(f"bench-send-paced-{rate:g}", sandbox_url=sandbox_url, rate=rate)
+    ratelimit.reset(line_id=line.id)
+    blast = seed_blast(org, line, seed_contacts(org, recipients, area="512"), BLAST_BODY)
+    key = api_key_create(organization=org, name="bench").raw_key
+    t0 = time.time()
+    answer = requests.post(
+        f"{base_url}/api/v1/blasts/{blast.id}/launch", headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
+    assert answer.status_code == 202, answer.text
+    accepted = 0
+    while time.time() - t0 < timeout:
+        accepted = Message.objects.filter(blast=blast).exclude(carrier_batch_id="").count()
+        if accepted >= recipients:
+            break
+        time.sleep(POLL_S)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT carrier_batch_id, count(*), sum(segments), extract(epoch FROM min(sent_at))
+               FROM messaging_message WHERE blast_id = %s AND carrier_batch_id <> ''
+               GROUP BY carrier_batch_id ORDER BY 4""",
+            [blast.id],
+        )
+        calls = [(float(at), n, int(segs)) for _b, n, segs, at in cursor.fetchall()]
+    sizes = [n for _at, n, _s in calls]
+    window_max = max((sum(s for t2, _n, s in calls if t <= t2 < t + 1.0) for t, _n, _s in calls), default=0)
+    span = calls[-1][0] - calls[0][0] if len(calls) > 1 else 0.0
+    return {
+        "line_rate_per_s": rate,
+        "batch_window_s": ratelimit.window(),
+        "recipients": recipients,
+        "accepted": accepted,
+        "carrier_calls": len(calls),
+        "recipients_per_carrier_call": round(accepted / len(calls), 1) if calls else None,
+        "carrier_calls_per_1000_messages": round(1000 * len(calls) / accepted, 1) if accepted else None,
+        "target_recipients_per_call": min(1000, max(1, int(rate * ratelimit.window()))),
+        "smallest_call": min(sizes, default=None),
+        "largest_call": max(sizes, default=None),
+        "max_segments_in_1s_window": window_max,
+        "send_seconds": round(span, 1),
+        "segments_per_s_first_to_last_call": round(sum(s for *_x, s in calls[:-1]) / span, 1) if span else None,
     }
 
 
@@ -393,7 +446,14 @@ def main() -> None:
         "--web-threads", type=int, default=4, help="web app threads per worker (2 workers, config/webserver.py)"
     )
     p.add_argument("--wrk-duration", type=int, default=10)
-    p.add_argument("--skip", default="", help="comma list of: blast,conversations,queries,naive,wrk")
+    p.add_argument(
+        "--paced-rates",
+        default="1,10,100,2000",
+        help="line rates (segments/s) of the paced blasts: carrier calls at real line rates (issue 17.1)",
+    )
+    p.add_argument("--paced-seconds", type=float, default=30, help="seconds of sending per paced blast")
+    p.add_argument("--paced-cap", type=int, default=10_000, help="most recipients of one paced blast")
+    p.add_argument("--skip", default="", help="comma list of: blast,conversations,queries,naive,wrk,paced")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -481,6 +541,25 @@ def main() -> None:
                 rate=args.conversation_rate,
             )
             log(f"API {c['api_per_s']}/s; API → carrier p50 {c['latency_p50_ms']} ms, p95 {c['latency_p95_ms']} ms")
+        if "paced" not in skip:
+            figures["paced"] = []
+            for rate in [float(r) for r in args.paced_rates.split(",") if r]:
+                log(f"== paced blast: a line at {rate:g} segments/s, {args.paced_seconds:g} s of sending")
+                figures["paced"].append(
+                    pb := run_paced(
+                        base_url=base_url,
+                        sandbox_url=sandbox_url,
+                        rate=rate,
+                        seconds=args.paced_seconds,
+                        cap=args.paced_cap,
+                    )
+                )
+                log(
+                    f"{pb['accepted']} messages in {pb['carrier_calls']} calls: {pb['recipients_per_carrier_call']} "
+                    f"recipients/call (target {pb['target_recipients_per_call']}), "
+                    f"{pb['carrier_calls_per_1000_messages']} calls per 1,000; most in 1 s: "
+                    f"{pb['max_segments_in_1s_window']}"
+                )
         procs.stop("send")
         if "queries" not in skip:
             figures["queries"] = q = measure_queries(sandbox_url=sandbox_url)
@@ -537,6 +616,13 @@ def summary(f: dict) -> dict:
         "postprocessing_events_per_s": f.get("postprocessing_compare", {}).get("events_per_s"),
         "loadavg_start": f.get("loadavg_start"),
         "loadavg_end": f.get("loadavg_end"),
+        # Paced lines (issue 17.1): per line rate, recipients per carrier call and calls per 1,000 messages.
+        "recipients_per_carrier_call": {
+            f"{p['line_rate_per_s']:g}/s": p["recipients_per_carrier_call"] for p in f.get("paced", [])
+        },
+        "carrier_calls_per_1000_messages": {
+            f"{p['line_rate_per_s']:g}/s": p["carrier_calls_per_1000_messages"] for p in f.get("paced", [])
+        },
         # With --postprocessing both, "blast" above is the run with post-processing on; the same blast
         # with post-processing off (no outbox drain competing for the 2 cores):
         **_pp_off(f),
