@@ -447,9 +447,13 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
 
 
 # ------------------------------------------------------------------------------------------ release due
+# The opt-out is checked again at release: a contact may opt out between scheduling (a send time, or
+# quiet hours) and the send (one probe of uniq_optout per due message).
 _DUE_SQL = f"""
-SELECT id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
-FROM messaging_message WHERE status = {sql_literals(S.SCHEDULED)} AND send_at <= %s ORDER BY id LIMIT %s
+SELECT m.id, m.line_id, m.blast_id, m.send_params IS NOT NULL, m.rendered_body, m.carrier_recipient, m.segments,
+       EXISTS (SELECT 1 FROM messaging_optout o
+               WHERE o.organization_id = m.organization_id AND o.phone_number = m.carrier_recipient)
+FROM messaging_message m WHERE m.status = {sql_literals(S.SCHEDULED)} AND m.send_at <= %s ORDER BY m.id LIMIT %s
 """
 
 # How many due messages one release pass moves: 20 carrier batches, a few hundred ms of work; the
@@ -458,7 +462,8 @@ RELEASE_LIMIT = 20_000
 
 
 def messages_release_due(*, now: datetime | None = None) -> list[SendGroup]:
-    """Scheduled messages whose time has come → prepared (one status statement), grouped for sending."""
+    """Scheduled messages whose time has come → prepared (one status statement), grouped for sending;
+    those whose recipient opted out meanwhile → blocked."""
     now = now or timezone.now()
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -466,8 +471,17 @@ def messages_release_due(*, now: datetime | None = None) -> list[SendGroup]:
             rows = cursor.fetchall()
         if not rows:
             return []
-        changed = messages_apply_statuses(updates=[StatusUpdate(r[0], S.PREPARED, at=now) for r in rows])
-        released = [r for r in rows if changed.get(r[0]) == S.PREPARED]
+        changed = messages_apply_statuses(
+            updates=[
+                StatusUpdate(
+                    r[0], S.BLOCKED, at=now, error_code=OPTED_OUT_CODE, error_reason="The recipient has opted out."
+                )
+                if r[7]
+                else StatusUpdate(r[0], S.PREPARED, at=now)
+                for r in rows
+            ]
+        )
+        released = [r[:7] for r in rows if changed.get(r[0]) == S.PREPARED]
         with connection.cursor() as cursor:  # fresh for the stale-prepared sweep
             cursor.execute(
                 "UPDATE messaging_message SET prepared_at = %s WHERE id = ANY(%s::bigint[])",

@@ -104,3 +104,30 @@ def test_the_stop_confirmation_goes_through_prepare_to_the_number_that_just_opte
     assert (pending.status, pending.error_code) == (S.BLOCKED, OPTED_OUT_CODE)
     assert confirmation.status == S.PREPARED and confirmation.carrier_recipient == number
     assert _sends() == [confirmation.pk]
+
+
+def test_a_scheduled_message_to_a_number_that_opted_out_meanwhile_is_not_texted(
+    org, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from messaging.services.prepare import messages_release_due
+
+    conv = factories.ConversationFactory(organization=org)
+    other = factories.ConversationFactory(organization=org, line=conv.line)
+    later = timezone.now() + timedelta(minutes=5)
+    # given: two messages scheduled for later, prepared (status scheduled)
+    with django_capture_on_commit_callbacks(execute=True):
+        blocked = message_send(organization=org, conversation_id=conv.pk, body="Reminder", send_at=later)
+        kept = message_send(organization=org, conversation_id=other.pk, body="Reminder", send_at=later)
+    _run_prepare_tasks()
+    assert set(Message.objects.filter(pk__in=[blocked.pk, kept.pk]).values_list("status", flat=True)) == {S.SCHEDULED}
+    # when: the first contact opts out before the send time, and the time comes
+    OptOut.objects.create(organization=org, phone_number=conv.contact.phone_number, source=OptOutSource.KEYWORD)
+    groups = messages_release_due(now=later + timedelta(seconds=1))
+    # then: only the other one is released for sending
+    assert [i for g in groups for i in g.message_ids] == [kept.pk]
+    blocked.refresh_from_db()
+    assert (blocked.status, blocked.error_code) == (S.BLOCKED, OPTED_OUT_CODE)
