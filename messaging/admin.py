@@ -6,6 +6,7 @@ below uses it too)."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from backfill.admin import backfill_statuses
 
@@ -136,14 +137,18 @@ class BlastAdmin(admin.ModelAdmin):
     raw_id_fields = ["line", "created_by"]
     list_select_related = ["organization", "line"]
 
-    def changelist_view(self, request, extra_context=None):
-        # One stalled check per page view (not per row): the column reads this set.
-        self._stalled = set(blasts_stalled())
-        return super().changelist_view(request, extra_context)
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        match = getattr(request, "resolver_match", None)
+        if match is not None and match.url_name == "messaging_blast_changelist":
+            # One stalled check per list page (not per row), carried by the rows themselves.
+            stalled = ExpressionWrapper(Q(pk__in=blasts_stalled()), output_field=BooleanField())
+            queryset = queryset.annotate(is_stalled=stalled)
+        return queryset
 
     @admin.display(boolean=True, description="stalled")
     def stalled(self, obj: Blast) -> bool | None:
-        return obj.pk in getattr(self, "_stalled", set()) if obj.status == BlastStatus.SENDING else None
+        return getattr(obj, "is_stalled", None) if obj.status == BlastStatus.SENDING else None
 
     readonly_fields = [
         "status",

@@ -71,8 +71,12 @@ def _team_sync(team: RingCentralTeam, wanted: list[str], persons: dict[str, str]
     conn: RingCentralConnection = team.connection
     client = RingCentralClient(conn.base_url, conn.bot_token)
     try:
-        current = None if team.member_emails is not None else _members(client, conn, team.team_id, persons)
-        recorded = set(team.member_emails) if team.member_emails is not None else set(current.values())  # type: ignore[union-attr]
+        current: dict[str, str] | None = None
+        if team.member_emails is None:  # a team from before the record: what it holds now is the record
+            current = _members(client, conn, team.team_id, persons)
+            recorded = set(current.values())
+        else:
+            recorded = set(team.member_emails)
         add = sorted(set(wanted) - recorded)
         remove = recorded - set(wanted)
         if add:
@@ -94,10 +98,12 @@ def _team_sync(team: RingCentralTeam, wanted: list[str], persons: dict[str, str]
     return True
 
 
-def _members(client: RingCentralClient, conn: RingCentralConnection, chat: str, persons: dict[str, str]) -> dict:
+def _members(
+    client: RingCentralClient, conn: RingCentralConnection, chat: str, persons: dict[str, str]
+) -> dict[str, str]:
     """{person id: lower-case email} of the team's members, our bot left out. Each unknown person is
     looked up once per run (a person RingCentral does not know is skipped)."""
-    found = {}
+    found: dict[str, str] = {}
     for pid in client.chat_member_ids(chat=chat):
         if pid == conn.bot_creator_id:
             continue

@@ -119,6 +119,8 @@ def test_a_blast_without_progress_for_a_minute_is_stalled_in_metrics_and_admin(c
     conv = factories.ConversationFactory(organization=org, line=waiting.line, contact=contacts[0])
     factories.MessageFactory(conversation=conv, blast=waiting, status=S.SENT)
     assert blasts_stalled() == [stuck.pk]
+    listing = admin_client.get("/admin/messaging/blast/").content.decode()
+    assert listing.count('alt="True"') == 1  # the stalled column flags the stuck blast only
     got = scrape(client)
     assert got[("parley_blasts_stalled", ())] == 1 and got[("parley_blasts_sending", ())] == 3
     # the admin's list filter shows it and only it, flagged
@@ -134,6 +136,7 @@ def test_a_blast_without_progress_for_a_minute_is_stalled_in_metrics_and_admin(c
     # then it has progressed: not stalled any more, until a minute passes without a move
     assert BlastProgress.objects.filter(blast_id=stuck.pk).exists()
     assert blasts_stalled() == []
+    assert admin_client.get("/admin/messaging/blast/").status_code == 200  # nothing stalled: the column still renders
     BlastProgress.objects.filter(blast_id=stuck.pk).update(at=timezone.now() - timedelta(seconds=61))
     assert blasts_stalled() == [stuck.pk]
     assert Message.objects.filter(blast=stuck).count() == 1
