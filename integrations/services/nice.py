@@ -216,14 +216,20 @@ def nice_chats_end(*, chat_ids: list[int]) -> int:
 
 
 def nice_chats_to_end(
-    *, conversation_ids: list[int] | None = None, organization_id: int | None = None, phone_numbers=None
+    *,
+    conversation_ids: list[int] | None = None,
+    organization_id: int | None = None,
+    phone_numbers: list[str] | None = None,
 ) -> list[int]:
-    """Active chats that must end: of these conversations if closed, or of these opted-out numbers."""
+    """Active chats that must end: of these conversations if closed, or of one organization's contacts
+    with these (opted-out) numbers."""
     chats = NiceChat.objects.filter(state=NiceChatState.ACTIVE)
     if conversation_ids is not None:
         chats = chats.filter(conversation_id__in=conversation_ids, conversation__status=ConversationStatus.CLOSED)
-    else:
+    elif organization_id is not None and phone_numbers:
         chats = chats.filter(organization_id=organization_id, conversation__contact__phone_number__in=phone_numbers)
+    else:
+        return []
     return list(chats.values_list("id", flat=True))
 
 
