@@ -8,6 +8,8 @@ anything past MAX_DEPTH is refused as a parse error: a 400 in the API's error sh
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -20,6 +22,7 @@ def nesting_depth(value) -> int:
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        children: Iterable
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
