@@ -133,7 +133,7 @@ def celery_command_lines_in(source: str, name: str = "<string>") -> list[str]:
     for node in ast.walk(ast.parse(source, name)):
         if isinstance(node, ast.List | ast.Tuple):
             words = {e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
-            if words & _CELERY_ARGV_MARKERS and ("-A" in words or "celery" in words):
+            if {"-A", "config"} <= words or (words & _CELERY_ARGV_MARKERS and "celery" in words):
                 found.append(f"{name}:{node.lineno}")
     return found
 
@@ -148,6 +148,9 @@ def test_celery_command_lines_are_built_in_one_place():
 
 def test_the_command_line_scan_catches_a_planted_one():
     planted = 'CMD = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "send"]\n'
+    assert celery_command_lines_in(planted, "planted.py")
+    # The dev server's old form: the app prefix in one list, the subcommand spliced in later.
+    planted = 'celery = [PY, "-m", "celery", "-A", "config"]\nCMD = [*celery, "beat"]\n'
     assert celery_command_lines_in(planted, "planted.py")
 
 
