@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from postprocessing.events import STATUS_EVENTS
+from postprocessing.events import STATUS_EVENTS, EventType
 
 from ..status import TRANSITIONS, MessageStatus, check_transition, sql_literals
 from .sql import execute as execute_bound
@@ -52,7 +52,8 @@ class StatusUpdate:
 
 _S = MessageStatus
 _EVENT_CASE = " ".join(
-    f"WHEN {sql_literals(MessageStatus(status))} THEN {sql_literals(event)}" for status, event in STATUS_EVENTS.items()
+    f"WHEN {sql_literals(MessageStatus(status))} THEN {sql_literals(EventType(event))}"
+    for status, event in STATUS_EVENTS.items()
 )
 
 _APPLY_SQL = f"""
