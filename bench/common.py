@@ -199,14 +199,13 @@ def purge_queues(*names: str) -> None:
 def seed_org(name: str, *, sandbox_url: str, lines: int = 1, rate: float = 100_000):
     """A fresh organization without quiet hours (the bench must not depend on the clock), a sandbox
     carrier account and `lines` lines at `rate` messages/s (high: pacing is not what is measured)."""
-    from datetime import time as dtime
 
     from carriers.models import CarrierAccount, Provider
     from messaging.models import Line
     from organizations.models import Organization
 
     stamp = int(time.time() * 1000)
-    org = Organization.objects.create(name=f"{name}-{stamp}", quiet_hours_start=dtime(0), quiet_hours_end=dtime(0))
+    org = Organization.objects.create(name=f"{name}-{stamp}", quiet_hours_enabled=False)
     account = CarrierAccount.objects.create(
         organization=org,
         name="Sandbox",

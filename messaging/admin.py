@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.utils import timezone
 
 from backfill.admin import backfill_statuses
 
 from .models import Blast, BlastRecipient, BlastStatus, Contact, Conversation, Line, Message, OptOut
-from .selectors import STALLED_AFTER_SECONDS, blasts_stalled
+from .selectors import STALLED_AFTER_SECONDS, blast_quiet_hours_deferrals, blasts_stalled, with_quiet_hours_deferrals
 from .services.conversations import conversations_close
 from .services.status import StatusUpdate, messages_apply_statuses
 from .status import MessageStatus, sources_for
@@ -128,6 +129,7 @@ class BlastAdmin(admin.ModelAdmin):
         "sent_count",
         "delivered_count",
         "failed_count",
+        "quiet_hours",
         "created_at",
         "send_at",
     ]
@@ -163,6 +165,7 @@ class BlastAdmin(admin.ModelAdmin):
         "failed_count",
         "undelivered_count",
         "delivery_rate",
+        "quiet_hours",
         "v1_id",
     ]
     # Once launched (scheduled, sending, completed, canceled) a blast is the record of what was sent:
@@ -174,6 +177,16 @@ class BlastAdmin(admin.ModelAdmin):
         if obj is not None and obj.status != BlastStatus.DRAFT:
             fields += [f for f in self.launched_readonly_fields if f not in fields]
         return fields
+
+    def get_queryset(self, request):
+        return with_quiet_hours_deferrals(super().get_queryset(request))
+
+    @admin.display(description="Deferred by quiet hours")
+    def quiet_hours(self, obj: Blast) -> str:
+        count, resume_at = blast_quiet_hours_deferrals(blast=obj)
+        if not count:
+            return "none"
+        return f"{count} message(s), resuming {timezone.localtime(resume_at):%Y-%m-%d %H:%M %Z}"
 
 
 @admin.register(BlastRecipient)

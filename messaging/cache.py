@@ -35,6 +35,7 @@ class LineInfo:
 class OrgInfo:
     id: int
     time_zone: str
+    quiet_hours_enabled: bool
     quiet_hours_start: time
     quiet_hours_end: time
     short_link_domain: str
@@ -82,7 +83,8 @@ def _get(kind: str, pk: int, load):
     key = (kind, pk)
     if key in _local:
         return _local[key]
-    shared_key = f"messaging:{kind}:{pk}:{gen}"
+    # v2: OrgInfo gained quiet_hours_enabled; a pickle of the old shape must not be read back.
+    shared_key = f"messaging:{kind}:v2:{pk}:{gen}"
     value = django_cache.get(shared_key)
     if value is None:
         value = load(pk)
@@ -109,7 +111,9 @@ def _load_org(pk: int) -> OrgInfo | None:
 
     row = (
         Organization.objects.filter(pk=pk)
-        .values_list("id", "time_zone", "quiet_hours_start", "quiet_hours_end", "short_link_domain")
+        .values_list(
+            "id", "time_zone", "quiet_hours_enabled", "quiet_hours_start", "quiet_hours_end", "short_link_domain"
+        )
         .first()
     )
     return OrgInfo(*row) if row else None

@@ -230,8 +230,10 @@ class Message(models.Model):
     )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     body = models.TextField(blank=True, help_text="As written (a blast template before rendering).")
-    # What the carrier gets: rendered per recipient, links shortened. Filled at queue time.
-    rendered_body = models.TextField(blank=True)
+    # THE text to show (docs/messaging.md): the text as the phone saw it, for every direction and origin.
+    # Outbound: rendered per recipient, links shortened (the body until prepare has done that); inbound:
+    # the text as received; migrated: v1's text. segments/encoding are counted on it.
+    rendered_body = models.TextField(blank=True, help_text="The text as the phone saw it (what to show).")
     media = models.JSONField(default=list, blank=True, help_text="List of {url, content_type}.")
     status = models.CharField(max_length=12, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
     segments = models.PositiveSmallIntegerField(default=0)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, Min, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from organizations.models import Organization
 
 from .models import Blast, Contact, Conversation, Line, Message, OptOut
+from .status import MessageStatus
 
 
 def lines_for(*, organization: Organization) -> QuerySet[Line]:
@@ -30,7 +32,35 @@ def opt_outs_for(*, organization: Organization, phone_number: str | None = None)
 
 
 def blasts_for(*, organization: Organization) -> QuerySet[Blast]:
-    return Blast.objects.filter(organization=organization)
+    return with_quiet_hours_deferrals(Blast.objects.filter(organization=organization))
+
+
+def with_quiet_hours_deferrals(blasts: QuerySet[Blast]) -> QuerySet[Blast]:
+    """Annotate each blast with `deferred_by_quiet_hours` (its messages waiting for the end of the
+    recipients' quiet hours) and `quiet_hours_resume_at` (the earliest of their release times).
+
+    A blast message is `scheduled` only for quiet hours (a blast's own send_at schedules the blast,
+    not its messages). Two subqueries per blast over msg_blast_status (blast, status)."""
+    scheduled = Message.objects.filter(blast=OuterRef("pk"), status=MessageStatus.SCHEDULED).order_by().values("blast")
+    return blasts.annotate(
+        deferred_by_quiet_hours=Coalesce(
+            Subquery(scheduled.annotate(n=Count("id")).values("n"), output_field=IntegerField()), 0
+        ),
+        quiet_hours_resume_at=Subquery(scheduled.annotate(at=Min("send_at")).values("at")),
+    )
+
+
+def blast_quiet_hours_deferrals(*, blast: Blast) -> tuple[int, datetime | None]:
+    """(deferred_by_quiet_hours, quiet_hours_resume_at) of one blast: the annotation if the row has it,
+    else one query (whose answer is kept on the instance, as the annotation would be)."""
+    if not hasattr(blast, "deferred_by_quiet_hours"):
+        found = (
+            with_quiet_hours_deferrals(Blast.objects.filter(pk=blast.pk))
+            .values_list("deferred_by_quiet_hours", "quiet_hours_resume_at")
+            .first()
+        )
+        blast.deferred_by_quiet_hours, blast.quiet_hours_resume_at = found if found is not None else (0, None)
+    return blast.deferred_by_quiet_hours, blast.quiet_hours_resume_at
 
 
 def conversations_for(

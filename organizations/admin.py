@@ -19,7 +19,15 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "time_zone", "quiet_hours_start", "quiet_hours_end", "is_active", "created_at"]
+    list_display = [
+        "name",
+        "time_zone",
+        "quiet_hours_enabled",
+        "quiet_hours_start",
+        "quiet_hours_end",
+        "is_active",
+        "created_at",
+    ]
     list_filter = ["is_active", "time_zone"]
     search_fields = ["name", "=id", "=v1_id"]
     readonly_fields = ["created_at", "v1_id"]

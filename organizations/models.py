@@ -13,7 +13,9 @@ from django.db import models
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     time_zone = models.CharField(max_length=64, default="America/Chicago")
-    # Blasts are not delivered between start and end in the recipient's local time.
+    # Blasts are not delivered between start and end in the recipient's local time (the window may wrap
+    # midnight). Off is its own setting: start = end is refused while on (a constraint), never a code.
+    quiet_hours_enabled = models.BooleanField(default=True)
     quiet_hours_start = models.TimeField(default=time(21, 0))
     quiet_hours_end = models.TimeField(default=time(8, 0))
     help_text = models.CharField(
@@ -31,6 +33,13 @@ class Organization(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(quiet_hours_enabled=True, quiet_hours_start=models.F("quiet_hours_end")),
+                name="org_quiet_hours_window_not_empty",
+                violation_error_message="Quiet hours that are on need a start different from their end.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

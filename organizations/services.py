@@ -1,4 +1,4 @@
-"""Writes of the organizations app: API keys."""
+"""Writes of the organizations app: API keys, the organization's settings."""
 
 from __future__ import annotations
 
@@ -38,3 +38,19 @@ def api_keys_revoke(*, organization_id: int | None = None, api_key_ids: list[int
     if organization_id is not None:
         keys = keys.filter(organization_id=organization_id)
     return keys.update(revoked_at=timezone.now())
+
+
+SETTINGS_FIELDS = ("time_zone", "quiet_hours_enabled", "quiet_hours_start", "quiet_hours_end")
+
+
+def organization_update_settings(*, organization: Organization, **changes) -> Organization:
+    """Time zone and quiet hours (validated by the caller's serializer; the database's check constraint
+    backs up "a window that is on is not empty"). Saving bumps the send pipeline's settings cache."""
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise TypeError(f"not an organization setting: {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        setattr(organization, name, value)
+    if changes:
+        organization.save(update_fields=list(changes))
+    return organization

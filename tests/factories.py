@@ -94,6 +94,8 @@ class MessageFactory(factory.django.DjangoModelFactory):
     contact = factory.SelfAttribute("conversation.contact")
     direction = Direction.OUTBOUND
     body = "Hello there"
+    # The text as the phone saw it is always filled (docs/messaging.md): the body unless a test says otherwise.
+    rendered_body = factory.LazyAttribute(lambda m: m.body)
 
 
 class BlastFactory(factory.django.DjangoModelFactory):

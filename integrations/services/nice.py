@@ -111,14 +111,14 @@ def _forward_group(group: list[Message]) -> int:
         if chat is None:
             chat = _chat_start(client, conn, m)
         try:
-            client.send_text(chat=chat.chat_session_id, label=label, message=m.body)
+            client.send_text(chat=chat.chat_session_id, label=label, message=m.rendered_body)
         except PartnerError as exc:
             if not exc.not_found:
                 raise
             # The chat ended on NICE's side (timeout, agent closed it): a new message opens a new one.
             nice_chat_end(chat_id=chat.pk)
             chat = _chat_start(client, conn, m)
-            client.send_text(chat=chat.chat_session_id, label=label, message=m.body)
+            client.send_text(chat=chat.chat_session_id, label=label, message=m.rendered_body)
         ForwardedMessage.objects.create(message_id=m.pk, partner=Partner.NICE, external_id=chat.chat_session_id)
     return len(pending)
 

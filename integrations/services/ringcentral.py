@@ -114,7 +114,7 @@ def _contact_label(m: Message) -> str:
 
 
 def post_text(m: Message) -> str:
-    body = m.rendered_body or m.body
+    body = m.rendered_body  # the text as the phone saw it, whatever the direction (docs/messaging.md)
     media = "".join(f"\n{item.get('url', '')}" for item in (m.media or []) if isinstance(item, dict))
     if m.direction == Direction.INBOUND:
         return f"SMS from {_contact_label(m)}:\n{body}{media}"

@@ -25,7 +25,7 @@ from organizations.auth import ApiKeyRateThrottle, IsOrganizationMember
 
 from ..services import sending
 from .conversations import ConversationViewSet
-from .serializers import BlastPreviewSerializer, BlastSerializer, MessageSerializer
+from .serializers import BlastPreviewSerializer, BlastSerializer, MessageSerializer, OrganizationDateTimeField
 
 
 class _Refused(APIException):
@@ -69,7 +69,11 @@ _WRONG_STATE = OpenApiResponse(
 
 class ConversationMessageInSerializer(serializers.Serializer):
     body = serializers.CharField(max_length=sending.MAX_BODY, trim_whitespace=False)
-    send_at = serializers.DateTimeField(required=False, allow_null=True, help_text="Send later (beat releases it).")
+    send_at = OrganizationDateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Send later (beat releases it). Without an offset: the organization's time zone.",
+    )
     media = serializers.ListField(child=serializers.DictField(), required=False, default=list)
 
 
@@ -100,7 +104,7 @@ class ConversationMessagesSendViewSet(_RefusalMixin, ConversationViewSet):
         responses={202: MessageSerializer, 409: _OPTED_OUT},
     )
     def send_message(self, request, pk=None):
-        data = ConversationMessageInSerializer(data=request.data)
+        data = ConversationMessageInSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         try:
             conversation_id = int(pk)
@@ -123,7 +127,7 @@ class MessageSendView(_SendView):
         responses={202: MessageSerializer, 409: _OPTED_OUT},
     )
     def post(self, request):
-        data = NewMessageInSerializer(data=request.data)
+        data = NewMessageInSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         v = dict(data.validated_data)
         message = _call(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 
@@ -12,6 +16,7 @@ from organizations.api.base import TenantPrimaryKeyRelatedField
 
 from ..models import Blast, Contact, Conversation, ConversationStatus, Line, Message, OptOut
 from ..phone import try_normalize
+from ..selectors import blast_quiet_hours_deferrals
 from ..services.contacts import IMPORT_MAX_ROWS, OnConflict
 from ..services.lines import LineNumberUnverifiable, line_number_check
 
@@ -42,10 +47,39 @@ class PhoneNumberField(serializers.CharField):
         return normalized
 
 
+class OrganizationDateTimeField(serializers.DateTimeField):
+    """A time with an offset (or Z) is taken as given; one without ("2026-05-01T09:00") is read in the
+    calling organization's time zone (GET /api/v1/organization). A local time that does not exist there
+    (the hour skipped when clocks go forward) is refused, naming the field."""
+
+    default_error_messages = {
+        "nonexistent": "{value} does not exist in {zone} (clocks skip it); give another time or an offset."
+    }
+
+    def enforce_timezone(self, value):
+        aware = super().enforce_timezone(value)
+        if timezone.is_naive(value) and aware.astimezone(UTC).astimezone(aware.tzinfo).replace(tzinfo=None) != value:
+            # ZoneInfo accepts a wall time inside a spring-forward gap; DRF's own check lets it through.
+            self.fail("nonexistent", value=value.isoformat(), zone=aware.tzinfo)
+        return aware
+
+    def default_timezone(self):
+        organization = getattr(self.context.get("request"), "organization", None)
+        if organization is not None:
+            try:
+                return ZoneInfo(organization.time_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass  # an unknown zone name (set outside the API) reads as the server's zone, UTC
+        return super().default_timezone()
+
+
 class LineSerializer(serializers.ModelSerializer):
     phone_number = PhoneNumberField()
     carrier_account = TenantPrimaryKeyRelatedField(
         queryset=CarrierAccount.objects.all(), allow_null=True, required=False
+    )
+    warnings = serializers.SerializerMethodField(
+        help_text="What stops this line from working as it is (e.g. no carrier account: sends are refused)."
     )
 
     class Meta:
@@ -59,10 +93,16 @@ class LineSerializer(serializers.ModelSerializer):
             "rate_per_second",
             "created_at",
             "updated_at",
+            "warnings",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at", "warnings"]
         # The conditional unique constraint is checked in validate() to name the field.
         validators: list = []
+
+    def get_warnings(self, obj: Line) -> list[str]:
+        if obj.is_active and obj.carrier_account_id is None:
+            return ["carrier_account: the line has no carrier account; sends on it are refused until one is set."]
+        return []
 
     def validate(self, attrs):
         instance = self.instance
@@ -284,6 +324,13 @@ class AudienceSerializer(serializers.Serializer):
 class BlastSerializer(serializers.ModelSerializer):
     line = TenantPrimaryKeyRelatedField(queryset=Line.objects.filter(is_active=True))
     audience = AudienceSerializer(write_only=True)
+    send_at = OrganizationDateTimeField(required=False, allow_null=True, help_text="When to send; empty: at launch.")
+    deferred_by_quiet_hours = serializers.SerializerMethodField(
+        help_text="Messages held back by the recipients' quiet hours, waiting to be sent."
+    )
+    quiet_hours_resume_at = serializers.SerializerMethodField(
+        help_text="When the first of the deferred messages goes out (null: none deferred)."
+    )
 
     class Meta:
         model = Blast
@@ -306,8 +353,23 @@ class BlastSerializer(serializers.ModelSerializer):
             "failed_count",
             "undelivered_count",
             "delivery_rate",
+            "deferred_by_quiet_hours",
+            "quiet_hours_resume_at",
         ]
         read_only_fields = [f for f in fields if f not in ("line", "name", "body", "send_at", "audience")]
+
+    def get_deferred_by_quiet_hours(self, obj: Blast) -> int:
+        return blast_quiet_hours_deferrals(blast=obj)[0]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_quiet_hours_resume_at(self, obj: Blast):
+        at = blast_quiet_hours_deferrals(blast=obj)[1]
+        return serializers.DateTimeField().to_representation(at) if at is not None else None
+
+    def validate_line(self, value: Line) -> Line:
+        if value.carrier_account_id is None:
+            raise serializers.ValidationError("The line has no carrier account: a blast on it could only fail.")
+        return value
 
     def validate_body(self, value):
         if not value.strip():
@@ -335,6 +397,9 @@ class BlastPreviewSerializer(serializers.Serializer):
     opted_out_count = serializers.IntegerField()
     sendable_count = serializers.IntegerField()
     deferred_by_quiet_hours = serializers.IntegerField(help_text="Recipients now inside their quiet hours.")
+    quiet_hours_resume_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the first of them would go out (null: none deferred)."
+    )
     segments_total = serializers.IntegerField()
     segments_per_message = _SegmentRangeSerializer()
     encodings = serializers.ListField(child=serializers.CharField())

@@ -15,6 +15,7 @@ from django.utils import timezone
 from carriers.base import InboundMessage
 from organizations.models import Organization
 
+from .. import segments
 from ..models import (
     Contact,
     Conversation,
@@ -122,6 +123,9 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
     for item, line_id, org_id, number in accepted:
         contact_id = contact_ids[(org_id, number)]
         msg = item.message
+        # rendered_body is the one field holding the text as the phone saw it, for every message
+        # (docs/messaging.md); for an inbound text that is the text as received.
+        info = segments.count(msg.body)
         rows.append(
             Message(
                 organization_id=org_id,
@@ -130,6 +134,9 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
                 contact_id=contact_id,
                 direction=Direction.INBOUND,
                 body=msg.body,
+                rendered_body=msg.body,
+                segments=info.segments,
+                encoding=info.encoding,
                 media=msg.media,
                 status=MessageStatus.RECEIVED,
                 carrier_batch_id=msg.carrier_id,
@@ -193,6 +200,7 @@ def _apply_keywords(messages: list[Message]) -> None:
                 contact_id=m.contact_id,
                 direction=Direction.OUTBOUND,
                 body=body,
+                rendered_body=body,  # until prepare sets the final text (links shortened)
                 status=MessageStatus.QUEUED,
                 carrier_recipient=m.carrier_recipient,
             )

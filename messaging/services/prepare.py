@@ -22,13 +22,16 @@ from ..status import MessageStatus as S
 from ..status import sql_literals
 from . import sql
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
-from .templates import MAX_PARAM_VALUE, URL_RE, carrier_template, contact_fields, fill, render
+from .templates import MAX_PARAM_VALUE, URL_RE, assemble, carrier_template, contact_fields, slot_values
 
 log = logging.getLogger(__name__)
 
 # One prepare chunk = one carrier batch: Sinch takes at most 1000 recipients per call.
 CHUNK_SIZE = 1000
 OPTED_OUT_CODE = "opted_out"
+# Joins one message's slot values into the one text the shortener scans: whitespace, so never part of a
+# URL it finds; a value holding it (never typed in practice) is sent without shortening.
+_LINK_SEP = "\n\x1e\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,17 +206,15 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         # Per recipient: fields, quiet hours, links. Pure Python over the chunk, no queries.
         per: list[dict] = []
         zone_cache: dict[str, datetime | None] = {}
-        has_quiet_hours = org.quiet_hours_start != org.quiet_hours_end
+        has_quiet_hours = org.quiet_hours_enabled
         link_items = []
-        LinkItem, shorten = _shortener() if template.has_links else (None, None)
+        LinkItem, shorten = _shortener() if template.slots else (None, None)
         for mid, (contact_id, phone, first, last, email, custom, opted_out) in zip(ids, recipients, strict=True):
             if isinstance(custom, str):
                 custom = json.loads(custom)
-            fields = contact_fields(first, last, email, phone, custom)
-            values = {
-                s.name: (render(s.source, fields) if s.is_link else fields.get(s.source, "")) for s in template.slots
-            }
+            values = slot_values(template, contact_fields(first, last, email, phone, custom))
             send_at = None
+            shorten_slots: list[str] = []
             if not opted_out:
                 if has_quiet_hours:
                     tz_name = zone_of(phone) or org.time_zone
@@ -221,10 +222,23 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                         zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
                     send_at = zone_cache[tz_name]
                 if LinkItem is not None:
-                    urls = [values[s.name] for s in template.slots if s.is_link]
-                    link_items.append(
-                        LinkItem(message_id=mid, contact_id=contact_id, blast_id=blast_id, body="\n".join(urls))
-                    )
+                    # Links are found in the rendered values: the template's URLs and any URL a field
+                    # value brings (a custom field holding a link). The shortener replaces URL spans only,
+                    # so the text around a link is kept as it is.
+                    shorten_slots = [
+                        s.name
+                        for s in template.slots
+                        if (s.is_link or URL_RE.search(values[s.name])) and _LINK_SEP not in values[s.name]
+                    ]
+                    if shorten_slots:
+                        link_items.append(
+                            LinkItem(
+                                message_id=mid,
+                                contact_id=contact_id,
+                                blast_id=blast_id,
+                                body=_LINK_SEP.join(values[n] for n in shorten_slots),
+                            )
+                        )
             per.append(
                 {
                     "id": mid,
@@ -233,6 +247,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                     "opted_out": opted_out,
                     "values": values,
                     "send_at": send_at,
+                    "shorten_slots": shorten_slots,
                 }
             )
         if link_items and shorten is not None:
@@ -240,9 +255,9 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
             for item in per:
                 short = shortened.get(item["id"])
                 if short is not None:
-                    links = short.split("\n")
-                    for slot, link in zip((s for s in template.slots if s.is_link), links, strict=False):
-                        item["values"][slot.name] = link
+                    pieces = short.split(_LINK_SEP)
+                    for name, piece in zip(item["shorten_slots"], pieces, strict=True):
+                        item["values"][name] = piece
 
         cols: dict[str, list] = {
             k: []
@@ -264,7 +279,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         }
         for item in per:
             values = item["values"]
-            rendered = fill(template.body, values) if template.usable else render(body, values)
+            rendered = assemble(template, values)
             params_ok = template.usable and all(len(v) <= MAX_PARAM_VALUE for v in values.values())
             if item["opted_out"]:
                 status, ecode, ereason = S.BLOCKED, OPTED_OUT_CODE, "The recipient has opted out."

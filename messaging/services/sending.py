@@ -24,7 +24,7 @@ from ..status import MessageStatus as S
 from ..status import sources_for
 from .prepare import CHUNK_SIZE, _quiet_release, conversations_get_or_create, zone_of
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
-from .templates import URL_RE, contact_fields, render
+from .templates import URL_RE, contact_fields, render_message
 
 MAX_BODY = 1600  # 10 GSM segments: Sinch concatenates at most ~10 parts reliably
 
@@ -74,6 +74,8 @@ def _insert_queued(*, conversation: Conversation, body: str, send_at, sent_by, m
         contact_id=conversation.contact_id,
         direction=Direction.OUTBOUND,
         body=body,
+        # The text as the phone will see it: the body until prepare shortens its links (docs/messaging.md).
+        rendered_body=body,
         media=media or [],
         status=S.QUEUED,
         send_at=send_at,
@@ -117,6 +119,8 @@ def message_send(
                 f"The contact {conversation.contact.phone_number} is a {conversation.contact.get_sender_kind_display()}"
                 " sender, not a phone number: it cannot be texted.",
             )
+        if conversation.line.carrier_account_id is None:
+            raise SendRefused("conversation", "The conversation's line has no carrier account; it cannot send.")
         if conversation.opted_out:
             raise RecipientOptedOut(
                 "conversation", f"{conversation.contact.phone_number} has opted out of texts from this organization."
@@ -140,6 +144,9 @@ def message_send_to_number(
     line = Line.objects.filter(organization=organization, pk=line_id, is_active=True).first()
     if line is None:
         raise ValidationError({"line": [f"No active line {line_id} in this organization."]})
+    if line.carrier_account_id is None:
+        # Accepting it would only end in failed/no_carrier: refuse now, naming the input.
+        raise ValidationError({"line": [f"Line {line_id} has no carrier account; it cannot send."]})
     if OptOut.objects.filter(organization=organization, phone_number=phone).exists():
         raise RecipientOptedOut("to", f"{phone} has opted out of texts from this organization.")
     with transaction.atomic():
@@ -262,14 +269,14 @@ def blast_preview(*, organization, blast_id: int) -> dict:
     org = cache.org_info(organization.id)
     assert org is not None  # the organization row is in hand, so its settings exist
     now = timezone.now()
-    short_len = _short_link_length(organization)
     with connection.cursor() as cursor:
         cursor.execute(_PREVIEW_SQL, [blast.id])
         rows = cursor.fetchall()
+    savings, domain = _preview_savings(organization)
     opted_out = deferred = total_segments = 0
     per_message: list[int] = []
     encodings: set[str] = set()
-    zone_cache: dict[str, object] = {}
+    zone_cache: dict[str, datetime | None] = {}
     sample = None
     for phone, first, last, email, custom, is_opted_out in rows:
         if is_opted_out:
@@ -277,14 +284,17 @@ def blast_preview(*, organization, blast_id: int) -> dict:
             continue
         if isinstance(custom, str):
             custom = json.loads(custom)
-        text = render(blast.body, contact_fields(first, last, email, phone, custom))
+        # As prepare renders it (values inside links encoded); links found in the rendered text.
+        text = render_message(blast.body, contact_fields(first, last, email, phone, custom))
         if sample is None:
             sample = text
-        text = URL_RE.sub("x" * short_len, text)
+        after = savings(text, domain=domain)[2]  # segments with every link at short-link length
         info = segments.count(text)
-        per_message.append(info.segments)
-        total_segments += info.segments
+        per_message.append(after)
+        total_segments += after
         encodings.add(info.encoding)
+        if not org.quiet_hours_enabled:
+            continue
         tz_name = zone_of(phone) or org.time_zone
         if tz_name not in zone_cache:
             zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
@@ -292,9 +302,10 @@ def blast_preview(*, organization, blast_id: int) -> dict:
             deferred += 1
     links = None
     if URL_RE.search(blast.body):
-        from shortener.services import links_preview_savings  # shortener sits above messaging
-
-        saved, before, after = links_preview_savings(blast.body)
+        # For the sample recipient's text (no sendable recipient: the body with empty fields): what the
+        # phone gets, not the template, whose {fields} would cut its URLs short.
+        shown = sample if sample is not None else render_message(blast.body, {})
+        saved, before, after = savings(shown, domain=domain)
         links = {"chars_saved": saved, "segments_before": before, "segments_after": after}
     return {
         "blast": blast.id,
@@ -303,6 +314,7 @@ def blast_preview(*, organization, blast_id: int) -> dict:
         "opted_out_count": opted_out,
         "sendable_count": len(rows) - opted_out,
         "deferred_by_quiet_hours": deferred,
+        "quiet_hours_resume_at": min((at for at in zone_cache.values() if at is not None), default=None),
         "segments_total": total_segments,
         "segments_per_message": {"min": min(per_message, default=0), "max": max(per_message, default=0)},
         "encodings": sorted(encodings),
@@ -311,8 +323,9 @@ def blast_preview(*, organization, blast_id: int) -> dict:
     }
 
 
-def _short_link_length(organization) -> int:
-    from django.conf import settings
+def _preview_savings(organization):
+    """The shortener's savings function and the organization's short domain."""
+    from shortener.services import links_preview_savings  # shortener sits above messaging
+    from shortener.services.links import org_short_domain
 
-    domain = organization.short_link_domain or settings.SHORT_LINK_DOMAIN
-    return len(f"{settings.SHORT_LINK_SCHEME}://{domain}/") + 7
+    return links_preview_savings, org_short_domain(organization.id)

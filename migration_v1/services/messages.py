@@ -205,6 +205,7 @@ def _sql_parts() -> dict[str, tuple[str, str, list]]:
             "blast_id": "b.id",
             "direction": "r.direction",
             "body": "r.body",
+            "rendered_body": "r.body",  # v1 kept the text as sent: the one field to show (docs/messaging.md)
             "media": "coalesce(md.media, '[]'::jsonb)",
             "status": "r.status",
             "carrier_batch_id": "r.pmid",

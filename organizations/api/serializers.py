@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from organizations.models import ApiKey
+from organizations.models import ApiKey, Organization
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -31,3 +31,40 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
     class Meta(ApiKeySerializer.Meta):
         fields = [*ApiKeySerializer.Meta.fields, "key"]
         read_only_fields = fields
+
+
+class OrganizationSettingsSerializer(serializers.ModelSerializer):
+    """The calling organization's sending settings. Quiet hours: blasts are not delivered between
+    quiet_hours_start and quiet_hours_end in the recipient's local time (the number's zone, else the
+    organization's time_zone); the window may wrap midnight. quiet_hours_enabled=false turns them off."""
+
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "time_zone", "quiet_hours_enabled", "quiet_hours_start", "quiet_hours_end"]
+        read_only_fields = ["id", "name"]
+
+    def validate_time_zone(self, value: str) -> str:
+        if value not in _zone_names():
+            raise serializers.ValidationError(f"'{value}' is not an IANA time zone name (e.g. America/Chicago).")
+        return value
+
+    def validate(self, attrs):
+        def current(name):
+            return attrs.get(name, getattr(self.instance, name, None))
+
+        if current("quiet_hours_enabled") and current("quiet_hours_start") == current("quiet_hours_end"):
+            raise serializers.ValidationError(
+                {
+                    "quiet_hours_end": [
+                        "Must differ from quiet_hours_start while quiet hours are on; "
+                        "to turn them off set quiet_hours_enabled to false."
+                    ]
+                }
+            )
+        return attrs
+
+
+def _zone_names() -> set[str]:
+    from zoneinfo import available_timezones
+
+    return available_timezones()

@@ -1,17 +1,24 @@
-"""/api/v1/api-keys: create (the key is in that response only), list (prefix only), revoke (DELETE)."""
+"""/api/v1/api-keys: create (the key is in that response only), list (prefix only), revoke (DELETE).
+/api/v1/organization: the calling organization's settings (time zone, quiet hours): GET, PATCH (admins)."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from organizations import services
-from organizations.auth import IsOrganizationAdmin
+from organizations.auth import IsOrganizationAdmin, IsOrganizationMember
 from organizations.models import ApiKey
 
 from .base import TenantAPIMixin
-from .serializers import ApiKeyCreatedSerializer, ApiKeyCreateSerializer, ApiKeySerializer
+from .serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
+    ApiKeySerializer,
+    OrganizationSettingsSerializer,
+)
 
 
 class ApiKeyViewSet(
@@ -44,3 +51,25 @@ class ApiKeyViewSet(
         api_key = self.get_object()
         services.api_keys_revoke(organization_id=self.organization.pk, api_key_ids=[api_key.pk])
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OrganizationSettingsView(TenantAPIMixin, GenericAPIView):
+    """Read by any member; changed by admins (and full-scope API keys)."""
+
+    serializer_class = OrganizationSettingsSerializer
+
+    def get_permissions(self):
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return [IsOrganizationMember()]
+        return [IsOrganizationAdmin()]
+
+    @extend_schema(summary="The organization's settings (time zone, quiet hours)")
+    def get(self, request):
+        return Response(self.get_serializer(self.organization).data)
+
+    @extend_schema(summary="Change the organization's time zone or quiet hours")
+    def patch(self, request):
+        serializer = self.get_serializer(self.organization, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.organization_update_settings(organization=self.organization, **serializer.validated_data)
+        return Response(self.get_serializer(self.organization).data)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from ..processors.blast import blasts_recount
-from ..processors.conversation import PREVIEW_CHARS
+from ..processors.conversation import HAS_GONE_OUT, LAST_MESSAGE_AT, PREVIEW_CHARS
 
 # Conversations per transaction: each costs one index probe (msg_conversation_recent) for its newest
 # message. Measured (bench_postprocessing, 33,334 blanked conversations, batches of 1000): 2.0 s, ~16.7k
@@ -25,9 +25,9 @@ UPDATE messaging_conversation c SET last_message_at = s.at, last_message_preview
 FROM (
     SELECT c2.id, lm.at, lm.preview FROM messaging_conversation c2
     LEFT JOIN LATERAL (
-        SELECT m.created_at AS at, left(COALESCE(NULLIF(m.rendered_body, ''), m.body), {PREVIEW_CHARS}) AS preview
-        FROM messaging_message m WHERE m.conversation_id = c2.id
-        ORDER BY m.created_at DESC, m.id DESC LIMIT 1
+        SELECT {LAST_MESSAGE_AT} AS at, left(m.rendered_body, {PREVIEW_CHARS}) AS preview
+        FROM messaging_message m WHERE m.conversation_id = c2.id AND {HAS_GONE_OUT}
+        ORDER BY {LAST_MESSAGE_AT} DESC, m.id DESC LIMIT 1
     ) lm ON true
     WHERE c2.id = ANY(%s::bigint[])
 ) s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from messaging.models import Blast, BlastRecipient, BlastStatus, Message
 from messaging.services.status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
@@ -52,6 +53,8 @@ def blast_with_messages(org):
                     body="Hi {first_name}",
                     rendered_body=f"Hi First{i}",
                     status=status,
+                    # as the status path would have it: set once the carrier took the message
+                    sent_at=timezone.now() if status in (S.SENT, S.DELIVERED, S.UNDELIVERED) else None,
                 )
             )
         return blast, msgs

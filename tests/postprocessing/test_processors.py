@@ -19,23 +19,28 @@ def _redrain_all():
 
 
 # ------------------------------------------------------------------------------------------ conversation
-def test_conversation_gets_newest_message_time_and_rendered_preview(db):
+def test_conversation_gets_the_newest_message_that_went_out_and_its_rendered_text(db):
+    from messaging.services.status import events_record_for_new_messages
+
     conv = ConversationFactory()
-    old = MessageFactory(conversation=conv, body="old one")
-    new = MessageFactory(conversation=conv, body="Hi {first_name} " + "x" * 300, rendered_body="")
-    Message.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    queue([old, new])
+    old = MessageFactory(conversation=conv, body="old one " + "x" * 300, direction="in", status=S.RECEIVED)
+    new = MessageFactory(conversation=conv, body="Hi {first_name}", rendered_body="")
+    Message.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(minutes=5))
+    events_record_for_new_messages(message_ids=[old.id], status=S.RECEIVED)
+    queue([new])
     events_drain()
     conv.refresh_from_db()
-    new.refresh_from_db()
-    assert conv.last_message_at == new.created_at
-    assert conv.last_message_preview == ("Hi {first_name} " + "x" * 300)[:160]
-    # the rendered body filled at prepare time replaces the template preview once the message is sent
+    old.refresh_from_db()
+    # the queued message has not gone out: the received one is the last message
+    assert conv.last_message_at == old.received_at
+    assert conv.last_message_preview == ("old one " + "x" * 300)[:160]
+    # once sent, the text the phone got (rendered at prepare time), at the time it went out
     Message.objects.filter(pk=new.pk).update(rendered_body="Hi Ann, our sale", status=S.SENDING)
     move([new], S.SENT)
     events_drain()
     conv.refresh_from_db()
-    assert conv.last_message_preview == "Hi Ann, our sale"
+    new.refresh_from_db()
+    assert (conv.last_message_at, conv.last_message_preview) == (new.sent_at, "Hi Ann, our sale")
 
 
 def test_conversation_is_never_moved_backwards_and_redrain_is_idempotent(db):
@@ -43,13 +48,15 @@ def test_conversation_is_never_moved_backwards_and_redrain_is_idempotent(db):
     newest = MessageFactory(conversation=conv, body="newest", status=S.RECEIVED, direction="in")
     queue_time = newest.created_at
     older = MessageFactory(conversation=conv, body="older but processed later")
-    Message.objects.filter(pk=older.pk).update(created_at=queue_time - timedelta(hours=1))
+    Message.objects.filter(pk=older.pk).update(
+        created_at=queue_time - timedelta(hours=1), status=S.SENT, sent_at=queue_time - timedelta(hours=1)
+    )
     # newest processed first, the older message's event afterwards (out of order across batches)
     from messaging.services.status import events_record_for_new_messages
 
     events_record_for_new_messages(message_ids=[newest.id], status=S.RECEIVED)
     events_drain()
-    queue([older])
+    events_record_for_new_messages(message_ids=[older.id], status=S.SENT)
     events_drain()
     conv.refresh_from_db()
     assert (conv.last_message_at, conv.last_message_preview) == (queue_time, "newest")

@@ -25,7 +25,7 @@ def test_recompute_derived_rebuilds_conversations_and_blasts_even_backwards(blas
     conv.refresh_from_db()
     blast.refresh_from_db()
     msgs[0].refresh_from_db()
-    assert (conv.last_message_at, conv.last_message_preview) == (msgs[0].created_at, "Hi First0")
+    assert (conv.last_message_at, conv.last_message_preview) == (msgs[0].sent_at, "Hi First0")
     assert (blast.sent_count, blast.delivered_count, blast.status) == (3, 3, BlastStatus.COMPLETED)
     assert "conversations: 3 checked" in capsys.readouterr().out
 
@@ -37,7 +37,7 @@ def test_recompute_is_scoped_by_organization_and_line(db):
     conv_b = ConversationFactory(organization=org, line=line_b)
     conv_x = ConversationFactory(organization=other)
     for c in (conv_a, conv_b, conv_x):
-        MessageFactory(conversation=c, body=f"in {c.pk}")
+        MessageFactory(conversation=c, body=f"in {c.pk}", direction="in", status=S.RECEIVED)
     derived_recompute(line_id=line_a.id)
     assert list(Conversation.objects.exclude(last_message_at=None).values_list("id", flat=True)) == [conv_a.id]
     result = derived_recompute(organization_id=org.id, batch_size=1)
