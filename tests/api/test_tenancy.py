@@ -157,6 +157,10 @@ CREATES = [
 ]
 
 
+# The caller's own organization, no id in the path: GET shows mine, PATCH changes mine only.
+OWN_ORGANIZATION = [("/api/v1/organization", {"quiet_hours_enabled": False})]
+
+
 def _ids(mine: Tenant, theirs: Tenant) -> dict:
     ids = {name: getattr(value, "pk", None) for name, value in vars(theirs).items()}
     ids["my_line"] = mine.line.pk
@@ -249,6 +253,16 @@ def test_creates_land_in_my_org(api, mine, theirs, path, payload, model):
     assert model.objects.filter(organization=mine.org).count() >= 2
 
 
+@pytest.mark.parametrize(("path", "payload"), OWN_ORGANIZATION)
+def test_own_organization_routes_act_on_mine_only(api, mine, theirs, path, payload):
+    assert api.get(path).json()["id"] == mine.org.pk
+    theirs_before = type(theirs.org).objects.filter(pk=theirs.org.pk).values().get()
+    response = api.patch(path, payload, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["id"] == mine.org.pk
+    assert type(theirs.org).objects.filter(pk=theirs.org.pk).values().get() == theirs_before
+
+
 def test_session_user_sees_only_the_chosen_organization(mine, theirs):
     from rest_framework.test import APIClient
 
@@ -291,6 +305,8 @@ def _covered() -> set[tuple[str, str]]:
         covered.add((resolve(path).url_name, "get"))
     for path, *_ in CREATES:
         covered.add((resolve(path.format(**samples)).url_name, "post"))
+    for path, _ in OWN_ORGANIZATION:
+        covered |= {(resolve(path).url_name, "get"), (resolve(path).url_name, "patch")}
     return covered
 
 

@@ -81,6 +81,7 @@ def inbound(line, body: str = "Hello, I need help", conversation=None) -> Messag
         contact=conversation.contact,
         direction=Direction.INBOUND,
         body=body,
+        rendered_body=body,  # the inbound path fills the one text field too (docs/messaging.md)
         status=S.RECEIVED,
     )
     events_record_for_new_messages(message_ids=[m.pk], status=S.RECEIVED)
