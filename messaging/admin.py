@@ -14,6 +14,7 @@ from backfill.admin import backfill_statuses
 from .models import Blast, BlastRecipient, BlastStatus, Contact, Conversation, Line, Message, OptOut
 from .selectors import STALLED_AFTER_SECONDS, blast_quiet_hours_deferrals, blasts_stalled, with_quiet_hours_deferrals
 from .services.conversations import conversations_close
+from .services.erasure import contact_archive, contact_erase
 from .services.status import StatusUpdate, messages_apply_statuses
 from .status import MessageStatus, sources_for
 
@@ -32,13 +33,46 @@ class LineAdmin(admin.ModelAdmin):
 
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
-    list_display = ["phone_number", "sender_kind", "first_name", "last_name", "email", "organization", "created_at"]
-    list_filter = ["sender_kind"]
+    """No delete: a contact is archived (history kept) or, for a privacy request, erased (its personal
+    data redacted, counts and opt-out proof kept). See messaging/services/erasure.py."""
+
+    list_display = [
+        "phone_number",
+        "sender_kind",
+        "first_name",
+        "last_name",
+        "email",
+        "organization",
+        "archived_at",
+        "created_at",
+    ]
+    list_filter = [
+        "sender_kind",
+        ("archived_at", admin.EmptyFieldListFilter),
+        ("erased_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["^phone_number", "first_name", "last_name", "^email"]
     autocomplete_fields = ["organization"]
     list_select_related = ["organization"]
-    readonly_fields = ["sender_kind", "created_at", "updated_at", "v1_id"]
+    readonly_fields = ["sender_kind", "created_at", "updated_at", "v1_id", "archived_at", "erased_at"]
     show_full_result_count = False
+    actions = ["archive", "erase"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive or erase instead: the contact's texting records stay
+
+    @admin.action(description="Archive (hidden, never texted again, history kept)")
+    def archive(self, request, queryset):
+        for contact in queryset:
+            contact_archive(contact=contact)
+        self.message_user(request, f"{queryset.count()} contact(s) archived.")
+
+    @admin.action(description="Erase personal data (privacy request; irreversible)")
+    def erase(self, request, queryset):
+        contacts = list(queryset)
+        for contact in contacts:
+            contact_erase(contact=contact)
+        self.message_user(request, f"{len(contacts)} contact(s) erased: personal data redacted, counts kept.")
 
 
 @admin.register(OptOut)

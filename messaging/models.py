@@ -68,7 +68,15 @@ class SenderKind(models.TextChoices):
     ALPHANUMERIC = "alphanumeric", "Alphanumeric sender id"
 
 
+# Messages are compliance records (what was texted to whom, when, and what the carrier said). Nothing
+# deletes them on the side: a contact is archived or erased (messaging/services/erasure.py), a line is
+# archived, a blast with messages stays. So every foreign key that leads to messages (directly, or through
+# a conversation) is RESTRICT: deleting the contact, line, conversation or blast raises RestrictedError
+# unless the same operation deletes the whole organization (below). See docs/messaging.md.
+
+
 class Contact(models.Model):
+    # Deleting an organization (offboarding a tenant, superuser-only) takes all its data with it.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts")
     phone_number = models.CharField(
         max_length=20, help_text="E.164; for a short code or alphanumeric sender, the sender as received."
@@ -84,6 +92,10 @@ class Contact(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     v1_id = models.IntegerField(null=True, blank=True, unique=True, help_text="v1 ContactId this came from.")
+    # DELETE archives: hidden from lists and audiences, never texted again, history kept.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # Erase (a privacy request) redacts the personal data of the contact and its messages; implies archived.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -103,17 +115,26 @@ class OptOutSource(models.TextChoices):
 
 
 class OptOut(models.Model):
-    """The organization may not text this number. Deleted when the contact opts back in."""
+    """The organization may not text this number. Deleted when the contact opts back in.
+
+    An erased contact's opt-out stays as proof without the number: phone_number becomes a placeholder
+    and phone_hash keeps a keyed hash of it (settings.CONTACT_ERASURE_HASH_KEY), so the number, if it
+    comes back (a new contact, an import, an inbound text), is opted out again (erasure.py)."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="opt_outs")
     phone_number = models.CharField(max_length=20, help_text="E.164")
     source = models.CharField(max_length=16, choices=OptOutSource.choices, default=OptOutSource.API)
     reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    phone_hash = models.CharField(max_length=64, blank=True, default="", help_text="Keyed hash (erased numbers).")
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["organization", "phone_number"], name="uniq_optout")]
+        indexes = [
+            models.Index(fields=["organization", "phone_hash"], name="optout_erased_hash", condition=~Q(phone_hash=""))
+        ]
 
     def __str__(self) -> str:
         return f"{self.phone_number} opted out ({self.source})"
@@ -130,8 +151,9 @@ class Conversation(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="conversations", db_index=False
     )
-    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="conversations", db_index=False)
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="conversations")
+    # RESTRICT (see above): a conversation holds messages.
+    line = models.ForeignKey(Line, on_delete=models.RESTRICT, related_name="conversations", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.RESTRICT, related_name="conversations")
     status = models.CharField(max_length=8, choices=ConversationStatus.choices, default=ConversationStatus.OPEN)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
@@ -206,8 +228,9 @@ class Blast(models.Model):
 class BlastRecipient(models.Model):
     """The audience of a blast, chosen before launch."""
 
+    # A draft's audience goes with the draft; a contact's place in a blast is kept with the contact.
     blast = models.ForeignKey(Blast, on_delete=models.CASCADE, related_name="recipients")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.RESTRICT, related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["blast", "contact"], name="uniq_blast_recipient")]
@@ -221,12 +244,21 @@ class Message(models.Model):
     # predicates (never a HOT update), inserts into every index whose predicate holds. FK indexes that a
     # composite index already leads with are switched off (db_index=False); measured on the webhook
     # apply path, index maintenance was most of the UPDATE's cost with 19 indexes.
+    #
+    # Foreign keys, each on_delete chosen (see the note above Contact; tests/messaging/test_contact_records.py):
+    # - organization CASCADE: deleting a whole tenant (offboarding, superuser-only) deletes its records;
+    #   it is the one path that removes messages.
+    # - line, conversation, contact RESTRICT: lines are archived, contacts archived or erased; deleting
+    #   one of them on its own would silently drop what was texted.
+    # - blast RESTRICT (was SET_NULL): a message losing its blast would make the blast's counts and link
+    #   reports lie; a draft, which has no messages, can still be deleted.
+    # - sent_by SET_NULL: removing a user account keeps what they sent, without the author.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
-    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="messages")
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False)
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="messages")
+    line = models.ForeignKey(Line, on_delete=models.RESTRICT, related_name="messages")
+    conversation = models.ForeignKey(Conversation, on_delete=models.RESTRICT, related_name="messages", db_index=False)
+    contact = models.ForeignKey(Contact, on_delete=models.RESTRICT, related_name="messages")
     blast = models.ForeignKey(
-        Blast, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages", db_index=False
+        Blast, null=True, blank=True, on_delete=models.RESTRICT, related_name="messages", db_index=False
     )
     direction = models.CharField(max_length=3, choices=Direction.choices)
     body = models.TextField(blank=True, help_text="As written (a blast template before rendering).")

@@ -18,7 +18,8 @@ def lines_for(*, organization: Organization) -> QuerySet[Line]:
 
 
 def contacts_for(*, organization: Organization, phone_number: str | None = None) -> QuerySet[Contact]:
-    contacts = Contact.objects.filter(organization=organization)
+    """Deleted (archived) and erased contacts are not listed, nor found by id (their history stays)."""
+    contacts = Contact.objects.filter(organization=organization, archived_at__isnull=True)
     if phone_number:
         contacts = contacts.filter(phone_number=phone_number)
     return contacts

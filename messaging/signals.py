@@ -25,3 +25,10 @@ def send_on_commit(signal: Signal, **kwargs) -> None:
                 log.error("receiver %s failed: %r", getattr(receiver, "__qualname__", receiver), result)
 
     transaction.on_commit(send)
+
+
+# kwargs: organization_id (int), contact_id (int) — a contact was erased (privacy request). Unlike the
+# signals above it is sent INSIDE the erasing transaction (plain send, errors propagate): what a receiver
+# redacts commits or rolls back with the erasure, so personal data never outlives an erasure that
+# reported success. The shortener redacts the contact's links.
+contact_erased = Signal()

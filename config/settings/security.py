@@ -24,6 +24,10 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
         "Set DJANGO_SECRET_KEY to a long random value (python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
         "or DJANGO_DEBUG=1 on a development machine."
     )
+# Key of the hash that keeps an erased contact's opt-out as proof without the number
+# (messaging/services/erasure.py). Set it in production and never rotate it: a new key stops matching
+# the erased opt-outs. Unset, it is derived from SECRET_KEY (fine on a laptop).
+CONTACT_ERASURE_HASH_KEY = env("CONTACT_ERASURE_HASH_KEY", default="") or SECRET_KEY
 # Keys that signed earlier sessions and reset links, accepted while they expire after a key rotation.
 SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 

@@ -146,10 +146,12 @@ class ContactSerializer(serializers.ModelSerializer):
             "custom_fields",
             "created_at",
             "updated_at",
+            "archived_at",
+            "erased_at",
         ]
         # sender_kind: "phone" for every contact written through the API; a short code or alphanumeric
         # sender only ever arrives as the sender of an inbound text.
-        read_only_fields = ["id", "sender_kind", "created_at", "updated_at"]
+        read_only_fields = ["id", "sender_kind", "created_at", "updated_at", "archived_at", "erased_at"]
         # Uniqueness per organization is checked by the service (the serializer cannot see the tenant).
         validators: list = []
 
@@ -313,7 +315,11 @@ class AudienceSerializer(serializers.Serializer):
     def validate_contact_ids(self, value):
         ids = list(dict.fromkeys(value))
         organization = self.context["request"].organization
-        known = set(Contact.objects.filter(organization=organization, id__in=ids).values_list("id", flat=True))
+        known = set(
+            Contact.objects.filter(organization=organization, id__in=ids, archived_at__isnull=True).values_list(
+                "id", flat=True
+            )
+        )
         missing = [i for i in ids if i not in known]
         if missing:
             shown = ", ".join(str(i) for i in missing[:20])

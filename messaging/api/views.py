@@ -23,6 +23,7 @@ from ..models import Blast, Contact, Line, OptOut
 from ..phone import try_normalize
 from ..services import blasts as blast_services
 from ..services import contacts as contact_services
+from ..services import erasure
 from .serializers import (
     BlastSerializer,
     ContactImportCsvSerializer,
@@ -123,6 +124,38 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
             raise Conflict(
                 exc.messages[0], code="duplicate", field="phone_number", extra={"existing_id": existing}
             ) from None
+
+    @extend_schema(
+        summary="Delete a contact (archive: hidden, never texted again, history kept)",
+        description=(
+            "The contact disappears from lists, audiences and lookups and is never texted again; its "
+            "messages, conversations, blast membership and link clicks are kept (texting records are "
+            "compliance records). Adding the number again brings the contact back. To remove personal "
+            "data for a privacy request use `POST /contacts/{id}/erase`."
+        ),
+        responses={204: None},
+    )
+    def destroy(self, request, *args, **kwargs):
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, instance):
+        erasure.contact_archive(contact=instance)
+
+    @extend_schema(
+        summary="Erase a contact's personal data (privacy request)",
+        description=(
+            "Irreversible. Redacts the name, email, custom fields and number of the contact and the text "
+            "of its messages (and the data its short links carried); keeps every message's status, times "
+            "and segment count, blast and link counts, and the opt-out as proof (a keyed hash of the "
+            "number: the number stays opted out if it comes back). The contact is archived too."
+        ),
+        request=None,
+        responses={200: ContactSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="erase")
+    def erase(self, request, pk=None):
+        contact = erasure.contact_erase(contact=self.get_object())
+        return Response(ContactSerializer(contact).data)
 
     @extend_schema(
         summary="Import contacts in bulk",

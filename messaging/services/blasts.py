@@ -35,8 +35,9 @@ class Audience:
 
 
 def audience_contacts(*, organization: Organization, audience: Audience) -> QuerySet[Contact]:
-    # Short codes and alphanumeric senders are never texted: not in any audience.
-    contacts = Contact.objects.filter(organization=organization, sender_kind=SenderKind.PHONE)
+    # Never texted, so never in an audience: short codes and alphanumeric senders, and deleted (archived)
+    # contacts.
+    contacts = Contact.objects.filter(organization=organization, sender_kind=SenderKind.PHONE, archived_at__isnull=True)
     if audience.contact_ids is not None:
         return contacts.filter(id__in=audience.contact_ids)
     if audience.all_contacts:
@@ -67,7 +68,10 @@ def _check_line(organization: Organization, line: Line) -> None:
 def _check_audience(organization: Organization, audience: Audience) -> None:
     if audience.contact_ids is not None:
         missing = set(audience.contact_ids) - set(
-            Contact.objects.filter(organization=organization, id__in=audience.contact_ids).values_list("id", flat=True)
+            # a deleted (archived) contact is unknown here: never texted again
+            Contact.objects.filter(
+                organization=organization, id__in=audience.contact_ids, archived_at__isnull=True
+            ).values_list("id", flat=True)
         )
         if missing:
             shown = ", ".join(str(i) for i in sorted(missing)[:20])

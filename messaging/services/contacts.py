@@ -22,6 +22,7 @@ from organizations.models import Organization
 from ..models import Contact, OptOut
 from ..phone import try_normalize
 from ..signals import numbers_opted_out, send_on_commit
+from .erasure import opt_outs_relink
 
 # One request's worth. Measured (bench/bench_contact_import.py, median of 3): a 10k-row request takes ~1.2 s,
 # of which ~0.5 s is validation (phone parsing) and ~0.35 s the one INSERT; larger files go in several requests.
@@ -74,11 +75,24 @@ def contact_create(
     email: str = "",
     custom_fields: dict | None = None,
 ) -> Contact:
-    """phone_number must already be E.164 (serializers normalize; see messaging.phone)."""
+    """phone_number must already be E.164 (serializers normalize; see messaging.phone).
+
+    Adding again the number of a deleted (archived) contact brings that contact back with the new
+    details and its history; an erased number comes back as a new contact, opted out if it was."""
+    archived = Contact.objects.filter(
+        organization=organization, phone_number=phone_number, archived_at__isnull=False
+    ).first()
+    if archived is not None:
+        archived.first_name, archived.last_name, archived.email = first_name, last_name, email
+        archived.custom_fields = custom_fields or {}
+        archived.archived_at = None
+        archived.save()
+        return archived
     if Contact.objects.filter(organization=organization, phone_number=phone_number).exists():
         raise _duplicate_error(phone_number)
     try:
         with transaction.atomic():
+            opt_outs_relink(organization_id=organization.pk, phone_numbers=[phone_number])
             return Contact.objects.create(
                 organization=organization,
                 phone_number=phone_number,
@@ -191,6 +205,7 @@ def contacts_import(*, organization: Organization, rows: list, on_conflict: str 
         seen[phone] = index
         good.append(clean)
     if good:
+        opt_outs_relink(organization_id=organization.pk, phone_numbers=[r["phone_number"] for r in good])
         created, updated = _insert_contacts(organization_id=organization.pk, rows=good, on_conflict=on_conflict)
         result.created, result.updated = created, updated
         result.skipped = len(good) - created - updated

@@ -30,6 +30,7 @@ from ..models import (
 from ..phone import classify_sender
 from ..signals import numbers_opted_out, send_on_commit
 from ..status import MessageStatus
+from .erasure import opt_outs_relink
 from .sending import messages_enqueue
 from .status import events_record_for_new_messages
 
@@ -95,6 +96,10 @@ def inbound_messages_receive(*, items: list[InboundItem]) -> dict[int, str]:
 
     # 3. Contacts and conversations: find or create, one statement each (ON CONFLICT returns existing ids too).
     contact_keys = sorted({(org_id, number) for _, _, org_id, number in accepted})
+    # An erased contact's opt-out comes back with its number (one statement per organization, an index
+    # probe on the erased opt-outs only).
+    for org_id in sorted({org for org, _ in contact_keys}):
+        opt_outs_relink(organization_id=org_id, phone_numbers=[n for o, n in contact_keys if o == org_id])
     contacts = Contact.objects.bulk_create(
         [
             Contact(organization_id=org_id, phone_number=number, sender_kind=kinds[number])

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # One prepare chunk = one carrier batch: Sinch takes at most 1000 recipients per call.
 CHUNK_SIZE = 1000
 OPTED_OUT_CODE = "opted_out"
+ARCHIVED_CODE = "contact_archived"  # a blast recipient deleted (archived) after the blast was created
 # Joins one message's slot values into the one text the shortener scans: whitespace, so never part of a
 # URL it finds; a value holding it (never typed in practice) is sent without shortening.
 _LINK_SEP = "\n\x1e\n"
@@ -158,7 +159,8 @@ def group_for_send(rows: list[tuple[int, int, int | None, bool, str, str, int]])
 
 # ------------------------------------------------------------------------------------------ blast chunks
 _RECIPIENTS_SQL = """
-SELECT c.id, c.phone_number, c.first_name, c.last_name, c.email, c.custom_fields, (o.id IS NOT NULL)
+SELECT c.id, c.phone_number, c.first_name, c.last_name, c.email, c.custom_fields, (o.id IS NOT NULL),
+       (c.archived_at IS NOT NULL)
 FROM messaging_blastrecipient br
 JOIN messaging_contact c ON c.id = br.contact_id
 LEFT JOIN messaging_optout o ON o.organization_id = c.organization_id AND o.phone_number = c.phone_number
@@ -209,13 +211,15 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         has_quiet_hours = org.quiet_hours_enabled
         link_items = []
         LinkItem, shorten = _shortener() if template.slots else (None, None)
-        for mid, (contact_id, phone, first, last, email, custom, opted_out) in zip(ids, recipients, strict=True):
+        for mid, (contact_id, phone, first, last, email, custom, opted_out, archived) in zip(
+            ids, recipients, strict=True
+        ):
             if isinstance(custom, str):
                 custom = json.loads(custom)
             values = slot_values(template, contact_fields(first, last, email, phone, custom))
             send_at = None
             shorten_slots: list[str] = []
-            if not opted_out:
+            if not opted_out and not archived:
                 if has_quiet_hours:
                     tz_name = zone_of(phone) or org.time_zone
                     if tz_name not in zone_cache:
@@ -245,6 +249,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                     "contact_id": contact_id,
                     "phone": phone,
                     "opted_out": opted_out,
+                    "archived": archived,
                     "values": values,
                     "send_at": send_at,
                     "shorten_slots": shorten_slots,
@@ -283,6 +288,9 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
             params_ok = template.usable and all(len(v) <= MAX_PARAM_VALUE for v in values.values())
             if item["opted_out"]:
                 status, ecode, ereason = S.BLOCKED, OPTED_OUT_CODE, "The recipient has opted out."
+            elif item["archived"]:
+                # Deleted after the audience was fixed: never texted again, counted as blocked.
+                status, ecode, ereason = S.BLOCKED, ARCHIVED_CODE, "The contact was deleted."
             elif item["send_at"] is not None:
                 status, ecode, ereason = S.SCHEDULED, "", ""
             else:

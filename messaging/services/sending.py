@@ -22,6 +22,7 @@ from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line,
 from ..phone import normalize
 from ..status import MessageStatus as S
 from ..status import sources_for
+from .erasure import opt_outs_relink
 from .prepare import CHUNK_SIZE, _quiet_release, conversations_get_or_create, zone_of
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from .templates import URL_RE, contact_fields, render_message
@@ -43,6 +44,13 @@ class SendRefused(Exception):
 class RecipientOptedOut(SendRefused):
     http_status = 409
     code = "opted_out"
+
+
+class ContactDeleted(SendRefused):
+    """The contact was deleted (archived) or erased: it is never texted again (docs/messaging.md)."""
+
+    http_status = 409
+    code = "contact_deleted"
 
 
 class BlastStateConflict(SendRefused):
@@ -121,6 +129,8 @@ def message_send(
             )
         if conversation.line.carrier_account_id is None:
             raise SendRefused("conversation", "The conversation's line has no carrier account; it cannot send.")
+        if conversation.contact.archived_at is not None:
+            raise ContactDeleted("conversation", "The conversation's contact was deleted; it is not texted again.")
         if conversation.opted_out:
             raise RecipientOptedOut(
                 "conversation", f"{conversation.contact.phone_number} has opted out of texts from this organization."
@@ -147,8 +157,14 @@ def message_send_to_number(
     if line.carrier_account_id is None:
         # Accepting it would only end in failed/no_carrier: refuse now, naming the input.
         raise ValidationError({"line": [f"Line {line_id} has no carrier account; it cannot send."]})
+    # An erased contact's opt-out is kept without the number: seeing the number again re-attaches it.
+    opt_outs_relink(organization_id=organization.id, phone_numbers=[phone])
     if OptOut.objects.filter(organization=organization, phone_number=phone).exists():
         raise RecipientOptedOut("to", f"{phone} has opted out of texts from this organization.")
+    if Contact.objects.filter(organization=organization, phone_number=phone, archived_at__isnull=False).exists():
+        raise ContactDeleted(
+            "to", f"The contact with the number {phone} was deleted; add it again to text it (POST /contacts)."
+        )
     with transaction.atomic():
         contact, _ = Contact.objects.get_or_create(organization=organization, phone_number=phone)
         conv_id = conversations_get_or_create(

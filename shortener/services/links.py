@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -25,6 +26,7 @@ __all__ = [
     "link_create",
     "link_update",
     "link_validate_target",
+    "links_redact_for_contact",
     "links_check_attribution",
     "links_create",
     "short_url",
@@ -269,3 +271,31 @@ def links_check_attribution(*, organization_id: int, specs: list[LinkSpec]) -> d
         if problems:
             errors[index] = problems
     return errors
+
+
+def links_redact_for_contact(*, organization_id: int, contact_id: int, **_signal) -> int:
+    """A contact was erased (messaging.signals.contact_erased): its links' targets may carry its data in
+    the path, query or fragment (merge fields), so they keep only scheme://host/ and no fallback. Clicks
+    and counters stay (the link report stays true); the cached copies are replaced after commit."""
+    links = list(Link.objects.filter(organization_id=organization_id, contact_id=contact_id))
+    for link in links:
+        parts = urlsplit(link.target_url)
+        link.target_url = f"{parts.scheme}://{parts.netloc}/"
+        link.fallback_url = ""
+    if not links:
+        return 0
+    Link.objects.bulk_update(links, ["target_url", "fallback_url"])
+    payloads = [
+        (
+            link.code,
+            link_payload(
+                link_id=link.pk,
+                target_url=link.target_url,
+                fallback_url=conf.default_fallback_url(),
+                expires_at=link.expires_at,
+            ),
+        )
+        for link in links
+    ]
+    transaction.on_commit(lambda: links_cache(payloads))
+    return len(links)
