@@ -126,7 +126,10 @@ class OptOut(models.Model):
     source = models.CharField(max_length=16, choices=OptOutSource.choices, default=OptOutSource.API)
     reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    phone_hash = models.CharField(max_length=64, blank=True, default="", help_text="Keyed hash (erased numbers).")
+    # db_default: other writers (the v1 migration, inbound STOP) insert opt-outs with raw SQL / bulk_create.
+    phone_hash = models.CharField(
+        max_length=64, blank=True, default="", db_default="", help_text="Keyed hash (erased numbers)."
+    )
     erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -17,9 +17,14 @@ def lines_for(*, organization: Organization) -> QuerySet[Line]:
     return Line.objects.filter(organization=organization)
 
 
-def contacts_for(*, organization: Organization, phone_number: str | None = None) -> QuerySet[Contact]:
-    """Deleted (archived) and erased contacts are not listed, nor found by id (their history stays)."""
-    contacts = Contact.objects.filter(organization=organization, archived_at__isnull=True)
+def contacts_for(
+    *, organization: Organization, phone_number: str | None = None, include_archived: bool = False
+) -> QuerySet[Contact]:
+    """Deleted (archived) and erased contacts are not listed, nor found by id (their history stays);
+    include_archived: for the erase endpoint, which must reach them."""
+    contacts = Contact.objects.filter(organization=organization)
+    if not include_archived:
+        contacts = contacts.filter(archived_at__isnull=True)
     if phone_number:
         contacts = contacts.filter(phone_number=phone_number)
     return contacts

@@ -98,7 +98,10 @@ class ContactViewSet(TenantAPIMixin, viewsets.ModelViewSet):
 
     def get_queryset(self):
         phone = _phone_query_param(self.request) if self.action == "list" else None
-        return selectors.contacts_for(organization=self.organization, phone_number=phone)
+        # A privacy request often comes after the delete: erase finds archived contacts too.
+        return selectors.contacts_for(
+            organization=self.organization, phone_number=phone, include_archived=self.action == "erase"
+        )
 
     def perform_create(self, serializer):
         with self._duplicate_is_409():

@@ -30,7 +30,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='optout',
             name='phone_hash',
-            field=models.CharField(blank=True, default='', help_text='Keyed hash (erased numbers).', max_length=64),
+            field=models.CharField(
+                blank=True, db_default='', default='', help_text='Keyed hash (erased numbers).', max_length=64
+            ),
         ),
         migrations.AlterField(
             model_name='blastrecipient',

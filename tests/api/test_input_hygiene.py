@@ -43,7 +43,14 @@ def objects(org):
 
 
 # Actions that take no body (request=None in the schema) never read it: a nested one cannot hurt them.
-BODYLESS = {"blast-launch", "blast-cancel", "blast-preview", "conversation-reopen", "conversation-close"}
+BODYLESS = {
+    "blast-launch",
+    "blast-cancel",
+    "blast-preview",
+    "conversation-reopen",
+    "conversation-close",
+    "contact-erase",
+}
 
 
 def _write_routes():

@@ -73,6 +73,7 @@ FOREIGN_OBJECT = [
     ("patch", "/api/v1/contacts/{contact}", {"first_name": "hijacked"}),
     ("put", "/api/v1/contacts/{contact}", {"phone_number": "+17372009999", "first_name": "hijacked"}),
     ("delete", "/api/v1/contacts/{contact}", None),
+    ("post", "/api/v1/contacts/{contact}/erase", None),
     ("get", "/api/v1/conversations/{conversation}", None),
     ("get", "/api/v1/conversations/{conversation}/messages", None),
     ("post", "/api/v1/conversations/{conversation}/close", None),

@@ -180,7 +180,16 @@ def test_erase_redacts_personal_data_and_keeps_counts_statuses_and_reports(
             assert not model.objects.filter(**{f"{field}__contains": number[2:]}).exists(), (model, field)
             assert not model.objects.filter(**{f"{field}__contains": "Ann1"}).exists(), (model, field)
     # erasing twice changes nothing more
-    assert api.post(f"/api/v1/contacts/{target.id}/erase").status_code == 404  # archived: gone from the API
+    again = api.post(f"/api/v1/contacts/{target.id}/erase")
+    assert again.status_code == 200 and again.json()["erased_at"] == r.json()["erased_at"]
+
+
+def test_a_deleted_contact_can_still_be_erased(api, org):
+    (contact,) = _contacts(org, 1)
+    assert api.delete(f"/api/v1/contacts/{contact.id}").status_code == 204
+    r = api.post(f"/api/v1/contacts/{contact.id}/erase")
+    assert r.status_code == 200, r.content
+    assert r.json()["first_name"] == "" and r.json()["erased_at"] is not None
 
 
 def test_an_erased_number_that_comes_back_is_still_opted_out(api, org, settings):

@@ -11,7 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, Q
+from django.db.models.functions import Coalesce
 
 from carriers.models import CarrierAccount
 from messaging.models import Blast, Contact, Conversation, Line, Message, OptOut
@@ -208,8 +209,12 @@ def test_resume_after_a_crash_finishes_without_duplicates(v1_dsn):
     assert Message.objects.count() == SIZES.messages - quarantined
     assert Message.objects.values("v1_id").distinct().count() == Message.objects.count()
     # and the derived fields were rebuilt after the resumed run (the crashed one never got there)
-    conv = Conversation.objects.filter(messages__v1_id__gt=5000).first()
-    assert conv.last_message_at == conv.messages.aggregate(m=Max("created_at"))["m"] is not None
+    # (the last message is the newest that went out or came in, at that time: docs/messaging.md)
+    gone_out = Q(messages__direction="in") | Q(messages__sent_at__isnull=False)
+    conv = Conversation.objects.filter(gone_out, messages__v1_id__gt=5000).first()
+    went = conv.messages.filter(Q(direction="in") | Q(sent_at__isnull=False))
+    newest = went.aggregate(m=Max(Coalesce("sent_at", "received_at", "created_at")))["m"]
+    assert conv.last_message_at == newest is not None
 
 
 def test_dry_run_writes_nothing_and_reports_what_it_would_write(v1_dsn):
