@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0005_message_text_one_field'),
+        ('messaging', '0009_message_text_one_field'),
         ('organizations', '0002_quiet_hours_enabled'),
     ]
 

@@ -37,7 +37,7 @@ def fill_text(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("messaging", "0004_conversation_index_budget"),
+        ("messaging", "0008_blast_prepare_lease"),
     ]
 
     operations = [
