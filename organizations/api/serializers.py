@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from organizations.models import ApiKey, Organization
@@ -33,10 +34,19 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", "example": "21:00:00"})
+class LocalTimeField(serializers.TimeField):
+    """A wall-clock time without a zone ("21:00" in, "21:00:00" out): OpenAPI's `format: time` means an
+    RFC 3339 time with an offset, which quiet hours are not (they apply in each recipient's own zone)."""
+
+
 class OrganizationSettingsSerializer(serializers.ModelSerializer):
     """The calling organization's sending settings. Quiet hours: blasts are not delivered between
     quiet_hours_start and quiet_hours_end in the recipient's local time (the number's zone, else the
     organization's time_zone); the window may wrap midnight. quiet_hours_enabled=false turns them off."""
+
+    quiet_hours_start = LocalTimeField(required=False)
+    quiet_hours_end = LocalTimeField(required=False)
 
     class Meta:
         model = Organization
