@@ -63,6 +63,11 @@ class OrganizationDateTimeField(serializers.DateTimeField):
             self.fail("nonexistent", value=value.isoformat(), zone=aware.tzinfo)
         return aware
 
+    def to_representation(self, value):
+        # Answers in UTC like every other time of the API: the organization's zone is for reading input
+        # (and its historic offsets, e.g. LMT's -05:50:36, are not valid RFC 3339).
+        return _UTC_DATETIME.to_representation(value)
+
     def default_timezone(self):
         organization = getattr(self.context.get("request"), "organization", None)
         if organization is not None:
@@ -71,6 +76,9 @@ class OrganizationDateTimeField(serializers.DateTimeField):
             except (ZoneInfoNotFoundError, ValueError):
                 pass  # an unknown zone name (set outside the API) reads as the server's zone, UTC
         return super().default_timezone()
+
+
+_UTC_DATETIME = serializers.DateTimeField(default_timezone=UTC)
 
 
 class LineSerializer(serializers.ModelSerializer):
