@@ -59,14 +59,13 @@ def with_quiet_hours_deferrals(blasts: QuerySet[Blast]) -> QuerySet[Blast]:
 def blast_quiet_hours_deferrals(*, blast: Blast) -> tuple[int, datetime | None]:
     """(deferred_by_quiet_hours, quiet_hours_resume_at) of one blast: the annotation if the row has it,
     else one query (whose answer is kept on the instance, as the annotation would be)."""
-    if not hasattr(blast, "deferred_by_quiet_hours"):
-        found = (
-            with_quiet_hours_deferrals(Blast.objects.filter(pk=blast.pk))
-            .values_list("deferred_by_quiet_hours", "quiet_hours_resume_at")
-            .first()
+    values = vars(blast)  # annotations live in the instance's __dict__
+    if "deferred_by_quiet_hours" not in values:
+        found = Message.objects.filter(blast_id=blast.pk, status=MessageStatus.SCHEDULED).aggregate(
+            n=Count("id"), at=Min("send_at")
         )
-        blast.deferred_by_quiet_hours, blast.quiet_hours_resume_at = found if found is not None else (0, None)
-    return blast.deferred_by_quiet_hours, blast.quiet_hours_resume_at
+        values["deferred_by_quiet_hours"], values["quiet_hours_resume_at"] = found["n"], found["at"]
+    return values["deferred_by_quiet_hours"], values["quiet_hours_resume_at"]
 
 
 def conversations_for(
