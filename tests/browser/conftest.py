@@ -47,6 +47,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
+def base_url():
+    """Ours, replacing pytest-base-url's (which pytest-playwright pulls in): each test serves the app on a
+    port of its own and uses absolute URLs, and theirs trips pytest's deprecation of session fixtures
+    defined as methods, an error once a test module has turned warnings into errors."""
+    return None
+
+
+@pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": chromium_path(), "args": ["--no-sandbox"]}
 
