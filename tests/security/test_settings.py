@@ -37,6 +37,9 @@ _DERIVED = (
     "DJANGO_HSTS_SECONDS",
     "DJANGO_SESSION_COOKIE_SECURE",
     "DJANGO_CSRF_COOKIE_SECURE",
+    # Set for the whole session by the browser tests (Playwright's sync API runs an event loop in the
+    # test thread); a deployment never sets it, and `check --deploy` rightly warns when it is set.
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
 )
 
 
