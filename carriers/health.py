@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,21 +21,17 @@ from datetime import UTC, datetime
 import redis
 from django.conf import settings
 
+from config.redisconn import redis_client
+
 log = logging.getLogger("carriers.webhooks")
 
 UNKNOWN = "unknown"
 _HOUR_KEY_TTL = 26 * 3600
 _LAST_TTL = 30 * 86400
-_client: dict[int, redis.Redis] = {}
 
 
 def _redis() -> redis.Redis:
-    """One client per process (rebuilt after a fork), short timeouts: a refusal must not hang on Redis."""
-    pid = os.getpid()
-    if pid not in _client:
-        _client.clear()
-        _client[pid] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    return _client[pid]
+    return redis_client(timeout=1)  # short: counting a refusal must not hang on Redis
 
 
 def _prefix(account_id: int | None) -> str:

@@ -7,21 +7,17 @@ logged and the count lost, never the send. Counters only grow (Prometheus takes 
 from __future__ import annotations
 
 import logging
-import os
 
 import redis
 from django.conf import settings
 
+from config.redisconn import redis_client
+
 log = logging.getLogger(__name__)
-_clients: dict[int, redis.Redis] = {}
 
 
 def _redis() -> redis.Redis:
-    pid = os.getpid()  # one client per process, rebuilt after a fork
-    if pid not in _clients:
-        _clients.clear()
-        _clients[pid] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return _clients[pid]
+    return redis_client(timeout=0.5)  # a metrics counter on the send path must fail fast
 
 
 def _key() -> str:

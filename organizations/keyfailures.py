@@ -10,23 +10,17 @@ applied (logged): a broken counter must not take the API down with it.
 from __future__ import annotations
 
 import logging
-import os
 
 import redis
 from django.conf import settings
 
-log = logging.getLogger(__name__)
+from config.redisconn import redis_client
 
-_client: dict[int, redis.Redis] = {}
+log = logging.getLogger(__name__)
 
 
 def _redis() -> redis.Redis:
-    """One client per process (its pool is thread-safe), rebuilt after a fork."""
-    pid = os.getpid()
-    if pid not in _client:
-        _client.clear()
-        _client[pid] = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-    return _client[pid]
+    return redis_client(timeout=2)
 
 
 def _key(ip: str) -> str:
