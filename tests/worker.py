@@ -67,6 +67,23 @@ def connection_name() -> str:
     return connection.settings_dict["NAME"]
 
 
+def broker_tasks(task_name: str, queues: tuple[str, ...]) -> list[list]:
+    """The args of every `task_name` waiting in the broker's Redis lists `queues`, oldest first per queue."""
+    import base64
+
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    found = []
+    for key in queues:
+        for raw in reversed(client.lrange(key, 0, -1)):  # kombu LPUSHes: oldest last
+            msg = json.loads(raw)
+            if msg["headers"]["task"] == task_name:
+                found.append(json.loads(base64.b64decode(msg["body"]))[0])
+    return found
+
+
 def purge_queues() -> None:
     """Drop queued tasks left by an earlier run (only the queue lists and kombu's unacked bookkeeping)."""
     import redis

@@ -3,12 +3,7 @@ real PostgreSQL and the real Redis broker (enqueued tasks are read back from the
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
-import redis
-from django.conf import settings
 
 from integrations.fakes import FakeNice, FakeRingCentral
 from integrations.models import NiceConnection, RingCentralConnection
@@ -16,19 +11,12 @@ from messaging.models import Direction, Message
 from messaging.services.status import events_record_for_new_messages
 from messaging.status import MessageStatus as S
 from tests.factories import ContactFactory, ConversationFactory, LineFactory
-from tests.worker import purge_queues
+from tests.worker import broker_tasks, purge_queues
 
 
 def queued(task_name: str) -> list[list]:
-    """The args of every `task_name` waiting in the broker (kombu's Redis list per queue)."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    found = []
-    for key in ("default", "prepare"):
-        for raw in reversed(client.lrange(key, 0, -1)):  # kombu LPUSHes: oldest last
-            msg = json.loads(raw)
-            if msg["headers"]["task"] == task_name:
-                found.append(json.loads(base64.b64decode(msg["body"]))[0])
-    return found
+    """The args of every `task_name` waiting in the broker."""
+    return broker_tasks(task_name, ("default", "prepare"))
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,7 @@ the task's arguments are read back from the real Redis broker."""
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
-import redis
-from django.conf import settings
 
 from carriers.base import InboundMessage
 from messaging.models import Direction, Message, OptOut, OptOutSource
@@ -20,21 +15,13 @@ from messaging.services.sending import message_send
 from messaging.status import MessageStatus as S
 from messaging.tasks import prepare_messages
 from tests import factories
-from tests.worker import purge_queues
+from tests.worker import broker_tasks, purge_queues
 
 pytestmark = pytest.mark.django_db
 
 
 def _broker_tasks(task_name: str) -> list[list]:
-    """The args of every `task_name` waiting in the broker's queues, oldest first."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    found = []
-    for key in ("prepare", "send", "default"):
-        for raw in reversed(client.lrange(key, 0, -1)):  # kombu LPUSHes: oldest last
-            msg = json.loads(raw)
-            if msg["headers"]["task"] == task_name:
-                found.append(json.loads(base64.b64decode(msg["body"]))[0])
-    return found
+    return broker_tasks(task_name, ("prepare", "send", "default"))
 
 
 @pytest.fixture(autouse=True)
