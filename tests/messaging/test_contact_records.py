@@ -262,17 +262,3 @@ def test_deleting_a_contact_line_or_blast_with_messages_is_refused(org):
         with pytest.raises((ProtectedError, RestrictedError)):
             type(obj).objects.get(pk=obj.pk).delete()
     assert Message.objects.filter(pk=message.pk).exists()
-
-
-@pytest.fixture
-def api(org):
-    from django.core.cache import cache
-    from rest_framework.test import APIClient
-
-    from organizations.services import api_key_create
-
-    cache.clear()
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(organization=org, name='t').raw_key}")
-    client.default_format = "json"
-    return client

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from django.utils import timezone
 
 from messaging.models import BlastRecipient, Conversation, Message
@@ -124,17 +123,3 @@ def test_a_blast_send_at_without_a_zone_is_read_in_the_organizations_zone(api, o
     )
     assert r.status_code == 201, r.content
     assert datetime.fromisoformat(r.json()["send_at"]) == datetime(2031, 1, 15, 0, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def api(org):
-    from django.core.cache import cache
-    from rest_framework.test import APIClient
-
-    from organizations.services import api_key_create
-
-    cache.clear()
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(organization=org, name='t').raw_key}")
-    client.default_format = "json"
-    return client

@@ -3,8 +3,6 @@ it, and creating one warns); one text field to show (rendered_body), the same fo
 
 from __future__ import annotations
 
-import pytest
-
 from carriers.base import InboundMessage
 from messaging.models import BlastRecipient, Contact, Message
 from messaging.services import prepare, sending
@@ -96,17 +94,3 @@ def test_a_conversation_message_has_its_text_from_the_moment_it_is_written(
     with django_capture_on_commit_callbacks(execute=False):
         r = api.post(f"/api/v1/conversations/{conv.id}/messages", {"body": "On my way"})
     assert r.json()["rendered_body"] == "On my way"
-
-
-@pytest.fixture
-def api(org):
-    from django.core.cache import cache
-    from rest_framework.test import APIClient
-
-    from organizations.services import api_key_create
-
-    cache.clear()
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(organization=org, name='t').raw_key}")
-    client.default_format = "json"
-    return client

@@ -1,0 +1,18 @@
+"""Fixtures shared by the messaging tests."""
+
+import pytest
+
+
+@pytest.fixture
+def api(org):
+    """An API client of `org`, authenticated by a fresh API key (cache cleared: no key lookups carried over)."""
+    from django.core.cache import cache
+    from rest_framework.test import APIClient
+
+    from organizations.services import api_key_create
+
+    cache.clear()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(organization=org, name='t').raw_key}")
+    client.default_format = "json"
+    return client
