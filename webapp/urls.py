@@ -3,21 +3,22 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from . import pwa, views
+from . import pwa
+from .views import auth, inbox, thread
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", inbox.home, name="home"),
     path("manifest.webmanifest", pwa.manifest, name="manifest"),
     path("sw.js", pwa.service_worker, name="service-worker"),
     path("offline/", pwa.offline, name="offline"),
-    path("inbox/", views.home, name="inbox"),
-    path("inbox/<int:conversation_id>/", views.thread, name="thread"),
-    path("inbox/<int:conversation_id>/reply/", views.reply, name="reply"),
+    path("inbox/", inbox.home, name="inbox"),
+    path("inbox/<int:conversation_id>/", thread.thread, name="thread"),
+    path("inbox/<int:conversation_id>/reply/", thread.reply, name="reply"),
     path("login/", auth_views.LoginView.as_view(template_name="webapp/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path(
         "forgot-password/",
-        views.PasswordResetView.as_view(
+        auth.PasswordResetView.as_view(
             template_name="webapp/forgot_password.html",
             email_template_name="webapp/password_reset_email.txt",
             subject_template_name="webapp/password_reset_subject.txt",
