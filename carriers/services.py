@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from messaging.services.sql import execute as execute_bound
+from config.sql import execute as execute_bound
 from messaging.services.status import StatusUpdate, messages_apply_statuses
 
 from .base import DeliveryReport, InboundMessage

@@ -28,9 +28,10 @@ from typing import cast
 from django.conf import settings
 from django.db import transaction
 
+from config.sql import binding_cursor
+
 from . import conf
 from .cache import redis_client
-from .db import binding_cursor
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from config import sql
+
 from ..status import MessageStatus as S
 from ..status import sources_for, sql_literals
-from . import sql
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config import sql
+
 from .. import cache, segments
 from ..status import MessageStatus as S
 from ..status import sql_literals
-from . import sql
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from .templates import MAX_PARAM_VALUE, URL_RE, assemble, carrier_template, contact_fields, slot_values
 

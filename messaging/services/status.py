@@ -15,10 +15,10 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from config.sql import execute as execute_bound
 from postprocessing.events import STATUS_EVENTS, EventType
 
 from ..status import TRANSITIONS, MessageStatus, check_transition, sql_literals
-from .sql import execute as execute_bound
 
 # Allowed "from>to" pairs, the SQL form of the transition table.
 _ALLOWED_PAIRS = sorted(f"{src}>{dst}" for src, targets in TRANSITIONS.items() for dst in targets)

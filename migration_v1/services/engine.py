@@ -98,6 +98,10 @@ class Context:
     # Seconds per statement kind of the Messages step (the report's breakdown).
     timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
+    def add_timing(self, kind: str, seconds: float) -> None:
+        with self.lock:
+            self.timings[kind] += seconds
+
     def table(self, name: str) -> TableStats:
         return self.stats.setdefault(name, TableStats())
 

@@ -17,6 +17,7 @@ import time
 import psycopg
 from django.db import connection, connections, transaction
 
+from config.sql import TimedCursor
 from messaging.models import Contact, Conversation, Message
 from messaging.phone import try_normalize
 from messaging.status import S, sql_literals
@@ -242,23 +243,6 @@ _BY_PHONE = f"""
 """
 
 
-class _Timed:
-    """Cursor proxy adding each statement's time to ctx.timings (the report's per-step breakdown)."""
-
-    def __init__(self, ctx: Context, cur):
-        self._ctx, self._cur = ctx, cur
-
-    def execute(self, sql, params=None):
-        started = time.perf_counter()
-        self._cur.execute(sql, params)
-        key = " ".join(sql.split()[:4])[:40]
-        with self._ctx.lock:
-            self._ctx.timings[key] += time.perf_counter() - started
-
-    def __getattr__(self, name):
-        return getattr(self._cur, name)
-
-
 def _already(ctx: Context, cur, out: list[tuple]) -> tuple[set[int], set[int]]:
     """Ids of the batch already migrated / already quarantined. A range probe of the v1_id index,
     then (only if it finds any) the ids themselves: a batch that is entirely migrated costs two
@@ -290,7 +274,7 @@ def _write_batch(
 ) -> tuple[set[int], set[int], set[int]]:
     """Write one batch. Returns (v1 ids written, ids newly quarantined, ids skipped as done before)."""
     stats = ctx.table(TABLE)
-    cur = _Timed(ctx, cur)
+    cur = TimedCursor(cur, ctx.add_timing)
     done, held = _already(ctx, cur, out)
     with ctx.lock:
         stats.skipped += len(done) + len(held)

@@ -13,10 +13,11 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from config.sql import binding_cursor
+
 from .. import conf, targets
 from ..cache import link_payload, links_cache
 from ..codes import codes_generate
-from ..db import binding_cursor
 from ..models import AllowedTargetHost, Link
 
 log = logging.getLogger(__name__)
