@@ -450,7 +450,7 @@ def drain_all(batch_size: int, workers: int) -> dict:
 
 def time_recompute(data: dict) -> dict:
     """derived_recompute over the seeded organization, its conversations blanked first (the repair case)."""
-    from postprocessing.services import derived_recompute
+    from messaging.services.recompute import derived_recompute
 
     with connection.cursor() as c:
         c.execute(
@@ -471,7 +471,7 @@ def time_recompute(data: dict) -> dict:
 
 
 def time_recount(blast_id: int, repeat: int = 10) -> dict:
-    from postprocessing.processors.blast import blasts_recount
+    from messaging.processors.blast import blasts_recount
 
     with connection.cursor() as c:
         c.execute("SELECT count(*) FROM messaging_message WHERE blast_id = %s", [blast_id])

@@ -5,16 +5,18 @@ below uses it too)."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from backfill.admin import backfill_statuses
+from postprocessing.models import NumberFlag
 
 from .models import Blast, BlastRecipient, BlastStatus, Contact, Conversation, Line, Message, OptOut
 from .selectors import STALLED_AFTER_SECONDS, blast_quiet_hours_deferrals, blasts_stalled, with_quiet_hours_deferrals
 from .services.conversations import conversations_close
 from .services.erasure import contact_archive, contact_erase
+from .services.number_flags import numberflags_review
 from .services.status import StatusUpdate, messages_apply_statuses
 from .status import MessageStatus, sources_for
 
@@ -228,3 +230,42 @@ class BlastRecipientAdmin(admin.ModelAdmin):
     raw_id_fields = ["blast", "contact"]
     list_select_related = ["blast", "contact"]
     show_full_result_count = False
+
+
+# The post-processing rows of carrier hints (messaging/processors/optout.py); reviewing one opts the
+# number out through messaging's opt-out service, so the admin lives with messaging.
+@admin.register(NumberFlag)
+class NumberFlagAdmin(admin.ModelAdmin):
+    list_display = ("phone_number", "organization", "kind", "carrier_status", "error_code", "review", "last_seen_at")
+    list_filter = ("review", "kind")
+    search_fields = ("phone_number",)
+    raw_id_fields = ("organization", "contact", "reviewed_by")
+    readonly_fields = (
+        "organization",
+        "phone_number",
+        "contact",
+        "kind",
+        "carrier_status",
+        "error_code",
+        "error_reason",
+        "message_id",
+        "first_seen_at",
+        "last_seen_at",
+        "reviewed_at",
+        "reviewed_by",
+    )
+    actions = ("opt_out", "dismiss")
+
+    @admin.action(description="Opt out selected numbers (source: carrier report)")
+    def opt_out(self, request, queryset):
+        count = numberflags_review(
+            flag_ids=list(queryset.values_list("id", flat=True)), opt_out=True, user=request.user
+        )
+        self.message_user(request, f"{count} number(s) opted out.", messages.SUCCESS)
+
+    @admin.action(description="Dismiss selected flags")
+    def dismiss(self, request, queryset):
+        count = numberflags_review(
+            flag_ids=list(queryset.values_list("id", flat=True)), opt_out=False, user=request.user
+        )
+        self.message_user(request, f"{count} flag(s) dismissed.", messages.SUCCESS)

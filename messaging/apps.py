@@ -9,3 +9,9 @@ class MessagingConfig(AppConfig):
         from .cache import connect_signals
 
         connect_signals()
+
+        # Messaging's post-processing processors (conversation last message, number flags, blast
+        # counters) register themselves on import: before the first drain in every process.
+        from .processors import register
+
+        register()

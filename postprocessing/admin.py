@@ -1,11 +1,12 @@
-"""Post-processing in the admin: the outbox with its backlog and lag, dead letters (re-runnable), and the
-number flags to review. See docs/postprocessing.md."""
+"""Post-processing in the admin: the outbox with its backlog and lag and dead letters (re-runnable). See
+docs/postprocessing.md. The number flags to review are in messaging's admin (reviewing one opts a
+number out through messaging)."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from .models import Event, EventProcessing, NumberFlag, ProcessingState
+from .models import Event, EventProcessing, ProcessingState
 from .selectors import backlog_stats
 from .services import dead_letters_requeue
 
@@ -65,44 +66,3 @@ class EventProcessingAdmin(_BacklogHeader):
         ids = list(queryset.filter(state=ProcessingState.DEAD).values_list("id", flat=True))
         count = dead_letters_requeue(processing_ids=ids) if ids else 0
         self.message_user(request, f"{count} dead letter(s) queued for a fresh retry.", messages.SUCCESS)
-
-
-@admin.register(NumberFlag)
-class NumberFlagAdmin(admin.ModelAdmin):
-    list_display = ("phone_number", "organization", "kind", "carrier_status", "error_code", "review", "last_seen_at")
-    list_filter = ("review", "kind")
-    search_fields = ("phone_number",)
-    raw_id_fields = ("organization", "contact", "reviewed_by")
-    readonly_fields = (
-        "organization",
-        "phone_number",
-        "contact",
-        "kind",
-        "carrier_status",
-        "error_code",
-        "error_reason",
-        "message_id",
-        "first_seen_at",
-        "last_seen_at",
-        "reviewed_at",
-        "reviewed_by",
-    )
-    actions = ("opt_out", "dismiss")
-
-    @admin.action(description="Opt out selected numbers (source: carrier report)")
-    def opt_out(self, request, queryset):
-        from .services.flags import numberflags_review
-
-        count = numberflags_review(
-            flag_ids=list(queryset.values_list("id", flat=True)), opt_out=True, user=request.user
-        )
-        self.message_user(request, f"{count} number(s) opted out.", messages.SUCCESS)
-
-    @admin.action(description="Dismiss selected flags")
-    def dismiss(self, request, queryset):
-        from .services.flags import numberflags_review
-
-        count = numberflags_review(
-            flag_ids=list(queryset.values_list("id", flat=True)), opt_out=False, user=request.user
-        )
-        self.message_user(request, f"{count} flag(s) dismissed.", messages.SUCCESS)

@@ -7,7 +7,7 @@
   a failing processor is retried with backoff on its own events without re-running (or blocking) the
   processors that succeeded, and after its last try the row is a dead letter with the error.
 - `NumberFlag`: carrier results meaning "the subscriber is gone or opted out", kept for the
-  organization's review. Not an opt-out: see processors/optout.py for why.
+  organization's review. Not an opt-out: see messaging/processors/optout.py for why.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class EventProcessing(models.Model):
 
 class BlastRecount(models.Model):
     """A blast whose counters need a recount: marked (upsert) by the drain's batch, cleared by the
-    recount step once it has recounted the blast under its row lock. See processors/blast.py."""
+    recount step once it has recounted the blast under its row lock. See messaging/processors/blast.py."""
 
     # Not a foreign key: the mark must not touch the blast row's locks; marks of deleted blasts are dropped.
     blast_id = models.BigIntegerField(primary_key=True)
@@ -97,7 +97,7 @@ class BlastRecount(models.Model):
 
 class BlastProgress(models.Model):
     """When a blast last moved: one of its messages was created (queued), sent, delivered, failed or
-    blocked. Upserted by the drain's batch (processors/blast.py, `blast_progress`); read by the stalled-
+    blocked. Upserted by the drain's batch (messaging/processors/blast.py, `blast_progress`); read by the stalled-
     blast check (messaging.selectors.blasts_stalled) for /metrics and the admin. Not a foreign key and not
     a column of the blast, for the same reason as BlastRecount: the batch never touches the blast row."""
 

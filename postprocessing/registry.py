@@ -11,6 +11,7 @@ drains. Registering for an unknown event type raises; so does asking for one.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -35,6 +36,13 @@ class Processor:
     name: str
     event_types: frozenset[str]
     fn: ProcessorFn
+    # Place in the batch's execution (and so row-lock) order: lower first, then registration order.
+    rank: int = 0
+    seq: int = 0
+
+    @property
+    def order_key(self) -> tuple[int, int]:
+        return (self.rank, self.seq)
 
     def __call__(self, events: list[EventRow]) -> None:
         self.fn(events)
@@ -44,13 +52,20 @@ class DuplicateProcessor(ValueError):
     pass
 
 
-# Registration order is execution order within a batch, and so the order in which processors take
-# row locks (conversations before blasts): a fixed order across concurrent drains avoids deadlocks.
+# Execution order within a batch is (rank, registration order), and so is the order in which
+# processors take row locks: a fixed order across concurrent drains avoids deadlocks. Processors
+# register from several apps' AppConfig.ready (which run in INSTALLED_APPS order), so an app that
+# needs its processors placed among another app's passes `rank`; the ranks of this release's
+# processors are one table in messaging/processors/__init__.py. Unranked processors run last.
+DEFAULT_RANK = 1000
+_SEQ = itertools.count()
 _BY_NAME: dict[str, Processor] = {}
 _BY_TYPE: dict[str, list[Processor]] = {t: [] for t in EventType.values}
 
 
-def processor(*event_types: str, name: str | None = None) -> Callable[[ProcessorFn], ProcessorFn]:
+def processor(
+    *event_types: str, name: str | None = None, rank: int = DEFAULT_RANK
+) -> Callable[[ProcessorFn], ProcessorFn]:
     """Register the decorated function for `event_types` (at least one, each a declared EventType)."""
     if not event_types:
         raise ValueError("a processor needs at least one event type")
@@ -60,11 +75,12 @@ def processor(*event_types: str, name: str | None = None) -> Callable[[Processor
         pname = name or fn.__name__
         if pname in _BY_NAME:
             raise DuplicateProcessor(pname)
-        entry = Processor(name=pname, event_types=types, fn=fn)
+        entry = Processor(name=pname, event_types=types, fn=fn, rank=rank, seq=next(_SEQ))
         _BY_NAME[pname] = entry
-        for t in EventType.values:  # declaration order, so dispatch order is stable
+        for t in EventType.values:
             if t in types:
                 _BY_TYPE[t].append(entry)
+                _BY_TYPE[t].sort(key=lambda p: p.order_key)
         return fn
 
     return decorate
@@ -102,7 +118,8 @@ def processor_named(name: str) -> Processor:
 
 
 def all_processors() -> list[Processor]:
-    return list(_BY_NAME.values())
+    """Every processor in execution order (rank, then registration order)."""
+    return sorted(_BY_NAME.values(), key=lambda p: p.order_key)
 
 
 def unregister(names: Iterable[str]) -> None:

@@ -10,3 +10,6 @@ class ShortenerConfig(AppConfig):
         from .services.links import links_redact_for_contact
 
         contact_erased.connect(links_redact_for_contact, dispatch_uid="shortener.links_redact_for_contact")
+
+        # Link attribution registers itself (post-processing registry) on import.
+        from . import processors  # noqa: F401

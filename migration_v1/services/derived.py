@@ -12,7 +12,7 @@ import time
 
 from django.db import connection, transaction
 
-from postprocessing.services import derived_recompute
+from messaging.services.recompute import derived_recompute
 
 from .engine import Context, progress_bar
 

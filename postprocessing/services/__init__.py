@@ -4,7 +4,6 @@
 - `drain_kick()`: wake the drain after commit (debounced).
 - `events_drain(...)`, `drain_batch(...)`, `processings_retry_due(...)`: the drain.
 - `dead_letters_requeue(...)`: re-run dead letters.
-- `derived_recompute(...)`: rebuild conversation and blast derived fields from the messages.
 """
 
 from .drain import (
@@ -17,7 +16,6 @@ from .drain import (
     events_prune,
     processings_retry_due,
 )
-from .recompute import derived_recompute
 from .record import drain_kick, drain_kick_now, events_record
 
 __all__ = [
@@ -25,7 +23,6 @@ __all__ = [
     "MAX_ATTEMPTS",
     "DrainResult",
     "dead_letters_requeue",
-    "derived_recompute",
     "drain_batch",
     "drain_kick",
     "drain_kick_now",

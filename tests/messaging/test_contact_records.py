@@ -12,9 +12,9 @@ from django.db.models.deletion import ProtectedError, RestrictedError
 from carriers.models import WebhookEvent, WebhookKind, WebhookState
 from messaging.models import Blast, BlastRecipient, Contact, Conversation, Message, OptOut
 from messaging.services import erasure, prepare, sending
+from messaging.services.recompute import derived_recompute
 from messaging.services.status import StatusUpdate, messages_apply_statuses
 from messaging.status import MessageStatus as S
-from postprocessing.services import derived_recompute
 from shortener.models import Click, Link
 from tests import factories
 

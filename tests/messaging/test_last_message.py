@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from messaging.models import BlastRecipient, Conversation, Message
 from messaging.services import prepare, sending
+from messaging.services.recompute import derived_recompute
 from messaging.services.status import StatusUpdate, messages_apply_statuses
 from messaging.status import MessageStatus as S
-from postprocessing.services import derived_recompute, events_drain
+from postprocessing.services import events_drain
 from tests import factories
 
 

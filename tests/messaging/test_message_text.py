@@ -7,7 +7,8 @@ from carriers.base import InboundMessage
 from messaging.models import BlastRecipient, Contact, Message
 from messaging.services import prepare, sending
 from messaging.services.inbound import InboundItem, inbound_messages_receive
-from postprocessing.services import derived_recompute, events_drain
+from messaging.services.recompute import derived_recompute
+from postprocessing.services import events_drain
 from tests import factories
 
 

@@ -7,10 +7,10 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from messaging.models import Blast
+from messaging.processors.blast import blasts_recount_marked
 from messaging.status import MessageStatus as S
 from postprocessing.events import EventType
 from postprocessing.models import BlastRecount, Event, EventProcessing
-from postprocessing.processors.blast import blasts_recount_marked
 from postprocessing.services import (
     MAX_ATTEMPTS,
     dead_letters_requeue,

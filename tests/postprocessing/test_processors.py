@@ -203,7 +203,7 @@ def test_deleted_and_opted_out_reports_are_flagged_for_review_not_opted_out(blas
 
 
 def test_dismissed_flag_reopens_only_on_a_newer_report(blast_with_messages, org):
-    from postprocessing.services.flags import numberflags_review
+    from messaging.services.number_flags import numberflags_review
 
     blast, msgs = blast_with_messages(1, status=S.SENT)
     move(msgs, S.UNDELIVERED, carrier_status="Deleted", at=timezone.now() - timedelta(hours=1))
@@ -223,7 +223,7 @@ def test_dismissed_flag_reopens_only_on_a_newer_report(blast_with_messages, org)
 
 def test_opting_a_flagged_number_out_goes_through_messaging(blast_with_messages):
     from messaging.models import OptOut
-    from postprocessing.services.flags import numberflags_review
+    from messaging.services.number_flags import numberflags_review
 
     blast, msgs = blast_with_messages(1, status=S.SENT)
     move(msgs, S.UNDELIVERED, carrier_status="Deleted")

@@ -4,10 +4,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from messaging.models import Blast, BlastStatus, Conversation, Message
+from messaging.services.recompute import derived_recompute
 from messaging.status import MessageStatus as S
 from postprocessing.events import EventType
 from postprocessing.models import EventProcessing
-from postprocessing.services import derived_recompute, events_drain, events_record
+from postprocessing.services import events_drain, events_record
 from tests.factories import ConversationFactory, LineFactory, MessageFactory, OrganizationFactory, UserFactory
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from django.db import connection
 
-from ..events import EventType
-from ..models import NumberFlagKind
-from ..registry import EventRow, processor
+from postprocessing.events import EventType
+from postprocessing.models import NumberFlagKind
+from postprocessing.registry import EventRow, processor
+
+from . import RANK
 
 # Sinch delivery-report status → flag kind. "Deleted: can mean the subscriber opted out" (Sinch spec).
 CARRIER_STATUS_KINDS: dict[str, str] = {"Deleted": NumberFlagKind.DELETED}
@@ -69,7 +71,7 @@ ON CONFLICT (organization_id, phone_number) DO UPDATE SET
 """
 
 
-@processor(EventType.MESSAGE_FAILED, name="optout_hygiene")
+@processor(EventType.MESSAGE_FAILED, name="optout_hygiene", rank=RANK["optout_hygiene"])
 def optout_hygiene(events: list[EventRow]) -> None:
     ids = [e.message_id for e in events if e.message_id is not None]
     if not ids:

@@ -3,8 +3,7 @@
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from postprocessing.services import derived_recompute
-from postprocessing.services.recompute import RECOMPUTE_BATCH_SIZE
+from messaging.services.recompute import RECOMPUTE_BATCH_SIZE, derived_recompute
 
 
 class Command(BaseCommand):

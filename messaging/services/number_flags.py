@@ -1,4 +1,7 @@
-"""Reviewing number flags (carrier hints that a number should not be texted). See processors/optout.py."""
+"""Reviewing number flags (carrier hints that a number should not be texted). See messaging/processors/optout.py.
+
+The flags are post-processing rows (`postprocessing.NumberFlag`); opting a number out is messaging's own
+opt-out service, so the review lives here, above both."""
 
 from __future__ import annotations
 
@@ -7,16 +10,15 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from messaging.models import OptOutSource
+from postprocessing.models import NumberFlag, NumberFlagReview
 
-from ..models import NumberFlag, NumberFlagReview
+from ..models import OptOutSource
+from .contacts import opt_out_create
 
 
 def numberflags_review(*, flag_ids: Sequence[int], opt_out: bool, user=None) -> int:
     """Opt the flagged numbers out (messaging's own opt-out service, source "carrier") or dismiss the
     flags. A human decision, so a handful at a time from the admin: one opt-out call per number."""
-    from messaging.services.contacts import opt_out_create
-
     now = timezone.now()
     done = 0
     with transaction.atomic():

@@ -7,29 +7,26 @@ the rendered body of a sent message. It only fills attribution that is empty, so
 never steals a link from the message it was made for. One UPDATE per batch: short codes are pulled
 out of the bodies with a regular expression in SQL and joined to the links of the same organization.
 
-The shortener app owns the link model (`shortener.Link`); it is looked up through the app registry
-rather than imported, because shortener sits above postprocessing (docs/architecture.md).
+The shortener owns the link table, so the processor lives here and registers through the post-processing
+registry from ShortenerConfig.ready, at its place in the lock order (messaging/processors/__init__.py).
 """
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.conf import settings
 from django.db import connection
 
-from ..events import EventType
-from ..registry import EventRow, processor
+from messaging.processors import RANK
+from postprocessing.events import EventType
+from postprocessing.registry import EventRow, processor
+
+from .models import Link
 
 # A short link in a body: scheme://host/code (host: the organization's own short domain or the default).
 _CODE_RE = r"https?://([A-Za-z0-9.:-]+)/([A-Za-z0-9_-]+)"
 
 
-def _link_table() -> str:
-    return apps.get_model("shortener", "Link")._meta.db_table
-
-
-def _sql(table: str) -> str:
-    return f"""
+_SQL = f"""
 WITH found AS (
     SELECT DISTINCT ON (m.organization_id, x.match[2])
            m.organization_id, m.id AS message_id, m.blast_id, m.contact_id, x.match[1] AS host, x.match[2] AS code
@@ -40,16 +37,16 @@ WITH found AS (
       AND lower(x.match[1]) IN (lower(%(default_domain)s), lower(NULLIF(o.short_link_domain, '')))
     ORDER BY m.organization_id, x.match[2], m.id
 )
-UPDATE {table} l SET message_id = f.message_id, blast_id = f.blast_id, contact_id = f.contact_id
+UPDATE {Link._meta.db_table} l SET message_id = f.message_id, blast_id = f.blast_id, contact_id = f.contact_id
 FROM found f
 WHERE l.code = f.code AND l.organization_id = f.organization_id AND l.message_id IS NULL
 """
 
 
-@processor(EventType.MESSAGE_SENT, name="link_attribution")
+@processor(EventType.MESSAGE_SENT, name="link_attribution", rank=RANK["link_attribution"])
 def link_attribution(events: list[EventRow]) -> None:
     ids = [e.message_id for e in events if e.message_id is not None]
     if not ids:
         return
     with connection.cursor() as cursor:
-        cursor.execute(_sql(_link_table()), {"ids": ids, "re": _CODE_RE, "default_domain": settings.SHORT_LINK_DOMAIN})
+        cursor.execute(_SQL, {"ids": ids, "re": _CODE_RE, "default_domain": settings.SHORT_LINK_DOMAIN})

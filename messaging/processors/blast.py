@@ -33,11 +33,12 @@ from collections.abc import Sequence
 
 from django.db import connection, transaction
 
-from messaging.models import BlastStatus
-from messaging.status import CARRIER_ACCEPTED, FINAL, S, sql_literals
+from postprocessing.events import EventType
+from postprocessing.registry import EventRow, after_batch, processor
 
-from ..events import EventType
-from ..registry import EventRow, after_batch, processor
+from ..models import BlastStatus
+from ..status import CARRIER_ACCEPTED, FINAL, S, sql_literals
+from . import RANK
 
 # Why a blast message was blocked when the recipient had opted out: the send pipeline's
 # messaging.services.prepare.OPTED_OUT_CODE (it keeps the same counter with the same definition).
@@ -152,6 +153,7 @@ def blasts_recount_marked(*, limit: int = RECOUNT_PASS_SIZE) -> tuple[int, int]:
     EventType.MESSAGE_FAILED,
     EventType.MESSAGE_BLOCKED,
     name="blast_counters",
+    rank=RANK["blast_counters"],
 )
 def blast_counters(events: list[EventRow]) -> None:
     """Mark the blasts of these messages for a recount (the recount itself runs after the batch)."""
@@ -177,6 +179,7 @@ ON CONFLICT (blast_id) DO UPDATE SET at = GREATEST(postprocessing_blastprogress.
     EventType.MESSAGE_FAILED,
     EventType.MESSAGE_BLOCKED,
     name="blast_progress",
+    rank=RANK["blast_progress"],
 )
 def blast_progress(events: list[EventRow]) -> None:
     """Stamp the blasts of these messages as having moved now (one upsert per batch, blast id order;

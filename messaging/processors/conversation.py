@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from django.db import connection
 
-from ..events import EventType
-from ..registry import EventRow, processor
+from postprocessing.events import EventType
+from postprocessing.registry import EventRow, processor
+
+from . import RANK
 
 PREVIEW_CHARS = 160
-# SQL over messaging_message m, shared with the recompute (postprocessing/services/recompute.py) so the
+# SQL over messaging_message m, shared with the recompute (messaging/services/recompute.py) so the
 # processor and the repair tool agree on which message is the last and when it was.
 HAS_GONE_OUT = "(m.direction = 'in' OR m.sent_at IS NOT NULL)"
 LAST_MESSAGE_AT = "COALESCE(m.sent_at, m.received_at, m.created_at)"
@@ -56,6 +58,7 @@ WHERE c.id = src.cid
     EventType.MESSAGE_FAILED,
     EventType.MESSAGE_RECEIVED,
     name="conversation_last_message",
+    rank=RANK["conversation_last_message"],
 )
 def conversation_last_message(events: list[EventRow]) -> None:
     ids = [e.message_id for e in events if e.message_id is not None]
