@@ -55,3 +55,19 @@ def test_events_record_writes_one_row_per_message_with_payload(db):
         ("link.clicked", max(m1.id, m2.id), payload, "pending"),
         ("link.clicked", None, {"link_id": 8}, "pending"),
     ]
+
+
+def test_rank_places_a_later_registration_before_unranked_ones(temp_processor):
+    # Apps register from their AppConfig.ready in INSTALLED_APPS order; rank fixes the batch order anyway.
+    def fn(events):
+        return None
+
+    temp_processor(EventType.LINK_CLICKED, name="t_late_unranked", fn=fn)
+    registry.processor(EventType.LINK_CLICKED, name="t_late_ranked", rank=5)(fn)
+    try:
+        names = [p.name for p in registry.processors_for(EventType.LINK_CLICKED)]
+        assert names.index("t_late_ranked") < names.index("t_late_unranked")
+        order = [p.name for p in registry.all_processors()]
+        assert order.index("t_late_ranked") < order.index("conversation_last_message")
+    finally:
+        registry.unregister(["t_late_ranked"])
