@@ -7,7 +7,7 @@
    per-recipient delivery report of one of those messages. Prints requests/s, stored rows/s (rows
    counted in carriers_webhookevent), non-2xx answers, latency p50/p99.
 3. Tops the stored reports up to --messages pending rows (COPY of the same bodies), puts every message
-   back to "sent", and times the apply task's body (carriers.services.webhook_process, the code
+   back to "sent", and times the apply task's body (messaging.services.reports.webhook_process, the code
    "carriers.apply_webhooks" runs) over all of them: events/s and message statuses applied/s.
 4. With --sandbox-reports N (default 10,000): starts `python -m carriers.sandbox --workers 2`, sends
    N/1000 batches of 1000 recipients with per_recipient_final reports to the same web app, and measures
@@ -47,8 +47,9 @@ from django.db import connection  # noqa: E402
 from carriers.base import OutboundBatch  # noqa: E402
 from carriers.models import CarrierAccount, WebhookEvent  # noqa: E402
 from carriers.registry import adapter_for  # noqa: E402
-from carriers.services import APPLY_DEBOUNCE_KEY, webhook_process  # noqa: E402
+from carriers.services import APPLY_DEBOUNCE_KEY  # noqa: E402
 from messaging.models import Contact, Conversation, Direction, Line, Message  # noqa: E402
+from messaging.services.reports import webhook_process  # noqa: E402
 from messaging.status import MessageStatus  # noqa: E402
 from organizations.models import Organization  # noqa: E402
 

@@ -97,8 +97,9 @@ class WebhookState(models.TextChoices):
 class WebhookEvent(models.Model):
     """A carrier callback exactly as received, stored before anything else so nothing is lost.
 
-    The view writes one row; the task "carriers.apply_webhooks" claims pending rows in pk order and
-    applies them set-based. Rows whose message is not known yet stay pending with a backoff.
+    The view writes one row; the task "carriers.apply_webhooks" (messaging/services/reports.py) claims
+    pending rows in pk order and applies them set-based. Rows whose message is not known yet stay pending
+    with a backoff.
     """
 
     # No index of its own: webhook_account_recent leads with account (one index less per stored callback).

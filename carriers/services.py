@@ -1,10 +1,12 @@
-"""Carrier webhooks: store first, apply in batches. See docs/carriers.md.
+"""Carrier webhooks, the intake side: validate, store first, hand over. See docs/carriers.md.
 
 The view's hot path is `webhook_receive`: parse enough to answer 400 for a malformed body, one
 INSERT of the raw body, and at most one Redis SET NX that decides whether an apply task must be
-enqueued. `webhook_process` (task "carriers.apply_webhooks") claims pending rows in pk order,
-resolves their messages with one set-based query and applies every status through
-messaging's `messages_apply_statuses` in one statement.
+enqueued. The store (`carriers_webhookevent`) is this app's: `webhooks_claim` locks due rows and
+parses them into wire-level reports and inbound texts, `webhooks_settle` writes their outcome with
+the store's retry schedule. What a report means for a message is messaging's business: the task
+"carriers.apply_webhooks" is `messaging/tasks.py: apply_webhooks`, running
+`messaging/services/reports.py: webhook_process` — carriers never reads a message row.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from config.sql import execute as execute_bound
-from messaging.services.status import StatusUpdate, messages_apply_statuses
 
 from .base import DeliveryReport, InboundMessage
 from .models import WebhookEvent, WebhookKind, WebhookState
@@ -28,21 +30,15 @@ from .sinch import clean_text, parse_delivery_payload, parse_inbound_payload
 
 log = logging.getLogger(__name__)
 
-# 1000 events per claim: one UPDATE ... FROM unnest of ~1000 rows is where messages_apply_statuses
-# sits near its measured plateau (~64k rows/s, docs/performance.md), while the claim transaction (locks on
-# 1000 webhook rows) still commits in well under a second.
-APPLY_BATCH_SIZE = 1000
-# A task works this long, then hands over to a fresh task so one worker is not monopolised.
-APPLY_TIME_BUDGET = 25.0
+# The wire name of the task that applies stored webhooks (routed by name to the "webhooks" queue,
+# config/queues.py; swept by beat, config/beat.py). Declared here, where the intake publishes it;
+# implemented by messaging (messaging/tasks.py), which knows what a report does to a message. The name
+# kept its "carriers." prefix when the task moved: a wire name outlives module moves.
+APPLY_TASK_NAME = "carriers.apply_webhooks"
 # Debounce key: while it exists an apply task is queued or running, so 1,000 webhooks/s enqueue one
 # task, not 1,000. Its TTL only matters if a worker dies mid-run (the beat sweep covers that too).
 APPLY_DEBOUNCE_KEY = "carriers:apply-webhooks"
 APPLY_DEBOUNCE_TTL = 60
-# After a partial batch the task waits this long before the next claim, so that a steady stream of
-# callbacks is applied in batches of ~100 (at 1,000/s) instead of ~20: each batch has a fixed cost of
-# four planned statements and a commit (~10 ms), which at ~50 batches/s took a third of a core
-# (measured in bench/bench_send.py). A full batch (a backlog) is followed at once.
-APPLY_GATHER_SECONDS = 0.1
 # A report that matches no message yet (it beat our send call's return) is retried with backoff
 # 5 s, 10 s, ... capped at 10 min; after this many tries (~1 h in all) it is marked failed.
 MAX_ATTEMPTS = 12
@@ -53,8 +49,6 @@ def _retry_delay(attempts: int) -> timedelta:
 
 
 # -- receiving ------------------------------------------------------------------------------------------
-
-
 class WebhookRejected(ValueError):
     """The body can never be processed (not JSON, wrong shape): answered 400, stored as invalid."""
 
@@ -121,7 +115,7 @@ _enqueue_memo = {"at": -1.0}
 
 
 def webhooks_enqueue_apply(*, force: bool = False) -> None:
-    """Enqueue "carriers.apply_webhooks" unless one is already queued or running (SET NX)."""
+    """Enqueue the apply task ("carriers.apply_webhooks") unless one is already queued or running (SET NX)."""
     now = time.monotonic()
     if not force and now - _enqueue_memo["at"] < ENQUEUE_MEMO_SECONDS:
         return
@@ -129,113 +123,27 @@ def webhooks_enqueue_apply(*, force: bool = False) -> None:
         _enqueue_memo["at"] = now
         if not cache.add(APPLY_DEBOUNCE_KEY, 1, timeout=APPLY_DEBOUNCE_TTL):
             return
-        from .tasks import apply_webhooks
-
-        apply_webhooks.apply_async()
+        celery_app.signature(APPLY_TASK_NAME).apply_async()
     except Exception:  # Redis/broker hiccup: the row is stored, the beat sweep will apply it
         log.warning("could not enqueue carriers.apply_webhooks; the beat sweep will pick the rows up", exc_info=True)
 
 
-# -- applying -----------------------------------------------------------------------------------------
+# -- the store: claim and settle ----------------------------------------------------------------------
 
 
 @dataclass
-class ProcessResult:
-    claimed: int = 0
-    processed: int = 0
-    retried: int = 0
-    failed: int = 0
-    statuses_applied: int = 0
-    inbound_stored: int = 0
-    last_id: int = 0  # highest event id claimed
+class ClaimedWebhook:
+    """A claimed row of the store, parsed: its delivery reports or its inbound text (wire level)."""
 
-    def add(self, other: ProcessResult) -> None:
-        for name in self.__dataclass_fields__:
-            if name != "last_id":
-                setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.last_id = max(self.last_id, other.last_id)
-
-
-@dataclass
-class _Claimed:
     id: int
     account_id: int
     kind: str
     body: bytes
-    attempts: int
+    attempts: int  # counts this try
     reports: list[DeliveryReport] = field(default_factory=list)
     inbound: InboundMessage | None = None
-    error: str = ""
+    error: str = ""  # set when the body does not parse: the row is settled invalid
 
-
-# Reports → message ids, set-based. Three ways to find a report's message, all scoped to messages
-# sent through a line of the account whose webhook URL received the report (tenant isolation):
-#   a) (carrier_batch_id, recipient): the normal case. Recipient "" (a summary report in which the
-#      whole batch has one status) stands for every message of the batch.
-#   b) (send_batch_ref, recipient): the send pipeline's per-call reference, sent as client_reference;
-#      matches a report that beat our own send call's return (batch id not recorded yet).
-#   c) client_reference = Message.client_reference, recipient = the message's contact: a
-#      per-message reference.
-# carrier_recipient is stored E.164; the digits form is accepted too.
-_RESOLVE_SQL = """
-WITH r AS (
-    -- idx (1-based position) and the digits-only form are derived here: fewer arrays to quote in Python.
-    SELECT u.idx::int AS idx, u.account_id, u.batch_id, u.e164, ltrim(u.e164, '+') AS digits, u.cref
-    FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::varchar[]) WITH ORDINALITY
-        AS u(account_id, batch_id, e164, cref, idx)
-), a AS (
-    -- "= ANY(ARRAY[...])" keeps both columns of msg_carrier_ref in the index condition (an OR would
-    -- scan the whole batch per report: 1000x the rows, measured).
-    -- LATERAL pins a parameterized index probe per report: as a plain join the planner, misjudging
-    -- the unnest's selectivity, flipped to a sequential scan of the whole table after bulk updates
-    -- (measured: 180 ms instead of 10 ms per 1000 reports at only 50k messages).
-    SELECT r.idx, m.id FROM r
-    CROSS JOIN LATERAL (
-        SELECT mm.id, mm.line_id FROM messaging_message mm
-        WHERE mm.carrier_batch_id = r.batch_id AND mm.carrier_batch_id <> ''
-          AND mm.carrier_recipient = ANY(ARRAY[r.e164, r.digits]) AND mm.direction = 'out'
-        OFFSET 0  -- an optimization fence: keeps the subquery from being pulled up into a plain join
-    ) m
-    JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = r.account_id
-    WHERE r.e164 <> ''
-), whole AS (
-    SELECT r.idx, m.id FROM r
-    CROSS JOIN LATERAL (
-        SELECT mm.id, mm.line_id FROM messaging_message mm
-        WHERE mm.carrier_batch_id = r.batch_id AND mm.carrier_batch_id <> '' AND mm.direction = 'out'
-        OFFSET 0
-    ) m
-    JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = r.account_id
-    WHERE r.e164 = ''
-), unplaced AS (
-    -- Reports with a reference that the batch id did not place. b and c probe only these, each with a
-    -- parameterized index probe (LATERAL + fence): as plain joins the planner hashed the whole of
-    -- messaging_message for them before the anti-join removed every row (measured: a sequential scan
-    -- of the table per 1000 reports, 50 of 65 ms at 68k messages, growing with the table).
-    SELECT r.* FROM r
-    WHERE r.cref <> '' AND r.e164 <> '' AND NOT EXISTS (SELECT 1 FROM a WHERE a.idx = r.idx)
-), b AS (
-    SELECT p.idx, m.id FROM unplaced p
-    CROSS JOIN LATERAL (
-        SELECT mm.id, mm.line_id FROM messaging_message mm
-        WHERE mm.send_batch_ref = p.cref AND mm.send_batch_ref <> ''
-          AND mm.carrier_recipient = ANY(ARRAY[p.e164, p.digits]) AND mm.direction = 'out'
-        OFFSET 0
-    ) m
-    JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = p.account_id
-), c AS (
-    SELECT p.idx, m.id FROM unplaced p
-    CROSS JOIN LATERAL (
-        SELECT mm.id, mm.line_id, mm.contact_id FROM messaging_message mm
-        WHERE mm.client_reference = p.cref AND mm.direction = 'out'
-        OFFSET 0
-    ) m
-    JOIN messaging_contact ct ON ct.id = m.contact_id AND ct.phone_number = ANY(ARRAY[p.e164, p.digits])
-    JOIN messaging_line l ON l.id = m.line_id AND l.carrier_account_id = p.account_id
-)
-SELECT idx, id FROM a UNION ALL SELECT idx, id FROM whole
-UNION SELECT idx, id FROM b UNION SELECT idx, id FROM c
-"""
 
 # The claim marks every claimed row processed (attempts + 1) in the same statement that locks it: the
 # common case then needs no second write. Rows that are not processed after all are corrected here.
@@ -260,26 +168,9 @@ WHERE w.id = v.id
 """
 
 
-def _resolve(pairs: list[tuple[int, DeliveryReport]]) -> dict[int, list[int]]:
-    """[(account_id, report)] → {report index: [message ids]} in one query."""
-    if not pairs:
-        return {}
-    params: list[list] = [
-        [account_id for account_id, _ in pairs],
-        [r.batch_id for _, r in pairs],
-        [r.recipient for _, r in pairs],
-        [r.client_reference for _, r in pairs],
-    ]
-    found: dict[int, list[int]] = {}
-    # Server-side binding: Django's client-side binding quoted the four 1000-element arrays into the SQL
-    # text, and planning that text cost ~180 ms a batch against ~10 ms of execution (measured).
-    for idx, message_id in execute_bound(_RESOLVE_SQL, params):
-        found.setdefault(idx - 1, []).append(message_id)
-    return found
-
-
-def _claim(batch_size: int, ids: list[int] | None = None, after_id: int = 0) -> list[_Claimed]:
-    """Lock (SKIP LOCKED, pk order) and mark processed up to batch_size due pending rows, or exactly `ids`."""
+def webhooks_claim(batch_size: int, ids: list[int] | None = None, after_id: int = 0) -> list[ClaimedWebhook]:
+    """Lock (SKIP LOCKED, pk order) and mark processed up to batch_size due pending rows, or exactly `ids`,
+    and parse their bodies. Call inside the transaction that applies them and then `webhooks_settle`s."""
     with connection.cursor() as cursor:
         if ids is None:
             cursor.execute(_CLAIM_SQL.format(only=""), [after_id, batch_size])
@@ -287,16 +178,7 @@ def _claim(batch_size: int, ids: list[int] | None = None, after_id: int = 0) -> 
             cursor.execute(_CLAIM_SQL.format(only="AND id = ANY(%s::bigint[])"), [after_id, ids, batch_size])
         rows = cursor.fetchall()
     # attempts as returned already counts this try.
-    return sorted((_Claimed(i, a, k, bytes(b), n) for i, a, k, b, n in rows), key=lambda e: e.id)
-
-
-def _apply(events: list[_Claimed]) -> ProcessResult:
-    """Parse, resolve and apply claimed events; write their new states. Inside the claim transaction."""
-    result = ProcessResult(claimed=len(events))
-    now = timezone.now()
-    pairs: list[tuple[int, DeliveryReport]] = []
-    owners: list[_Claimed] = []
-    inbound: list[_Claimed] = []
+    events = sorted((ClaimedWebhook(i, a, k, bytes(b), n) for i, a, k, b, n in rows), key=lambda e: e.id)
     for event in events:
         try:
             payload = _loads(event.body)
@@ -306,53 +188,29 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
                 event.inbound = parse_inbound_payload(payload)
         except ValueError as exc:  # stored as pending but unparseable (e.g. requeued from admin)
             event.error = f"invalid: {exc}"
-            continue
-        for report in event.reports:
-            pairs.append((event.account_id, report))
-            owners.append(event)
-        if event.inbound is not None:
-            inbound.append(event)
+    return events
 
-    matched = _resolve(pairs)
-    updates: list[StatusUpdate] = []
-    unmatched: dict[int, list[DeliveryReport]] = {}
-    for i, (_, report) in enumerate(pairs):
-        message_ids = matched.get(i)
-        if not message_ids:
-            unmatched.setdefault(owners[i].id, []).append(report)
-            continue
-        # Sinch's code is an error only on a failure; on Queued/Dispatched (400/401) it is not.
-        is_error = report.status in ("failed", "undelivered")
-        for message_id in message_ids:
-            updates.append(
-                StatusUpdate(
-                    message_id=message_id,
-                    status=report.status,
-                    at=report.at,
-                    carrier_status=report.carrier_status,
-                    error_code=report.code if is_error else "",
-                    error_reason=f"Sinch {report.carrier_status} (code {report.code})" if is_error else "",
-                    carrier_batch_id=report.batch_id,
-                )
-            )
-    if updates:
-        # Message-id order: concurrent apply tasks then lock rows in the same order (no deadlock).
-        updates.sort(key=lambda u: u.message_id)
-        result.statuses_applied = len(messages_apply_statuses(updates=updates))
 
-    inbound_errors: dict[int, str] = {}
-    if inbound:
-        from messaging.services.inbound import InboundItem, inbound_messages_receive
+@dataclass
+class SettleResult:
+    processed: int = 0
+    retried: int = 0
+    failed: int = 0
 
-        inbound_errors = inbound_messages_receive(
-            items=[
-                InboundItem(key=e.id, account_id=e.account_id, message=e.inbound)
-                for e in inbound
-                if e.inbound is not None
-            ]
-        )
-        result.inbound_stored = sum(1 for e in inbound if not inbound_errors.get(e.id))
 
+def webhooks_settle(
+    events: list[ClaimedWebhook],
+    *,
+    unmatched: dict[int, list[DeliveryReport]],
+    failed: dict[int, str],
+    now: datetime | None = None,
+) -> SettleResult:
+    """Write the outcome of claimed rows (claimed rows are already `processed`; only the others are
+    written): invalid bodies; `failed` (row id → why, e.g. an inbound text that could not be stored);
+    `unmatched` (row id → its reports that matched no message yet) back to pending with backoff, or
+    failed after MAX_ATTEMPTS."""
+    now = now or timezone.now()
+    result = SettleResult()
     ids, states, errors, next_at = [], [], [], []
     for event in events:
         tries = event.attempts
@@ -360,8 +218,8 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
         state, error, due = WebhookState.PROCESSED, "", None
         if event.error:
             state, error = WebhookState.INVALID, event.error
-        elif event.id in inbound_errors and inbound_errors[event.id]:
-            state, error = WebhookState.FAILED, inbound_errors[event.id]
+        elif failed.get(event.id):
+            state, error = WebhookState.FAILED, failed[event.id]
         elif missing:
             first = missing[0]
             error = (
@@ -394,89 +252,11 @@ def _apply(events: list[_Claimed]) -> ProcessResult:
     return result
 
 
-def webhook_process_batch(
-    *, batch_size: int = APPLY_BATCH_SIZE, ids: list[int] | None = None, after_id: int = 0
-) -> ProcessResult:
-    """Claim up to batch_size due pending events (SKIP LOCKED, pk order, id > after_id) and apply them,
-    in one transaction."""
-    events: list[_Claimed] = []
-    try:
-        with transaction.atomic():
-            events = _claim(batch_size, ids, after_id)
-            if not events:
-                return ProcessResult()
-            result = _apply(events)
-            result.last_id = events[-1].id
-            return result
-    except (OperationalError, InterfaceError):
-        raise  # the database is unavailable: nothing to isolate, the rows stay pending
-    except Exception:
-        # One poisonous body must not block the queue: isolate it, one event at a time.
-        if len(events) <= 1:
-            raise
-        log.exception("webhook batch failed; retrying its %d events one by one", len(events))
-    result = ProcessResult()
-    for event in events:
-        try:
-            result.add(webhook_process_batch(batch_size=1, ids=[event.id]))
-        except (OperationalError, InterfaceError):
-            raise
-        except Exception as exc:
-            log.exception("webhook event %s failed", event.id)
-            WebhookEvent.objects.filter(pk=event.id, state=WebhookState.PENDING).update(
-                state=WebhookState.FAILED,
-                attempts=event.attempts,
-                processed_at=timezone.now(),
-                error=f"{type(exc).__name__}: {exc}"[:500],
-            )
-            result.failed += 1
-    return result
-
-
-def webhook_process(
-    *,
-    batch_size: int = APPLY_BATCH_SIZE,
-    time_budget: float | None = APPLY_TIME_BUDGET,
-    debounce: bool = True,
-    gather: float = 0.0,
-) -> ProcessResult:
-    """Apply pending webhooks until none is due (or the time budget is spent; then a fresh task follows).
-
-    The debounce key is dropped before the final empty claim: a webhook stored after that claim's
-    snapshot finds no key and enqueues a new task, one stored before it is seen by that claim.
-    gather: seconds to wait after a partial batch (the task passes APPLY_GATHER_SECONDS).
-    """
-    started = timezone.now()
-    total = ProcessResult()
-    # Each claim starts after the last id this run claimed: processed rows stay in the partial
-    # "pending" index as dead entries until vacuum, and a claim from id 0 would wade through all of
-    # them (measured: a fixed ~0.1 s per claim after 50k rows). One rescan from 0 at the end picks up
-    # rows skipped meanwhile (locked by another run, or a retry that became due).
-    after_id = 0
-    while True:
-        result = webhook_process_batch(batch_size=batch_size, after_id=after_id)
-        total.add(result)
-        if result.claimed:
-            after_id = result.last_id
-            if gather and result.claimed < batch_size:
-                time.sleep(gather)
-        elif after_id:
-            after_id = 0
-            continue
-        if result.claimed == 0:
-            if not debounce:
-                return total
-            cache.delete(APPLY_DEBOUNCE_KEY)
-            result = webhook_process_batch(batch_size=batch_size)
-            total.add(result)
-            if result.claimed == 0:
-                return total
-            cache.add(APPLY_DEBOUNCE_KEY, 1, timeout=APPLY_DEBOUNCE_TTL)
-        if time_budget is not None and (timezone.now() - started).total_seconds() > time_budget:
-            from .tasks import apply_webhooks
-
-            transaction.on_commit(apply_webhooks.apply_async)
-            return total
+def webhook_fail(*, event_id: int, attempts: int, error: str) -> None:
+    """Mark one claimed row failed outside a batch (its batch of one raised: a poisonous body)."""
+    WebhookEvent.objects.filter(pk=event_id, state=WebhookState.PENDING).update(
+        state=WebhookState.FAILED, attempts=attempts, processed_at=timezone.now(), error=error[:500]
+    )
 
 
 def webhook_requeue(*, event_ids: list[int]) -> int:

@@ -14,9 +14,10 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from carriers.services import APPLY_TASK_NAME
 from config.wakeup import wake
 
-from .services import carrier_send, claims, prepare, recovery
+from .services import carrier_send, claims, prepare, recovery, reports
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +141,16 @@ def release_stuck_sends() -> int:
     if result.to_prepare:
         wake(prepare_messages, [result.to_prepare])
     return len(chunks) + result.recorded_sent + sum(len(g.message_ids) for g in result.to_send)
+
+
+# The carriers app declares the name (its intake publishes it) and keeps its "carriers." prefix, so the
+# route (config/queues.py: "carriers.*" → webhooks queue) and the beat sweep (config/beat.py) are unchanged.
+@shared_task(name=APPLY_TASK_NAME, acks_late=True, ignore_result=True)
+def apply_webhooks() -> dict:
+    """Apply stored carrier webhooks in batches. Safe to run twice or concurrently (SKIP LOCKED claims).
+
+    Enqueued by the webhook view through a Redis SET NX debounce, and every 15 s by beat as a sweep
+    (retries of early reports, anything a lost enqueue left behind).
+    """
+    result = reports.webhook_process(gather=reports.APPLY_GATHER_SECONDS)
+    return {"claimed": result.claimed, "applied": result.statuses_applied, "retried": result.retried}

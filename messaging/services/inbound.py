@@ -1,6 +1,6 @@
 """Inbound (MO) messages from carrier webhooks: contacts, conversations, messages, opt-out keywords.
 
-Called by the carriers app's webhook apply task ("carriers.apply_webhooks") with a whole batch of
+Called by the webhook apply (messaging/services/reports.py, task "carriers.apply_webhooks") with a whole batch of
 stored inbound webhooks, inside its transaction; set-based so a burst of replies to a blast costs a
 handful of statements, not a handful per message. See docs/carriers.md.
 """

@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from carriers.models import WebhookEvent, WebhookState
-from carriers.services import MAX_ATTEMPTS, webhook_process, webhook_process_batch
+from carriers.services import MAX_ATTEMPTS
+from messaging.services.reports import webhook_process, webhook_process_batch
 from postprocessing.models import Event
 from tests import factories
 from tests.carriers.conftest import recipient_report

@@ -10,8 +10,8 @@ import redis
 from carriers.base import OutboundBatch
 from carriers.models import WebhookEvent, WebhookState
 from carriers.registry import adapter_for
-from carriers.services import webhook_process
 from messaging.models import Message, OptOut
+from messaging.services.reports import webhook_process
 from tests import factories
 
 

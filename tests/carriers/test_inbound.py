@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from carriers.models import WebhookEvent, WebhookState
-from carriers.services import webhook_process
 from messaging.models import Contact, Conversation, Message, OptOut
 from messaging.services.inbound import keyword_of
+from messaging.services.reports import webhook_process
 from postprocessing.models import Event
 from tests import factories
 

@@ -12,8 +12,8 @@ from django.db import connection
 
 from carriers.health import webhook_refusals
 from carriers.models import WebhookEvent, WebhookState
-from carriers.services import webhook_process
 from messaging.models import Message
+from messaging.services.reports import webhook_process
 from tests import factories
 from tests.carriers.conftest import recipient_report
 from tests.carriers.test_webhooks import MO_TEXT, PER_RECIPIENT

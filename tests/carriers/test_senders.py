@@ -7,10 +7,10 @@ import pytest
 from django.core.cache import cache as django_cache
 from rest_framework.test import APIClient
 
-from carriers.services import webhook_process
 from messaging.models import Contact, Message, OptOut, SenderKind
 from messaging.phone import classify_sender
 from messaging.services.blasts import Audience, audience_contacts
+from messaging.services.reports import webhook_process
 from organizations.services import api_key_create
 from tests import factories
 from tests.carriers.test_inbound import mo

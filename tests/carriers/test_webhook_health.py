@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from carriers.models import WebhookEvent, WebhookState
-from carriers.services import webhook_process
+from messaging.services.reports import webhook_process
 from organizations.services import api_key_create
 from tests import factories
 from tests.carriers.test_webhooks import PER_RECIPIENT

@@ -152,7 +152,7 @@ def test_enqueue_is_debounced(account, post_webhook, django_capture_on_commit_ca
 
 
 def test_report_for_another_accounts_message_changes_nothing(org, account, line, post_webhook):
-    from carriers.services import webhook_process
+    from messaging.services.reports import webhook_process
 
     # given: a sent message on account A's line, and account B in another organization
     conversation = factories.ConversationFactory(organization=org, line=line)
