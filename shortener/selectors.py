@@ -79,3 +79,14 @@ def message_click_counts(*, message_ids: list[int]) -> dict[int, dict[str, int]]
         r["message_id"]: {"clicks": r["sum_clicks"], "unique_clicks": r["sum_unique"], "bot_clicks": r["sum_bots"]}
         for r in rows
     }
+
+
+def links_of_messages(*, organization_id: int, message_ids: list[int]) -> dict[int, list[Link]]:
+    """The short links made for these messages, by message (the thread shows each with its clicks). One
+    query on link_message."""
+    found: dict[int, list[Link]] = {}
+    links = Link.objects.filter(organization_id=organization_id, message_id__in=message_ids).order_by("id")
+    for link in links.only("id", "code", "target_url", "message_id", "click_count", "unique_click_count"):
+        assert link.message_id is not None  # filtered on it
+        found.setdefault(link.message_id, []).append(link)
+    return found

@@ -1,4 +1,4 @@
-"""The inbox's reads for the web app: filters, search and keyset paging over messaging.selectors.
+"""The inbox's reads for the web app: filters, search, markers and keyset paging over messaging.selectors.
 
 Order: last message newest first, conversations without a message (NULL time) after all others. Paging is
 by keyset, each part on the index conv_org_recent (organization, -last_message_at, -id): the dated rows
@@ -6,30 +6,53 @@ by keyset, each part on the index conv_org_recent (organization, -last_message_a
 index (it holds NULLs first) and would sort every conversation of the organization on each page; an OFFSET
 would read every row before the page. So page 2,000 of 100,000 conversations costs what page 1 does: one
 query, two when a page crosses into the undated part. The cursor is the last row's (time, id).
+
+Markers (webapp/models.py says why read state is per person): each row carries, from correlated
+subqueries on msg_conversation_recent (a few index entries per row of the page, never the whole table),
+the time of its newest inbound message, the direction of its newest answered-or-inbound message and the
+person's read marker. Unread: an inbound message newer than the marker, or than the day the person joined
+the organization when they never opened it (a new agent does not inherit years of "unread"). Needs reply:
+open, and the newest message is the contact's (a reply that is queued or on its way counts as an answer;
+a failed one does not).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
-from messaging.models import Conversation, ConversationStatus
+from messaging.models import Conversation, ConversationStatus, Direction, Message
 from messaging.selectors import conversations_for
-from organizations.models import Organization
+from messaging.status import MessageStatus
+from organizations.models import Membership
+
+from .models import ConversationRead
 
 PAGE_SIZE = 50
 FILTERS = ("all", "open", "closed", "mine", "unassigned")
 _DIGITS = re.compile(r"\d")
+# Outbound messages that did not reach the contact: they do not answer them.
+UNANSWERED = (MessageStatus.FAILED, MessageStatus.UNDELIVERED, MessageStatus.BLOCKED, MessageStatus.CANCELED)
 
 
 @dataclass
 class InboxPage:
     conversations: list[Conversation]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    """What the person asked for: a filter, a line, a search."""
+
+    filter: str = "all"
+    line_id: int | None = None
+    q: str = ""
 
 
 def encode_cursor(conversation: Conversation) -> str:
@@ -59,21 +82,37 @@ def _search(conversations: QuerySet[Conversation], q: str) -> QuerySet[Conversat
     return conversations
 
 
-def inbox_page(
-    *, organization: Organization, user, filter: str = "all", q: str = "", cursor: str = "", size: int = PAGE_SIZE
-) -> InboxPage:
-    """One page of the organization's conversations, newest first, with line and contact (one query)."""
-    conversations = conversations_for(
-        organization=organization,
-        status={"open": ConversationStatus.OPEN, "closed": ConversationStatus.CLOSED}.get(filter),
-        assignee_id=user.pk if filter == "mine" else None,
-        unassigned=filter == "unassigned",
+def _with_markers(conversations: QuerySet[Conversation], user_id: int) -> QuerySet[Conversation]:
+    newest = Message.objects.filter(conversation=OuterRef("pk")).order_by("-created_at", "-id")
+    return conversations.annotate(
+        last_inbound_at=Subquery(newest.filter(direction=Direction.INBOUND).values("created_at")[:1]),
+        last_direction=Subquery(
+            newest.exclude(direction=Direction.OUTBOUND, status__in=UNANSWERED).values("direction")[:1]
+        ),
+        read_at=Subquery(
+            ConversationRead.objects.filter(conversation=OuterRef("pk"), user_id=user_id).values("read_at")
+        ),
     )
-    q = q.strip()
+
+
+def _conversations(*, organization_id: int, user_id: int, query: InboxQuery) -> QuerySet[Conversation]:
+    conversations = conversations_for(
+        organization=organization_id,  # type: ignore[arg-type]  # an id filters as well as the row
+        status={"open": ConversationStatus.OPEN, "closed": ConversationStatus.CLOSED}.get(query.filter),
+        line_id=query.line_id,
+        assignee_id=user_id if query.filter == "mine" else None,
+        unassigned=query.filter == "unassigned",
+    )
+    q = query.q.strip()
     if q:
         conversations = _search(conversations, q)
+    return _with_markers(conversations, user_id)
+
+
+def _walk(conversations: QuerySet, cursor: str, size: int) -> tuple[list, bool]:
+    """The rows of one page (models or values) by keyset, and whether more follow."""
     position = decode_cursor(cursor) if cursor else None
-    rows: list[Conversation] = []
+    rows: list = []
     if position is None or position[0] is not None:
         dated = conversations.filter(last_message_at__isnull=False)
         if position is not None:
@@ -85,5 +124,44 @@ def inbox_page(
         if position is not None and position[0] is None:
             undated = undated.filter(pk__lt=position[1])
         rows += list(undated.order_by("-id")[: size + 1 - len(rows)])
-    page = rows[:size]
-    return InboxPage(conversations=page, next_cursor=encode_cursor(page[-1]) if len(rows) > size else None)
+    return rows[:size], len(rows) > size
+
+
+def inbox_page(
+    *,
+    membership: Membership,
+    query: InboxQuery = InboxQuery(),  # noqa: B008 - frozen
+    cursor: str = "",
+    size: int = PAGE_SIZE,
+) -> InboxPage:
+    """One page of the organization's conversations, newest first, with line, contact and the person's
+    markers (`unread`, `needs_reply`): one query."""
+    conversations = _conversations(
+        organization_id=membership.organization_id, user_id=membership.user_id, query=query
+    ).select_related("line", "contact", "assignee")
+    page, more = _walk(conversations, cursor, size)
+    for c in page:
+        seen = c.read_at or membership.created_at
+        c.unread = c.last_inbound_at is not None and c.last_inbound_at > seen
+        c.needs_reply = c.status == ConversationStatus.OPEN and c.last_direction == Direction.INBOUND
+    return InboxPage(conversations=page, next_cursor=encode_cursor(page[-1]) if more else None)
+
+
+_STAMP_FIELDS = ("id", "last_message_at", "status", "assignee_id", "last_inbound_at", "last_direction", "read_at")
+
+
+def inbox_stamp(*, organization_id: int, user_id: int, query: InboxQuery) -> str:
+    """A fingerprint of everything the first page shows that can change without this person acting:
+    which rows, their order, status, assignee and markers. The live poll answers 304 while it holds.
+    One query (the page's own, without its joins), and it also checks the person is still a member: no
+    membership, no rows."""
+    member = Membership.objects.filter(
+        user_id=user_id, organization_id=OuterRef("organization_id"), organization__is_active=True
+    )
+    conversations = _conversations(organization_id=organization_id, user_id=user_id, query=query)
+    values = conversations.filter(Exists(member)).values_list(*_STAMP_FIELDS)
+    # Both parts of the page order (_walk) in one statement, each on its index: UNION ALL of two LIMITs.
+    dated = values.filter(last_message_at__isnull=False).order_by("-last_message_at", "-id")[: PAGE_SIZE + 1]
+    undated = values.filter(last_message_at__isnull=True).order_by("-id")[: PAGE_SIZE + 1]
+    rows = sorted(dated.union(undated, all=True), key=lambda r: (r[1] is None, r[1] and -r[1].timestamp(), -r[0]))
+    return hashlib.blake2b(repr(rows[: PAGE_SIZE + 1]).encode(), digest_size=12).hexdigest()

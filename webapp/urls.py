@@ -14,6 +14,12 @@ urlpatterns = [
     path("inbox/", inbox.home, name="inbox"),
     path("inbox/<int:conversation_id>/", thread.thread, name="thread"),
     path("inbox/<int:conversation_id>/reply/", thread.reply, name="reply"),
+    path("inbox/<int:conversation_id>/live/", thread.thread_live, name="thread-live"),
+    path("inbox/<int:conversation_id>/assign/", thread.assign, name="assign"),
+    path("inbox/<int:conversation_id>/close/", thread.close, name="close"),
+    path("inbox/<int:conversation_id>/reopen/", thread.reopen, name="reopen"),
+    path("inbox/new/", thread.new_conversation, name="new-conversation"),
+    path("inbox/counter/", thread.counter, name="compose-counter"),
     path("login/", auth_views.LoginView.as_view(template_name="webapp/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path(

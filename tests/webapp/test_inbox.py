@@ -120,9 +120,9 @@ def test_keyset_paging_walks_every_conversation_once_at_a_fixed_query_count(
     assert seen == expected and pages == 3
     # and a page deep inside costs one query for its rows, like the first (no OFFSET, no N+1)
     middle = inbox.encode_cursor(dated[60])
-    someone = factories.UserFactory()
+    someone = factories.MembershipFactory(organization=org)
     with django_assert_num_queries(1):
-        page = inbox.inbox_page(organization=org, user=someone, cursor=middle)
+        page = inbox.inbox_page(membership=someone, cursor=middle)
     assert len(page.conversations) == 50 and page.next_cursor
 
 
@@ -130,11 +130,12 @@ def test_inbox_page_query_count_is_pinned(agent, org, django_assert_num_queries)
     now = timezone.now()
     for i in range(60):
         factories.ConversationFactory(organization=org, last_message_at=now - timedelta(seconds=i))
-    # session, user, membership (+ its organization), the rows with line and contact, the user's
-    # memberships for the switcher: the same for 60 conversations as for 1 (no N+1). The first page of a
-    # session remembers the organization (a session write); the count is of the pages after it.
+    # session, user, membership (+ its organization), the rows with line, contact, assignee and markers,
+    # the live fingerprint (webapp/live.py), the lines for the line filter, the user's memberships for the
+    # switcher: the same for 60 conversations as for 1 (no N+1). The first page of a session remembers the
+    # organization (a session write); the count is of the pages after it.
     agent.get("/inbox/")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(7):
         response = agent.get("/inbox/")
     assert len(_ids(response.content.decode())) == 50
 
@@ -159,9 +160,10 @@ def test_thread_shows_messages_styled_by_direction_with_status_and_failure_reaso
     agent, org, django_assert_num_queries
 ):
     conversation, inbound, delivered, failed = _thread(org)
-    # session, user, membership, the conversation, its messages, the opt-out check (after a first page)
+    # session, user, membership, the conversation, its messages, their short links, the opt-out, the
+    # members an admin may assign to, the live fingerprint, the read marker's upsert (after a first page)
     agent.get("/inbox/")
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(10):
         response = agent.get(f"/inbox/{conversation.pk}/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -230,3 +232,65 @@ def test_inbox_and_thread_need_a_login(client, org):
     conversation, *_ = _thread(org)
     assert client.get("/inbox/").status_code == 302
     assert client.get(f"/inbox/{conversation.pk}/")["Location"].startswith("/login/")
+
+
+def _row(html: str, conversation_id: int) -> str:
+    start = html.index(f'data-id="{conversation_id}"')
+    return html[html.rindex("<li", 0, start) : html.index("</li>", start)]
+
+
+def test_unread_is_per_person_and_needs_reply_is_shared(org, member):
+    # given: two agents of the organization, a conversation whose contact texted last
+    me, colleague = Client(), Client()
+    me.force_login(member.user)
+    other = factories.MembershipFactory(organization=org)
+    colleague.force_login(other.user)
+    conversation = factories.ConversationFactory(organization=org, last_message_at=timezone.now())
+    factories.MessageFactory(
+        conversation=conversation, direction=Direction.INBOUND, body="Open today?", status=MessageStatus.RECEIVED
+    )
+    row = _row(me.get("/inbox/").content.decode(), conversation.pk)
+    assert 'class="conversation unread"' in row and "Needs reply" in row
+    # when: I open the thread
+    me.get(f"/inbox/{conversation.pk}/")
+    # then: read for me, still unread for my colleague; it still needs a reply for both
+    mine, theirs = (_row(c.get("/inbox/").content.decode(), conversation.pk) for c in (me, colleague))
+    assert 'class="conversation"' in mine and "Needs reply" in mine
+    assert 'class="conversation unread"' in theirs and "Needs reply" in theirs
+    # when: my colleague replies (queued is an answer), the needs-reply marker goes for everyone
+    colleague.post(f"/inbox/{conversation.pk}/reply/", {"body": "Till 6"})
+    assert "Needs reply" not in _row(me.get("/inbox/").content.decode(), conversation.pk)
+    # and a new text from the contact makes it unread for me again
+    factories.MessageFactory(
+        conversation=conversation, direction=Direction.INBOUND, body="Thanks", status=MessageStatus.RECEIVED
+    )
+    row = _row(me.get("/inbox/").content.decode(), conversation.pk)
+    assert 'class="conversation unread"' in row and "Needs reply" in row
+
+
+def test_a_failed_reply_does_not_answer_and_a_new_member_does_not_inherit_old_unread(org):
+    conversation = factories.ConversationFactory(organization=org, last_message_at=timezone.now())
+    factories.MessageFactory(
+        conversation=conversation, direction=Direction.INBOUND, body="Hello?", status=MessageStatus.RECEIVED
+    )
+    factories.MessageFactory(conversation=conversation, body="Hi", status=MessageStatus.FAILED)
+    newcomer = factories.MembershipFactory(organization=org)  # joined after the text came in
+    client = Client()
+    client.force_login(newcomer.user)
+    row = _row(client.get("/inbox/").content.decode(), conversation.pk)
+    assert "Needs reply" in row and 'class="conversation"' in row
+
+
+def test_line_filter_keeps_the_other_filters(agent, org, member):
+    now = timezone.now()
+    front, back = factories.LineFactory(organization=org), factories.LineFactory(organization=org)
+    a = factories.ConversationFactory(organization=org, line=front, last_message_at=now, assignee=member.user)
+    b = factories.ConversationFactory(organization=org, line=front, last_message_at=now - timedelta(seconds=1))
+    c = factories.ConversationFactory(organization=org, line=back, last_message_at=now - timedelta(seconds=2))
+    assert _ids(agent.get("/inbox/", {"line": front.pk}).content.decode()) == [a.pk, b.pk]
+    assert _ids(agent.get("/inbox/", {"line": back.pk}).content.decode()) == [c.pk]
+    html = agent.get("/inbox/", {"line": front.pk, "filter": "unassigned"}).content.decode()
+    assert _ids(html) == [b.pk]
+    assert f'href="?filter=mine&amp;line={front.pk}"' in html  # the filter links keep the line
+    theirs = factories.LineFactory(organization=factories.OrganizationFactory())
+    assert _ids(agent.get("/inbox/", {"line": theirs.pk}).content.decode()) == []

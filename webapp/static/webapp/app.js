@@ -4,3 +4,21 @@ if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});
   });
 }
+
+// Live polls with conditional requests (webapp/live.py): an element with data-etag sends the fingerprint
+// it shows as If-None-Match; a 304 leaves the page alone, a 200 brings the new fingerprint in its ETag.
+document.addEventListener("htmx:configRequest", (event) => {
+  const tag = event.detail.elt.dataset ? event.detail.elt.dataset.etag : undefined;
+  if (tag) event.detail.headers["If-None-Match"] = tag;
+});
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const elt = event.detail.elt;
+  if (!elt.dataset || elt.dataset.etag === undefined) return;
+  if (event.detail.xhr.status === 304) {
+    event.detail.shouldSwap = false;
+    event.detail.isError = false;
+    return;
+  }
+  const tag = event.detail.xhr.getResponseHeader("ETag");
+  if (tag) elt.dataset.etag = tag;
+});
