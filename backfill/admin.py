@@ -1,11 +1,16 @@
 """Admin: backfill runs (read-only record) and the "Backfill statuses from the carrier" action of the
-Line admin (messaging/admin.py lists `backfill_statuses` in its actions). See docs/backfill.md."""
+Line admin. Backfill sits above messaging, so it extends messaging's LineAdmin and registers the
+extended class in its place (the admin imports apps in INSTALLED_APPS order: messaging's first).
+See docs/backfill.md."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+
+from messaging.admin import LineAdmin as MessagingLineAdmin
+from messaging.models import Line
 
 from .models import BackfillRun, RunState
 from .services import BackfillOptions, backfill_run_cancel, backfill_run_start
@@ -34,6 +39,14 @@ def backfill_statuses(modeladmin, request, queryset):
         modeladmin.message_user(request, format_html("Backfill started: {}.", links), messages.SUCCESS)
     if skipped:
         modeladmin.message_user(request, f"No carrier account, not backfilled: {', '.join(skipped)}.", messages.WARNING)
+
+
+admin.site.unregister(Line)
+
+
+@admin.register(Line)
+class LineAdmin(MessagingLineAdmin):
+    actions = [*MessagingLineAdmin.actions, backfill_statuses]
 
 
 @admin.register(BackfillRun)

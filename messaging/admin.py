@@ -9,7 +9,6 @@ from django.contrib import admin, messages
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
-from backfill.admin import backfill_statuses
 from postprocessing.models import NumberFlag
 
 from .models import Blast, BlastRecipient, BlastStatus, Contact, Conversation, Line, Message, OptOut
@@ -30,7 +29,8 @@ class LineAdmin(admin.ModelAdmin):
     raw_id_fields = ["carrier_account"]
     list_select_related = ["organization", "carrier_account"]
     readonly_fields = ["created_at", "updated_at", "v1_id"]
-    actions = [backfill_statuses]
+    # Apps above messaging add their line actions by extending this class (backfill/admin.py).
+    actions: list = []
 
 
 @admin.register(Contact)

@@ -12,6 +12,7 @@ import ast
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -158,10 +159,10 @@ def test_the_command_line_scan_catches_a_planted_one():
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 
 
-def _lint_imports(config: Path) -> subprocess.CompletedProcess:
+def _lint_imports(config: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [LINT_IMPORTS, "--config", str(config), "--no-cache"],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
@@ -174,12 +175,42 @@ def test_import_layers_contract_is_kept():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_import_layers_contract_fails_on_an_upward_import(tmp_path):
-    # Un-ignoring one known upward import (messaging's admin importing backfill's) must break the contract.
-    config = (ROOT / "pyproject.toml").read_text()
-    planted = config.replace('    "messaging.admin -> backfill.admin",\n', "")
-    assert planted != config
-    (tmp_path / "pyproject.toml").write_text(planted)
-    result = _lint_imports(tmp_path / "pyproject.toml")
-    assert result.returncode != 0
-    assert "messaging.admin -> backfill.admin" in result.stdout
+def _copy_packages(dest: Path) -> None:
+    """The project's Python packages (root_packages of the contract) and pyproject.toml, into dest."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for package in config["tool"]["importlinter"]["root_packages"]:
+        for path in (ROOT / package).rglob("*.py"):
+            target = dest / path.relative_to(ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    (dest / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("module", "planted", "arrow"),
+    [
+        # messaging's admin importing backfill's (the arrow issue 13 removed): messaging sits below backfill.
+        ("messaging/admin.py", "from backfill.admin import backfill_statuses", "messaging.admin -> backfill.admin"),
+        # the post-processing framework importing a message model: postprocessing sits below messaging.
+        ("postprocessing/registry.py", "from messaging.models import Message", "postprocessing.registry -> messaging"),
+        # carrier intake reading message rows through messaging's services.
+        ("carriers/services.py", "from messaging.services import status", "carriers.services -> messaging"),
+    ],
+)
+def test_import_layers_contract_fails_on_an_upward_import(tmp_path, module, planted, arrow):
+    # A copy of the project with one wrong import planted: the contract must break and name it.
+    _copy_packages(tmp_path)
+    target = tmp_path / module
+    source = target.read_text()
+    target.write_text(source + f"\n{planted}  # noqa\n")
+    result = _lint_imports(tmp_path / "pyproject.toml", cwd=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert "BROKEN" in result.stdout
+    assert arrow in result.stdout
+
+
+def test_the_copy_without_a_planted_import_keeps_the_contract(tmp_path):
+    # The copy itself is sound (so the failures above come from the planted import, not from the copy).
+    _copy_packages(tmp_path)
+    result = _lint_imports(tmp_path / "pyproject.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
