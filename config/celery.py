@@ -2,12 +2,42 @@
 
 import logging
 import os
+from datetime import datetime, timedelta
 
 from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("parley")
+# Celery's shortest broker-side delay on RabbitMQ quorum queues (native delayed delivery counts whole
+# seconds, docs/scaling.md).
+BROKER_DELAY_FLOOR_S = 1.0
+
+
+class ParleyCelery(Celery):
+    """Celery, with sub-second countdowns that RabbitMQ's quorum queues can carry.
+
+    On quorum queues Celery delays a countdown in the broker, in whole seconds: celery 5.7 computes the
+    delay's routing key from int(countdown) and raises ValueError for a countdown under 1 s, so a paced
+    remainder due in 0.3 s was never published (config/wakeup.py logs it; the sweeper found it 40 s
+    later). Such a countdown is raised to 1 s there: later by under a second, never earlier than asked.
+    Redis keeps the exact countdown (the worker holds the task until its ETA)."""
+
+    def _delays_in_broker(self) -> bool:
+        queues = self.conf.task_queues or ()
+        return any((q.queue_arguments or {}).get("x-queue-type") == "quorum" for q in queues)
+
+    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):
+        if (countdown or eta) and self._delays_in_broker():
+            if countdown is not None and 0 < countdown < BROKER_DELAY_FLOOR_S:
+                countdown = BROKER_DELAY_FLOOR_S
+            if isinstance(eta, datetime):
+                now = datetime.now(eta.tzinfo)
+                if timedelta(0) < eta - now < timedelta(seconds=BROKER_DELAY_FLOOR_S):
+                    eta = now + timedelta(seconds=BROKER_DELAY_FLOOR_S)
+        return super().send_task(name, args, kwargs, countdown=countdown, eta=eta, **options)
+
+
+app = ParleyCelery("parley")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Periodic work registers itself in each app's tasks module via app.conf.beat_schedule entries in
@@ -37,6 +67,21 @@ def _django_connection_hygiene(**_kwargs):
             # replaced before the task's first query instead of failing it.
             if conn.connection is not None and not conn.is_usable():
                 conn.close()
+
+
+@signals.worker_init.connect
+def _declare_every_queue(sender=None, **_kwargs):
+    # RabbitMQ: Celery's delayed-delivery step binds every queue of task_queues, not only those this
+    # worker consumes, and gives up on all of them ("Native delayed delivery will not be available")
+    # at the first whose exchange nobody declared yet. So each worker declares them all first
+    # (idempotent; durable quorum queues).
+    worker_app = getattr(sender, "app", None) or app
+    if not isinstance(worker_app, ParleyCelery) or not worker_app._delays_in_broker():
+        return
+    with worker_app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in worker_app.conf.task_queues:
+            queue.bind(channel).declare()
 
 
 @signals.after_setup_logger.connect

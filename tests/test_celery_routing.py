@@ -31,3 +31,22 @@ def test_every_task_is_routed_to_a_declared_queue():
     assert {name: queue for name, queue in routes.items() if queue not in declared} == {}
     assert routes["postprocessing.drain"] == Queue.POSTPROCESSING
     assert routes["shortener.flush_clicks"] == Queue.DEFAULT
+
+
+def test_on_rabbitmq_every_queue_is_a_quorum_queue_on_a_topic_exchange_with_publisher_confirms():
+    from config.queues import broker_settings
+
+    options = {"visibility_timeout": 30}
+    amqp = broker_settings("amqp://guest:guest@127.0.0.1:5672/parley", options)
+    queues = {q.name: q for q in amqp["task_queues"]}
+    assert set(queues) == {q.value for q in Queue}
+    assert {q.queue_arguments["x-queue-type"] for q in queues.values()} == {"quorum"}
+    # topic: Celery's native delayed delivery (countdowns on quorum queues) re-routes on "#.<routing key>"
+    assert {(q.exchange.name, q.exchange.type, q.routing_key) for q in queues.values()} == {
+        (name, "topic", name) for name in queues
+    }
+    assert amqp["broker_transport_options"] == {"visibility_timeout": 30, "confirm_publish": True}
+    assert amqp["worker_detect_quorum_queues"] is True
+    assert amqp["task_create_missing_queue_type"] == "quorum"
+    # Redis: nothing declared, its options as they are
+    assert broker_settings("redis://127.0.0.1:6379/0", options) == {"broker_transport_options": options}

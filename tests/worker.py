@@ -85,14 +85,26 @@ def broker_tasks(task_name: str, queues: tuple[str, ...]) -> list[list]:
 
 
 def purge_queues() -> None:
-    """Drop queued tasks left by an earlier run (only the queue lists and kombu's unacked bookkeeping)."""
+    """Drop queued tasks left by an earlier run (only the queue lists and kombu's unacked bookkeeping;
+    on RabbitMQ the queues themselves)."""
     import redis
     from django.conf import settings
 
-    from config.queues import Queue
+    from config.queues import Queue, is_amqp
 
+    if is_amqp(settings.CELERY_BROKER_URL):
+        purge_amqp_queues(settings.CELERY_BROKER_URL)
+        return
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     client.delete(*[q.value for q in Queue], "unacked", "unacked_index", "unacked_mutex")
+
+
+def broker_is_redis() -> bool:
+    from django.conf import settings
+
+    from config.queues import is_amqp
+
+    return not is_amqp(settings.CELERY_BROKER_URL)
 
 
 class WorkerProc:
@@ -197,6 +209,8 @@ def amqp_reachable(url: str = AMQP_URL) -> str | None:
 
 
 def purge_amqp_queues(url: str = AMQP_URL) -> None:
+    """Delete our queues on the test vhost (a worker declares them again, as quorum queues): a queue an
+    older run declared with other arguments (a classic one) would make that declaration fail."""
     from kombu import Connection
 
     from config.queues import Queue
@@ -205,8 +219,8 @@ def purge_amqp_queues(url: str = AMQP_URL) -> None:
         for q in Queue:
             channel = conn.channel()
             try:
-                channel.queue_purge(q.value)
-            except Exception:  # noqa: BLE001,S110 - a queue not declared yet has nothing to purge
+                channel.queue_delete(q.value)
+            except Exception:  # noqa: BLE001,S110 - a queue not declared yet has nothing to delete
                 pass
             finally:
                 channel.close()
@@ -215,17 +229,26 @@ def purge_amqp_queues(url: str = AMQP_URL) -> None:
 @contextlib.contextmanager
 def publishing_to(url: str):
     """This process's Celery app publishes to `url` (the worker under test uses another broker than the
-    suite's Redis); restored afterwards."""
+    suite's), with that broker's settings (quorum queues on RabbitMQ); restored afterwards."""
+    from django.conf import settings
+
     from config.celery import app
+    from config.queues import broker_settings
 
-    before = app.conf.broker_url
+    keys = ("broker_url", "broker_transport_options", "task_queues", "worker_detect_quorum_queues")
+    keys += ("task_create_missing_queue_type", "task_create_missing_queue_exchange_type")
+    before = {key: app.conf.get(key) for key in keys}
 
-    def switch(to: str) -> None:
-        app.conf.broker_url = to
+    def switch(conf: dict) -> None:
+        app.conf.update(conf)
         app._pool = None
-        app.amqp._producer_pool = None
+        amqp = app.amqp
+        amqp._producer_pool = None
+        amqp._rtable = None
+        for cached in ("queues", "router"):  # cached_property: built again from the new task_queues
+            amqp.__dict__.pop(cached, None)
 
-    switch(url)
+    switch({"broker_url": url, **broker_settings(url, settings.CELERY_BROKER_TRANSPORT_OPTIONS)})
     try:
         yield
     finally:

@@ -1,4 +1,4 @@
-from config.queues import TASK_ROUTES, Queue
+from config.queues import TASK_ROUTES, Queue, broker_settings
 
 from .env import env
 
@@ -19,12 +19,22 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # unacked_restore_interval seconds (throttle 1: every look scans). The restore mutex expires quickly
 # so that a worker killed while restoring does not block the others for kombu's default 5 minutes.
 # Worst case after a SIGKILL: 30 + 5 s. RabbitMQ ignores these: it redelivers on connection loss.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+_REDIS_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=30),
     "unacked_restore_interval": 5,
     "unacked_restore_throttle": 1,
     "unacked_mutex_expire": 30,
 }
+# RabbitMQ (CELERY_BROKER_URL=amqp://…): quorum queues, publisher confirms, per-consumer prefetch
+# (config/queues.broker_settings, docs/scaling.md). The Redis options above stay in the dict there:
+# py-amqp ignores them, and the countdown cap in messaging/tasks.py reads the visibility timeout.
+_BROKER = broker_settings(CELERY_BROKER_URL, _REDIS_TRANSPORT_OPTIONS)
+CELERY_BROKER_TRANSPORT_OPTIONS = _BROKER["broker_transport_options"]
+if "task_queues" in _BROKER:
+    CELERY_TASK_QUEUES = _BROKER["task_queues"]
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = _BROKER["worker_detect_quorum_queues"]
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = _BROKER["task_create_missing_queue_type"]
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = _BROKER["task_create_missing_queue_exchange_type"]
 CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_PREFETCH_MULTIPLIER", default=4)
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Celery's Django fixup closes every database connection before and after each task unless this is

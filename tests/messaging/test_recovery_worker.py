@@ -5,6 +5,7 @@ recipient it was handed (duplicates are what these tests look for)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -52,6 +53,13 @@ def _assert_each_recipient_once(fake, n: int) -> None:
     assert len(sent) == n, f"{len(sent) - n} texts sent twice"
 
 
+redis_broker_only = pytest.mark.skipif(
+    os.environ.get("PARLEY_TEST_BROKER") == "rabbitmq",
+    reason="a FLUSHDB and kombu's visibility timeout are the Redis broker's (RabbitMQ: the parametrized kill test)",
+)
+
+
+@redis_broker_only
 @pytest.mark.parametrize("lost", ["chunks", "sends"])
 def test_a_flushed_broker_delays_a_blast_by_seconds_and_loses_nothing(celery_worker_proc, lost):
     """Issue 12.1: launched while the worker is down (lost: its prepare tasks) or after its messages were
@@ -119,6 +127,7 @@ def test_a_worker_killed_mid_blast_is_replaced_within_a_minute_and_sends_nothing
         assert took < 100, f"{took:.0f} s from the kill to the last send"
 
 
+@redis_broker_only
 def test_a_task_held_longer_than_the_visibility_timeout_is_not_handed_out_twice(celery_worker_proc):
     """The short Redis visibility timeout (30 s) is safe for long countdowns and long tasks: the worker
     re-scores the deliveries it holds (config/broker_heartbeat.py), so only a dead worker's run again."""
@@ -137,6 +146,7 @@ def test_a_task_held_longer_than_the_visibility_timeout_is_not_handed_out_twice(
     assert runs("received") == 1, celery_worker_proc.log()
 
 
+@redis_broker_only
 def test_a_running_worker_keeps_taking_work_after_a_flush(celery_worker_proc):
     """FLUSHDB drops the queues and kombu's binding tables under a running worker and a producer that has
     declared its queue already: what is published afterwards must still reach the worker."""
