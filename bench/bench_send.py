@@ -21,6 +21,11 @@ message; the sandbox posts from --sandbox-workers processes, as one Python proce
    line's rate (≤ --paced-cap recipients) per rate; recipients per carrier call and carrier calls per
    1,000 messages (the batching window, docs/send-pipeline.md), the most segments in any 1 s.
 
+--split-workers: one worker process per queue — prepare, send, webhooks (+ default), postprocessing — as
+they would run on separate machines (docs/scaling.md), instead of prepare and send in one; the blast then
+reports the CPU seconds of each process (and of our PostgreSQL backends) per 1,000 messages.
+The broker is CELERY_BROKER_URL's: Redis, or RabbitMQ with quorum queues (config/queues.py).
+
 --postprocessing on|off: whether a worker drains the post-processing outbox during the runs (the
 post-processing work extends this bench; run_blast/run_conversations return dicts).
 Ends with one line of JSON holding every figure. Run under the shared lock:
@@ -41,8 +46,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     ROOT,
+    CpuMeter,
     Procs,
     bench_env,
+    broker_name,
     django_setup,
     free_port,
     last_json_line,
@@ -453,6 +460,12 @@ def main() -> None:
     )
     p.add_argument("--paced-seconds", type=float, default=30, help="seconds of sending per paced blast")
     p.add_argument("--paced-cap", type=int, default=10_000, help="most recipients of one paced blast")
+    p.add_argument(
+        "--split-workers",
+        action="store_true",
+        help="one worker process per queue (prepare, send, webhooks+default, postprocessing), "
+        "each of --send-concurrency // 2 children for prepare and send; CPU per process in the blast's figures",
+    )
     p.add_argument("--skip", default="", help="comma list of: blast,conversations,queries,naive,wrk,paced")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -477,6 +490,8 @@ def main() -> None:
         "sandbox_workers": args.sandbox_workers,
         "send_worker_concurrency": args.send_concurrency,
         "report_delay_s": args.report_delay,
+        "broker": broker_name(),
+        "split_workers": args.split_workers,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     try:
@@ -497,12 +512,13 @@ def main() -> None:
         procs.add("web", start_web(web_port, threads=args.web_threads, env=env))
         # Prefetch 1: a child busy with a slow carrier call does not sit on reserved single-message
         # tasks (latency); the blast's tasks are few and fat, so throughput does not need prefetch.
-        procs.add(
-            "send",
-            start_worker(
-                SEND_QUEUES, concurrency=args.send_concurrency, env={**env, "CELERY_PREFETCH_MULTIPLIER": "1"}
-            ),
-        )
+        send_env = {**env, "CELERY_PREFETCH_MULTIPLIER": "1"}
+        if args.split_workers:  # as on separate machines: a process (and its pool) per queue
+            half = max(1, args.send_concurrency // 2)
+            procs.add("prepare", start_worker("prepare", concurrency=half, env=send_env))
+            procs.add("send", start_worker("send", concurrency=half, env=send_env))
+        else:
+            procs.add("send", start_worker(SEND_QUEUES, concurrency=args.send_concurrency, env=send_env))
         procs.add("apply", start_worker("webhooks,default", concurrency=1, env=env))
         if args.postprocessing == "on":
             procs.add("postprocessing", start_worker("postprocessing", concurrency=1, env=env))
@@ -525,7 +541,18 @@ def main() -> None:
             )
         elif "blast" not in skip:
             log(f"== blast: {args.recipients} recipients (postprocessing {args.postprocessing})")
+            from bench_postprocessing import DrainTicker
+
+            # With post-processing on, the drain's 1 s beat entry ticks as in production.
+            ticker = DrainTicker().start() if args.postprocessing == "on" else None
+            meter = CpuMeter(dict(procs.procs), database=connection.settings_dict["NAME"]).start()
             figures["blast"] = b = run_blast(base_url=base_url, sandbox_url=sandbox_url, recipients=args.recipients)
+            cpu = meter.stop()
+            if ticker is not None:
+                ticker.stop()
+            b["cpu_s"] = cpu
+            b["cpu_ms_per_message"] = {k: round(1000 * v / b["sendable"], 3) for k, v in cpu.items()}
+            log(f"CPU ms per message by process: {b['cpu_ms_per_message']}")
             log(
                 f"launch {b['launch_ms']} ms; prepared {b['prepared_per_s']}/s; send stage {b['send_stage_s']} s "
                 f"= {b['send_stage_per_s']} msg/s; reports stored {b['reports_stored_per_s']}/s, applied "
@@ -561,6 +588,7 @@ def main() -> None:
                     f"{pb['max_segments_in_1s_window']}"
                 )
         procs.stop("send")
+        procs.stop("prepare")
         if "queries" not in skip:
             figures["queries"] = q = measure_queries(sandbox_url=sandbox_url)
             purge_queues("prepare", "send")
@@ -616,6 +644,9 @@ def summary(f: dict) -> dict:
         "postprocessing_events_per_s": f.get("postprocessing_compare", {}).get("events_per_s"),
         "loadavg_start": f.get("loadavg_start"),
         "loadavg_end": f.get("loadavg_end"),
+        "broker": f.get("broker"),
+        "split_workers": f.get("split_workers"),
+        "cpu_ms_per_message": b.get("cpu_ms_per_message"),
         # Paced lines (issue 17.1): per line rate, recipients per carrier call and calls per 1,000 messages.
         "recipients_per_carrier_call": {
             f"{p['line_rate_per_s']:g}/s": p["recipients_per_carrier_call"] for p in f.get("paced", [])

@@ -185,12 +185,87 @@ def start_sandbox(port: int, *args: str, workers: int = 1, env: dict | None = No
 
 
 def purge_queues(*names: str) -> None:
+    """Empty our queues (all by default) on the bench's broker, Redis or RabbitMQ."""
     import redis
     from django.conf import settings
 
-    from config.queues import Queue
+    from config.queues import Queue, is_amqp
 
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*(names or [q.value for q in Queue]))
+    names = names or tuple(q.value for q in Queue)
+    if not is_amqp(settings.CELERY_BROKER_URL):
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*names)
+        return
+    from kombu import Connection
+
+    with Connection(settings.CELERY_BROKER_URL) as conn:
+        for name in names:
+            channel = conn.channel()
+            try:
+                channel.queue_purge(name)
+            except Exception:  # noqa: BLE001, S110 - not declared yet: nothing to purge
+                pass
+            finally:
+                channel.close()
+
+
+def broker_name() -> str:
+    from django.conf import settings
+
+    from config.queues import is_amqp
+
+    return "rabbitmq" if is_amqp(settings.CELERY_BROKER_URL) else "redis"
+
+
+class CpuMeter:
+    """CPU seconds (user + system) each named process used between start() and stop(), with all its
+    children (a prefork worker's pool, Granian's workers), plus the PostgreSQL backends serving
+    `database` (persistent connections: the same backends for the whole run). The broker and Redis are
+    shared by everyone on the machine and not attributed here."""
+
+    def __init__(self, procs: dict[str, subprocess.Popen], database: str = ""):
+        self.procs, self.database = procs, database
+        self.first: dict[str, dict[int, float]] = {}
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        import psutil
+
+        def used(p) -> float:
+            t = p.cpu_times()
+            return t.user + t.system
+
+        out: dict[str, dict[int, float]] = {}
+        for name, proc in self.procs.items():
+            out[name] = {}
+            try:
+                root = psutil.Process(proc.pid)
+                for p in [root, *root.children(recursive=True)]:
+                    try:
+                        out[name][p.pid] = used(p)
+                    except psutil.Error:
+                        continue
+            except psutil.Error:
+                continue
+        if self.database:
+            out["postgresql"] = {}
+            for p in psutil.process_iter(["name", "cmdline"]):
+                cmd = " ".join(p.info.get("cmdline") or [])
+                if cmd.startswith("postgres:") and f" {self.database} " in f"{cmd} ":
+                    try:
+                        out["postgresql"][p.pid] = used(p)
+                    except psutil.Error:
+                        continue
+        return out
+
+    def start(self) -> CpuMeter:
+        self.first = self._sample()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        last = self._sample()
+        return {
+            name: round(sum(t - self.first.get(name, {}).get(pid, 0.0) for pid, t in pids.items()), 2)
+            for name, pids in last.items()
+        }
 
 
 # --- data --------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_a_countdown_under_a_second_is_published_and_runs_once(celery_worker_pro
     # when: a paced remainder's kind of countdown, 0.3 s (a retry that finds nothing to do)
     send_resume.apply_async(args=[0, "b:" + "0" * 32, 1], countdown=0.3)
     # then: it is published (on quorum queues Celery 5.7 raised ValueError for it) and runs once
-    _wait_for(lambda: _runs(celery_worker_proc.log(), "messaging.send_resume", "succeeded") >= 1, 30, "the task")
+    _wait_for(lambda: _runs(celery_worker_proc.log(), "messaging.send_resume", "succeeded") >= 1, 60, "the task")
     time.sleep(2)
     assert _runs(celery_worker_proc.log(), "messaging.send_resume", "received") == 1, celery_worker_proc.log()
 
