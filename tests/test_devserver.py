@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from config.devserver import sandbox_inbound_env
+from demo.services import LINE_NUMBER, demo_seed
 from messaging.models import Message, OptOut
-from organizations.demo import LINE_NUMBER, demo_seed
 from tests.worker import (  # noqa: F401  (celery_worker_proc: the fixture)
     _test_database_url,
     celery_worker_proc,

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "integrations",
     "webapp",
     "operations",  # /metrics' own collector (docs/operations.md)
+    "demo",  # manage.py seed_demo, the account `make run` shows (docs/architecture.md)
 ]
 
 MIDDLEWARE = [

@@ -5,9 +5,9 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from carriers.models import CarrierAccount
+from demo.services import ADMIN_LOGIN, ORG_NAME
 from messaging.models import Blast, BlastRecipient, Contact, Conversation, Line, Message
 from messaging.status import MessageStatus
-from organizations.demo import ADMIN_LOGIN, ORG_NAME
 from organizations.models import ApiKey, Organization
 
 

@@ -18,9 +18,8 @@ from messaging.services.blasts import Audience, blast_create
 from messaging.services.contacts import contacts_import
 from messaging.services.status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from messaging.status import MessageStatus
-
-from .models import ApiKey, Membership, Organization, Role
-from .services import api_key_create
+from organizations.models import ApiKey, Membership, Organization, Role
+from organizations.services import api_key_create
 
 ORG_NAME = "Parley Demo"
 ADMIN_LOGIN = "demo@parley.local"

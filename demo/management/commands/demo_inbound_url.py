@@ -7,7 +7,7 @@ account's webhook secret: it is for the local sandbox, printed only when asked f
 
 from django.core.management.base import BaseCommand, CommandError
 
-from organizations.demo import demo_inbound_url
+from demo.services import demo_inbound_url
 
 
 class Command(BaseCommand):

@@ -1,9 +1,9 @@
-"""manage.py seed_demo — the demo account `make run` uses. Idempotent; see organizations/demo.py."""
+"""manage.py seed_demo — the demo account `make run` uses. Idempotent; see demo/services.py."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from organizations.demo import demo_seed
+from demo.services import demo_seed
 
 
 class Command(BaseCommand):
