@@ -20,6 +20,7 @@ from django.utils import timezone
 from config import sql
 
 from .. import cache, segments
+from ..links import LinkItem, link_step
 from ..status import MessageStatus as S
 from ..status import sql_literals
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
@@ -50,10 +51,8 @@ class SendGroup:
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _shortener():
-    """The link step. Imported here, not at the top: shortener sits above messaging (docs/architecture.md)."""
-    from shortener.services import LinkItem, links_shorten_for_messages
-
-    return LinkItem, links_shorten_for_messages
+    """The link step: messaging's port (messaging/links.py), filled by the shortener."""
+    return LinkItem, link_step().shorten_for_messages
 
 
 def _quiet_release(now: datetime, tz_name: str, start, end) -> datetime | None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from config.wakeup import wake, wake_on_commit
 
 from .. import cache, segments
+from ..links import link_step
 from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut, SenderKind
 from ..phone import normalize
 from ..status import MessageStatus as S
@@ -340,8 +341,6 @@ def blast_preview(*, organization, blast_id: int) -> dict:
 
 
 def _preview_savings(organization):
-    """The shortener's savings function and the organization's short domain."""
-    from shortener.services import links_preview_savings  # shortener sits above messaging
-    from shortener.services.links import org_short_domain
-
-    return links_preview_savings, org_short_domain(organization.id)
+    """The link step's savings function and the organization's short domain (messaging/links.py)."""
+    step = link_step()
+    return step.preview_savings, step.short_domain(organization.id)

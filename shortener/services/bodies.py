@@ -1,15 +1,18 @@
-"""Links in message bodies: the send pipeline's seam (queue time) and the blast preview's savings."""
+"""Links in message bodies: the send pipeline's link step (queue time) and the blast preview's savings.
+
+The implementation of messaging's port `messaging.links.LinkStep` (registered in ShortenerConfig.ready);
+`LinkItem` is the port's, re-exported here."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
 from messaging import segments
+from messaging.links import LinkItem
 
 from .. import conf
 from .links import LinkSpec, link_validate_target, links_create, org_short_domain, short_url
@@ -18,16 +21,6 @@ from .links import LinkSpec, link_validate_target, links_create, org_short_domai
 # a sentence ("see https://x.com/a.") is trimmed afterwards, a closing parenthesis only if unbalanced.
 URL_IN_TEXT_RE = re.compile(r"""https?://[^\s<>"'`{}|\\^]+""", re.IGNORECASE)
 _TRAILING = ".,;:!?'\"*"
-
-
-@dataclass(frozen=True, slots=True)
-class LinkItem:
-    """One message of a send, as the send pipeline hands it over at queue time."""
-
-    message_id: int
-    contact_id: int | None
-    blast_id: int | None
-    body: str
 
 
 def urls_in(body: str) -> list[tuple[int, int, str]]:

@@ -136,3 +136,16 @@ def test_an_organization_domain_that_is_not_served_falls_back_to_the_default(org
         organization_id=org.id, items=[LinkItem(m.id, m.contact_id, None, "a https://x.example/1")]
     )
     assert out[m.id] == f"a http://prly.localhost:8000/{Link.objects.get(message_id=m.id).code}"
+
+
+def test_the_shortener_fills_messagings_link_step():
+    # messaging declares the port (messaging/links.py), ShortenerConfig.ready installs the implementation.
+    from messaging.links import LinkItem as PortItem
+    from messaging.links import link_step
+    from shortener.services.links import org_short_domain
+
+    step = link_step()
+    assert step.shorten_for_messages is links_shorten_for_messages
+    assert step.preview_savings is links_preview_savings
+    assert step.short_domain is org_short_domain
+    assert PortItem is LinkItem
