@@ -27,6 +27,13 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "backfill.rekick": {"task": "backfill.rekick", "schedule": 30.0, "options": {"expires": 25}},
     # NICE polls whose lease expired (dead worker, lost task) get a new poll chain (docs/integrations.md).
     "integrations.nice_rekick": {"task": "integrations.nice_rekick", "schedule": 30.0, "options": {"expires": 25}},
+    # Partner forwards (NICE, RingCentral) and RingCentral replies whose task was lost: their pending rows
+    # past the 60 s lease (docs/recovery.md). 15 s: a lost forward is out within about a minute and a half.
+    "integrations.forwards_rekick": {
+        "task": "integrations.forwards_rekick",
+        "schedule": 15.0,
+        "options": {"expires": 14},
+    },
     # RingCentral teams in step with their organizations' members (changes no model signal reported).
     "integrations.ringcentral_sync_all": {
         "task": "integrations.ringcentral_sync_all",

@@ -10,6 +10,7 @@ import secrets
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from messaging.models import Conversation, Line, Message
 from organizations.models import Organization
@@ -174,6 +175,29 @@ class ForwardedMessage(models.Model):
         return f"Message {self.message_id} → {self.get_partner_display()} {self.external_id}"
 
 
+class PendingForward(models.Model):
+    """A message the dispatcher decided to forward to a partner that has not been forwarded yet: what a
+    lost task leaves behind (docs/recovery.md). Written in the post-processing drain's transaction, by
+    the statement that makes the decision (services/forwards.py), so a sweep only ever re-kicks what
+    the dispatcher chose; deleted in the statement that records its ForwardedMessage, or when the task
+    finds nothing left to forward. `kick_after` is the lease: the sweep re-kicks a row past it and moves
+    it on (compare-and-set), longer after each kick; a task retrying after a partner error moves it past
+    its countdown."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    partner = models.CharField(max_length=12, choices=Partner.choices)
+    kick_after = models.DateTimeField()
+    kicks = models.PositiveSmallIntegerField(db_default=0)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "partner"], name="uniq_pending_forward")]
+        indexes = [models.Index(fields=["kick_after"], name="pending_forward_due")]
+
+    def __str__(self) -> str:
+        return f"Message {self.message_id} → {self.get_partner_display()} (pending)"
+
+
 class ReplyState(models.TextChoices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent as SMS"
@@ -193,13 +217,20 @@ class PartnerReply(models.Model):
     note = models.CharField(max_length=200, blank=True)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The lease of a pending reply (RingCentral's are sent by a task after commit): past it, the sweep
+    # wakes the task again (docs/recovery.md). Null on a reply stored before the lease existed: due.
+    kick_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["partner", "connection_id", "external_key"], name="uniq_partner_reply")
         ]
-        indexes = [models.Index(fields=["message"], name="partner_reply_message", condition=Q(message__isnull=False))]
+        indexes = [
+            models.Index(fields=["message"], name="partner_reply_message", condition=Q(message__isnull=False)),
+            # The sweep's probe: pending replies are few (a reply leaves pending in its task's transaction).
+            models.Index(fields=["kick_after"], name="partner_reply_pending", condition=Q(state=ReplyState.PENDING)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_partner_display()} reply {self.external_key} ({self.state})"

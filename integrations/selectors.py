@@ -1,4 +1,5 @@
-"""Reads of the integrations app. The two message queries are set-based: one statement per batch."""
+"""Reads of the integrations app. The message query is set-based: one statement per batch (the
+dispatcher's, which also writes the pending markers, is services/forwards.py)."""
 
 from __future__ import annotations
 
@@ -11,34 +12,13 @@ from .models import NiceConnection, RingCentralConnection
 
 # The RingCentral connection of a message's line: the line's own one wins over the organization-wide
 # one (line empty), even when the line's own is switched off (that is how a line opts out).
-_RC_CONNECTION = """
+RC_CONNECTION_SQL = """
     CASE WHEN lc.id IS NOT NULL THEN CASE WHEN lc.is_active THEN lc.id END
          WHEN oc.is_active THEN oc.id END
 """
-_RC_JOINS = """
+RC_JOINS_SQL = """
 LEFT JOIN integrations_ringcentralconnection lc ON lc.line_id = m.line_id
 LEFT JOIN integrations_ringcentralconnection oc ON oc.organization_id = m.organization_id AND oc.line_id IS NULL
-"""
-
-# Which of a batch's messages concern a partner: (id, conversation id, to NICE?, RingCentral connection).
-# The events carry their message's organization (the status path writes it into the payload), so the
-# candidates are first cut down to organizations with an active connection (two tiny tables): a batch
-# of tenants without integrations — nearly every batch — costs no message lookup at all (PostgreSQL
-# skips the outer side of a hash join whose inner side is empty). Measured by bench/bench_integrations.py.
-_INTEGRATED_SQL = f"""
-WITH orgs AS (
-    SELECT organization_id FROM integrations_niceconnection WHERE is_active
-    UNION SELECT organization_id FROM integrations_ringcentralconnection WHERE is_active
-), cand AS (
-    SELECT c.id FROM unnest(%s::bigint[], %s::bigint[]) AS c(id, org)
-    WHERE c.org IS NULL OR c.org IN (SELECT organization_id FROM orgs)
-)
-SELECT m.id, m.conversation_id, (m.direction = 'in' AND nc.id IS NOT NULL) AS nice, {_RC_CONNECTION} AS rc
-FROM cand JOIN messaging_message m ON m.id = cand.id
-LEFT JOIN integrations_niceconnection nc ON nc.line_id = m.line_id AND nc.is_active
-{_RC_JOINS}
-WHERE ((m.direction = 'in' AND nc.id IS NOT NULL) OR {_RC_CONNECTION} IS NOT NULL)
-ORDER BY m.conversation_id, m.id
 """
 
 # Messages to post into RingCentral: on a connected line, not posted yet, and not outbound messages
@@ -47,11 +27,11 @@ ORDER BY m.conversation_id, m.id
 # send, and of a blast (prepare copies Blast.created_by into every message of the blast). Blast messages
 # prepared before that was recorded fall back to their blast's author (one primary-key probe each).
 _RC_MIRRORABLE_SQL = f"""
-SELECT m.id, m.conversation_id, {_RC_CONNECTION} AS rc
+SELECT m.id, m.conversation_id, {RC_CONNECTION_SQL} AS rc
 FROM messaging_message m
-{_RC_JOINS}
+{RC_JOINS_SQL}
 WHERE m.id = ANY(%s::bigint[])
-  AND {_RC_CONNECTION} IS NOT NULL
+  AND {RC_CONNECTION_SQL} IS NOT NULL
   AND m.status NOT IN ({sql_literals(S.BLOCKED, S.CANCELED)})
   AND NOT EXISTS (SELECT 1 FROM integrations_forwardedmessage f WHERE f.message_id = m.id AND f.partner = 'ringcentral')
   AND NOT (m.direction = 'out' AND EXISTS (
@@ -63,15 +43,6 @@ WHERE m.id = ANY(%s::bigint[])
       SELECT 1 FROM integrations_partnerreply r WHERE r.message_id = m.id AND r.partner = 'ringcentral'))
 ORDER BY m.conversation_id, m.id
 """
-
-
-def messages_integrated(*, messages: list[tuple[int, int | None]]) -> list[tuple[int, int, bool, int | None]]:
-    """`messages`: (message id, its organization id or None when unknown)."""
-    if not messages:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(_INTEGRATED_SQL, [[m for m, _ in messages], [o for _, o in messages]])
-        return cursor.fetchall()
 
 
 def ringcentral_mirrorable(*, message_ids: list[int]) -> list[tuple[int, int, int]]:

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from config.wakeup import wake
+
 from .clients import PartnerError
+from .models import Partner
 from .services import (
+    forwards_postpone,
     nice_chat_poll,
     nice_chats_end,
     nice_chats_stale,
     nice_messages_forward,
     nice_polls_rekick,
+    partner_replies_rekick,
+    pending_forwards_rekick,
     ringcentral_messages_mirror,
     ringcentral_organizations,
+    ringcentral_reply_postpone,
     ringcentral_reply_send,
     ringcentral_teams_sync,
 )
@@ -34,7 +41,9 @@ def nice_forward(self, message_ids: list[int]) -> int:
     try:
         return nice_messages_forward(message_ids=message_ids)
     except PartnerError as exc:
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+        countdown = _countdown(exc, self.request.retries)
+        forwards_postpone(partner=Partner.NICE, message_ids=message_ids, seconds=countdown)
+        raise self.retry(countdown=countdown) from None
 
 
 @shared_task(name="integrations.nice_poll", acks_late=True, ignore_result=True)
@@ -76,7 +85,9 @@ def ringcentral_mirror(self, message_ids: list[int]) -> int:
     try:
         return ringcentral_messages_mirror(message_ids=message_ids)
     except PartnerError as exc:  # 429: Retry-After honoured; what was posted before it is not reposted
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+        countdown = _countdown(exc, self.request.retries)
+        forwards_postpone(partner=Partner.RINGCENTRAL, message_ids=message_ids, seconds=countdown)
+        raise self.retry(countdown=countdown) from None
 
 
 @shared_task(
@@ -86,7 +97,24 @@ def ringcentral_reply(self, reply_id: int) -> str:
     try:
         return ringcentral_reply_send(reply_id=reply_id)
     except PartnerError as exc:
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+        countdown = _countdown(exc, self.request.retries)
+        ringcentral_reply_postpone(reply_id=reply_id, seconds=countdown)
+        raise self.retry(countdown=countdown) from None
+
+
+@shared_task(name="integrations.forwards_rekick", ignore_result=True)
+def forwards_rekick() -> int:
+    """Beat: forwards and RingCentral replies whose task was lost (broker flushed, worker killed, retries
+    given up), found from their pending rows past the lease (docs/recovery.md). Returns wake-ups sent."""
+    due = pending_forwards_rekick()
+    for group in due.nice:
+        wake(nice_forward, [group])
+    for group in due.ringcentral:
+        wake(ringcentral_mirror, [group])
+    replies = partner_replies_rekick()
+    for reply_id in replies:
+        wake(ringcentral_reply, [reply_id])
+    return len(due.nice) + len(due.ringcentral) + len(replies)
 
 
 @shared_task(

@@ -5,9 +5,21 @@
   `nice_chats_end` / `nice_chats_to_end` / `nice_chats_stale` (end chats of closed conversations and
   opted-out contacts).
 - RingCentral: `ringcentral_messages_mirror`, `ringcentral_webhook_receive`, `ringcentral_reply_send`,
-  `ringcentral_teams_sync` (team members kept in step with the organization).
+  `ringcentral_reply_postpone`, `ringcentral_teams_sync` (team members kept in step with the organization).
+- Forwards as rows (services/forwards.py): `forwards_decide` (the dispatcher's statement and its pending
+  markers), `forward_record`, `forwards_settle`, `forwards_postpone`, and the beat's sweeps
+  `pending_forwards_rekick` / `partner_replies_rekick`.
 """
 
+from .forwards import (
+    Rekick,
+    forward_record,
+    forwards_decide,
+    forwards_postpone,
+    forwards_settle,
+    partner_replies_rekick,
+    pending_forwards_rekick,
+)
 from .nice import (
     PollOutcome,
     UnknownChat,
@@ -23,6 +35,7 @@ from .nice import (
 )
 from .ringcentral import (
     ringcentral_messages_mirror,
+    ringcentral_reply_postpone,
     ringcentral_reply_send,
     ringcentral_webhook_receive,
     team_members,
@@ -30,6 +43,13 @@ from .ringcentral import (
 from .ringcentral_teams import SyncOutcome, ringcentral_organizations, ringcentral_teams_sync
 
 __all__ = [
+    "Rekick",
+    "forward_record",
+    "forwards_decide",
+    "forwards_postpone",
+    "forwards_settle",
+    "partner_replies_rekick",
+    "pending_forwards_rekick",
     "PollOutcome",
     "UnknownChat",
     "nice_chat_end",
@@ -45,6 +65,7 @@ __all__ = [
     "ringcentral_organizations",
     "ringcentral_teams_sync",
     "ringcentral_messages_mirror",
+    "ringcentral_reply_postpone",
     "ringcentral_reply_send",
     "ringcentral_webhook_receive",
     "team_members",

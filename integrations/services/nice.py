@@ -26,6 +26,7 @@ from .. import wire
 from ..clients import NiceClient, PartnerError
 from ..models import ForwardedMessage, NiceChat, NiceChatState, NiceConnection, Partner, PartnerReply, ReplyState
 from .common import conversation_lock, reply_as_sms
+from .forwards import forward_record, forwards_settle
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ def _enqueue_poll(chat_id: int, token: str, delay: float = 0) -> None:
 def nice_messages_forward(*, message_ids: list[int]) -> int:
     """Forward these inbound messages (those on lines with an active NICE connection, not forwarded
     yet) into the conversation's active chat, starting one when there is none. Returns how many were
-    forwarded. Safe to run twice: a message forwarded is recorded (ForwardedMessage) and skipped."""
+    forwarded. Safe to run twice: a message forwarded is recorded (ForwardedMessage) and skipped. Their
+    pending markers go with the record, and the rest's once every message was dealt with (a partner
+    error raises before that: the retry, or the sweep, comes back for them)."""
     messages = list(
         Message.objects.filter(pk__in=message_ids, direction=Direction.INBOUND, line__nice_connection__is_active=True)
         .select_related("line__nice_connection", "contact")
@@ -74,6 +77,7 @@ def nice_messages_forward(*, message_ids: list[int]) -> int:
     for conversation_id, group in by_conversation.items():
         with conversation_lock("nice", conversation_id):
             forwarded += _forward_group(group)
+    forwards_settle(partner=Partner.NICE, message_ids=message_ids)
     return forwarded
 
 
@@ -102,7 +106,7 @@ def _forward_group(group: list[Message]) -> int:
                 if not exc.not_found:
                     raise
                 break
-            ForwardedMessage.objects.create(message_id=m.pk, partner=Partner.NICE, external_id=chat.chat_session_id)
+            forward_record(message_id=m.pk, partner=Partner.NICE, external_id=chat.chat_session_id)
             forwarded += 1
         _end_at_partner(client, chat)
         return forwarded
@@ -119,7 +123,7 @@ def _forward_group(group: list[Message]) -> int:
             nice_chat_end(chat_id=chat.pk)
             chat = _chat_start(client, conn, m)
             client.send_text(chat=chat.chat_session_id, label=label, message=m.rendered_body)
-        ForwardedMessage.objects.create(message_id=m.pk, partner=Partner.NICE, external_id=chat.chat_session_id)
+        forward_record(message_id=m.pk, partner=Partner.NICE, external_id=chat.chat_session_id)
     return len(pending)
 
 

@@ -9,10 +9,12 @@ the RingCentral person's email) are never sent as SMS.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from config.wakeup import wake_on_commit
 from messaging.models import Direction, Message
 from organizations.models import Membership, Role
 
@@ -21,6 +23,7 @@ from ..clients import PartnerError, RingCentralClient
 from ..models import ForwardedMessage, Partner, PartnerReply, ReplyState, RingCentralConnection, RingCentralTeam
 from ..selectors import ringcentral_mirrorable
 from .common import conversation_lock, reply_as_sms
+from .forwards import LEASE_SECONDS, forward_record, forwards_settle
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ def ringcentral_messages_mirror(*, message_ids: list[int]) -> int:
     for (connection_id, conversation_id), ids in groups.items():
         with conversation_lock("ringcentral", conversation_id):
             posted += _mirror_group(connection_id, conversation_id, ids)
+    forwards_settle(partner=Partner.RINGCENTRAL, message_ids=message_ids)  # the rest were left out on purpose
     return posted
 
 
@@ -86,7 +90,7 @@ def _mirror_group(connection_id: int, conversation_id: int, ids: list[int]) -> i
             team.delete()
             team = _team_create(client, conn, m)
             post_id = client.post(chat=team.team_id, text=post_text(m))
-        ForwardedMessage.objects.create(message_id=m.pk, partner=Partner.RINGCENTRAL, external_id=post_id)
+        forward_record(message_id=m.pk, partner=Partner.RINGCENTRAL, external_id=post_id)
     return len(messages)
 
 
@@ -149,6 +153,7 @@ def ringcentral_webhook_receive(*, connection: RingCentralConnection, payload: d
             external_key=str(post["id"])[:200],
             defaults={
                 "organization_id": connection.organization_id,
+                "kick_after": timezone.now() + timedelta(seconds=LEASE_SECONDS),  # then the sweep's
                 "payload": {
                     "conversation_id": team.conversation_id,
                     "creatorId": str(post.get("creatorId") or ""),
@@ -159,8 +164,15 @@ def ringcentral_webhook_receive(*, connection: RingCentralConnection, payload: d
         if created:
             from ..tasks import ringcentral_reply
 
-            transaction.on_commit(lambda: ringcentral_reply.apply_async(args=[reply.pk]))
+            wake_on_commit(ringcentral_reply, [reply.pk])
     return "stored" if created else "duplicate"
+
+
+def ringcentral_reply_postpone(*, reply_id: int, seconds: float) -> None:
+    """The reply's task retries in `seconds`: no re-kick before that retry is due."""
+    PartnerReply.objects.filter(pk=reply_id, state=ReplyState.PENDING).update(
+        kick_after=timezone.now() + timedelta(seconds=seconds + LEASE_SECONDS)
+    )
 
 
 def ringcentral_reply_send(*, reply_id: int) -> str:

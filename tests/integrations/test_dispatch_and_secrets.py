@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from integrations.clients import NiceClient, PartnerError
 from integrations.models import NiceConnection, RingCentralConnection
-from integrations.processors import TASK_GROUP_SIZE, _groups, integrations_dispatch
+from integrations.processors import integrations_dispatch
 from integrations.services import nice_chat_poll, nice_messages_forward
+from integrations.services.forwards import TASK_GROUP_SIZE, groups_by_conversation
 from messaging.services.status import StatusUpdate, messages_apply_statuses
 from messaging.status import MessageStatus as S
 from postprocessing.registry import EventRow, processor_named
@@ -81,7 +82,7 @@ def test_events_without_an_organization_are_looked_up_by_message(org, fake_nice,
 
 def test_groups_keep_conversations_together():
     rows = [(i, i // 30) for i in range(100)] + [(1000 + i, 99) for i in range(120)]  # 30, 30, 30, 10, 120
-    groups = _groups(rows)
+    groups = groups_by_conversation(rows)
     assert sorted(i for g in groups for i in g) == sorted(i for i, _ in rows)
     assert all(len(g) <= TASK_GROUP_SIZE for g in groups)
     # a conversation that fits in a group is never split across two tasks

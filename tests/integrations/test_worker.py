@@ -1,5 +1,6 @@
-"""End to end with a real Celery worker: inbound SMS → NICE chat → poll chain → agent reply as SMS, and
-the chain surviving a worker killed mid-poll (lease expiry, beat re-kick, a fresh worker)."""
+"""End to end with a real Celery worker: inbound SMS → NICE chat → poll chain → agent reply as SMS, the
+chain surviving a worker killed mid-poll (lease expiry, beat re-kick, a fresh worker), and forwards
+whose tasks the broker lost re-kicked by beat and arriving once."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations.models import NiceChat, RingCentralTeam
+from integrations.models import ForwardedMessage, NiceChat, PendingForward, RingCentralTeam
 from integrations.services import nice_polls_rekick
+from integrations.tasks import nice_forward, ringcentral_mirror
 from messaging.models import Direction, Message
 from messaging.services.blasts import Audience, blast_create
 from messaging.services.sending import blast_launch, message_send_to_number
@@ -20,9 +22,9 @@ from postprocessing.services import events_drain
 from tests.factories import ContactFactory, LineFactory, MembershipFactory, UserFactory
 from tests.messaging.test_prepare import _no_quiet_hours
 from tests.messaging.test_send_worker import _point_line_at
-from tests.worker import celery_worker_proc, sandbox_carrier  # noqa: F401  (fixtures)
+from tests.worker import celery_worker_proc, flush_broker, sandbox_carrier  # noqa: F401  (fixtures)
 
-from .conftest import inbound, nice_line, rc_connection
+from .conftest import inbound, nice_line, queued, rc_connection
 
 
 def _wait(predicate, timeout: float = 30.0, what: str = ""):
@@ -159,3 +161,50 @@ def test_nothing_a_support_user_caused_reaches_ringcentral(org, fake_rc, celery_
 
 def _label(contact) -> str:
     return f"{contact.first_name} {contact.last_name} ({contact.phone_number})"
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_forwards_lost_with_the_broker_arrive_once(org, fake_nice, fake_rc, celery_worker_proc):  # noqa: F811
+    """Issue 12: the broker flushed with no worker running after the drain handed a text to both
+    partners' tasks; the worker comes up with beat, whose sweep finds the pending markers."""
+    nice, _ = nice_line(org, fake_nice, flag=False)
+    rc_connection(org, fake_rc)
+    m = inbound(nice, "Is anyone there?")
+    events_drain()  # the outbox event is done, the tasks are in the broker
+    assert queued("integrations.nice_forward") == [[[m.pk]]]
+    flush_broker()
+    assert queued("integrations.nice_forward") == [] and queued("integrations.ringcentral_mirror") == []
+    celery_worker_proc.start(queues="default", concurrency=2, beat=True)
+    time.sleep(2)
+    assert fake_nice.sessions() == [] and fake_rc.posts == []  # nothing comes by itself
+    # when the markers' lease has passed (60 s: moved back here), the beat's sweep (every 15 s) wakes the tasks
+    PendingForward.objects.update(kick_after=timezone.now() - timedelta(seconds=1))
+    _wait(lambda: fake_nice.sessions() and fake_rc.posts, 45, "the forwards after the sweep")
+    _wait(lambda: not PendingForward.objects.exists(), 15, "the markers to be settled")
+    # then: each partner has the text exactly once
+    [session] = fake_nice.sessions()
+    assert fake_nice.texts(session) == ["Is anyone there?"]
+    assert [p["text"].rsplit("\n", 1)[-1] for p in fake_rc.posts] == ["Is anyone there?"]
+    # and the same tasks delivered again (a redelivery) forward nothing more
+    for _ in range(2):
+        nice_forward.apply_async(args=[[m.pk]])
+        ringcentral_mirror.apply_async(args=[[m.pk]])
+    _wait(
+        lambda: (
+            _succeeded(celery_worker_proc, "integrations.nice_forward") == 3
+            and _succeeded(celery_worker_proc, "integrations.ringcentral_mirror") == 3
+        ),
+        30,
+        "the redelivered tasks",
+    )
+    assert fake_nice.texts(session) == ["Is anyone there?"] and len(fake_rc.posts) == 1
+    assert len(fake_nice.sessions()) == 1 and len(fake_rc.teams) == 1
+    assert ForwardedMessage.objects.filter(message=m).count() == 2
+
+
+def _succeeded(worker, task_name: str) -> int:
+    """Runs of `task_name` the worker logged as finished."""
+    lines = worker.log_path.read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if f"{task_name}[" in line and " succeeded in " in line)
