@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from config.redisconn import redis_lock, redis_unlock
 from config.wakeup import wake_on_commit
 from messaging.status import AWAITING_CARRIER, MessageStatus
 
@@ -152,8 +153,11 @@ def runs_rekick(*, now: datetime | None = None) -> list[int]:
 
 # -- the periodic reconciler ---------------------------------------------------------------------------
 
-# pg_try_advisory_lock key: one reconciler at a time across workers (released with the session).
-_RECONCILE_LOCK = 0x0BACF111
+# One reconciler (and one overdue pass) at a time across workers: a Redis lock, not a PostgreSQL
+# session advisory lock, which PgBouncer's transaction pooling would strand on a pooled server connection
+# (docs/scaling.md). It expires a margin past the pass's time budget if the worker dies holding it.
+_RECONCILE_LOCK = "backfill:reconcile"
+_LOCK_MARGIN_S = 300.0
 
 
 def carrier_retention(provider: str) -> timedelta:
@@ -167,11 +171,10 @@ def messages_reconcile(*, now: datetime | None = None, time_budget: float | None
     retention window, as unknown. Returns the ids of the runs made."""
     now = now or timezone.now()
     deadline = time.monotonic() + (time_budget or settings.BACKFILL_TASK_TIME_BUDGET)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_RECONCILE_LOCK])
-        if not cursor.fetchone()[0]:
-            log.info("backfill reconcile: another pass is running")
-            return []
+    lock = redis_lock(_RECONCILE_LOCK, ttl=(time_budget or settings.BACKFILL_TASK_TIME_BUDGET) + _LOCK_MARGIN_S)
+    if not lock.acquire(blocking=False):
+        log.info("backfill reconcile: another pass is running")
+        return []
     try:
         # Reconcile runs are a log of passes, not a record anyone asked for: keep a month of them.
         BackfillRun.objects.filter(
@@ -214,13 +217,12 @@ def messages_reconcile(*, now: datetime | None = None, time_budget: float | None
                 )
         return run_ids
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_RECONCILE_LOCK])
+        redis_unlock(lock)
 
 
 # -- overdue delivery reports ----------------------------------------------------------------------------
 
-_OVERDUE_LOCK = 0x0BACF112
+_OVERDUE_LOCK = "backfill:overdue"
 
 
 def _overdue_window(*, line_id: int, cutoff: datetime, not_before: datetime) -> tuple[datetime, datetime, int]:
@@ -248,11 +250,10 @@ def messages_check_overdue(*, now: datetime | None = None, time_budget: float | 
     one still unresolved is the hourly reconciler's after BACKFILL_RECONCILE_AFTER. Returns the run ids."""
     now = now or timezone.now()
     deadline = time.monotonic() + (time_budget or settings.BACKFILL_TASK_TIME_BUDGET)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_OVERDUE_LOCK])
-        if not cursor.fetchone()[0]:
-            log.info("overdue reports: another pass is running")
-            return []
+    lock = redis_lock(_OVERDUE_LOCK, ttl=(time_budget or settings.BACKFILL_TASK_TIME_BUDGET) + _LOCK_MARGIN_S)
+    if not lock.acquire(blocking=False):
+        log.info("overdue reports: another pass is running")
+        return []
     try:
         BackfillRun.objects.filter(
             kind=RunKind.OVERDUE, created_at__lt=now - timedelta(days=settings.BACKFILL_OVERDUE_RUNS_KEEP_DAYS)
@@ -293,8 +294,7 @@ def messages_check_overdue(*, now: datetime | None = None, time_budget: float | 
                 )
         return run_ids
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_OVERDUE_LOCK])
+        redis_unlock(lock)
 
 
 __all__ = [

@@ -7,28 +7,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 
+from config.redisconn import redis_lock, redis_unlock
 from messaging.services.sending import MAX_BODY, SendRefused, message_send
 
 log = logging.getLogger(__name__)
 
 
+# Longer than any holder's partner calls (a handful per hold, each ≤ 15 s: integrations/clients.py):
+# a worker that dies holding the lock blocks the conversation's tasks this long at most.
+CONVERSATION_LOCK_TTL_S = 300.0
+
+
 @contextmanager
 def conversation_lock(partner: str, conversation_id: int) -> Iterator[None]:
-    """A session-level advisory lock per (partner, conversation), held across the partner calls of one
-    task: two tasks on one conversation would otherwise both see "no chat/team yet" and create two.
-    Not a row lock on the conversation: post-processing updates that row on every message, and an
-    advisory lock blocks nobody but ourselves. It outlives the statements (session-level) and dies
-    with the connection if the worker does."""
-    key = f"integrations:{partner}:{conversation_id}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [key])
+    """A lock per (partner, conversation), held across the partner calls of one task: two tasks on one
+    conversation would otherwise both see "no chat/team yet" and create two. Not a row lock on the
+    conversation: post-processing updates that row on every message, and this lock blocks nobody but
+    ourselves. In Redis, not a PostgreSQL session advisory lock: it spans several transactions, which
+    PgBouncer in transaction mode runs on different server connections (docs/scaling.md)."""
+    lock = redis_lock(f"integrations:{partner}:{conversation_id}", ttl=CONVERSATION_LOCK_TTL_S)
+    lock.acquire()  # waits, as pg_advisory_lock did
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+        redis_unlock(lock)
 
 
 def reply_as_sms(*, organization_id: int, conversation_id: int, body: str, sent_by=None) -> tuple[int | None, str]:
