@@ -16,6 +16,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=
 # server dropped fails one request (webhooks answer 503 and the carrier retries) and Django closes it
 # at the end of that request. Celery tasks check theirs before each task (config/celery.py).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=False)
+# Behind PgBouncer in transaction mode (docs/scaling.md) consecutive transactions of one Django connection
+# may run on different server connections: a server-side cursor (QuerySet.iterator(), DECLARE … WITH HOLD
+# in autocommit) would be fetched from a connection that never declared it. Django then reads iterator()
+# results client-side in chunks. Prepared statements need nothing here: Django's psycopg backend sets
+# prepare_threshold=None, which also makes a `prepare=True` execute a plain one (messaging/services/sql.py).
+DATABASE_TRANSACTION_POOLING = env.bool("DATABASE_TRANSACTION_POOLING", default=False)
+if DATABASE_TRANSACTION_POOLING:
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DATABASES["default"].setdefault("TEST", {})
 if env("DATABASE_TEST_NAME", default=""):
     DATABASES["default"]["TEST"]["NAME"] = env("DATABASE_TEST_NAME")
