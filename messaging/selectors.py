@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, IntegerField, Min, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from organizations.models import Organization
 
+from . import cache, segments
+from .links import link_step
 from .models import Blast, Contact, Conversation, Line, Message, OptOut
+from .services.quiet_hours import quiet_release, zone_of
+from .services.templates import URL_RE, contact_fields, render_message
 from .status import MessageStatus
 
 
@@ -133,3 +140,80 @@ def blasts_stalled(*, seconds: float = STALLED_AFTER_SECONDS) -> list[int]:
             {"sending": BlastStatus.SENDING, "seconds": seconds, "ours": [S.QUEUED, S.PREPARED, S.SENDING]},
         )
         return [r[0] for r in cursor.fetchall()]
+
+
+# -- the blast preview (GET /api/v1/blasts/{id}/preview): what a launch now would do, read only
+_PREVIEW_SQL = """
+SELECT c.phone_number, c.first_name, c.last_name, c.email, c.custom_fields, (o.id IS NOT NULL)
+FROM messaging_blastrecipient br
+JOIN messaging_contact c ON c.id = br.contact_id
+LEFT JOIN messaging_optout o ON o.organization_id = c.organization_id AND o.phone_number = c.phone_number
+WHERE br.blast_id = %s
+"""
+
+
+def blast_preview(*, organization, blast_id: int) -> dict:
+    """What a launch now would do: recipients, opt-out exclusions, quiet-hours deferrals, segments
+    (rendered per recipient; links counted at short-link length). Reads only."""
+    blast = Blast.objects.get(organization=organization, pk=blast_id)
+    org = cache.org_info(organization.id)
+    assert org is not None  # the organization row is in hand, so its settings exist
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_PREVIEW_SQL, [blast.id])
+        rows = cursor.fetchall()
+    savings, domain = _preview_savings(organization)
+    opted_out = deferred = total_segments = 0
+    per_message: list[int] = []
+    encodings: set[str] = set()
+    zone_cache: dict[str, datetime | None] = {}
+    sample = None
+    for phone, first, last, email, custom, is_opted_out in rows:
+        if is_opted_out:
+            opted_out += 1
+            continue
+        if isinstance(custom, str):
+            custom = json.loads(custom)
+        # As prepare renders it (values inside links encoded); links found in the rendered text.
+        text = render_message(blast.body, contact_fields(first, last, email, phone, custom))
+        if sample is None:
+            sample = text
+        after = savings(text, domain=domain)[2]  # segments with every link at short-link length
+        info = segments.count(text)
+        per_message.append(after)
+        total_segments += after
+        encodings.add(info.encoding)
+        if not org.quiet_hours_enabled:
+            continue
+        tz_name = zone_of(phone) or org.time_zone
+        if tz_name not in zone_cache:
+            zone_cache[tz_name] = quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
+        if zone_cache[tz_name] is not None:
+            deferred += 1
+    links = None
+    if URL_RE.search(blast.body):
+        # For the sample recipient's text (no sendable recipient: the body with empty fields): what the
+        # phone gets, not the template, whose {fields} would cut its URLs short.
+        shown = sample if sample is not None else render_message(blast.body, {})
+        saved, before, after = savings(shown, domain=domain)
+        links = {"chars_saved": saved, "segments_before": before, "segments_after": after}
+    return {
+        "blast": blast.id,
+        "status": blast.status,
+        "recipient_count": len(rows),
+        "opted_out_count": opted_out,
+        "sendable_count": len(rows) - opted_out,
+        "deferred_by_quiet_hours": deferred,
+        "quiet_hours_resume_at": min((at for at in zone_cache.values() if at is not None), default=None),
+        "segments_total": total_segments,
+        "segments_per_message": {"min": min(per_message, default=0), "max": max(per_message, default=0)},
+        "encodings": sorted(encodings),
+        "sample": sample,
+        "links": links,
+    }
+
+
+def _preview_savings(organization):
+    """The link step's savings function and the organization's short domain (messaging/links.py)."""
+    step = link_step()
+    return step.preview_savings, step.short_domain(organization.id)

@@ -18,6 +18,7 @@ from carriers.services import APPLY_TASK_NAME
 from config.wakeup import wake
 
 from .services import carrier_send, claims, prepare, recovery, reports
+from .services.grouping import SendGroup
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ MAX_RETRY_DELAY_S = 60.0
 PAUSE_JITTER_S = 1.0
 
 
-def enqueue_send_groups(groups: list[prepare.SendGroup]) -> None:
+def enqueue_send_groups(groups: list[SendGroup]) -> None:
     """Publish one send task per carrier group. Call after commit (tasks read committed rows only).
     A publish the broker refuses is logged: the prepared rows are re-kicked by release_stuck_sends."""
     for g in groups:

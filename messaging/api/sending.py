@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from organizations.api.errors import ErrorSerializer
 from organizations.auth import ApiKeyRateThrottle, IsOrganizationMember
 
+from .. import selectors
 from ..services import sending
 from .conversations import ConversationViewSet
 from .serializers import BlastPreviewSerializer, BlastSerializer, MessageSerializer, OrganizationDateTimeField
@@ -158,7 +159,7 @@ class BlastPreviewView(_SendView):
         responses={200: BlastPreviewSerializer},
     )
     def get(self, request, pk: int):
-        return Response(_call(sending.blast_preview, organization=request.organization, blast_id=pk))
+        return Response(_call(selectors.blast_preview, organization=request.organization, blast_id=pk))
 
     post = get
 

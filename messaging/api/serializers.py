@@ -403,7 +403,7 @@ class _LinkSavingsSerializer(serializers.Serializer):
 
 
 class BlastPreviewSerializer(serializers.Serializer):
-    """What a launch would do now (messaging.services.sending.blast_preview); for the schema."""
+    """What a launch would do now (messaging.selectors.blast_preview); for the schema."""
 
     blast = serializers.IntegerField()
     status = serializers.CharField()

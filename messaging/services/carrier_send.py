@@ -33,7 +33,7 @@ from .claims import (
     messages_set_batch_ref,
     new_batch_ref,
 )
-from .prepare import SendGroup, group_for_send
+from .grouping import SendGroup, group_for_send
 from .status import StatusUpdate, messages_apply_statuses
 from .templates import carrier_template
 

@@ -1,15 +1,43 @@
-"""Conversation writes: closing, reopening, assigning. (An inbound message reopens a closed conversation:
-services/inbound.py.)"""
+"""Conversation writes: get-or-create for a send (set-based), closing, reopening, assigning. (An inbound
+message reopens a closed conversation: services/inbound.py.)"""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
+from config import sql
 from organizations.models import Membership
 
 from ..models import Conversation, ConversationStatus
 from ..signals import conversations_closed, send_on_commit
+
+_CONVERSATIONS_SQL = """
+WITH input AS (SELECT DISTINCT unnest(%b::bigint[]) AS contact_id),
+ins AS (
+    INSERT INTO messaging_conversation
+        (organization_id, line_id, contact_id, status, created_at, last_message_preview)
+    SELECT %s, %s, input.contact_id, 'open', now(), '' FROM input
+    ON CONFLICT (line_id, contact_id) DO NOTHING
+    RETURNING id, contact_id
+)
+SELECT id, contact_id FROM ins
+UNION ALL
+SELECT c.id, c.contact_id FROM messaging_conversation c JOIN input ON input.contact_id = c.contact_id
+WHERE c.line_id = %s
+"""
+
+
+def conversations_get_or_create(*, organization_id: int, line_id: int, contact_ids: list[int]) -> dict[int, int]:
+    """{contact_id: conversation_id} for one line, creating what is missing — one statement.
+
+    The UNION's second half reads the snapshot before the INSERT, so a row is returned exactly once.
+    """
+    if not contact_ids:
+        return {}
+    rows = sql.execute(_CONVERSATIONS_SQL, [contact_ids, organization_id, line_id, line_id])
+    return {contact_id: conv_id for conv_id, contact_id in rows}
+
 
 _CLOSE_SQL = """
 UPDATE messaging_conversation SET status = %s

@@ -1,4 +1,8 @@
-"""Queue-time preparation (queue `prepare`): everything that is not the carrier call.
+"""Queue-time preparation (queue `prepare`): everything that is not the carrier call. The three flows:
+a blast chunk (`blast_prepare_chunk`), single conversation messages (`messages_prepare`) and scheduled
+messages whose time has come (`messages_release_due`). Their parts live beside them: quiet hours
+(quiet_hours.py), conversations get-or-create (conversations.py), carrier batches (grouping.py), the
+link step (messaging/links.py).
 
 Set-based by construction: a blast chunk of up to 1000 recipients costs a fixed handful of statements
 (blast row, recipients + opt-outs in one query, id reservation, conversations get-or-create in one
@@ -10,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -23,13 +25,14 @@ from .. import cache, segments
 from ..links import LinkItem, link_step
 from ..status import MessageStatus as S
 from ..status import sql_literals
+from .conversations import conversations_get_or_create
+from .grouping import SendGroup, group_for_send
+from .quiet_hours import quiet_release, zone_of
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from .templates import MAX_PARAM_VALUE, URL_RE, assemble, carrier_template, contact_fields, slot_values
 
 log = logging.getLogger(__name__)
 
-# One prepare chunk = one carrier batch: Sinch takes at most 1000 recipients per call.
-CHUNK_SIZE = 1000
 OPTED_OUT_CODE = "opted_out"
 ARCHIVED_CODE = "contact_archived"  # a blast recipient deleted (archived) after the blast was created
 # Joins one message's slot values into the one text the shortener scans: whitespace, so never part of a
@@ -37,44 +40,10 @@ ARCHIVED_CODE = "contact_archived"  # a blast recipient deleted (archived) after
 _LINK_SEP = "\n\x1e\n"
 
 
-@dataclass(frozen=True, slots=True)
-class SendGroup:
-    """Messages that go to the carrier in one call (same line, same body or template, distinct recipients)."""
-
-    line_id: int
-    message_ids: list[int]
-    segments: list[int]
-    # A blast's messages: paced in batches of the line's batching window (ratelimit.batch_units) rather
-    # than sent as soon as one unit is free, which is what a conversation message does.
-    batched: bool = False
-
-
 # ---------------------------------------------------------------------------------------------- helpers
 def _shortener():
     """The link step: messaging's port (messaging/links.py), filled by the shortener."""
     return LinkItem, link_step().shorten_for_messages
-
-
-def _quiet_release(now: datetime, tz_name: str, start, end) -> datetime | None:
-    """If `now` is inside the quiet window in `tz_name`, the UTC time the window ends; else None."""
-    if start == end:
-        return None
-    try:
-        zone = ZoneInfo(tz_name)
-    except Exception:  # noqa: BLE001 - an unknown zone name falls back to UTC rather than blocking a blast
-        zone = ZoneInfo("UTC")
-    local = now.astimezone(zone)
-    t = local.time()
-    if start < end:
-        inside = start <= t < end
-        day = local.date()
-    else:  # the window wraps midnight (21:00 → 08:00)
-        inside = t >= start or t < end
-        day = local.date() if t < end else local.date() + timedelta(days=1)
-    if not inside:
-        return None
-    release = datetime.combine(day, end, tzinfo=zone)
-    return release.astimezone(ZoneInfo("UTC"))
 
 
 def _reserve_ids(n: int) -> list[int]:
@@ -84,33 +53,6 @@ def _reserve_ids(n: int) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence('messaging_message', 'id')) FROM generate_series(1, %s)", [n]
         )
         return [r[0] for r in cursor.fetchall()]
-
-
-_CONVERSATIONS_SQL = """
-WITH input AS (SELECT DISTINCT unnest(%b::bigint[]) AS contact_id),
-ins AS (
-    INSERT INTO messaging_conversation
-        (organization_id, line_id, contact_id, status, created_at, last_message_preview)
-    SELECT %s, %s, input.contact_id, 'open', now(), '' FROM input
-    ON CONFLICT (line_id, contact_id) DO NOTHING
-    RETURNING id, contact_id
-)
-SELECT id, contact_id FROM ins
-UNION ALL
-SELECT c.id, c.contact_id FROM messaging_conversation c JOIN input ON input.contact_id = c.contact_id
-WHERE c.line_id = %s
-"""
-
-
-def conversations_get_or_create(*, organization_id: int, line_id: int, contact_ids: list[int]) -> dict[int, int]:
-    """{contact_id: conversation_id} for one line, creating what is missing — one statement.
-
-    The UNION's second half reads the snapshot before the INSERT, so a row is returned exactly once.
-    """
-    if not contact_ids:
-        return {}
-    rows = sql.execute(_CONVERSATIONS_SQL, [contact_ids, organization_id, line_id, line_id])
-    return {contact_id: conv_id for conv_id, contact_id in rows}
 
 
 _INSERT_SQL = """
@@ -131,30 +73,6 @@ FROM unnest(
 ON CONFLICT (client_reference) DO NOTHING
 RETURNING id
 """
-
-
-def group_for_send(rows: list[tuple[int, int, int | None, bool, str, str, int]]) -> list[SendGroup]:
-    """rows: (id, line_id, blast_id, has_params, rendered_body, recipient, segments), in id order.
-
-    Messages with parameters of one blast share its template; the others share a call only with an
-    identical body. A recipient appears once per call (Sinch keys parameters by recipient).
-    """
-    buckets: dict[tuple, list[list]] = {}
-    for mid, line_id, blast_id, has_params, rendered, recipient, segs in rows:
-        # The last part: a blast's messages are paced in batches (SendGroup.batched), so a conversation
-        # message never shares their call, even with the same text, and never waits for a batch.
-        key = (line_id, "t", blast_id, True) if has_params and blast_id else (line_id, "r", rendered, bool(blast_id))
-        chunks = buckets.setdefault(key, [])
-        for chunk in chunks:
-            if len(chunk[0]) < CHUNK_SIZE and recipient not in chunk[2]:
-                break
-        else:
-            chunk = [[], [], set()]
-            chunks.append(chunk)
-        chunk[0].append(mid)
-        chunk[1].append(segs)
-        chunk[2].add(recipient)
-    return [SendGroup(key[0], ids, segs, batched=key[3]) for key, chunks in buckets.items() for ids, segs, _ in chunks]
 
 
 # ------------------------------------------------------------------------------------------ blast chunks
@@ -223,7 +141,7 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
                 if has_quiet_hours:
                     tz_name = zone_of(phone) or org.time_zone
                     if tz_name not in zone_cache:
-                        zone_cache[tz_name] = _quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
+                        zone_cache[tz_name] = quiet_release(now, tz_name, org.quiet_hours_start, org.quiet_hours_end)
                     send_at = zone_cache[tz_name]
                 if LinkItem is not None:
                     # Links are found in the rendered values: the template's URLs and any URL a field
@@ -383,23 +301,6 @@ def _blast_for_share(blast_id: int):
             [blast_id],
         )
         return cursor.fetchone()
-
-
-_ZONE_BY_PREFIX: dict[str, str | None] = {}
-
-
-def zone_of(phone: str) -> str | None:
-    """The recipient's time zone (first of libphonenumber's candidates). NANP numbers resolve at the
-    area-code level, so one parse per area code serves them all (a parse costs ~0.18 ms: 0.18 s per
-    1000-recipient chunk otherwise)."""
-    from ..phone import time_zones_for
-
-    key = phone[:5] if phone.startswith("+1") and len(phone) == 12 else phone
-    if key not in _ZONE_BY_PREFIX:
-        if len(_ZONE_BY_PREFIX) > 50_000:
-            _ZONE_BY_PREFIX.clear()
-        _ZONE_BY_PREFIX[key] = next(iter(time_zones_for(phone)), None)
-    return _ZONE_BY_PREFIX[key]
 
 
 # ------------------------------------------------------------------------- single messages (conversations)

@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import BlastStatus
-from .prepare import CHUNK_SIZE
+from .grouping import CHUNK_SIZE
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from messaging.models import Blast, BlastRecipient, BlastStatus, Contact, Conversation, Message, OptOut
-from messaging.services import prepare, sending
+from messaging.services import prepare, quiet_hours, sending
 from messaging.services.templates import carrier_template, fill, render
 from messaging.status import MessageStatus as S
 from postprocessing.models import Event
@@ -141,7 +141,7 @@ def test_quiet_hours_schedule_blast_messages_at_the_window_end(org, django_captu
     # then: nothing to send now, everything scheduled for the end of the window in the recipient's zone
     assert groups == []
     for m in Message.objects.filter(blast=blast):
-        inside = prepare._quiet_release(now, "America/Chicago", org.quiet_hours_start, org.quiet_hours_end)
+        inside = quiet_hours.quiet_release(now, "America/Chicago", org.quiet_hours_start, org.quiet_hours_end)
         if m.status == S.SCHEDULED:
             assert m.send_at > now
     assert (
@@ -154,10 +154,10 @@ def test_quiet_hours_schedule_blast_messages_at_the_window_end(org, django_captu
 
 def test_quiet_release_wraps_midnight():
     chicago_2330 = datetime(2026, 3, 10, 5, 30, tzinfo=UTC)  # 23:30 CDT
-    release = prepare._quiet_release(chicago_2330, "America/Chicago", time(21, 0), time(8, 0))
+    release = quiet_hours.quiet_release(chicago_2330, "America/Chicago", time(21, 0), time(8, 0))
     assert release == datetime(2026, 3, 10, 13, 0, tzinfo=UTC)  # 08:00 CDT next morning
     noon = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
-    assert prepare._quiet_release(noon, "America/Chicago", time(21, 0), time(8, 0)) is None
+    assert quiet_hours.quiet_release(noon, "America/Chicago", time(21, 0), time(8, 0)) is None
 
 
 def test_a_parameter_value_over_160_chars_falls_back_to_a_verbatim_body(org, django_capture_on_commit_callbacks):

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from messaging import cache, ratelimit
 from messaging.models import Message
-from messaging.services import carrier_send, claims, prepare, sending
+from messaging.services import carrier_send, claims, grouping, prepare, sending
 from messaging.status import MessageStatus as S
 from tests import factories
 from tests.messaging.test_prepare import _audience, _blast, _no_quiet_hours, statements
@@ -231,7 +231,7 @@ def test_group_for_send_marks_blast_groups_batched_and_never_mixes_in_a_conversa
         (2, 7, None, False, "same", "+15125550002", 1),  # a conversation message, same text
         (3, 7, 3, True, "Hi A", "+15125550003", 1),
     ]
-    groups = {tuple(g.message_ids): g.batched for g in prepare.group_for_send(rows)}
+    groups = {tuple(g.message_ids): g.batched for g in grouping.group_for_send(rows)}
     assert groups == {(1,): True, (2,): False, (3,): True}
 
 
@@ -255,7 +255,7 @@ def test_conversation_messages_with_the_same_text_share_a_call_only_with_distinc
         (3, 7, None, False, "hi", "+15125550002", 1),
         (4, 7, None, False, "other", "+15125550002", 1),
     ]
-    groups = prepare.group_for_send(rows)
+    groups = grouping.group_for_send(rows)
     assert sorted(g.message_ids for g in groups) == [[1, 3], [2], [4]]
 
 
