@@ -36,7 +36,7 @@ from django.utils import timezone  # noqa: E402
 
 from backfill.services import BackfillOptions, backfill_run_create, statuses_backfill  # noqa: E402
 from carriers.models import CarrierAccount, Provider  # noqa: E402
-from carriers.sandbox.server import new_batch_id  # noqa: E402
+from carriers.sandbox.state import new_batch_id  # noqa: E402
 from messaging.models import Contact, Conversation, Direction, Line, Message  # noqa: E402
 from messaging.status import MessageStatus  # noqa: E402
 from organizations.models import Organization  # noqa: E402

@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 
-from .server import SandboxConfig, make_server, parse_mix
+from .server import make_server
+from .state import SandboxConfig, parse_mix
 
 
 def build_parser(defaults: SandboxConfig) -> argparse.ArgumentParser:

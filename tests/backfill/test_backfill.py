@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from backfill.models import BackfillRun, RunKind, RunState
 from backfill.services import BackfillOptions, backfill_run_create, messages_reconcile, statuses_backfill
-from carriers.sandbox.server import new_batch_id
+from carriers.sandbox.state import new_batch_id
 from messaging.models import Message
 from messaging.status import MessageStatus as S
 from postprocessing.models import Event

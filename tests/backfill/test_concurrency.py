@@ -17,7 +17,7 @@ from django.db import connection, connections, transaction
 
 from backfill.services import BackfillOptions, backfill_run_create, statuses_backfill
 from carriers.models import WebhookEvent, WebhookKind
-from carriers.sandbox.server import new_batch_id
+from carriers.sandbox.state import new_batch_id
 from messaging.models import Message
 from messaging.services.reports import webhook_process_batch
 from messaging.status import MessageStatus as S

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from backfill.models import BackfillRun, RunState
 from backfill.tasks import run_backfill
-from carriers.sandbox.server import new_batch_id
+from carriers.sandbox.state import new_batch_id
 from messaging.models import Message
 from messaging.status import MessageStatus as S
 from organizations.auth import ApiKeyRateThrottle

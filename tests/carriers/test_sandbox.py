@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from carriers.sandbox.server import SandboxConfig, SandboxState, batch_created_at, new_batch_id, parse_mix
+from carriers.sandbox.state import SandboxConfig, SandboxState, batch_created_at, new_batch_id, parse_mix
 from tests.worker import free_port
 
 AUTH = {"Authorization": "Bearer t"}
