@@ -1,5 +1,6 @@
 """The agent's day in a real browser (issue 16): sign in, inbox, thread, reply and see it with its status,
-another organization's conversation refused, the inbox at phone width (375 px)."""
+another organization's conversation refused, the inbox at phone width (375 px). (The README's screenshots of
+these pages are taken by test_thread_browser.py, with a fuller organization.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 from messaging.models import Direction, Message, MessageStatus
 from tests import factories
 
-from .conftest import screenshot, sign_in
+from .conftest import sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -53,7 +54,6 @@ def test_sign_in_open_a_thread_reply_and_see_the_message_with_its_status(page, a
     rows = page.locator("li.conversation")
     assert rows.count() == 2
     assert "Ada Lovelace" in rows.nth(0).inner_text() and "Can I move my 3pm" in rows.nth(0).inner_text()
-    screenshot(page, "inbox", tmp_path)
     rows.nth(0).click()
     page.wait_for_url(f"{app_url}/inbox/{ada.pk}/")
     assert page.locator(".msg.in").count() == 1
@@ -67,7 +67,6 @@ def test_sign_in_open_a_thread_reply_and_see_the_message_with_its_status(page, a
     message = Message.objects.get(conversation=ada, direction=Direction.OUTBOUND)
     assert sent.get_attribute("data-id") == str(message.pk)
     assert message.get_status_display() in sent.locator(".status-name").inner_text()
-    screenshot(page, "thread", tmp_path)
     # and a failed message shows the carrier's reason
     page.goto(f"{app_url}/inbox/{grace.pk}/")
     assert "Handset unreachable" in page.locator(".msg.out.failed").inner_text()
@@ -87,10 +86,8 @@ def test_the_inbox_and_thread_fit_a_phone_screen(page, app_url, agent_user, org,
     sign_in(page, app_url, agent_user)
     # nothing runs off the screen sideways
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    screenshot(page, "inbox-phone", tmp_path)
     page.locator("li.conversation").first.click()
     page.wait_for_url(f"{app_url}/inbox/{ada.pk}/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     box = page.locator("form.reply button[type=submit]").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 375
-    screenshot(page, "thread-phone", tmp_path)

@@ -11,14 +11,16 @@ document.addEventListener("htmx:configRequest", (event) => {
   const tag = event.detail.elt.dataset ? event.detail.elt.dataset.etag : undefined;
   if (tag) event.detail.headers["If-None-Match"] = tag;
 });
+// htmx fires beforeSwap on the swap's target, not on the polling element: a 304 is never swapped, whichever.
 document.addEventListener("htmx:beforeSwap", (event) => {
-  const elt = event.detail.elt;
-  if (!elt.dataset || elt.dataset.etag === undefined) return;
   if (event.detail.xhr.status === 304) {
     event.detail.shouldSwap = false;
     event.detail.isError = false;
-    return;
   }
+});
+// afterRequest fires on the element that asked: it keeps the fingerprint the page now shows.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const elt = event.detail.elt;
   const tag = event.detail.xhr.getResponseHeader("ETag");
-  if (tag) elt.dataset.etag = tag;
+  if (tag && elt.dataset && elt.dataset.etag !== undefined && event.detail.xhr.status === 200) elt.dataset.etag = tag;
 });
