@@ -6,8 +6,8 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Partner integrations"
 
     def ready(self) -> None:
-        # The post-processing processor registers itself on import (after postprocessing's own, since
-        # this app is listed after it): message.received / message.sent fan out to our tasks.
+        # The post-processing processor registers itself on import, without a rank, so it runs after
+        # messaging's and the shortener's ranked ones: message.received / message.sent fan out to our tasks.
         from . import processors  # noqa: F401
         from .receivers import connect
 
