@@ -141,9 +141,9 @@ def main() -> None:
         "thread": f"/inbox/{one.pk}/",
     }
     results = {name: measure(client, path, args.repeat) for name, path in cases.items()}
-    # The fingerprints now: opening the thread above moved the read marker, which the inbox shows.
-    inbox_tag = client.get("/inbox/?live=1", **htmx)["ETag"]
+    # The fingerprints now, the thread's first: a thread that renders moves the read marker, which the inbox shows.
     thread_tag = client.get(f"/inbox/{one.pk}/live/", **htmx)["ETag"]
+    inbox_tag = client.get("/inbox/?live=1", **htmx)["ETag"]
     results["inbox live poll (304)"] = measure(
         client, "/inbox/?live=1", args.repeat, {**htmx, "HTTP_IF_NONE_MATCH": inbox_tag}
     )
