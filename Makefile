@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos services stop-services clean
+.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp services stop-services clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench-backfill: services
 
 bench-migrate: services
 	$(PY) bench/bench_migrate.py
+
+# The inbox, thread and live polls with 100,000 conversations: p50/p95 and queries per page (docs/webapp.md).
+bench-webapp: services
+	$(PY) bench/bench_webapp.py
 
 # A 2,000-message blast under each fault (worker SIGKILL, broker flush, carrier outage, duplicated and
 # early reports, web restart) vs without: duplicates, lost, stuck, seconds (docs/recovery.md).
