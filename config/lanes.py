@@ -7,26 +7,37 @@ redirect, so these two endpoints see the most requests by far. Their work is one
 
 Each lane answers with the same function its Django view calls (an `Answer`), so both transports
 behave identically and the tests run the cases through both. Everything the lane does not claim goes
-to Django unchanged. Connection housekeeping stays Django's: a lane sends `request_started` and
-`request_finished` as `django.core.handlers.wsgi.WSGIHandler` does (CONN_MAX_AGE, connections left
-broken by an error, the DEBUG query log).
+to Django unchanged. What a lane keeps of Django's request path (docs/architecture.md, "Lanes"):
+- its routes: a path lane claims the paths the URLconf gives its views (`UrlconfRoutes`), so
+  config/urls.py stays the one routing table;
+- the Host check of `HttpRequest.get_host()` (ALLOWED_HOSTS), answered 400 and logged as Django does;
+- errors: an exception is handled by Django's own `response_for_exception`, so it is logged on
+  `django.request` and sent through `got_request_exception` (what error trackers hook) and answered
+  with the project's 500;
+- connection housekeeping: `request_started` / `request_finished` as `WSGIHandler` sends them
+  (CONN_MAX_AGE, connections left broken by an error, the DEBUG query log).
+The lanes in front of Django are listed in settings.WSGI_LANES (import strings, outermost first), so
+config knows no app's lane (`application_with_lanes`).
 """
 
 from __future__ import annotations
 
-import logging
+import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
 from django.core import signals
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.exception import response_for_exception
+from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
-
-log = logging.getLogger(__name__)
+from django.urls import URLPattern, URLResolver, get_resolver, get_urlconf
+from django.utils.module_loading import import_string
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
@@ -47,7 +58,9 @@ def answer_to_response(answer: Answer) -> HttpResponse:
 
 
 def host_allowed(environ: Mapping) -> bool:
-    """Django's ALLOWED_HOSTS check (HttpRequest.get_host) for a WSGI environ, without the request."""
+    """Django's ALLOWED_HOSTS check (HttpRequest.get_host) for a WSGI environ, without the request (whose
+    construction would cost a lane more than its whole answer). A refused host is then put through
+    get_host() itself (`Lane.__call__`), so what is refused and how is Django's."""
     host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
     domain, _port = split_domain_port(host)
     allowed = settings.ALLOWED_HOSTS
@@ -56,37 +69,112 @@ def host_allowed(environ: Mapping) -> bool:
     return bool(domain) and validate_host(domain, allowed)
 
 
+def answer_for_exception(environ: dict, exc: Exception) -> Answer:
+    """Django's handling of an exception raised while answering (call it in the except block): logged
+    on django.request (django.security.* for a refused host), `got_request_exception` sent, the
+    project's error page as the answer."""
+    request = WSGIRequest(environ)
+    response = response_for_exception(request, exc)
+    headers = tuple((k, v) for k, v in response.items() if k.lower() != "content-length")
+    return Answer(response.status_code, response.content, headers)
+
+
+Handler = Callable[[], Answer]
+
+
 class Lane:
-    """WSGI middleware: a request that `claim(environ)` takes (anything but None, e.g. a regex match) is
-    answered by `answer(environ, claim)`; every other request goes to the wrapped app."""
+    """WSGI middleware: a request that `claim(environ)` takes is answered by the handler it returns (a
+    callable bound to what the claim found: no second parse); every other request goes to the wrapped
+    app."""
 
     name = "lane"
 
     def __init__(self, app: WSGIApp):
         self.app = app
 
-    def claim(self, environ: Mapping) -> object | None:
-        raise NotImplementedError
-
-    def answer(self, environ: dict, claim: Any) -> Answer:
+    def claim(self, environ: dict) -> Handler | None:
         raise NotImplementedError
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        claim = self.claim(environ)
-        if claim is None:
+        handler = self.claim(environ)
+        if handler is None:
             return self.app(environ, start_response)
         signals.request_started.send(sender=self.__class__, environ=environ)
         try:
-            # The Host check Django's request.get_host() does: a lane answers only for ALLOWED_HOSTS.
-            answer = self.answer(environ, claim) if host_allowed(environ) else Answer(400)
-        except Exception:
-            log.exception("%s failed", self.name)
-            answer = Answer(500)
+            try:
+                if not host_allowed(environ):
+                    WSGIRequest(environ).get_host()  # raises DisallowedHost as Django's request path would
+                    raise DisallowedHost("host refused")  # (host_allowed mirrors get_host: not reached)
+                answer = handler()
+            except Exception as exc:  # every error is answered as Django answers it
+                answer = answer_for_exception(environ, exc)
         finally:
             signals.request_finished.send(sender=self.__class__)
         headers = [("Content-Length", str(len(answer.body))), *answer.headers]
         start_response(f"{answer.status} {HTTPStatus(answer.status).phrase}", headers)
         return [answer.body]
+
+
+def application_with_lanes(app: WSGIApp) -> WSGIApp:
+    """`app` behind the lanes of settings.WSGI_LANES (import strings of Lane classes, outermost first)."""
+    for dotted in reversed(settings.WSGI_LANES):
+        app = import_string(dotted)(app)
+    return app
+
+
+# -- routes from the URLconf -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Route:
+    regex: re.Pattern[str]
+    view: Callable
+    converters: Mapping[str, Any]
+
+
+def urlconf_routes(patterns: Iterable, views: frozenset, prefix: str = "", converters: Mapping | None = None):
+    """The URLconf's routes to `views`: each pattern's full regex (the prefixes of its includes joined, as
+    Django's resolver matches them) and its converters."""
+    for p in patterns:
+        regex = p.pattern.regex.pattern.removeprefix("^")
+        conv = {**(converters or {}), **p.pattern.converters}
+        if isinstance(p, URLResolver):
+            yield from urlconf_routes(p.url_patterns, views, prefix + regex, conv)
+        elif isinstance(p, URLPattern) and p.callback in views:
+            yield Route(re.compile(prefix + regex), p.callback, conv)
+
+
+class UrlconfRoutes:
+    """The paths of some Django views, taken from the URLconf (built once per URLconf: an override in a
+    test, or a changed config/urls.py, moves the lane with the view). `match(path)` gives the view and
+    its converted kwargs, as resolve() would, for a path of one of these views; else None."""
+
+    def __init__(self, views: Iterable[Callable]):
+        self.views = frozenset(views)
+        self._resolver: URLResolver | None = None
+        self._routes: tuple[Route, ...] = ()
+
+    def routes(self) -> tuple[Route, ...]:
+        resolver = get_resolver(get_urlconf())  # cached by Django per URLconf; cleared when it changes
+        if resolver is not self._resolver:
+            self._routes = tuple(urlconf_routes(resolver.url_patterns, self.views))
+            self._resolver = resolver
+        return self._routes
+
+    def match(self, path: str) -> tuple[Callable, dict[str, Any]] | None:
+        if not path.startswith("/"):
+            return None
+        for route in self.routes():
+            m = route.regex.match(path, 1)
+            if m is None:
+                continue
+            try:  # a converter refusing the value is no match, as in Django's resolver
+                kwargs = {k: route.converters[k].to_python(v) for k, v in m.groupdict().items()}
+            except ValueError:
+                continue
+            return route.view, kwargs
+        return None
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self.routes())
 
 
 # -- request bodies without a Content-Length ---------------------------------------------------------

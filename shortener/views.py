@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from functools import lru_cache, partial
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import idna
 import redis
-from django.http import HttpResponse
 from django.utils.encoding import iri_to_uri
 
-from config.lanes import Answer, answer_to_response
+from config.lanes import Answer
 
 from . import conf, selectors
 from .cache import NEGATIVE, link_get_and_buffer_click
@@ -103,7 +102,7 @@ def link_redirect_answer(*, code: str, method: str, meta: Mapping) -> Answer:
 
 def short_host_answer(*, path: str, method: str, meta: Mapping) -> Answer:
     """Everything a short-link host answers: /<code>, /robots.txt (crawlers: stay away); else 404.
-    Called by the middleware below (through Django) and by the WSGI lane (shortener/wsgi.py)."""
+    Reached through `short_host_route`, from the middleware (through Django) and the WSGI lane."""
     if path == "/robots.txt":
         return Answer(200, ROBOTS_TXT, (("Content-Type", "text/plain"),))
     code = path[1:]
@@ -112,5 +111,10 @@ def short_host_answer(*, path: str, method: str, meta: Mapping) -> Answer:
     return link_redirect_answer(code=code, method=method, meta=meta)
 
 
-def short_host_dispatch(request) -> HttpResponse:
-    return answer_to_response(short_host_answer(path=request.path_info, method=request.method, meta=request.META))
+def short_host_route(*, host: str, path: str, method: str, meta: Mapping) -> Callable[[], Answer] | None:
+    """The short-host rule, for both transports (the middleware on Django's path, the WSGI lane): a
+    request for a short-link host is answered by `short_host_answer`, and nothing else is served there;
+    None when the host is not one of ours."""
+    if not conf.is_short_host(host):
+        return None
+    return partial(short_host_answer, path=path or "/", method=method, meta=meta)

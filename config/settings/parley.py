@@ -18,6 +18,10 @@ SHORT_LINK_EXTRA_DOMAINS = env.list("SHORT_LINK_EXTRA_DOMAINS", default=[])
 # A request body sent without a Content-Length (chunked, HTTP/2 streams) is read to its end before
 # Django sees it (config/lanes.py UnsizedBodies); past this many bytes it is answered 413.
 UNSIZED_BODY_MAX_SIZE = env.int("UNSIZED_BODY_MAX_SIZE", default=50 * 1024 * 1024)
+# WSGI lanes in front of Django (config/lanes.py; config/wsgi.py puts them there), outermost first: each
+# answers its own requests before Django's request path and hands every other one on. Import strings, so
+# config, at the bottom of the layers, names no app (docs/architecture.md, "Lanes").
+WSGI_LANES = ["shortener.wsgi.ShortLinkLane", "carriers.wsgi.WebhookFastLane"]
 # Default quiet hours for blasts, in the recipient's local time, when an organization sets none.
 DEFAULT_QUIET_HOURS = (env("QUIET_HOURS_START", default="21:00"), env("QUIET_HOURS_END", default="08:00"))
 
