@@ -44,6 +44,8 @@ UNANSWERED = (MessageStatus.FAILED, MessageStatus.UNDELIVERED, MessageStatus.BLO
 class InboxPage:
     conversations: list[Conversation]
     next_cursor: str | None
+    # The live fingerprint (inbox_stamp) of a first page, from its own rows: no query of its own.
+    stamp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,8 @@ def _conversations(*, organization_id: int, user_id: int, query: InboxQuery) -> 
     return _with_markers(conversations, user_id)
 
 
-def _walk(conversations: QuerySet, cursor: str, size: int) -> tuple[list, bool]:
-    """The rows of one page (models or values) by keyset, and whether more follow."""
+def _walk(conversations: QuerySet, cursor: str, size: int) -> list:
+    """The rows of one page (models) by keyset, and the first of the next page if there is one."""
     position = decode_cursor(cursor) if cursor else None
     rows: list = []
     if position is None or position[0] is not None:
@@ -124,7 +126,7 @@ def _walk(conversations: QuerySet, cursor: str, size: int) -> tuple[list, bool]:
         if position is not None and position[0] is None:
             undated = undated.filter(pk__lt=position[1])
         rows += list(undated.order_by("-id")[: size + 1 - len(rows)])
-    return rows[:size], len(rows) > size
+    return rows
 
 
 def inbox_page(
@@ -139,22 +141,31 @@ def inbox_page(
     conversations = _conversations(
         organization_id=membership.organization_id, user_id=membership.user_id, query=query
     ).select_related("line", "contact", "assignee")
-    page, more = _walk(conversations, cursor, size)
+    rows = _walk(conversations, cursor, size)
+    page, more = rows[:size], len(rows) > size
     for c in page:
         seen = c.read_at or membership.created_at
         c.unread = c.last_inbound_at is not None and c.last_inbound_at > seen
         c.needs_reply = c.status == ConversationStatus.OPEN and c.last_direction == Direction.INBOUND
-    return InboxPage(conversations=page, next_cursor=encode_cursor(page[-1]) if more else None)
+    stamp = None
+    if not cursor and size == PAGE_SIZE:
+        stamp = _fingerprint([tuple(getattr(c, field) for field in _STAMP_ATTRS) for c in rows])
+    return InboxPage(conversations=page, next_cursor=encode_cursor(page[-1]) if more else None, stamp=stamp)
+
+
+def _fingerprint(rows: list[tuple]) -> str:
+    return hashlib.blake2b(repr(rows).encode(), digest_size=12).hexdigest()
 
 
 _STAMP_FIELDS = ("id", "last_message_at", "status", "assignee_id", "last_inbound_at", "last_direction", "read_at")
+_STAMP_ATTRS = ("pk",) + _STAMP_FIELDS[1:]
 
 
 def inbox_stamp(*, organization_id: int, user_id: int, query: InboxQuery) -> str:
     """A fingerprint of everything the first page shows that can change without this person acting:
     which rows, their order, status, assignee and markers. The live poll answers 304 while it holds.
     One query (the page's own, without its joins), and it also checks the person is still a member: no
-    membership, no rows."""
+    membership, no rows. inbox_page computes the same from its own rows (tests/webapp/test_live.py)."""
     member = Membership.objects.filter(
         user_id=user_id, organization_id=OuterRef("organization_id"), organization__is_active=True
     )
@@ -164,4 +175,4 @@ def inbox_stamp(*, organization_id: int, user_id: int, query: InboxQuery) -> str
     dated = values.filter(last_message_at__isnull=False).order_by("-last_message_at", "-id")[: PAGE_SIZE + 1]
     undated = values.filter(last_message_at__isnull=True).order_by("-id")[: PAGE_SIZE + 1]
     rows = sorted(dated.union(undated, all=True), key=lambda r: (r[1] is None, r[1] and -r[1].timestamp(), -r[0]))
-    return hashlib.blake2b(repr(rows[: PAGE_SIZE + 1]).encode(), digest_size=12).hexdigest()
+    return _fingerprint(rows[: PAGE_SIZE + 1])

@@ -49,8 +49,7 @@ def home(request):
     if membership is not None:
         cursor = request.GET.get("cursor", "")
         page = inbox_page(membership=membership, query=query, cursor=cursor)
-        if stamp is None and not cursor:
-            stamp = inbox_stamp(organization_id=membership.organization_id, user_id=request.user.pk, query=query)
+        stamp = stamp or page.stamp
         context.update(
             page=page,
             conversations=page.conversations,
