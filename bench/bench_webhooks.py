@@ -227,16 +227,39 @@ def top_up(account_id: int, pairs: list[tuple[str, str]], target: int) -> int:
     return missing
 
 
+def message_table_stats() -> dict:
+    """messaging_message's update counters (cumulative; pg_stat_user_tables), index count and sizes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd, pg_relation_size(relid), pg_indexes_size(relid), "
+            "(SELECT count(*) FROM pg_index WHERE indrelid = relid), "
+            "(SELECT reloptions::text FROM pg_class WHERE oid = relid) "
+            "FROM pg_stat_user_tables WHERE relname = 'messaging_message'"
+        )
+        upd, hot, heap, indexes, count, options = cursor.fetchone()
+    return {"upd": upd, "hot": hot, "heap_bytes": heap, "index_bytes": indexes, "indexes": count, "options": options}
+
+
 def measure_apply(account_id: int, org_id: int) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE messaging_message SET status = %s WHERE organization_id = %s AND carrier_batch_id LIKE 'BENCH%%'",
             [MessageStatus.SENT, org_id],
         )
+        # The reset above leaves 50k dead row versions; vacuum them so each round starts alike.
+        cursor.execute("VACUUM (ANALYZE) messaging_message")
     events = pending_count(account_id)
+    # The statistics collector reports a backend's counters when its transaction ends (and at most
+    # every 0.5 s): wait for the reset's to land before the snapshot.
+    time.sleep(1.0)
+    before = message_table_stats()
     started = time.perf_counter()
     result = webhook_process(debounce=False, time_budget=None)
     seconds = time.perf_counter() - started
+    time.sleep(1.0)
+    after = message_table_stats()
+    updates = after["upd"] - before["upd"]
     return {
         "events": events,
         "claimed": result.claimed,
@@ -244,6 +267,13 @@ def measure_apply(account_id: int, org_id: int) -> dict:
         "seconds": round(seconds, 2),
         "events_per_s": round(result.claimed / seconds),
         "statuses_per_s": round(result.statuses_applied / seconds),
+        # HOT: a status change that rewrites no index entry (no indexed column changed, room on the page).
+        "message_updates": updates,
+        "message_hot_updates": after["hot"] - before["hot"],
+        "message_indexes": after["indexes"],
+        "message_heap_mb": round(after["heap_bytes"] / 2**20, 1),
+        "message_indexes_mb": round(after["index_bytes"] / 2**20, 1),
+        "message_reloptions": after["options"],
     }
 
 
@@ -398,12 +428,48 @@ def measure_sandbox_api(wrk: str, env: dict, duration: int) -> dict:
     return figures
 
 
+def apply_rounds(account: CarrierAccount, pairs: list[tuple[str, str]], messages: int, rounds: int) -> None:
+    """Phase 2 alone, `rounds` times: the apply rate and its HOT updates, one JSON line."""
+    runs = []
+    try:
+        for n in range(rounds):
+            reset(account.organization_id, account.id)
+            top_up(account.id, pairs, messages)
+            apply = measure_apply(account.id, account.organization_id)
+            log(
+                f"round {n + 1}: {apply['events_per_s']} events/s, {apply['statuses_per_s']} statuses/s, "
+                f"{apply['message_hot_updates']} of {apply['message_updates']} updates HOT"
+            )
+            runs.append(apply)
+    finally:
+        reset(account.organization_id, account.id)
+    rates = sorted(r["statuses_per_s"] for r in runs)
+    print(
+        json.dumps(
+            {
+                "bench": "webhooks_apply",
+                "messages": messages,
+                "statuses_per_s_median": rates[len(rates) // 2],
+                "rounds": runs,
+            }
+        ),
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--sandbox-reports", type=int, default=10_000)
+    parser.add_argument(
+        "--apply-only",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only the batch apply (phase 2), ROUNDS times over the same messages; no web server, no wrk",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -413,12 +479,15 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    wrk = ensure_wrk()
     call_command("migrate", verbosity=0)
     sandbox_port, port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     account, line, pairs = bench_data(args.messages, sandbox_url)
     reset(account.organization_id, account.id)
+    if args.apply_only:
+        apply_rounds(account, pairs, args.messages, args.apply_only)
+        return
+    wrk = ensure_wrk()
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "LOG_LEVEL": "WARNING"}
     web = start_web(port, threads=args.threads, env=env)
