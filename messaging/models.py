@@ -77,7 +77,8 @@ class SenderKind(models.TextChoices):
 
 class Contact(models.Model):
     # Deleting an organization (offboarding a tenant, superuser-only) takes all its data with it.
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts")
+    # No index of its own: uniq_contact_org_number leads with it (docs/indexes.md).
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="contacts", db_index=False)
     phone_number = models.CharField(
         max_length=20, help_text="E.164; for a short code or alphanumeric sender, the sender as received."
     )
@@ -121,7 +122,8 @@ class OptOut(models.Model):
     and phone_hash keeps a keyed hash of it (settings.CONTACT_ERASURE_HASH_KEY), so the number, if it
     comes back (a new contact, an import, an inbound text), is opted out again (erasure.py)."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="opt_outs")
+    # No index of its own: uniq_optout leads with it (docs/indexes.md).
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="opt_outs", db_index=False)
     phone_number = models.CharField(max_length=20, help_text="E.164")
     source = models.CharField(max_length=16, choices=OptOutSource.choices, default=OptOutSource.API)
     reason = models.CharField(max_length=200, blank=True)
@@ -232,7 +234,8 @@ class BlastRecipient(models.Model):
     """The audience of a blast, chosen before launch."""
 
     # A draft's audience goes with the draft; a contact's place in a blast is kept with the contact.
-    blast = models.ForeignKey(Blast, on_delete=models.CASCADE, related_name="recipients")
+    # No index of its own: uniq_blast_recipient leads with it (docs/indexes.md).
+    blast = models.ForeignKey(Blast, on_delete=models.CASCADE, related_name="recipients", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.RESTRICT, related_name="+")
 
     class Meta:
@@ -257,7 +260,9 @@ class Message(models.Model):
     #   reports lie; a draft, which has no messages, can still be deleted.
     # - sent_by SET_NULL: removing a user account keeps what they sent, without the author.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
-    line = models.ForeignKey(Line, on_delete=models.RESTRICT, related_name="messages")
+    # No index on line alone: nothing reads a line's whole history; the per-line work queues use
+    # msg_in_flight (line, status, id). Deleting a line (lines are archived) pays a scan for RESTRICT.
+    line = models.ForeignKey(Line, on_delete=models.RESTRICT, related_name="messages", db_index=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.RESTRICT, related_name="messages", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.RESTRICT, related_name="messages")
     blast = models.ForeignKey(
@@ -300,13 +305,17 @@ class Message(models.Model):
     failed_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(null=True, blank=True)
     status_updated_at = models.DateTimeField(null=True, blank=True)
-    v1_id = models.BigIntegerField(null=True, blank=True, unique=True, help_text="v1 MessageId this came from.")
+    # Unique among migrated messages only (msg_v1_id_uniq, partial): a full unique index held a NULL
+    # entry for every message v2 itself created, written on each insert and each non-HOT update.
+    v1_id = models.BigIntegerField(null=True, blank=True, help_text="v1 MessageId this came from.")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             # A constraint rather than unique=True: no extra varchar_pattern_ops ("_like") index.
             models.UniqueConstraint(fields=["client_reference"], name="msg_client_reference_uniq"),
+            # The v1 migration's idempotency key: ON CONFLICT (v1_id) WHERE v1_id IS NOT NULL.
+            models.UniqueConstraint(fields=["v1_id"], name="msg_v1_id_uniq", condition=Q(v1_id__isnull=False)),
         ]
         indexes = [
             # Deleting a user sets sent_by NULL: a partial index over the few rows that have one.

@@ -26,7 +26,9 @@ class EventState(models.TextChoices):
 
 class Event(models.Model):
     type = models.CharField(max_length=32, choices=EventType.choices)
-    message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Not indexed: the drain reads events by id (event_pending), nothing in production looks them up by
+    # message, and an index here cost one more entry per status change (docs/indexes.md).
+    message_id = models.BigIntegerField(null=True, blank=True)
     payload = models.JSONField(default=dict, db_default={}, blank=True)
     # Events of one message are inserted in the order of its status history, so id order is history order.
     state = models.CharField(

@@ -370,7 +370,7 @@ def _insert_pass(ctx: Context, cur, parts) -> list[tuple]:
                                                    ORDER BY ord) AS media
                    FROM mig_media GROUP BY v1_message_id) md ON md.v1_message_id = r.v1_id
         ORDER BY r.v1_id
-        ON CONFLICT (v1_id) DO NOTHING
+        ON CONFLICT (v1_id) WHERE v1_id IS NOT NULL DO NOTHING
         RETURNING v1_id, jsonb_array_length(media), blast_id, sent_by_id""",
         params,
     )
