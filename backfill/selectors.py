@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 
-from messaging.models import Direction, Line, Message
+from messaging.models import IN_FLIGHT_STATUSES, Direction, Line, Message, MessageInFlight
 
 from .checks import StuckMessage
 from .models import BackfillRun, RunKind
@@ -27,6 +27,11 @@ def stuck_messages_qs(
     message was last handed to the carrier (the reconciler's age: a blast created days ago and sent a
     minute ago is not stuck)."""
     qs = Message.objects.filter(line_id__in=line_ids, direction=Direction.OUTBOUND, status__in=statuses)
+    if set(statuses) <= set(IN_FLIGHT_STATUSES):
+        # The work queue's (line, status, id) index finds them; Message has no index on status.
+        qs = qs.filter(
+            id__in=MessageInFlight.objects.filter(line_id__in=line_ids, status__in=statuses).values("message_id")
+        )
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if until is not None:
@@ -112,8 +117,8 @@ def lines_due_for_reconcile(*, statuses: list[str], handed_before: datetime, lim
             """
             SELECT l.id FROM messaging_line l
             WHERE l.carrier_account_id IS NOT NULL AND EXISTS (
-                SELECT 1 FROM messaging_message m
-                WHERE m.line_id = l.id AND m.status = ANY(%s) AND m.direction = %s
+                SELECT 1 FROM messaging_message_inflight f JOIN messaging_message m ON m.id = f.message_id
+                WHERE f.line_id = l.id AND f.status = ANY(%s) AND m.status = f.status AND m.direction = %s
                   AND COALESCE(m.sending_at, m.created_at) < %s
             )
             ORDER BY (SELECT max(r.id) FROM backfill_backfillrun r WHERE r.line_id = l.id AND r.kind = %s)
@@ -134,15 +139,15 @@ def lines_with_overdue_reports(
 ) -> list[tuple[int, datetime]]:
     """Lines holding outbound messages in `statuses` handed to the carrier between `not_before` and
     now minus their carrier account's report delay; (line id, that cutoff), least recently checked
-    first. Reads the in-flight partial index (line, status, id)."""
+    first. Reads the work queue's (line, status, id) index (messaging_message_inflight)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT l.id, %s::timestamptz - make_interval(secs => a.report_delay_seconds)
             FROM messaging_line l JOIN carriers_carrieraccount a ON a.id = l.carrier_account_id
             WHERE EXISTS (
-                SELECT 1 FROM messaging_message m
-                WHERE m.line_id = l.id AND m.status = ANY(%s) AND m.direction = %s
+                SELECT 1 FROM messaging_message_inflight f JOIN messaging_message m ON m.id = f.message_id
+                WHERE f.line_id = l.id AND f.status = ANY(%s) AND m.status = f.status AND m.direction = %s
                   AND COALESCE(m.sending_at, m.created_at)
                       < %s::timestamptz - make_interval(secs => a.report_delay_seconds)
                   AND COALESCE(m.sending_at, m.created_at) >= %s

@@ -246,10 +246,11 @@ class BlastRecipient(models.Model):
 
 
 class Message(models.Model):
-    # Index budget: every status change rewrites the row and, since status is in partial-index
-    # predicates (never a HOT update), inserts into every index whose predicate holds. FK indexes that a
-    # composite index already leads with are switched off (db_index=False); measured on the webhook
-    # apply path, index maintenance was most of the UPDATE's cost with 19 indexes.
+    # Index budget (docs/indexes.md): no index reads `status` or a column a delivery report writes, and
+    # the table keeps free room on its pages (fillfactor, migration 0012), so a report's status change
+    # is a HOT update: the new row version goes on the same page and no index entry is written. The
+    # work queues that used to be partial indexes on `status` are MessageInFlight, kept by triggers.
+    # FK indexes that a composite index already leads with are switched off (db_index=False).
     #
     # Foreign keys, each on_delete chosen (see the note above Contact; tests/messaging/test_contact_records.py):
     # - organization CASCADE: deleting a whole tenant (offboarding, superuser-only) deletes its records;
@@ -326,13 +327,9 @@ class Message(models.Model):
                 name="msg_carrier_ref",
                 condition=~Q(carrier_batch_id=""),
             ),
-            # Work queues: small partial indexes over the few rows in flight.
-            models.Index(
-                fields=["line", "status", "id"],
-                name="msg_in_flight",
-                condition=Q(status__in=["queued", "scheduled", "prepared", "sending", "sent"]),
-            ),
-            models.Index(fields=["blast", "status"], name="msg_blast_status", condition=Q(blast__isnull=False)),
+            # A blast's messages (recount, cancel, stalled check, quiet-hours deferrals); status is read from
+            # the rows, not the index, so a status change stays HOT.
+            models.Index(fields=["blast"], name="msg_blast", condition=Q(blast__isnull=False)),
             models.Index(fields=["organization", "-created_at"], name="msg_org_recent"),
             # Send pipeline: report matching by batch reference, the release_due and recovery sweeps.
             models.Index(
@@ -340,9 +337,51 @@ class Message(models.Model):
                 name="msg_send_batch_ref",
                 condition=~Q(send_batch_ref=""),
             ),
-            models.Index(fields=["send_at"], name="msg_scheduled_due", condition=Q(status="scheduled")),
-            models.Index(fields=["sending_at"], name="msg_sending_lease", condition=Q(status="sending")),
         ]
 
     def __str__(self) -> str:
         return f"Message {self.pk} ({self.direction}, {self.status})"
+
+
+# The statuses of a message still in the pipeline or awaiting its carrier's report: exactly the rows
+# MessageInFlight holds.
+IN_FLIGHT_STATUSES = (
+    MessageStatus.QUEUED,
+    MessageStatus.SCHEDULED,
+    MessageStatus.PREPARED,
+    MessageStatus.SENDING,
+    MessageStatus.SENT,
+)
+
+
+class MessageInFlight(models.Model):
+    """The work queue: one row per message in IN_FLIGHT_STATUSES, with the columns the sweeps and the
+    backfill look it up by. Written only by the triggers of migration 0012 (every INSERT, UPDATE and
+    DELETE statement on messaging_message, set-based over its transition table), never by our code, so
+    no writer can forget it; read by the recovery sweeps, release_due, the backfill and the metrics.
+
+    Why a table of its own (docs/indexes.md): as partial indexes on messaging_message keyed on status,
+    these lookups made every status change rewrite the row's ~13 index entries. Here a delivery report
+    deletes one narrow row (no index work) and the message's own update is HOT."""
+
+    message_id = models.BigIntegerField(primary_key=True)
+    line_id = models.BigIntegerField()
+    status = models.CharField(max_length=12)
+    send_at = models.DateTimeField(null=True)
+    sending_at = models.DateTimeField(null=True)
+    prepared_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "messaging_message_inflight"
+        indexes = [
+            # Per line (backfill keyset, reconcile/overdue line picks) and per status (metrics, queued sweep).
+            models.Index(fields=["line_id", "status", "message_id"], name="inflight_line"),
+            models.Index(fields=["status", "message_id"], name="inflight_status"),
+            # The sweeps' leases: release_due, the send lease, the stale-prepared sweep.
+            models.Index(fields=["send_at"], name="inflight_due", condition=Q(status="scheduled")),
+            models.Index(fields=["sending_at"], name="inflight_lease", condition=Q(status="sending")),
+            models.Index(fields=["prepared_at"], name="inflight_prepared", condition=Q(status="prepared")),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.message_id} in flight ({self.status})"

@@ -15,21 +15,18 @@ from carriers.health import webhook_refusals
 from carriers.models import CarrierAccount, WebhookEvent, WebhookState
 from config.queues import Queue
 from messaging.counters import sends_per_line as _sends_per_line
-from messaging.models import Blast, BlastStatus
+from messaging.models import IN_FLIGHT_STATUSES, Blast, BlastStatus
 from messaging.selectors import blasts_stalled
-from messaging.status import MessageStatus as S
 from postprocessing.models import EventState
 
-# The in-flight statuses: exactly the predicate of the msg_in_flight partial index, so the count is an
-# index(-only) scan over the rows in flight, however large the table.
-IN_FLIGHT = [S.QUEUED, S.SCHEDULED, S.PREPARED, S.SENDING, S.SENT]
+# The in-flight statuses: exactly the rows of the work queue (messaging_message_inflight), so the count
+# reads only the rows in flight, however large the message table.
+IN_FLIGHT = list(IN_FLIGHT_STATUSES)
 
 
 def messages_in_flight() -> dict[str, int]:
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT status, count(*) FROM messaging_message WHERE status = ANY(%s) GROUP BY status", [IN_FLIGHT]
-        )
+        cursor.execute("SELECT status, count(*) FROM messaging_message_inflight GROUP BY status")
         found = dict(cursor.fetchall())
     return {s: int(found.get(s, 0)) for s in IN_FLIGHT}
 

@@ -276,11 +276,15 @@ def messages_touch_prepared(*, message_ids: list[int]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- recovery
+# The sweeps find their rows in the work queue (messaging_message_inflight, an index probe on its lease
+# columns), then check them on the message row itself: the queue is kept by triggers in the same
+# transaction, so the two agree, and the row's own status guards every write.
 _STUCK_SQL = f"""
-SELECT send_batch_ref, line_id, array_agg(id ORDER BY id)
-FROM messaging_message
-WHERE status = {sql_literals(S.SENDING)} AND sending_at < %s AND carrier_batch_id = ''
-GROUP BY send_batch_ref, line_id
+SELECT m.send_batch_ref, m.line_id, array_agg(m.id ORDER BY m.id)
+FROM messaging_message_inflight f JOIN messaging_message m ON m.id = f.message_id
+WHERE f.status = {sql_literals(S.SENDING)} AND f.sending_at < %s
+  AND m.status = {sql_literals(S.SENDING)} AND m.carrier_batch_id = ''
+GROUP BY m.send_batch_ref, m.line_id
 LIMIT 200
 """
 
@@ -293,8 +297,11 @@ ORDER BY id FOR UPDATE SKIP LOCKED
 _STALE_PREPARED_SQL = f"""
 UPDATE messaging_message SET prepared_at = now()
 WHERE id IN (
-    SELECT id FROM messaging_message WHERE status = {sql_literals(S.PREPARED)} AND prepared_at < %s
-    ORDER BY id LIMIT 20000 FOR UPDATE SKIP LOCKED
+    SELECT m.id FROM messaging_message m
+    WHERE m.id IN (SELECT f.message_id FROM messaging_message_inflight f
+                   WHERE f.status = {sql_literals(S.PREPARED)} AND f.prepared_at < %s)
+      AND m.status = {sql_literals(S.PREPARED)} AND m.prepared_at < %s
+    ORDER BY m.id LIMIT 20000 FOR UPDATE OF m SKIP LOCKED
 )
 RETURNING id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
 """
@@ -304,10 +311,11 @@ RETURNING id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier
 _STALE_QUEUED_SQL = f"""
 UPDATE messaging_message SET prepared_at = now()
 WHERE id IN (
-    SELECT id FROM messaging_message
-    WHERE status = {sql_literals(S.QUEUED)} AND direction = 'out' AND blast_id IS NULL
-      AND COALESCE(prepared_at, created_at) < %s
-    ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED
+    SELECT m.id FROM messaging_message m
+    WHERE m.id IN (SELECT f.message_id FROM messaging_message_inflight f WHERE f.status = {sql_literals(S.QUEUED)})
+      AND m.status = {sql_literals(S.QUEUED)} AND m.direction = 'out' AND m.blast_id IS NULL
+      AND COALESCE(m.prepared_at, m.created_at) < %s
+    ORDER BY m.id LIMIT 5000 FOR UPDATE OF m SKIP LOCKED
 )
 RETURNING id
 """
@@ -367,7 +375,7 @@ def sends_recover(
     with transaction.atomic(), connection.cursor() as cursor:
         if released:
             cursor.execute("UPDATE messaging_message SET prepared_at = now() WHERE id = ANY(%s::bigint[])", [released])
-        cursor.execute(_STALE_PREPARED_SQL, [now - prepared_stale])
+        cursor.execute(_STALE_PREPARED_SQL, [now - prepared_stale, now - prepared_stale])
         rows = cursor.fetchall()
         if released:
             cursor.execute(

@@ -377,7 +377,10 @@ _DUE_SQL = f"""
 SELECT m.id, m.line_id, m.blast_id, m.send_params IS NOT NULL, m.rendered_body, m.carrier_recipient, m.segments,
        EXISTS (SELECT 1 FROM messaging_optout o
                WHERE o.organization_id = m.organization_id AND o.phone_number = m.carrier_recipient)
-FROM messaging_message m WHERE m.status = {sql_literals(S.SCHEDULED)} AND m.send_at <= %s ORDER BY m.id LIMIT %s
+FROM messaging_message m
+WHERE m.id IN (SELECT f.message_id FROM messaging_message_inflight f
+               WHERE f.status = {sql_literals(S.SCHEDULED)} AND f.send_at <= %(due)s)
+  AND m.status = {sql_literals(S.SCHEDULED)} AND m.send_at <= %(due)s ORDER BY m.id LIMIT %(limit)s
 """
 
 # How many due messages one release pass moves: 20 carrier batches, a few hundred ms of work; the
@@ -391,7 +394,7 @@ def messages_release_due(*, now: datetime | None = None) -> list[SendGroup]:
     now = now or timezone.now()
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(_DUE_SQL, [now, RELEASE_LIMIT])
+            cursor.execute(_DUE_SQL, {"due": now, "limit": RELEASE_LIMIT})
             rows = cursor.fetchall()
         if not rows:
             return []
