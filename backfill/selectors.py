@@ -22,16 +22,18 @@ def stuck_messages_qs(
     until: datetime | None = None,
     handed_before: datetime | None = None,
     handed_after: datetime | None = None,
+    after_id: int = 0,
 ) -> QuerySet:
     """since/until filter by creation time (the command's options); handed_before by the time the
     message was last handed to the carrier (the reconciler's age: a blast created days ago and sent a
-    minute ago is not stuck)."""
+    minute ago is not stuck); after_id is a keyset cursor."""
     qs = Message.objects.filter(line_id__in=line_ids, direction=Direction.OUTBOUND, status__in=statuses)
+    if after_id:
+        qs = qs.filter(id__gt=after_id)
     if set(statuses) <= set(IN_FLIGHT_STATUSES):
         # The work queue's (line, status, id) index finds them; Message has no index on status.
-        qs = qs.filter(
-            id__in=MessageInFlight.objects.filter(line_id__in=line_ids, status__in=statuses).values("message_id")
-        )
+        queue = MessageInFlight.objects.filter(line_id__in=line_ids, status__in=statuses, message_id__gt=after_id)
+        qs = qs.filter(id__in=queue.values("message_id"))
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     if until is not None:
@@ -65,8 +67,8 @@ def stuck_messages_after(
             until=until,
             handed_before=handed_before,
             handed_after=handed_after,
+            after_id=after_id,
         )
-        .filter(id__gt=after_id)
         .order_by("id")
         .values_list(
             "id",

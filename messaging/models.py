@@ -262,7 +262,7 @@ class Message(models.Model):
     # - sent_by SET_NULL: removing a user account keeps what they sent, without the author.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+", db_index=False)
     # No index on line alone: nothing reads a line's whole history; the per-line work queues use
-    # msg_in_flight (line, status, id). Deleting a line (lines are archived) pays a scan for RESTRICT.
+    # messaging_message_inflight (line, status, id). Deleting a line (lines are archived) pays a scan for RESTRICT.
     line = models.ForeignKey(Line, on_delete=models.RESTRICT, related_name="messages", db_index=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.RESTRICT, related_name="messages", db_index=False)
     contact = models.ForeignKey(Contact, on_delete=models.RESTRICT, related_name="messages")

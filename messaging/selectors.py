@@ -53,7 +53,7 @@ def with_quiet_hours_deferrals(blasts: QuerySet[Blast]) -> QuerySet[Blast]:
     recipients' quiet hours) and `quiet_hours_resume_at` (the earliest of their release times).
 
     A blast message is `scheduled` only for quiet hours (a blast's own send_at schedules the blast,
-    not its messages). Two subqueries per blast over msg_blast_status (blast, status)."""
+    not its messages). Two subqueries per blast over msg_blast (the blast's messages)."""
     scheduled = Message.objects.filter(blast=OuterRef("pk"), status=MessageStatus.SCHEDULED).order_by().values("blast")
     return blasts.annotate(
         deferred_by_quiet_hours=Coalesce(
@@ -114,7 +114,7 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
 # side: recipients without a message yet, or messages queued, prepared or in a send. Waiting only for
 # the carrier's delivery reports or for quiet hours is not a stall. Cost: the sending blasts (few, on
 # the blast_due index); for each one whose last move is old, an index probe and an index-only count on
-# msg_blast_status — nothing scans the message table.
+# msg_blast — nothing scans the message table.
 _STALLED_SQL = """
 SELECT b.id FROM messaging_blast b
 LEFT JOIN postprocessing_blastprogress p ON p.blast_id = b.id

@@ -1,7 +1,7 @@
 """Blast counters and completion, from carrier results. See docs/postprocessing.md.
 
 Counters are RECOUNTED per affected blast with one aggregate (GROUP BY blast_id, status over the
-msg_blast_status index), not incremented: a redelivered report, a retried batch or a re-run dead
+msg_blast index), not incremented: a redelivered report, a retried batch or a re-run dead
 letter then cannot double-count, and two drains racing on one blast converge on the truth.
 A recount of a 20k-message blast costs a few ms, paid once per batch of 1000 events per affected
 blast, so no increments (and no per-event dedup table they would need to be idempotent); the figures
@@ -66,7 +66,8 @@ WHERE r.blast_id = ANY(%s::bigint[])
 # Blasts recounted per pass: a 20k-message blast recounts in a few ms, so 50 keep a pass well under a second.
 RECOUNT_PASS_SIZE = 50
 
-# The inner GROUP BY reads only (blast_id, status): an index(-only) scan of msg_blast_status. Opt-outs
+# The inner GROUP BY reads the blast's rows through msg_blast (status is kept off the index so that
+# a report's status change is a HOT update, docs/indexes.md). Opt-outs
 # need error_code, so they are counted on the (few) blocked rows only.
 # Complete = sending, no message short of final, and every recipient has its message (prepare creates
 # messages chunk by chunk, so "all final" alone could be true between two chunks). The recipient count

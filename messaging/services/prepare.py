@@ -85,7 +85,7 @@ LEFT JOIN messaging_optout o ON o.organization_id = c.organization_id AND o.phon
 WHERE br.blast_id = %s AND br.id BETWEEN %s AND %s
   -- Already prepared (a redelivered chunk)? Looked up by the unique client_reference: a (blast_id,
   -- contact_id) probe let the planner, with statistics stale during a blast, AND in the whole
-  -- blast's msg_blast_status entries per recipient (measured 0.4 s per chunk late in a 20k blast).
+  -- blast's msg_blast entries per recipient (measured 0.4 s per chunk late in a 20k blast).
   AND NOT EXISTS (
       SELECT 1 FROM messaging_message m WHERE m.client_reference = 'bl:' || br.blast_id || ':' || br.contact_id
   )

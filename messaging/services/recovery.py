@@ -69,7 +69,7 @@ def blast_missing_chunks(*, blast_id: int) -> list[Chunk]:
 def blasts_rekick_chunks(*, lease: timedelta = CHUNK_LEASE) -> list[Chunk]:
     """The sweeper's pass over sending blasts that are not fully prepared. Returns the chunks to enqueue.
 
-    Per blast one count of its messages (index msg_blast_status). Progress since the last pass moves the
+    Per blast one count of its messages (index msg_blast). Progress since the last pass moves the
     lease on; no progress for `lease` re-kicks the missing chunks, under a compare-and-set on
     prepare_kicked_at so that two sweepers at once re-kick once."""
     now = timezone.now()
