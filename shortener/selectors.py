@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from . import conf
@@ -90,3 +91,63 @@ def links_of_messages(*, organization_id: int, message_ids: list[int]) -> dict[i
         assert link.message_id is not None  # filtered on it
         found.setdefault(link.message_id, []).append(link)
     return found
+
+
+# Reports (webapp/reports.py). Human clicks and bot clicks apart; each one query with a small answer.
+_BLAST_CLICK_BUCKETS_SQL = """
+SELECT floor(extract(epoch FROM c.clicked_at - %(start)s) / %(bucket)s)::int,
+       count(*) FILTER (WHERE NOT c.is_bot), count(*) FILTER (WHERE c.is_bot)
+FROM shortener_click c JOIN shortener_link l ON l.id = c.link_id
+WHERE l.blast_id = %(blast)s
+GROUP BY 1
+"""
+
+
+def blast_click_buckets(*, blast_id: int, start, bucket_seconds: int) -> dict[int, tuple[int, int]]:
+    """{bucket: (human clicks, bot clicks)} of the blast's links, bucket n from `start` as in
+    messaging.reports.blast_message_rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BLAST_CLICK_BUCKETS_SQL, {"blast": blast_id, "start": start, "bucket": bucket_seconds})
+        return {bucket: (human, bots) for bucket, human, bots in cursor.fetchall()}
+
+
+def blast_top_links(*, blast_id: int, limit: int = 10) -> list[dict]:
+    """The blast's link targets by human clicks (a per-recipient link each; grouped by target URL)."""
+    rows = (
+        Link.objects.filter(blast_id=blast_id)
+        .order_by()
+        .values("target_url")
+        .annotate(
+            n_links=Count("id"),
+            n_clicks=Sum("click_count", default=0),
+            n_unique=Sum("unique_click_count", default=0),
+            n_bots=Sum("bot_click_count", default=0),
+        )
+        .order_by("-n_clicks", "target_url")[:limit]
+    )
+    return [
+        {
+            "target_url": r["target_url"],
+            "links": r["n_links"],
+            "clicks": r["n_clicks"],
+            "unique_clicks": r["n_unique"],
+            "bot_clicks": r["n_bots"],
+        }
+        for r in rows
+    ]
+
+
+_ORG_CLICK_DAYS_SQL = """
+SELECT (c.clicked_at AT TIME ZONE %(zone)s)::date,
+       count(*) FILTER (WHERE NOT c.is_bot), count(*) FILTER (WHERE c.is_bot)
+FROM shortener_click c JOIN shortener_link l ON l.id = c.link_id
+WHERE l.organization_id = %(org)s AND c.clicked_at >= %(since)s
+GROUP BY 1
+"""
+
+
+def organization_click_days(*, organization_id: int, time_zone: str, since) -> dict:
+    """{day: (human clicks, bot clicks)} on the organization's links since `since`, days in `time_zone`."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ORG_CLICK_DAYS_SQL, {"zone": time_zone, "org": organization_id, "since": since})
+        return {day: (human, bots) for day, human, bots in cursor.fetchall()}
