@@ -154,11 +154,14 @@ WHERE br.blast_id = %s
 
 def blast_preview(*, organization, blast_id: int) -> dict:
     """What a launch now would do: recipients, opt-out exclusions, quiet-hours deferrals, segments
-    (rendered per recipient; links counted at short-link length). Reads only."""
+    (rendered per recipient; links counted at short-link length). Reads only. Quiet hours are those at the
+    blast's send_at when that is still ahead (a launch then schedules it and it starts then), else now."""
     blast = Blast.objects.get(organization=organization, pk=blast_id)
     org = cache.org_info(organization.id)
     assert org is not None  # the organization row is in hand, so its settings exist
     now = timezone.now()
+    if blast.send_at is not None and blast.send_at > now:
+        now = blast.send_at
     with connection.cursor() as cursor:
         cursor.execute(_PREVIEW_SQL, [blast.id])
         rows = cursor.fetchall()

@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from organizations.models import Organization
 
 from ..models import Blast, BlastRecipient, BlastStatus, Contact, Line, SenderKind
+from ..phone import try_normalize
 
 
 @dataclass(frozen=True)
@@ -158,3 +159,43 @@ def blast_delete(*, organization: Organization, blast_id: int) -> None:
         if blast.status != BlastStatus.DRAFT:
             raise BlastNotDraft(blast, "deleted")
         blast.delete()
+
+
+def audience_from_csv(*, organization: Organization, text: str) -> Audience:
+    """The contacts a CSV names (a header row with a phone_number column; names, email and other columns as
+    the contact import takes them): numbers not yet contacts are imported through the import's own service
+    (existing contacts are left as they are), and the audience is those contacts. Any bad row refuses the
+    whole CSV, naming its rows, and so does a number whose contact was deleted. Call it inside the
+    transaction that creates or edits the blast, so that a refusal there also undoes the import."""
+    from .contacts import contact_rows_from_csv, contacts_import
+
+    try:
+        rows = contact_rows_from_csv(text)
+    except ValidationError as exc:
+        raise ValidationError({"csv": exc.messages}) from None
+    if not rows:
+        raise ValidationError({"csv": ["The CSV has a header but no rows."]})
+    with transaction.atomic():
+        result = contacts_import(organization=organization, rows=rows)
+        if result.errors:
+            shown = [
+                f"row {e.row}: " + "; ".join(f"{name}: {' '.join(why)}" for name, why in e.fields.items())
+                for e in result.errors[:10]
+            ]
+            more = len(result.errors) - len(shown)
+            raise ValidationError({"csv": shown + ([f"… and {more} more bad rows."] if more > 0 else [])})
+        phones = {try_normalize(str(r.get("phone_number", ""))) for r in rows}
+        found = dict(
+            Contact.objects.filter(organization=organization, phone_number__in=phones).values_list(
+                "phone_number", "archived_at"
+            )
+        )
+        deleted = sorted(p for p, archived_at in found.items() if archived_at is not None)
+        if deleted:
+            raise ValidationError({"csv": [f"Deleted contacts are never texted again: {', '.join(deleted[:10])}."]})
+    ids = list(
+        Contact.objects.filter(organization=organization, phone_number__in=phones, archived_at__isnull=True)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return Audience(contact_ids=ids)
