@@ -1,7 +1,7 @@
 """The server-rendered web app: sign in, sign out, password reset, the inbox and a conversation's thread."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path, reverse_lazy
+from django.urls import include, path, reverse_lazy
 
 from . import pwa
 from .views import auth, inbox, thread
@@ -20,6 +20,7 @@ urlpatterns = [
     path("inbox/<int:conversation_id>/reopen/", thread.reopen, name="reopen"),
     path("inbox/new/", thread.new_conversation, name="new-conversation"),
     path("inbox/counter/", thread.counter, name="compose-counter"),
+    path("", include("webapp.urls_blasts")),
     path("login/", auth_views.LoginView.as_view(template_name="webapp/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path(
