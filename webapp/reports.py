@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
@@ -51,6 +52,9 @@ BUCKET_SECONDS = (10, 30, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 864
 MAX_BUCKETS = 60
 ORG_REPORT_DAYS = 30
 TOP_LINKS = 10
+# A report's aggregates are read at most this often per blast (or organization), however many tabs poll
+# it: each reads every message of the blast once (bench/bench_webapp_reports.py: 100,000 recipients).
+REPORT_CACHE_SECONDS = 10
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Report:
     title: str
     summary: list[tuple[str, str]]
     tables: list[Table] = field(default_factory=list)
+    as_of: datetime | None = None  # when the figures were read
 
     def table(self, key: str) -> Table | None:
         return next((t for t in self.tables if t.key == key), None)
@@ -96,19 +101,32 @@ def _series_length(span_seconds: float, bucket: int, used: list[int]) -> int:
 
 # ------------------------------------------------------------------------------------------------- blast
 def blast_report(*, blast: Blast, organization: Organization) -> Report:
-    """The report of one blast (already looked up in the organization): four aggregate queries."""
-    zone = ZoneInfo(organization.time_zone)
+    """The report of one blast (already looked up in the organization): four aggregate queries, the built
+    report kept REPORT_CACHE_SECONDS (the page says as of when)."""
     now = timezone.now()
     start = blast.launched_at or blast.created_at
     end = blast.completed_at or blast.canceled_at or now
+    bucket = bucket_for(max((end - start).total_seconds(), 1))
+    click_bucket = bucket_for(max((now - start).total_seconds(), 1))
+    key = f"webapp:blast-report:{blast.pk}:{blast.created_at.timestamp()}:{start.timestamp()}:{bucket}:{click_bucket}"
+    report = cache.get(key)
+    if report is None:
+        report = _blast_report(blast, organization, now=now, start=start, end=end)
+        cache.set(key, report, REPORT_CACHE_SECONDS)
+    return report
+
+
+def _blast_report(blast: Blast, organization: Organization, *, now: datetime, start: datetime, end: datetime):
+    zone = ZoneInfo(organization.time_zone)
     span = max((end - start).total_seconds(), 1)
     bucket = bucket_for(span)
-    rows = message_reports.blast_message_rows(blast_id=blast.pk, start=start, bucket_seconds=bucket)
-    clicks = link_selectors.blast_click_report(blast=blast)
     click_span = max((now - start).total_seconds(), 1)
     click_bucket = bucket_for(click_span)
+    rows = message_reports.blast_message_rows(blast_id=blast.pk, start=start, bucket_seconds=bucket)
+    clicks = link_selectors.blast_click_report(blast=blast)
     click_buckets = link_selectors.blast_click_buckets(blast_id=blast.pk, start=start, bucket_seconds=click_bucket)
     top_links = link_selectors.blast_top_links(blast_id=blast.pk, limit=TOP_LINKS)
+    as_of = now
 
     by_status: dict[str, int] = defaultdict(int)
     by_code: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -201,7 +219,6 @@ def blast_report(*, blast: Blast, organization: Organization) -> Report:
 
     ctr = clicks["click_through_rate"]
     summary = [
-        ("Status", str(blast.get_status_display())),
         ("Recipients", f"{blast.recipient_count:,}"),
         ("Sent to the carrier", f"{accepted:,}"),
         ("Delivered", f"{delivered:,} ({_percent(delivered, accepted)} of sent)"),
@@ -213,7 +230,7 @@ def blast_report(*, blast: Blast, organization: Organization) -> Report:
         ("Click-through rate", f"{100 * ctr:.1f} %" if ctr is not None else "—"),
         ("Bot clicks (excluded)", f"{clicks['bot_clicks']:,}"),
     ]
-    return Report(str(blast), summary, [status_table, over_time, failures, clicks_table, links])
+    return Report(str(blast), summary, [status_table, over_time, failures, clicks_table, links], as_of)
 
 
 def _deferred(count: int, resume_at: datetime | None, zone: ZoneInfo) -> str:
@@ -233,14 +250,24 @@ def _duration(seconds: int) -> str:
 
 # ---------------------------------------------------------------------------------------------- organization
 def organization_report(*, organization: Organization, days: int = ORG_REPORT_DAYS) -> Report:
-    """The organization's last `days` days (today included, days in its time zone): four queries."""
+    """The organization's last `days` days (today included, days in its time zone): four queries, the built
+    report kept REPORT_CACHE_SECONDS."""
+    key = f"webapp:org-report:{organization.pk}:{organization.created_at.timestamp()}:{days}"
+    report = cache.get(key)
+    if report is None:
+        report = _organization_report(organization, days)
+        cache.set(key, report, REPORT_CACHE_SECONDS)
+    return report
+
+
+def _organization_report(organization: Organization, days: int) -> Report:
     zone = ZoneInfo(organization.time_zone)
     today = timezone.now().astimezone(zone).date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time(0), tzinfo=zone)
     day_list = [first + timedelta(days=i) for i in range(days)]
     labels = [d.strftime("%b %d") for d in day_list]
-
+    as_of = timezone.now()
     rows = message_reports.organization_message_days(organization=organization, since=since)
     opt_outs = message_reports.organization_opt_out_days(organization=organization, since=since)
     clicks = link_selectors.organization_click_days(
@@ -319,7 +346,8 @@ def organization_report(*, organization: Organization, days: int = ORG_REPORT_DA
         ("Opt-outs", f"{sum(opt_outs.values()):,}"),
         ("Clicks", f"{sum(h for h, _ in clicks.values()):,}"),
     ]
-    return Report(f"{organization.name}: last {days} days", summary, [days_table, lines_table, opt_table, clicks_table])
+    tables = [days_table, lines_table, opt_table, clicks_table]
+    return Report(f"{organization.name}: last {days} days", summary, tables, as_of)
 
 
 # ----------------------------------------------------------------------------------------------------- CSV

@@ -130,6 +130,10 @@ def test_blast_report_shows_every_figure_with_a_pinned_query_count(agent, org, d
     assert "https://shop.example/sale: 3" in html  # top link by human clicks
     # a running blast refreshes its figures, and can be canceled (with CSRF)
     assert 'hx-trigger="every 5s"' in html and 'id="cancel"' in html and "csrfmiddlewaretoken" in html
+    # the aggregates are read once per REPORT_CACHE_SECONDS however many tabs poll: the next view reads the blast
+    with django_assert_num_queries(4):
+        again = agent.get(f"/blasts/{blast.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="report")
+    assert "Delivered: 4" in again.content.decode() and 'id="as-of"' in again.content.decode()
 
 
 def test_the_report_refresh_answers_only_the_report(agent, org):
@@ -221,6 +225,8 @@ def test_organization_report_per_day_per_line_opt_outs_and_clicks(agent, org, dj
     # when: session, user, membership, messages per day/line/status, opt-outs, clicks, line names
     with django_assert_num_queries(7):
         response = agent.get("/reports/")
+    with django_assert_num_queries(3):  # within REPORT_CACHE_SECONDS: session, user, membership
+        agent.get("/reports/")
     html = response.content.decode()
     # then
     assert response.status_code == 200 and html.count("<svg") == 4
