@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from messaging import segments
 from messaging.models import Blast, BlastStatus, Contact, SenderKind
-from messaging.selectors import blast_quiet_hours_deferrals, blasts_for
+from messaging.selectors import blast_preview, blast_quiet_hours_deferrals, blasts_for
 from messaging.services import blasts as blast_services
 from messaging.services import sending
 from messaging.services.templates import FIELD_RE, STANDARD_FIELDS, contact_fields, render_message
@@ -206,7 +206,7 @@ def compose_preview(request):
 
 # ------------------------------------------------------------------------------------------ confirm, launch
 def _review_context(membership, blast: Blast, **extra) -> dict:
-    preview = sending.blast_preview(organization=membership.organization, blast_id=blast.pk)
+    preview = blast_preview(organization=membership.organization, blast_id=blast.pk)
     return {
         "membership": membership,
         "blast": blast,
