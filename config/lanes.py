@@ -34,9 +34,11 @@ from django.core import signals
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.exception import response_for_exception
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.signals import setting_changed
 from django.http import HttpResponse
 from django.http.request import split_domain_port, validate_host
-from django.urls import URLPattern, URLResolver, get_resolver, get_urlconf
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.converters import StringConverter
 from django.utils.module_loading import import_string
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -128,6 +130,7 @@ class Route:
     regex: re.Pattern[str]
     view: Callable
     converters: Mapping[str, Any]
+    convert: bool  # False when every converter is <str:> (to_python is the identity): skipped per request
 
 
 def urlconf_routes(patterns: Iterable, views: frozenset, prefix: str = "", converters: Mapping | None = None):
@@ -139,24 +142,32 @@ def urlconf_routes(patterns: Iterable, views: frozenset, prefix: str = "", conve
         if isinstance(p, URLResolver):
             yield from urlconf_routes(p.url_patterns, views, prefix + regex, conv)
         elif isinstance(p, URLPattern) and p.callback in views:
-            yield Route(re.compile(prefix + regex), p.callback, conv)
+            convert = any(type(c) is not StringConverter for c in conv.values())
+            yield Route(re.compile(prefix + regex), p.callback, conv, convert)
 
 
 class UrlconfRoutes:
-    """The paths of some Django views, taken from the URLconf (built once per URLconf: an override in a
-    test, or a changed config/urls.py, moves the lane with the view). `match(path)` gives the view and
-    its converted kwargs, as resolve() would, for a path of one of these views; else None."""
+    """The paths of some Django views, taken from the URLconf: built at the first request and again after
+    ROOT_URLCONF changes (an override in a test), so a changed config/urls.py moves the lane with the
+    view. `match(path)` gives the view and its converted kwargs, as resolve() would, for a path of one of
+    these views; else None.
+
+    The settings' URLconf only: a per-request one (request.urlconf, set by a middleware) never applies to
+    a lane, which runs before any. Per request this is one attribute test and a regex per route:
+    get_resolver(get_urlconf()) would cost ~20 µs (asgiref's Local), a tenth of the lane's whole answer."""
 
     def __init__(self, views: Iterable[Callable]):
         self.views = frozenset(views)
-        self._resolver: URLResolver | None = None
-        self._routes: tuple[Route, ...] = ()
+        self._routes: tuple[Route, ...] | None = None
+        setting_changed.connect(self._setting_changed)
+
+    def _setting_changed(self, *, setting: str, **kwargs) -> None:
+        if setting == "ROOT_URLCONF":
+            self._routes = None
 
     def routes(self) -> tuple[Route, ...]:
-        resolver = get_resolver(get_urlconf())  # cached by Django per URLconf; cleared when it changes
-        if resolver is not self._resolver:
-            self._routes = tuple(urlconf_routes(resolver.url_patterns, self.views))
-            self._resolver = resolver
+        if self._routes is None:
+            self._routes = tuple(urlconf_routes(get_resolver().url_patterns, self.views))
         return self._routes
 
     def match(self, path: str) -> tuple[Callable, dict[str, Any]] | None:
@@ -166,10 +177,12 @@ class UrlconfRoutes:
             m = route.regex.match(path, 1)
             if m is None:
                 continue
-            try:  # a converter refusing the value is no match, as in Django's resolver
-                kwargs = {k: route.converters[k].to_python(v) for k, v in m.groupdict().items()}
-            except ValueError:
-                continue
+            kwargs = m.groupdict()
+            if route.convert:
+                try:  # a converter refusing the value is no match, as in Django's resolver
+                    kwargs = {k: route.converters[k].to_python(v) for k, v in kwargs.items()}
+                except ValueError:
+                    continue
             return route.view, kwargs
         return None
 
