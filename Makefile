@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp services stop-services clean
+.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp bench-webapp-reports services stop-services clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy .
 
-bench: bench-send bench-redirect bench-backfill bench-migrate
+bench: bench-send bench-redirect bench-backfill bench-migrate bench-webapp-reports
 
 bench-send: services
 	$(PY) bench/bench_send.py
@@ -56,6 +56,10 @@ bench-migrate: services
 # The inbox, thread and live polls with 100,000 conversations: p50/p95 and queries per page (docs/webapp.md).
 bench-webapp: services
 	$(PY) bench/bench_webapp.py
+
+# The report pages with a 100,000-recipient blast: p50/p95 cold and warm (docs/webapp.md).
+bench-webapp-reports: services
+	$(PY) bench/bench_webapp_reports.py
 
 # A 2,000-message blast under each fault (worker SIGKILL, broker flush, carrier outage, duplicated and
 # early reports, web restart) vs without: duplicates, lost, stuck, seconds (docs/recovery.md).
