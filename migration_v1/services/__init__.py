@@ -8,6 +8,7 @@ Both store a MigrationRun (visible in the admin) unless dry_run.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,14 +21,7 @@ from .errors import ScopeNotFound, V1InputError, V1SchemaError, V1Unavailable
 from .messages import migrate_messages
 from .preflight import v1_preflight
 from .runs import run_hold, run_release, runs_mark_abandoned, safe_error
-from .tables import (
-    migrate_accounts,
-    migrate_blasts,
-    migrate_contacts,
-    migrate_conversations,
-    migrate_lines,
-    migrate_users,
-)
+from .specs import TABLE_SPECS
 from .verify import v1_verify
 
 __all__ = [
@@ -56,13 +50,8 @@ DEFAULT_BATCH_SIZE = 50_000
 DEFAULT_WRITERS = 3
 
 # The order matters: each step resolves its references through the rows of the steps before it.
-STEPS = [
-    ("Accounts", migrate_accounts),
-    ("Users", migrate_users),
-    ("Lines", migrate_lines),
-    ("Contacts", migrate_contacts),
-    ("Blasts", migrate_blasts),
-    ("Conversations", migrate_conversations),
+STEPS: list[tuple[str, Callable[[Context], None]]] = [
+    *((spec.table, spec) for spec in TABLE_SPECS),
     ("Messages", migrate_messages),
     ("derived", derived_refresh),
 ]

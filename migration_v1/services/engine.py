@@ -76,9 +76,9 @@ class Context:
     progress: bool = False
     from_start: bool = False
     stop_after: tuple[str, int] | None = None
-    # Skip FK triggers on the message insert (references come from joins; see messages._trust_references).
+    # Skip FK triggers on the message insert (references come from joins; see engine.trust_references).
     trust_references: bool = True
-    writers: int = 3  # concurrent message-batch writers (see messages._Writers, services.DEFAULT_WRITERS)
+    writers: int = 3  # concurrent message-batch writers (see pipeline.WriterPool, services.DEFAULT_WRITERS)
     # --bulk-load (services.bulk): secondary indexes of messaging_message dropped for the Messages step.
     bulk_load: bool = False
     bulk: dict[str, Any] = field(default_factory=dict)

@@ -10,9 +10,8 @@ written: derived fields are recomputed once at the end (services.derived).
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
+from typing import NamedTuple
 
 import psycopg
 from django.db import connection, connections, transaction
@@ -36,6 +35,7 @@ from .engine import (
     trust_references,
     v1_raw,
 )
+from .pipeline import BatchReader, pipeline_run
 
 TABLE = "Messages"
 V1_COLUMNS: list[str] = [
@@ -473,51 +473,30 @@ _ALREADY_SQL = f"""SELECT v1_id, true FROM messaging_message WHERE v1_id BETWEEN
     UNION ALL SELECT v1_id, false FROM {QUARANTINE_TABLE} WHERE v1_table = 'Messages' AND v1_id BETWEEN %s AND %s"""
 
 
-class _Reader(threading.Thread):
-    """Reads and transforms the next v1 batches while the main thread writes the current one.
+class MessageBatch(NamedTuple):
+    """One batch as the reader hands it to a writer."""
 
-    Its own v1 connection (Django connections are per thread); a bounded queue keeps at most
-    QUEUE_DEPTH batches in memory. The two CPUs then overlap: v1 server + Python vs. v2 server.
-    """
+    rows: list[tuple]  # v1 rows read (V1_COLUMNS)
+    media: list[tuple]  # their v1 media rows
+    out: list[tuple]  # temp-table rows (_TEMP_COLUMNS)
+    bad: list[tuple]  # quarantine items
+    hi: int  # highest v1 id of the range: the checkpoint once committed
+    n_ids: int  # ids read
+    pre_done: int  # already migrated (dropped before reading)
+    pre_held: int  # already quarantined (dropped before reading)
+    notes: dict[str, list[int]]  # candidate decisions: code → ids
 
-    QUEUE_DEPTH = 2
 
-    def __init__(
-        self,
-        *,
-        dsn: str,
-        v2_dsn: str | None,
-        scope_sql: str,
-        scope_params: list,
-        last: int,
-        batch_size: int,
-        positions: list[int] | None = None,
-    ):
-        super().__init__(name="migrate-v1-reader", daemon=True)
-        self.positions = positions or []
-        self.dsn, self.v2_dsn, self.scope_sql, self.scope_params = dsn, v2_dsn, scope_sql, scope_params
-        self.last, self.batch_size = last, batch_size
-        self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
-        self.stopped = threading.Event()
+class _MessageBatches:
+    """The reader's step (pipeline.BatchReader): the next batch of v1 Messages after `last`."""
 
-    def run(self) -> None:
-        try:
-            phones: dict = {}
-            with (
-                psycopg.connect(self.dsn, autocommit=True) as conn,
-                psycopg.connect(self.v2_dsn or self.dsn, autocommit=True) as v2,
-            ):
-                while not self.stopped.is_set():
-                    item = self._next(conn, v2 if self.v2_dsn else None, phones)
-                    if item is None:
-                        break
-                    self._put(item)
-            self._put(None)
-        except BaseException as exc:  # handed to the main thread, which raises it
-            self._put(exc)
+    def __init__(self, *, scope_sql: str, scope_params: list, last: int, batch_size: int, positions: list[int]):
+        self.scope_sql, self.scope_params = scope_sql, scope_params
+        self.last, self.batch_size, self.positions = last, batch_size, positions
+        self.phones: dict = {}
 
-    def _next(self, conn, v2, phones: dict) -> tuple | None:
-        """The next batch: (rows, media, out, bad, hi, ids read, already migrated, already quarantined).
+    def __call__(self, conn, v2=None) -> MessageBatch | None:
+        """The next batch, or None after the last.
 
         Ids first (index-only), then — when v2 is reachable outside the writers' transactions — the ids
         already migrated or quarantined are dropped before their rows are even fetched: a rerun over
@@ -570,24 +549,12 @@ class _Reader(threading.Thread):
                 # ones: only the media of the rows read belong to this batch.
                 wanted = {r[0] for r in rows}
                 media = [m for m in media if m[0] in wanted]
-        out, bad, notes = _transform(rows, phones, self.positions)
+        out, bad, notes = _transform(rows, self.phones, self.positions)
         self.last = hi
-        return rows, media, out, bad, hi, len(ids), len(done), len(held), notes
-
-    def _put(self, item) -> None:
-        while not self.stopped.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+        return MessageBatch(rows, media, out, bad, hi, len(ids), len(done), len(held), notes)
 
 
-def _write_one(ctx: Context, parts, item) -> int:
+def _write_one(ctx: Context, parts, item: MessageBatch) -> int:
     """One batch in one transaction: quarantine, write, and (inline mode) the checkpoint. Returns hi id."""
     rows, all_media, out, bad, hi, n_ids, pre_done, pre_held, notes = item
     started = time.perf_counter()
@@ -630,80 +597,6 @@ def _write_one(ctx: Context, parts, item) -> int:
     return hi
 
 
-class _Writers:
-    """WRITERS threads, each with its own v2 connection, writing whole batches concurrently.
-
-    The v2 insert (16+ index updates per message) is the bottleneck; two backends use both cores.
-    Checkpoint: a batch may commit before an earlier one, so the checkpoint only advances over the
-    contiguous prefix of committed batches (written right after each commit, GREATEST-guarded). A crash
-    between a commit and its checkpoint only makes the rerun re-read rows it then skips by v1_id.
-    Concurrent synthetic contact/conversation inserts are ordered by their unique keys: no deadlock.
-    """
-
-    def __init__(self, ctx: Context, parts, count: int, bar):
-        self.ctx, self.parts, self.bar = ctx, parts, bar
-        self.work: queue.Queue = queue.Queue(maxsize=count)
-        self.errors: list[BaseException] = []
-        self.done: dict[int, int] = {}  # seq → hi id, committed but not yet contiguous
-        self.next_seq = 0
-        self.threads = [
-            threading.Thread(target=self._loop, name=f"migrate-v1-writer-{i}", daemon=True) for i in range(count)
-        ]
-        for t in self.threads:
-            t.start()
-
-    def _loop(self) -> None:
-        try:
-            while True:
-                try:
-                    item = self.work.get(timeout=0.2)
-                except queue.Empty:
-                    if self.errors:
-                        return
-                    continue
-                if item is None or self.errors:
-                    return
-                seq, payload = item
-                hi = _write_one(self.ctx, self.parts, payload)
-                with self.ctx.lock:
-                    self.done[seq] = hi
-                    advanced = None
-                    while self.next_seq in self.done:
-                        advanced = self.done.pop(self.next_seq)
-                        self.next_seq += 1
-                    if advanced is not None:
-                        self.ctx.set_checkpoint(TABLE, advanced)
-                    self.bar.update(payload[5])
-                    self.ctx.batch_committed(TABLE)
-        except BaseException as exc:  # re-raised by the main thread
-            self.errors.append(exc)
-        finally:
-            connection.close()
-
-    def submit(self, seq: int, payload) -> None:
-        while not self.errors:
-            try:
-                self.work.put((seq, payload), timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        raise self.errors[0]
-
-    def finish(self) -> None:
-        for _ in self.threads:
-            while True:
-                try:
-                    self.work.put(None, timeout=0.2)
-                    break
-                except queue.Full:
-                    if not any(t.is_alive() for t in self.threads):
-                        break
-        for t in self.threads:
-            t.join()
-        if self.errors:
-            raise self.errors[0]
-
-
 def migrate_messages(ctx: Context) -> None:
     stats = ctx.table(TABLE)
     started = time.perf_counter()
@@ -717,51 +610,43 @@ def migrate_messages(ctx: Context) -> None:
         total = vc.fetchone()[0]
     parts = _sql_parts()
     # Inside a transaction (dry run, tests) other connections would not see this run's rows: one
-    # writer, the caller's connection.
+    # writer, the caller's connection. Concurrent writers' synthetic contact/conversation inserts are
+    # ordered by their unique keys: no deadlock.
     writers = 1 if connection.in_atomic_block else max(1, ctx.writers)
     ctx.parallel = writers > 1
-    reader = _Reader(
-        dsn=dsn_for(connections[V1_ALIAS].settings_dict),
-        # Inside a transaction the reader could not see this run's rows: no pre-filter then.
-        v2_dsn=None if connection.in_atomic_block else dsn_for(connections["default"].settings_dict),
-        scope_sql=scope_sql,
-        scope_params=scope_params,
-        last=last,
-        batch_size=ctx.batch_size,
-        # Text columns this v1 types as bytea (other than Body, which decode_body reads either way).
-        positions=[
-            _TEXT_POSITIONS[c] for c in (ctx.schema.bytea_columns(TABLE) if ctx.schema else []) if c in _TEXT_POSITIONS
-        ],
+    v1 = dsn_for(connections[V1_ALIAS].settings_dict)
+    reader = BatchReader(
+        name="migrate-v1-reader",
+        # Inside a transaction the reader could not see this run's rows: no pre-filter on v2 then.
+        dsns=[v1] if connection.in_atomic_block else [v1, dsn_for(connections["default"].settings_dict)],
+        next_batch=_MessageBatches(
+            scope_sql=scope_sql,
+            scope_params=scope_params,
+            last=last,
+            batch_size=ctx.batch_size,
+            # Text columns this v1 types as bytea (other than Body, which decode_body reads either way).
+            positions=[
+                _TEXT_POSITIONS[c]
+                for c in (ctx.schema.bytea_columns(TABLE) if ctx.schema else [])
+                if c in _TEXT_POSITIONS
+            ],
+        ),
     )
     definitions = bulk_begin(ctx.run_id) if ctx.bulk_load else []
     if ctx.bulk_load:
         ctx.bulk["dropped_indexes"] = [name for name, _ in definitions]
-    reader.start()
-    pool = None
     try:
         with progress_bar(ctx, TABLE, total) as bar:
-            if ctx.parallel:
-                pool = _Writers(ctx, parts, writers, bar)
-            seq = 0
-            while True:
-                item = reader.queue.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                if pool:
-                    pool.submit(seq, item)
-                    seq += 1
-                    continue
-                _write_one(ctx, parts, item)
-                bar.update(item[5])
-                ctx.batch_committed(TABLE)
-            if pool:
-                pool.finish()
+            pipeline_run(
+                ctx,
+                table=TABLE,
+                reader=reader,
+                write=lambda batch: _write_one(ctx, parts, batch),
+                size=lambda batch: batch.n_ids,
+                writers=writers,
+                bar=bar,
+            )
     finally:
-        reader.stop()
-        if pool and any(t.is_alive() for t in pool.threads):
-            pool.errors.append(RuntimeError("aborted"))
         if ctx.bulk_load:
             # Even when the load failed: v2 must not be left without its indexes (and if this fails
             # too, the next run recreates them from the run record: bulk.bulk_recover).

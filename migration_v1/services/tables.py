@@ -1,72 +1,97 @@
-"""The small v1 tables: accounts, users, lines (+ carrier accounts), contacts (+ opt-outs), conversations,
-blasts. Read through the unmanaged models in keyset batches, written set-based (COPY into a temp table,
-then one INSERT ... SELECT per target). Column rules: docs/migration_v1.md.
+"""The one mechanism behind the small v1 tables: a declared `TableSpec` per table (services/specs.py)
+drives it. Keyset batches are read through the unmanaged models, cleaned value by value, turned into
+temp-table rows by the spec's `transform`, copied into a temp table, and written set-based by the
+spec's `write` (INSERT ... SELECT per target). Column rules: docs/migration_v1.md.
+
+Per batch, in one transaction with the table's checkpoint:
+1. the ids of the range already migrated (`done_sql`) or quarantined are dropped before any Python
+   work (phone parsing is most of a contact batch), so a rerun only reads and probes;
+2. every value is cleaned (`_clean_rows`: bytea text decoded, booleans, lengths, required values);
+3. `transform` turns the rows into temp-table rows, naming what it refuses (quarantined here);
+4. the rows are copied into the spec's temp table; with `requires_account`, rows whose v1 account
+   did not migrate are quarantined and dropped; with `skip_done`, rows already migrated too;
+5. `write` runs the table's statements on the temp table.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
-from carriers.models import CarrierAccount
-from messaging.models import Blast, BlastStatus, Contact, Conversation, Line
-from messaging.phone import try_normalize
-from messaging.status import sql_literals
-from organizations.models import Membership, Organization
-
-from ..models import V1Account, V1Blast, V1Contact, V1Conversation, V1Line, V1User
-from .convert import (
-    ROLE_MAP,
-    clean_text,
-    config_is_unparseable,
-    iana_zone,
-    is_plausible_email,
-    normalize_email,
-    phone_extension,
-    provider_key,
-    row_json,
-    sinch_config,
-    v1_time,
-)
-from .engine import (
-    IDMAP_TABLE,
-    QUARANTINE_TABLE,
-    Context,
-    copy_rows,
-    insert_columns,
-    progress_bar,
-    temp_table,
-    trust_references,
-)
+from .convert import clean_text, row_json
+from .engine import QUARANTINE_TABLE, Context, copy_rows, progress_bar, temp_table, trust_references
 
 Rows = list[tuple]
 
+ORG_MISSING = "broken_reference_account"
 
-def run_orm_table(
-    ctx: Context,
-    table: str,
-    model,
-    fields: list[str],
-    filters: dict,
-    process: Callable[[Context, Rows, list[str]], None],
-    done_sql: str,
-) -> None:
-    """Keyset batches of a v1 table (ORM, values_list), each processed and checkpointed atomically.
 
-    `done_sql` (params lo, hi) returns the v1 ids of the range already migrated; with the quarantine
-    they are dropped before any Python work (phone parsing is most of a contact batch), so a rerun
-    only reads and probes."""
+class LazyRows:
+    """v1 rows of a batch by id, turned into quarantine JSON only for the few rows that need it."""
+
+    def __init__(self, columns: list[str], rows: Rows):
+        self.columns = columns
+        self.rows = {row[0]: row for row in rows}
+
+    def __getitem__(self, v1_id: int) -> dict:
+        return row_json(self.columns, self.rows[v1_id], secret_columns=SECRET_COLUMNS)
+
+
+@dataclass
+class Batch:
+    """One batch on its way through the mechanism."""
+
+    rows: Rows  # cleaned v1 rows (in `fields` order), not yet migrated
+    out: Rows  # the temp-table rows `transform` made of them
+    by_id: LazyRows  # v1 rows as quarantine JSON, by v1 id
+    refused: list[tuple[int, str, str]] = field(default_factory=list)  # (v1_id, reason, detail)
+
+    def refuse(self, v1_id: int, reason: str, detail: str = "") -> None:
+        self.refused.append((v1_id, reason, detail))
+
+
+Transform = Callable[[Context, Batch], None]
+Write = Callable[[Context, object, Batch], None]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Everything that differs between the small tables; `spec(ctx)` migrates the table."""
+
+    table: str  # v1 table name: counters, checkpoints, quarantine and decisions are keyed by it
+    model: type[models.Model]  # the unmanaged v1 model it is read through
+    fields: tuple[str, ...]  # v1 model fields read, primary key first
+    account_field: str | None  # v1 field naming the account (scoped runs), if any
+    line_field: str | None  # v1 field naming the line (scoped runs), if any
+    # v1 ids of a range (params lo, hi) already migrated: dropped from a batch before any work.
+    done_sql: str
+    temp: str  # the batch's temp table
+    temp_columns: tuple[tuple[str, str], ...]  # (name, type) in the order `transform` fills batch.out
+    transform: Transform  # batch.rows → batch.out (+ batch.refuse(...) for rows v2 cannot take)
+    write: Write  # the statements that write the temp table into v2
+    requires_account: bool = True  # rows whose v1_account_id has no organization are quarantined
+    # Drop rows migrated meanwhile (done_sql) from the temp table before write; off where the write's
+    # ON CONFLICT counts them itself.
+    skip_done: bool = True
+
+    def __call__(self, ctx: Context) -> None:
+        run_table(ctx, self)
+
+
+def run_table(ctx: Context, spec: TableSpec) -> None:
+    """Keyset batches of a v1 table (ORM, values_list), each processed and checkpointed atomically."""
+    table, model = spec.table, spec.model
     stats = ctx.table(table)
     started = time.perf_counter()
     pk = model._meta.pk.attname
+    fields = list(spec.fields)
     columns = [model._meta.get_field(f).column for f in fields]
     last = ctx.checkpoint(table)
-    qs = model.objects.filter(**filters).order_by(pk)
+    qs = model._default_manager.filter(**ctx.scope_filter(account_field=spec.account_field, line_field=spec.line_field))
+    qs = qs.order_by(pk)
     total = qs.filter(**{f"{pk}__gt": last}).count()
     with progress_bar(ctx, table, total) as bar:
         while True:
@@ -76,7 +101,7 @@ def run_orm_table(
             with transaction.atomic():
                 with connection.cursor() as cur:
                     cur.execute(
-                        f"""SELECT v1_id, true FROM ({done_sql}) d UNION ALL SELECT v1_id, false
+                        f"""SELECT v1_id, true FROM ({spec.done_sql}) d UNION ALL SELECT v1_id, false
                             FROM {QUARANTINE_TABLE} WHERE v1_table = %s AND v1_id BETWEEN %s AND %s""",
                         [rows[0][0], rows[-1][0], table, rows[0][0], rows[-1][0]],
                     )
@@ -91,7 +116,7 @@ def run_orm_table(
                 todo = _clean_rows(ctx, table, model, fields, columns, todo)
                 before = (stats.written, stats.merged, sum(stats.extra.values()))
                 if todo:
-                    process(ctx, todo, columns)
+                    _write_batch(ctx, spec, todo, columns)
                 if (stats.written, stats.merged, sum(stats.extra.values())) != before:
                     ctx.mark_dirty()
                 last = rows[-1][0]
@@ -100,6 +125,35 @@ def run_orm_table(
             bar.update(len(rows))
             ctx.batch_committed(table)
     stats.seconds += time.perf_counter() - started
+
+
+def _write_batch(ctx: Context, spec: TableSpec, rows: Rows, columns: list[str]) -> None:
+    batch = Batch(rows=rows, out=[], by_id=LazyRows(columns, rows))
+    spec.transform(ctx, batch)
+    ctx.quarantine(spec.table, [(v1_id, reason, detail, batch.by_id[v1_id]) for v1_id, reason, detail in batch.refused])
+    with connection.cursor() as cur:
+        temp_table(cur, spec.temp, ", ".join(f"{name} {kind}" for name, kind in spec.temp_columns))
+        copy_rows(cur, spec.temp, [name for name, _ in spec.temp_columns], batch.out)
+        if spec.requires_account:
+            missing = f"""FROM {spec.temp} t WHERE NOT EXISTS
+                (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)"""
+            quarantine_unresolved(ctx, spec.table, cur, f"SELECT t.v1_id, '{ORG_MISSING}' {missing}", batch.by_id)
+            cur.execute(f"DELETE {missing}")
+        if spec.skip_done:
+            # Rows an earlier run migrated (the probe above saw them not yet): a rerun writes nothing.
+            cur.execute(
+                f"DELETE FROM {spec.temp} t USING ({spec.done_sql}) d WHERE d.v1_id = t.v1_id",
+                [rows[0][0], rows[-1][0]],
+            )
+            ctx.table(spec.table).skipped += cur.rowcount
+        spec.write(ctx, cur, batch)
+
+
+def quarantine_unresolved(ctx: Context, table: str, cur, sql: str, by_id: LazyRows) -> None:
+    """Rows of the batch the SQL step could not resolve (query returns v1_id, reason)."""
+    cur.execute(sql)
+    items = [(v1_id, reason, "", by_id[v1_id]) for v1_id, reason in cur.fetchall()]
+    ctx.quarantine(table, items)
 
 
 # v2 column lengths a v1 text value must fit (longer → quarantined `too_long`, never cut).
@@ -158,726 +212,3 @@ def _clean_rows(ctx: Context, table: str, model, fields: list[str], columns: lis
         ctx.decide(table, code, ids)
     ctx.quarantine(table, bad)
     return out
-
-
-class _LazyRows:
-    """v1 rows of a batch by id, turned into quarantine JSON only for the few rows that need it."""
-
-    def __init__(self, columns: list[str], rows: Rows, secret_columns: tuple[str, ...] = ()):
-        self.columns, self.secret_columns = columns, secret_columns
-        self.rows = {row[0]: row for row in rows}
-
-    def __getitem__(self, v1_id: int) -> dict:
-        return row_json(self.columns, self.rows[v1_id], secret_columns=self.secret_columns)
-
-
-def _quarantine_unresolved(ctx: Context, table: str, cur, sql: str, by_id: _LazyRows) -> None:
-    """Rows of the batch the SQL step could not resolve (query returns v1_id, reason)."""
-    cur.execute(sql)
-    items = [(v1_id, reason, "", by_id[v1_id]) for v1_id, reason in cur.fetchall()]
-    ctx.quarantine(table, items)
-
-
-def _skip_done(ctx: Context, cur, temp: str, done_sql: str, table: str) -> None:
-    """Drop rows an earlier run already migrated from the batch, so a rerun writes nothing."""
-    cur.execute(f"DELETE FROM {temp} t USING ({done_sql}) d WHERE d.v1_id = t.v1_id")
-    ctx.table(table).skipped += cur.rowcount
-
-
-_ORG_MISSING = "broken_reference_account"
-
-
-# --- Accounts → Organization -----------------------------------------------------------------------
-def _accounts(ctx: Context, rows: Rows, columns: list[str]) -> None:
-    out = []
-    for aid, name, tz, active, created in rows:
-        zone, known = iana_zone(tz)
-        if not known:
-            ctx.warn(f"unknown Windows time zone {tz.strip()!r} → {zone}")
-            ctx.decide("Accounts", f"unknown_time_zone_read_as_{zone}", [aid])
-        if not (name or "").strip():
-            ctx.decide("Accounts", "blank_name_named_v1_account_N", [aid])
-        out.append((aid, (name or "").strip() or f"v1 account {aid}", zone, active, v1_time(created)))
-    with connection.cursor() as cur:
-        temp_table(cur, "mig_accounts", "v1_id int, name text, tz text, is_active bool, created_at timestamptz")
-        copy_rows(cur, "mig_accounts", ["v1_id", "name", "tz", "is_active", "created_at"], out)
-        cols, exprs, params = insert_columns(
-            Organization,
-            {
-                "name": "t.name",
-                "time_zone": "t.tz",
-                "is_active": "t.is_active",
-                "created_at": "t.created_at",
-                "v1_id": "t.v1_id",
-            },
-        )
-        cur.execute(
-            f"""INSERT INTO organizations_organization ({cols}) SELECT {exprs} FROM mig_accounts t
-                        ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""",
-            params,
-        )
-        ctx.table("Accounts").written += cur.rowcount
-        ctx.table("Accounts").skipped += len(out) - cur.rowcount
-
-
-def migrate_accounts(ctx: Context) -> None:
-    run_orm_table(
-        ctx,
-        "Accounts",
-        V1Account,
-        ["account_id", "name", "time_zone", "is_active", "created_on"],
-        ctx.scope_filter(account_field="account_id", line_field=None),
-        _accounts,
-        done_sql="SELECT v1_id FROM organizations_organization WHERE v1_id BETWEEN %s AND %s",
-    )
-
-
-# --- Users → User (by normalized email) + Membership -----------------------------------------------
-def _users(ctx: Context, rows: Rows, columns: list[str]) -> None:
-    stats = ctx.table("Users")
-    out: Rows = []
-    bad: list = []
-    by_id = _LazyRows(columns, rows)
-    for row in rows:
-        uid, account_id, email, first, last, role, deleted, created = row
-        norm = normalize_email(email)
-        if not is_plausible_email(norm):
-            bad.append((uid, "junk_email", "", by_id[uid]))
-        elif role not in ROLE_MAP:
-            bad.append((uid, "unknown_role", f"Role={role}", by_id[uid]))
-        else:
-            out.append(
-                (
-                    uid,
-                    account_id,
-                    norm,
-                    (first or "").strip()[:150],
-                    (last or "").strip()[:150],
-                    ROLE_MAP[role],
-                    deleted,
-                    v1_time(created),
-                )
-            )
-    ctx.quarantine("Users", bad)
-    User = get_user_model()
-    with connection.cursor() as cur:
-        temp_table(
-            cur,
-            "mig_users",
-            "v1_id int, v1_account_id int, email text, first_name text, last_name text,"
-            " role text, is_deleted bool, created_at timestamptz",
-        )
-        copy_rows(
-            cur,
-            "mig_users",
-            ["v1_id", "v1_account_id", "email", "first_name", "last_name", "role", "is_deleted", "created_at"],
-            out,
-        )
-        _quarantine_unresolved(
-            ctx,
-            "Users",
-            cur,
-            f"""
-            SELECT t.v1_id, '{_ORG_MISSING}' FROM mig_users t
-            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""",
-            by_id,
-        )
-        cur.execute(
-            "DELETE FROM mig_users t WHERE NOT EXISTS "
-            "(SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)"
-        )
-        _skip_done(ctx, cur, "mig_users", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Users'", "Users")
-        # One User per normalized email; an existing v2 user with that email is reused. No password:
-        # migrated people set one through the reset flow.
-        cols, exprs, params = insert_columns(
-            User,
-            {
-                "password": "'!' || md5(random()::text)",
-                "username": "t.email",
-                "email": "t.email",
-                "first_name": "t.first_name",
-                "last_name": "t.last_name",
-                "is_active": "t.any_active",
-                "is_staff": "false",
-                "is_superuser": "false",
-                "date_joined": "t.created_at",
-            },
-        )
-        cur.execute(
-            f"""INSERT INTO {User._meta.db_table} ({cols})
-            SELECT {exprs} FROM (
-                SELECT DISTINCT ON (email) *, bool_or(NOT is_deleted) OVER (PARTITION BY email) AS any_active
-                FROM mig_users ORDER BY email, v1_id) t
-            ORDER BY t.v1_id ON CONFLICT (username) DO NOTHING""",
-            params,
-        )
-        stats.bump("users_created", cur.rowcount)
-        cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
-            SELECT 'Users', t.v1_id, u.id, false FROM mig_users t JOIN {User._meta.db_table} u ON u.username = t.email
-            ON CONFLICT (v1_table, v1_id) DO NOTHING""")
-        cols, exprs, params = insert_columns(
-            Membership,
-            {
-                "user_id": "u.id",
-                "organization_id": "o.id",
-                "role": "t.role",
-                "created_at": "t.created_at",
-                "v1_id": "t.v1_id",
-            },
-        )
-        # Deleted v1 users keep their User (history references them) but get no membership.
-        cur.execute(
-            f"""INSERT INTO organizations_membership ({cols})
-            SELECT DISTINCT ON (u.id, o.id) {exprs} FROM mig_users t
-            JOIN organizations_organization o ON o.v1_id = t.v1_account_id
-            JOIN {User._meta.db_table} u ON u.username = t.email
-            WHERE NOT t.is_deleted ORDER BY u.id, o.id, t.v1_id
-            ON CONFLICT DO NOTHING""",
-            params,
-        )
-        stats.bump("memberships_created", cur.rowcount)
-        # Every remaining row is written (a membership, or for a deleted user the User alone) or
-        # merged (the same person twice in one account: one membership).
-        cur.execute(f"""SELECT t.v1_id, t.is_deleted,
-                   NOT t.is_deleted AND NOT EXISTS (SELECT 1 FROM organizations_membership m WHERE m.v1_id = t.v1_id),
-                   EXISTS (SELECT 1 FROM {IDMAP_TABLE} e JOIN {IDMAP_TABLE} me ON me.v1_table = 'Users'
-                           AND me.v1_id = t.v1_id AND e.v2_id = me.v2_id
-                           WHERE e.v1_table = 'Users' AND e.v1_id < t.v1_id)
-            FROM mig_users t ORDER BY t.v1_id""")
-        result = cur.fetchall()
-        merged = [r[0] for r in result if r[2]]
-        stats.merged += len(merged)
-        stats.written += len(result) - len(merged)
-        ctx.decide("Users", "same_person_twice_in_account_one_membership", merged)
-        ctx.decide("Users", "deleted_user_without_membership", [r[0] for r in result if r[1]])
-        ctx.decide("Users", "same_email_as_earlier_user_one_login", [r[0] for r in result if r[3]])
-        stats.bump("deleted_user_without_membership", sum(1 for r in result if r[1]))
-
-
-def migrate_users(ctx: Context) -> None:
-    run_orm_table(
-        ctx,
-        "Users",
-        V1User,
-        ["user_id", "account_id", "email", "first_name", "last_name", "role", "is_deleted", "created_on"],
-        ctx.scope_filter(account_field="account_id", line_field=None),
-        _users,
-        done_sql=f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Users' AND v1_id BETWEEN %s AND %s",
-    )
-
-
-# --- Lines → Line (+ CarrierAccount) -----------------------------------------------------------------
-def _lines(ctx: Context, rows: Rows, columns: list[str]) -> None:
-    stats = ctx.table("Lines")
-    out: Rows = []
-    bad: list = []
-    by_id = _LazyRows(columns, rows, secret_columns=("ProviderConfig",))
-    for row in rows:
-        lid, account_id, phone, name, provider, config_raw, deleted, created = row
-        e164 = try_normalize(phone)
-        if e164 is None:
-            bad.append((lid, "junk_phone", "", by_id[lid]))
-            continue
-        if config_is_unparseable(config_raw):
-            bad.append((lid, "unparseable_provider_config", "ProviderConfig is not JSON", by_id[lid]))
-            continue
-        if phone_extension(phone):
-            ctx.decide("Lines", "phone_extension_dropped", [lid])
-        key = provider_key(provider)
-        supported = key == "sinch"
-        config = sinch_config(config_raw) if supported else None
-        if not supported:
-            ctx.warn(f"line on unsupported provider {key!r}: migrated archived, no carrier account")
-            ctx.decide("Lines", f"unsupported_provider_{key}_archived_no_carrier_account", [lid])
-        elif config is None:
-            ctx.warn("Sinch line without a usable ProviderConfig: migrated without carrier account")
-            ctx.decide("Lines", "provider_config_unusable_no_carrier_account", [lid])
-        out.append(
-            (
-                lid,
-                account_id,
-                e164,
-                (name or "").strip()[:100],
-                supported,
-                deleted,
-                config and config["service_plan_id"],
-                config and config["region"],
-                json.dumps(config) if config else None,
-                secrets.token_urlsafe(24),
-                v1_time(created),
-            )
-        )
-    ctx.quarantine("Lines", bad)
-    with connection.cursor() as cur:
-        temp_table(
-            cur,
-            "mig_lines",
-            "v1_id int, v1_account_id int, phone text, name text, supported bool,"
-            " is_deleted bool, plan text, region text, config jsonb, secret text,"
-            " created_at timestamptz",
-        )
-        copy_rows(
-            cur,
-            "mig_lines",
-            [
-                "v1_id",
-                "v1_account_id",
-                "phone",
-                "name",
-                "supported",
-                "is_deleted",
-                "plan",
-                "region",
-                "config",
-                "secret",
-                "created_at",
-            ],
-            out,
-        )
-        _quarantine_unresolved(
-            ctx,
-            "Lines",
-            cur,
-            f"""
-            SELECT t.v1_id, '{_ORG_MISSING}' FROM mig_lines t
-            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""",
-            by_id,
-        )
-        _skip_done(ctx, cur, "mig_lines", "SELECT v1_id FROM messaging_line WHERE v1_id IS NOT NULL", "Lines")
-        # One carrier account per (organization, service plan, region): lines sharing a plan share it.
-        cols, exprs, params = insert_columns(
-            CarrierAccount,
-            {
-                "organization_id": "o.id",
-                "name": "'Sinch ' || t.plan",
-                "provider": "'sinch'",
-                "config": "t.config",
-                "webhook_secret": "t.secret",
-                "created_at": "t.created_at",
-                "updated_at": "now()",
-            },
-        )
-        cur.execute(
-            f"""INSERT INTO carriers_carrieraccount ({cols})
-            SELECT DISTINCT ON (o.id, t.plan, t.region) {exprs} FROM mig_lines t
-            JOIN organizations_organization o ON o.v1_id = t.v1_account_id
-            WHERE t.plan IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM carriers_carrieraccount ca WHERE ca.organization_id = o.id AND ca.provider = 'sinch'
-                AND ca.config->>'service_plan_id' = t.plan AND coalesce(ca.config->>'region', 'us') = t.region)
-            ORDER BY o.id, t.plan, t.region, t.v1_id""",
-            params,
-        )
-        stats.bump("carrier_accounts_created", cur.rowcount)
-        # Active only if v1 had it live on a supported provider and the number is not live elsewhere
-        # (v2 allows one active line per number).
-        cols, exprs, params = insert_columns(
-            Line,
-            {
-                "organization_id": "t.org_id",
-                "phone_number": "t.phone",
-                "name": "t.name",
-                "carrier_account_id": "t.ca_id",
-                "is_active": "t.want_active AND t.rn = 1 AND NOT t.taken",
-                "created_at": "t.created_at",
-                "updated_at": "now()",
-                "v1_id": "t.v1_id",
-            },
-        )
-        cur.execute(
-            f"""INSERT INTO messaging_line ({cols})
-            SELECT {exprs} FROM (
-                SELECT m.*, o.id AS org_id, ca.id AS ca_id, (m.supported AND NOT m.is_deleted) AS want_active,
-                    row_number() OVER (PARTITION BY m.phone
-                                       ORDER BY (m.supported AND NOT m.is_deleted) DESC, m.v1_id) AS rn,
-                    EXISTS (SELECT 1 FROM messaging_line l2 WHERE l2.phone_number = m.phone AND l2.is_active) AS taken
-                FROM mig_lines m JOIN organizations_organization o ON o.v1_id = m.v1_account_id
-                LEFT JOIN LATERAL (
-                    SELECT ca.id FROM carriers_carrieraccount ca
-                    WHERE ca.organization_id = o.id AND ca.provider = 'sinch'
-                    AND ca.config->>'service_plan_id' = m.plan AND coalesce(ca.config->>'region', 'us') = m.region
-                    ORDER BY ca.id LIMIT 1) ca ON true
-            ) t ORDER BY t.v1_id
-            ON CONFLICT (v1_id) DO NOTHING
-            """,
-            params,
-        )
-        stats.written += cur.rowcount
-        cur.execute("""SELECT m.v1_id, m.is_deleted, NOT m.supported,
-                              m.supported AND NOT m.is_deleted AND NOT l.is_active
-                       FROM mig_lines m JOIN messaging_line l ON l.v1_id = m.v1_id ORDER BY m.v1_id""")
-        result = cur.fetchall()
-        deleted, demoted = [r[0] for r in result if r[1]], [r[0] for r in result if r[3]]
-        stats.bump("archived_deleted", len(deleted))
-        stats.bump("archived_unsupported_provider", sum(1 for r in result if r[2]))
-        stats.bump("archived_number_live_elsewhere", len(demoted))
-        ctx.warn("line number already live on another line: migrated archived", len(demoted))
-        ctx.decide("Lines", "deleted_line_archived", deleted)
-        ctx.decide("Lines", "number_live_on_another_line_archived", demoted)
-
-
-def migrate_lines(ctx: Context) -> None:
-    run_orm_table(
-        ctx,
-        "Lines",
-        V1Line,
-        ["line_id", "account_id", "phone_number", "name", "provider", "provider_config", "is_deleted", "created_on"],
-        ctx.scope_filter(account_field="account_id", line_field="line_id"),
-        _lines,
-        done_sql="SELECT v1_id FROM messaging_line WHERE v1_id BETWEEN %s AND %s",
-    )
-
-
-# --- Contacts → Contact (+ OptOut); duplicates by normalized number merge --------------------------
-def _contacts(ctx: Context, rows: Rows, columns: list[str]) -> None:
-    stats = ctx.table("Contacts")
-    out: Rows = []
-    bad: list = []
-    by_id = _LazyRows(columns, rows)
-    for row in rows:
-        cid, account_id, phone, first, last, email, opted_out, opted_out_on, created = row
-        e164 = try_normalize(phone)
-        if e164 is None:
-            bad.append((cid, "junk_phone", "", by_id[cid]))
-            continue
-        if phone_extension(phone):
-            ctx.decide("Contacts", "phone_extension_dropped", [cid])
-        out.append(
-            (
-                cid,
-                account_id,
-                e164,
-                (first or "").strip()[:100],
-                (last or "").strip()[:100],
-                (email or "").strip()[:254],
-                opted_out,
-                v1_time(opted_out_on),
-                v1_time(created),
-            )
-        )
-    ctx.quarantine("Contacts", bad)
-    with connection.cursor() as cur:
-        temp_table(
-            cur,
-            "mig_contacts",
-            "v1_id int, v1_account_id int, phone text, first_name text, last_name text,"
-            " email text, opted_out bool, opted_out_at timestamptz, created_at timestamptz",
-        )
-        copy_rows(
-            cur,
-            "mig_contacts",
-            [
-                "v1_id",
-                "v1_account_id",
-                "phone",
-                "first_name",
-                "last_name",
-                "email",
-                "opted_out",
-                "opted_out_at",
-                "created_at",
-            ],
-            out,
-        )
-        _quarantine_unresolved(
-            ctx,
-            "Contacts",
-            cur,
-            f"""
-            SELECT t.v1_id, '{_ORG_MISSING}' FROM mig_contacts t
-            WHERE NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)""",
-            by_id,
-        )
-        _skip_done(ctx, cur, "mig_contacts", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Contacts'", "Contacts")
-        cols, exprs, params = insert_columns(
-            Contact,
-            {
-                "organization_id": "t.org_id",
-                "phone_number": "t.phone",
-                "first_name": "t.first_name",
-                "last_name": "t.last_name",
-                "email": "t.email",
-                "created_at": "t.created_at",
-                "updated_at": "now()",
-                "v1_id": "t.v1_id",
-            },
-        )
-        # Twins (same organization and normalized number) merge into the contact of the lowest
-        # ContactId; each blank field takes the first non-blank value of its twins in ContactId
-        # order. Rows arrive in ContactId order, so aggregating the batch's twins first and then
-        # filling only blanks of a contact an earlier batch made gives the same result for any
-        # batch size (tests/migration_v1/test_merges.py).
-        cur.execute(
-            f"""INSERT INTO messaging_contact AS c ({cols})
-            SELECT {exprs} FROM (
-                SELECT o.id AS org_id, t.phone, min(t.v1_id) AS v1_id,
-                    coalesce((array_agg(t.first_name ORDER BY t.v1_id) FILTER (WHERE t.first_name <> ''))[1], '')
-                        AS first_name,
-                    coalesce((array_agg(t.last_name ORDER BY t.v1_id) FILTER (WHERE t.last_name <> ''))[1], '')
-                        AS last_name,
-                    coalesce((array_agg(t.email ORDER BY t.v1_id) FILTER (WHERE t.email <> ''))[1], '') AS email,
-                    (array_agg(t.created_at ORDER BY t.v1_id))[1] AS created_at
-                FROM mig_contacts t JOIN organizations_organization o ON o.v1_id = t.v1_account_id
-                GROUP BY o.id, t.phone
-            ) t
-            ORDER BY t.org_id, t.phone
-            ON CONFLICT (organization_id, phone_number) DO UPDATE SET
-                first_name = CASE WHEN c.first_name = '' THEN EXCLUDED.first_name ELSE c.first_name END,
-                last_name = CASE WHEN c.last_name = '' THEN EXCLUDED.last_name ELSE c.last_name END,
-                email = CASE WHEN c.email = '' THEN EXCLUDED.email ELSE c.email END,
-                v1_id = coalesce(c.v1_id, EXCLUDED.v1_id), updated_at = now()
-            WHERE (c.first_name = '' AND EXCLUDED.first_name <> '') OR (c.last_name = '' AND EXCLUDED.last_name <> '')
-               OR (c.email = '' AND EXCLUDED.email <> '') OR c.v1_id IS NULL""",
-            params,
-        )
-        cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
-            SELECT 'Contacts', t.v1_id, c.id, c.v1_id IS DISTINCT FROM t.v1_id FROM mig_contacts t
-            JOIN organizations_organization o ON o.v1_id = t.v1_account_id
-            JOIN messaging_contact c ON c.organization_id = o.id AND c.phone_number = t.phone
-            ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")
-        mapped = cur.fetchall()
-        merged = sorted(v1_id for v1_id, m in mapped if m)
-        stats.merged += len(merged)
-        stats.written += len(mapped) - len(merged)
-        ctx.decide("Contacts", "merged_into_twin_with_lower_contact_id", merged)
-        # An opt-out on any of the merged duplicates opts the number out.
-        cur.execute("""INSERT INTO messaging_optout (organization_id, phone_number, source, reason, created_at)
-            SELECT DISTINCT ON (o.id, t.phone) o.id, t.phone, 'import', 'v1 ContactId ' || t.v1_id,
-                   coalesce(t.opted_out_at, t.created_at)
-            FROM mig_contacts t JOIN organizations_organization o ON o.v1_id = t.v1_account_id
-            WHERE t.opted_out ORDER BY o.id, t.phone, t.v1_id
-            ON CONFLICT DO NOTHING""")
-        stats.bump("opt_outs_created", cur.rowcount)
-
-
-def migrate_contacts(ctx: Context) -> None:
-    run_orm_table(
-        ctx,
-        "Contacts",
-        V1Contact,
-        [
-            "contact_id",
-            "account_id",
-            "phone_number",
-            "first_name",
-            "last_name",
-            "email",
-            "is_opted_out",
-            "opted_out_on",
-            "created_on",
-        ],
-        ctx.scope_filter(account_field="account_id", line_field=None),
-        _contacts,
-        done_sql=f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Contacts' AND v1_id BETWEEN %s AND %s",
-    )
-
-
-# --- Blasts → Blast ---------------------------------------------------------------------------------
-def _blasts(ctx: Context, rows: Rows, columns: list[str]) -> None:
-    stats = ctx.table("Blasts")
-    by_id = _LazyRows(columns, rows)
-    out = [
-        (bid, acc, line, (name or "").strip()[:200], body or "", creator, v1_time(created), v1_time(sent))
-        for bid, acc, line, name, body, creator, created, sent in rows
-    ]
-    ctx.decide("Blasts", "null_body_read_as_empty", [r[0] for r in rows if r[4] is None])
-    with connection.cursor() as cur:
-        temp_table(
-            cur,
-            "mig_blasts",
-            "v1_id int, v1_account_id int, v1_line_id int, name text, body text,"
-            " v1_created_by int, created_at timestamptz, sent_at timestamptz",
-        )
-        copy_rows(
-            cur,
-            "mig_blasts",
-            ["v1_id", "v1_account_id", "v1_line_id", "name", "body", "v1_created_by", "created_at", "sent_at"],
-            out,
-        )
-        _skip_done(ctx, cur, "mig_blasts", "SELECT v1_id FROM messaging_blast WHERE v1_id IS NOT NULL", "Blasts")
-        # SentOn set → completed; never sent → canceled (final: history is not relaunched by accident).
-        cols, exprs, params = insert_columns(
-            Blast,
-            {
-                "organization_id": "o.id",
-                "line_id": "l.id",
-                "name": "t.name",
-                "body": "t.body",
-                "status": f"CASE WHEN t.sent_at IS NULL THEN {sql_literals(BlastStatus.CANCELED)}"
-                f" ELSE {sql_literals(BlastStatus.COMPLETED)} END",
-                "created_by_id": "au.id",
-                "created_at": "t.created_at",
-                "launched_at": "t.sent_at",
-                "completed_at": "t.sent_at",
-                "canceled_at": "CASE WHEN t.sent_at IS NULL THEN t.created_at END",
-                "v1_id": "t.v1_id",
-            },
-        )
-        cur.execute(
-            f"""INSERT INTO messaging_blast ({cols}) SELECT {exprs} FROM mig_blasts t
-            JOIN organizations_organization o ON o.v1_id = t.v1_account_id
-            JOIN messaging_line l ON l.v1_id = t.v1_line_id AND l.organization_id = o.id
-            LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = t.v1_created_by
-            LEFT JOIN auth_user au ON au.id = um.v2_id
-            ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING RETURNING v1_id, status, created_by_id""",
-            params,
-        )
-        written = cur.fetchall()
-        stats.written += len(written)
-        creators = {r[0]: r[5] for r in out}
-        ctx.decide("Blasts", "never_sent_migrated_canceled", sorted(r[0] for r in written if r[1] == "canceled"))
-        ctx.decide(
-            "Blasts",
-            "unknown_creator_dropped",
-            sorted(r[0] for r in written if r[2] is None and creators.get(r[0]) is not None),
-        )
-        _quarantine_unresolved(
-            ctx,
-            "Blasts",
-            cur,
-            f"""
-            SELECT t.v1_id, CASE
-                WHEN NOT EXISTS (SELECT 1 FROM organizations_organization o WHERE o.v1_id = t.v1_account_id)
-                    THEN '{_ORG_MISSING}'
-                WHEN EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q WHERE q.v1_table = 'Lines' AND q.v1_id = t.v1_line_id)
-                    THEN 'line_quarantined'
-                WHEN EXISTS (SELECT 1 FROM messaging_line l WHERE l.v1_id = t.v1_line_id) THEN 'line_in_other_account'
-                ELSE 'broken_reference_line' END
-            FROM mig_blasts t WHERE NOT EXISTS (SELECT 1 FROM messaging_blast b WHERE b.v1_id = t.v1_id)""",
-            by_id,
-        )
-
-
-def migrate_blasts(ctx: Context) -> None:
-    run_orm_table(
-        ctx,
-        "Blasts",
-        V1Blast,
-        ["blast_id", "account_id", "line_id", "name", "body", "created_by_user_id", "created_on", "sent_on"],
-        ctx.scope_filter(account_field="account_id", line_field="line_id"),
-        _blasts,
-        done_sql="SELECT v1_id FROM messaging_blast WHERE v1_id BETWEEN %s AND %s",
-    )
-
-
-# --- Conversations → Conversation; duplicates per (line, merged contact) merge -----------------------
-_CONV_RESOLVE = f"""
-    SELECT t.*, l.id AS line_id, l.organization_id AS org_id, cm.v2_id AS contact_id
-    FROM mig_convs t
-    JOIN messaging_line l ON l.v1_id = t.v1_line_id
-    JOIN {IDMAP_TABLE} cm ON cm.v1_table = 'Contacts' AND cm.v1_id = t.v1_contact_id
-    JOIN messaging_contact c ON c.id = cm.v2_id AND c.organization_id = l.organization_id
-"""
-
-
-def _conversations(ctx: Context, rows: Rows, columns: list[str]) -> None:
-    stats = ctx.table("Conversations")
-    by_id = _LazyRows(columns, rows)
-    # Deleted v1 conversations still own messages: they arrive closed.
-    out = [
-        (cid, line, contact, "closed" if (closed or deleted) else "open", assignee, deleted, v1_time(created))
-        for cid, line, contact, closed, assignee, deleted, created in rows
-    ]
-    stats.bump("deleted_migrated_closed", sum(1 for r in out if r[5]))
-    deleted = {r[0] for r in out if r[5]}
-    with connection.cursor() as cur:
-        temp_table(
-            cur,
-            "mig_convs",
-            "v1_id int, v1_line_id int, v1_contact_id int, status text, v1_assignee int,"
-            " is_deleted bool, created_at timestamptz",
-        )
-        copy_rows(
-            cur,
-            "mig_convs",
-            ["v1_id", "v1_line_id", "v1_contact_id", "status", "v1_assignee", "is_deleted", "created_at"],
-            out,
-        )
-        _skip_done(
-            ctx, cur, "mig_convs", f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Conversations'", "Conversations"
-        )
-        cols, exprs, params = insert_columns(
-            Conversation,
-            {
-                "organization_id": "r.org_id",
-                "line_id": "r.line_id",
-                "contact_id": "r.contact_id",
-                "status": "r.status",
-                "assignee_id": "r.assignee_id",
-                "created_at": "r.created_at",
-                "v1_id": "r.v1_id",
-            },
-        )
-        # Twins (same line and merged contact) merge into the lowest ConversationId: open if any twin
-        # is open, the assignee of the first twin (ConversationId order) that has one. The batch's
-        # twins are aggregated first, then an existing conversation (from an earlier batch, lower
-        # ids) only gains "open" and a missing assignee: the same result for any batch size.
-        cur.execute(
-            f"""INSERT INTO messaging_conversation AS cv ({cols})
-            SELECT {exprs} FROM (
-                SELECT r.line_id, r.contact_id, min(r.org_id) AS org_id, min(r.v1_id) AS v1_id,
-                    CASE WHEN bool_or(r.status = 'open') THEN 'open' ELSE 'closed' END AS status,
-                    (array_agg(au.id ORDER BY r.v1_id) FILTER (WHERE au.id IS NOT NULL))[1] AS assignee_id,
-                    (array_agg(r.created_at ORDER BY r.v1_id))[1] AS created_at
-                FROM ({_CONV_RESOLVE}) r
-                LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = r.v1_assignee
-                LEFT JOIN auth_user au ON au.id = um.v2_id
-                GROUP BY r.line_id, r.contact_id
-            ) r
-            ORDER BY r.line_id, r.contact_id
-            ON CONFLICT (line_id, contact_id) DO UPDATE SET
-                status = CASE WHEN EXCLUDED.status = 'open' THEN 'open' ELSE cv.status END,
-                assignee_id = coalesce(cv.assignee_id, EXCLUDED.assignee_id),
-                v1_id = coalesce(cv.v1_id, EXCLUDED.v1_id)
-            WHERE (cv.status = 'closed' AND EXCLUDED.status = 'open') OR cv.v1_id IS NULL
-               OR (cv.assignee_id IS NULL AND EXCLUDED.assignee_id IS NOT NULL)""",
-            params,
-        )
-        cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
-            SELECT 'Conversations', r.v1_id, cv.id, cv.v1_id IS DISTINCT FROM r.v1_id FROM ({_CONV_RESOLVE}) r
-            JOIN messaging_conversation cv ON cv.line_id = r.line_id AND cv.contact_id = r.contact_id
-            ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")
-        mapped = cur.fetchall()
-        merged = sorted(v1_id for v1_id, m in mapped if m)
-        stats.merged += len(merged)
-        stats.written += len(mapped) - len(merged)
-        ctx.decide("Conversations", "merged_into_twin_with_lower_conversation_id", merged)
-        ctx.decide("Conversations", "deleted_migrated_closed", sorted(v1_id for v1_id, _ in mapped if v1_id in deleted))
-        cur.execute(f"""SELECT t.v1_id FROM mig_convs t
-            WHERE t.v1_assignee IS NOT NULL AND NOT EXISTS (
-                SELECT 1 FROM {IDMAP_TABLE} um JOIN auth_user au ON au.id = um.v2_id
-                WHERE um.v1_table = 'Users' AND um.v1_id = t.v1_assignee)
-            AND EXISTS (SELECT 1 FROM {IDMAP_TABLE} m WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""")
-        ctx.decide("Conversations", "unknown_assignee_dropped", [r[0] for r in cur.fetchall()])
-        _quarantine_unresolved(
-            ctx,
-            "Conversations",
-            cur,
-            f"""
-            SELECT t.v1_id, CASE
-                WHEN l.id IS NULL AND EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
-                                             WHERE q.v1_table = 'Lines' AND q.v1_id = t.v1_line_id)
-                    THEN 'line_quarantined'
-                WHEN l.id IS NULL THEN 'broken_reference_line'
-                WHEN EXISTS (SELECT 1 FROM {QUARANTINE_TABLE} q
-                             WHERE q.v1_table = 'Contacts' AND q.v1_id = t.v1_contact_id) THEN 'contact_quarantined'
-                WHEN NOT EXISTS (SELECT 1 FROM {IDMAP_TABLE} cm
-                                 WHERE cm.v1_table = 'Contacts' AND cm.v1_id = t.v1_contact_id)
-                    THEN 'broken_reference_contact'
-                ELSE 'contact_in_other_account' END
-            FROM mig_convs t LEFT JOIN messaging_line l ON l.v1_id = t.v1_line_id
-            WHERE NOT EXISTS (SELECT 1 FROM {IDMAP_TABLE} m
-                              WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""",
-            by_id,
-        )
-
-
-def migrate_conversations(ctx: Context) -> None:
-    run_orm_table(
-        ctx,
-        "Conversations",
-        V1Conversation,
-        ["conversation_id", "line_id", "contact_id", "is_closed", "assigned_user_id", "is_deleted", "created_on"],
-        ctx.scope_filter(account_field=None, line_field="line_id"),
-        _conversations,
-        done_sql=f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = 'Conversations' AND v1_id BETWEEN %s AND %s",
-    )
