@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import cast
+from typing import NamedTuple, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -178,6 +178,31 @@ _COUNTERS_SQL = """
 """
 
 
+class _Link(NamedTuple):
+    """The link a buffered click's code names (_LINKS_SQL without the code)."""
+
+    id: int
+    contact_id: int | None
+    message_id: int | None
+    blast_id: int | None
+    organization_id: int
+
+
+class _Click(NamedTuple):
+    """One buffered click of a known link, ready for the batch's statements."""
+
+    link: _Link
+    uid: str
+    clicked_at: datetime
+    method: str
+    user_agent: str
+    referrer: str
+    ip_prefix: str
+    visitor_hash: str
+    bot_reason: str  # '' for a person
+    visitor: str  # the key of uniqueness: c<contact id> or h<visitor hash>
+
+
 def _well_formed(row) -> bool:
     return (
         isinstance(row, list)
@@ -209,10 +234,10 @@ def clicks_write(*, entries: list[bytes]) -> int:
     if not rows:
         return 0
     with binding_cursor() as cursor:
-        cursor.execute(_LINKS_SQL, [list({r[1] for r in rows})])
-        links = {code: (link_id, contact_id, msg, blast, org) for code, link_id, contact_id, msg, blast, org in cursor}
+        cursor.execute(_LINKS_SQL, [list({code for _uid, code, *_rest in rows})])
+        links = {code: _Link(*link) for code, *link in cursor}
     # Unknown codes (scanners, typos) are not clicks of anything: dropped here, not on the request path.
-    clicks = []
+    clicks: list[_Click] = []
     for uid, code, ts, method, ua, ref, prefix, vhash in rows:
         link = links.get(code)
         if link is None:
@@ -220,36 +245,40 @@ def clicks_write(*, entries: list[bytes]) -> int:
         reason = bot_reason(method, ua)
         # Unique by contact for attributed links (a forwarded link still counts its contact once), by the
         # keyed hash of IP + user agent otherwise.
-        visitor = f"c{link[1]}" if link[1] else f"h{vhash}"
-        clicks.append((link, uid, datetime.fromtimestamp(ts, UTC), method, ua, ref, prefix, vhash, reason, visitor))
+        visitor = f"c{link.contact_id}" if link.contact_id else f"h{vhash}"
+        clicked_at = datetime.fromtimestamp(ts, UTC)
+        clicks.append(_Click(link, uid, clicked_at, method, ua, ref, prefix, vhash, reason, visitor))
     if not clicks:
         return 0
     with transaction.atomic(), binding_cursor() as cursor:
-        humans = [c for c in clicks if not c[8]]
+        humans = [c for c in clicks if not c.bot_reason]
         new_visitors: set[tuple[int, str]] = set()
         if humans:
-            cursor.execute(_VISITORS_SQL, [[c[0][0] for c in humans], [c[9] for c in humans], [c[2] for c in humans]])
+            cursor.execute(
+                _VISITORS_SQL,
+                [[c.link.id for c in humans], [c.visitor for c in humans], [c.clicked_at for c in humans]],
+            )
             new_visitors = {(link_id, visitor) for link_id, visitor in cursor}
         unique_flags = []
         for c in clicks:
-            key = (c[0][0], c[9])
-            is_unique = not c[8] and key in new_visitors
+            key = (c.link.id, c.visitor)
+            is_unique = not c.bot_reason and key in new_visitors
             if is_unique:
                 new_visitors.discard(key)  # only the first click of the batch for that visitor
             unique_flags.append(is_unique)
         cursor.execute(
             _CLICKS_SQL,
             [
-                [c[0][0] for c in clicks],
-                [c[1] for c in clicks],
-                [c[2] for c in clicks],
-                [c[3][:8] for c in clicks],
-                [c[4] for c in clicks],
-                [c[5] for c in clicks],
-                [c[6] for c in clicks],
-                [c[7] for c in clicks],
-                [bool(c[8]) for c in clicks],
-                [c[8] for c in clicks],
+                [c.link.id for c in clicks],
+                [c.uid for c in clicks],
+                [c.clicked_at for c in clicks],
+                [c.method[:8] for c in clicks],
+                [c.user_agent for c in clicks],
+                [c.referrer for c in clicks],
+                [c.ip_prefix for c in clicks],
+                [c.visitor_hash for c in clicks],
+                [bool(c.bot_reason) for c in clicks],
+                [c.bot_reason for c in clicks],
                 unique_flags,
             ],
         )
@@ -257,18 +286,17 @@ def clicks_write(*, entries: list[bytes]) -> int:
         counters: dict[int, list] = {}
         events = []
         for c, is_unique in zip(clicks, unique_flags, strict=True):
-            click_id = inserted.get(c[1])
+            click_id = inserted.get(c.uid)
             if click_id is None:  # replayed entry, already written
                 continue
-            link_id = c[0][0]
-            entry = counters.setdefault(link_id, [0, 0, 0, c[2]])
-            if c[8]:
+            entry = counters.setdefault(c.link.id, [0, 0, 0, c.clicked_at])
+            if c.bot_reason:
                 entry[2] += 1
             else:
                 entry[0] += 1
                 entry[1] += int(is_unique)
-                events.append((c, click_id, is_unique))
-            entry[3] = max(entry[3], c[2])
+                events.append((c.link, is_unique))
+            entry[3] = max(entry[3], c.clicked_at)
         if counters:
             ids = sorted(counters)
             cursor.execute(
@@ -285,7 +313,7 @@ def clicks_write(*, entries: list[bytes]) -> int:
     return len(inserted)
 
 
-def _emit_clicked(events: list) -> None:
+def _emit_clicked(events: list[tuple[_Link, bool]]) -> None:
     """link.clicked post-processing events for human clicks, in the same transaction (outbox).
 
     events_record writes one row per message id with one shared payload, so per batch: one row per
@@ -298,13 +326,13 @@ def _emit_clicked(events: list) -> None:
     from postprocessing.events import EventType
     from postprocessing.services import events_record
 
-    message_ids = sorted({c[0][2] for c, _click_id, _u in events if c[0][2]})
+    message_ids = sorted({link.message_id for link, _unique in events if link.message_id})
     if message_ids:
         events_record(type=EventType.LINK_CLICKED, message_ids=message_ids, payload={"source": "shortener"})
     loose: dict[int, dict[int, list[int]]] = {}
-    for c, _click_id, is_unique in events:
-        if not c[0][2]:
-            counts = loose.setdefault(c[0][4], {}).setdefault(c[0][0], [0, 0])
+    for link, is_unique in events:
+        if not link.message_id:
+            counts = loose.setdefault(link.organization_id, {}).setdefault(link.id, [0, 0])
             counts[0] += 1
             counts[1] += int(is_unique)
     for org_id, links in sorted(loose.items()):
