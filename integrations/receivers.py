@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from config.wakeup import wake, wake_on_commit
 from messaging.signals import conversations_closed, numbers_opted_out
 from organizations.models import Membership
 
@@ -22,7 +22,7 @@ def _enqueue(chat_ids: list[int]) -> None:
     if chat_ids:
         from .tasks import nice_end
 
-        nice_end.apply_async(args=[chat_ids])
+        wake(nice_end, [chat_ids])
 
 
 def on_conversations_closed(sender, *, conversation_ids: list[int], **kwargs) -> None:
@@ -39,7 +39,8 @@ def _sync_teams(organization_ids: list[int]) -> None:
     if orgs:
         from .tasks import ringcentral_sync
 
-        transaction.on_commit(lambda: [ringcentral_sync.apply_async(args=[o]) for o in orgs])
+        for org_id in orgs:
+            wake_on_commit(ringcentral_sync, [org_id])
 
 
 def on_membership_changed(sender, instance: Membership, **kwargs) -> None:

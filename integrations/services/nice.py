@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from config.wakeup import wake_on_commit
 from messaging.models import ConversationStatus, Direction, Message, OptOut
 
 from .. import wire
@@ -55,7 +56,7 @@ def _client(conn_base_url: str, conn_token: str) -> NiceClient:
 def _enqueue_poll(chat_id: int, token: str, delay: float = 0) -> None:
     from ..tasks import nice_poll
 
-    transaction.on_commit(lambda: nice_poll.apply_async(args=[chat_id, token], countdown=delay or None))
+    wake_on_commit(nice_poll, [chat_id, token], countdown=delay or None)
 
 
 # --------------------------------------------------------------------------------------- forwarding
