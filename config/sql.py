@@ -45,7 +45,8 @@ def execute(sql: str, params: list, *, prepare: bool | None = None) -> list[tupl
 def binding_cursor():
     """A Django cursor (use it as a context manager) whose statements bind server-side (%b: binary)."""
     connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
+    # Any: django-stubs type make_cursor's argument as Django's own wrapper; it takes a DB-API cursor.
+    raw: Any = psycopg.Cursor(connection.connection)
     return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
 
 
