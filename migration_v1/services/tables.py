@@ -88,7 +88,7 @@ def run_table(ctx: Context, spec: TableSpec) -> None:
     started = time.perf_counter()
     pk = model._meta.pk.attname
     fields = list(spec.fields)
-    columns = [model._meta.get_field(f).column for f in fields]
+    columns = [str(model._meta.get_field(f).column) for f in fields]  # type: ignore[union-attr]
     last = ctx.checkpoint(table)
     qs = model._default_manager.filter(**ctx.scope_filter(account_field=spec.account_field, line_field=spec.line_field))
     qs = qs.order_by(pk)
