@@ -37,6 +37,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from messaging.models import Conversation  # noqa: E402
+from messaging.status import MessageStatus as S  # noqa: E402
 from organizations.models import Membership, Role  # noqa: E402
 from webapp.inbox import encode_cursor  # noqa: E402
 
@@ -57,7 +58,7 @@ INSERT INTO messaging_message
      segments, encoding, carrier_batch_id, carrier_recipient, carrier_status, error_code, error_reason,
      send_attempts, send_batch_ref, created_at, status_updated_at)
 SELECT c.organization_id, c.line_id, c.id, c.contact_id, d.direction, 'bench text', 'bench text', '[]',
-       CASE WHEN d.direction = 'in' THEN 'received' ELSE 'delivered' END, 1, 'GSM-7', '', '', '', '', '', 0, '',
+       CASE WHEN d.direction = 'in' THEN %(received)s ELSE %(delivered)s END, 1, 'GSM-7', '', '', '', '', '', 0, '',
        c.last_message_at - CASE WHEN d.direction = 'in' THEN interval '1 minute' ELSE interval '0' END,
        c.last_message_at
 FROM messaging_conversation c
@@ -82,7 +83,9 @@ def seed(conversations: int, user) -> tuple:
             cursor.execute(
                 _CONVERSATIONS_SQL, {"org": target.id, "lines": ids[:2], "user": user.id, "contacts": contacts}
             )
-            cursor.execute(_MESSAGES_SQL, {"org": target.id})
+            cursor.execute(
+                _MESSAGES_SQL, {"org": target.id, "received": S.RECEIVED.value, "delivered": S.DELIVERED.value}
+            )
         cursor.execute(_READS_SQL, {"user": user.id, "org": org.id})
         cursor.execute("ANALYZE messaging_conversation; ANALYZE messaging_message; ANALYZE messaging_contact;")
         cursor.execute("ANALYZE webapp_conversationread")
