@@ -36,16 +36,23 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from messaging.models import Conversation  # noqa: E402
-from messaging.status import MessageStatus as S  # noqa: E402
+from messaging.models import Conversation, ConversationStatus  # noqa: E402
+from messaging.status import MessageStatus  # noqa: E402
 from organizations.models import Membership, Role  # noqa: E402
 from webapp.inbox import encode_cursor  # noqa: E402
 
+# Statuses bound from their definitions (tests/test_architecture.py: no status typed into SQL).
+_STATES = {
+    "open": ConversationStatus.OPEN.value,
+    "closed": ConversationStatus.CLOSED.value,
+    "received": MessageStatus.RECEIVED.value,
+    "delivered": MessageStatus.DELIVERED.value,
+}
 _CONVERSATIONS_SQL = """
 INSERT INTO messaging_conversation
     (organization_id, line_id, contact_id, status, assignee_id, last_message_at, last_message_preview, created_at)
 SELECT %(org)s, (%(lines)s::bigint[])[1 + c.n %% 2], c.id,
-       CASE WHEN c.n %% 5 = 0 THEN 'closed' ELSE 'open' END,
+       CASE WHEN c.n %% 5 = 0 THEN %(closed)s ELSE %(open)s END,
        CASE WHEN c.n %% 10 = 3 THEN %(user)s END,
        CASE WHEN c.n %% 50 = 7 THEN NULL ELSE now() - make_interval(secs => c.n * 37) END,
        'Preview of conversation ' || c.n, now()
@@ -81,11 +88,10 @@ def seed(conversations: int, user) -> tuple:
             contacts = seed_contacts(target, n, area=area)
             ids = [line.id for line in line_ids] * 2
             cursor.execute(
-                _CONVERSATIONS_SQL, {"org": target.id, "lines": ids[:2], "user": user.id, "contacts": contacts}
+                _CONVERSATIONS_SQL,
+                {"org": target.id, "lines": ids[:2], "user": user.id, "contacts": contacts, **_STATES},
             )
-            cursor.execute(
-                _MESSAGES_SQL, {"org": target.id, "received": S.RECEIVED.value, "delivered": S.DELIVERED.value}
-            )
+            cursor.execute(_MESSAGES_SQL, {"org": target.id, **_STATES})
         cursor.execute(_READS_SQL, {"user": user.id, "org": org.id})
         cursor.execute("ANALYZE messaging_conversation; ANALYZE messaging_message; ANALYZE messaging_contact;")
         cursor.execute("ANALYZE webapp_conversationread")

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from config.sql import execute as execute_bound
+from config.sql import sql_literals
 
 from .base import DeliveryReport, InboundMessage
 from .models import WebhookEvent, WebhookKind, WebhookState
@@ -147,25 +148,26 @@ class ClaimedWebhook:
 
 # The claim marks every claimed row processed (attempts + 1) in the same statement that locks it: the
 # common case then needs no second write. Rows that are not processed after all are corrected here.
-_CLAIM_SQL = """
+_PENDING, _PROCESSED = sql_literals(WebhookState.PENDING), sql_literals(WebhookState.PROCESSED)
+_CLAIM_SQL = f"""
 WITH c AS (
     SELECT id FROM carriers_webhookevent
-    WHERE state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now()) AND id > %s {only}
+    WHERE state = {_PENDING} AND (next_attempt_at IS NULL OR next_attempt_at <= now()) AND id > %s {{only}}
     ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 )
-UPDATE carriers_webhookevent w SET state = 'processed', attempts = w.attempts + 1, processed_at = now(),
+UPDATE carriers_webhookevent w SET state = {_PROCESSED}, attempts = w.attempts + 1, processed_at = now(),
     next_attempt_at = NULL, error = ''
 FROM c WHERE w.id = c.id
 RETURNING w.id, w.account_id, w.kind, w.body, w.attempts
-"""
+"""  # noqa: S608 — states from WebhookState via sql_literals, the id filter a constant; values bound
 
-_CORRECT_SQL = """
+_CORRECT_SQL = f"""
 UPDATE carriers_webhookevent w SET
     state = v.state, error = left(v.error, 500), next_attempt_at = v.next_at,
-    processed_at = CASE WHEN v.state = 'pending' THEN NULL ELSE w.processed_at END
+    processed_at = CASE WHEN v.state = {_PENDING} THEN NULL ELSE w.processed_at END
 FROM unnest(%s::bigint[], %s::varchar[], %s::varchar[], %s::timestamptz[]) AS v(id, state, error, next_at)
 WHERE w.id = v.id
-"""
+"""  # noqa: S608 — states from WebhookState via sql_literals, the id filter a constant; values bound
 
 
 def webhooks_claim(batch_size: int, ids: list[int] | None = None, after_id: int = 0) -> list[ClaimedWebhook]:

@@ -11,13 +11,15 @@ when Django logs queries, so `django_assert_num_queries` and the benchmarks' cou
 - `execute(sql, params)` runs one statement and returns its rows (the send pipeline, report apply);
 - `binding_cursor()` is a Django cursor wrapper over such a cursor, for several statements in a row
   (the shortener's link inserts and click batches);
-- `TimedCursor` adds each statement's time to a per-kind total (the v1 migration's step breakdown).
+- `TimedCursor` adds each statement's time to a per-kind total (the v1 migration's step breakdown);
+- `sql_literals(...)` writes declared enum values into statement text where a parameter cannot go.
 """
 
 from __future__ import annotations
 
+import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -68,3 +70,28 @@ class TimedCursor:
 
     def __getattr__(self, name: str):
         return getattr(self._cursor, name)
+
+
+def sql_literals(*values: enum.Enum | Iterable[enum.Enum]) -> str:
+    """Declared names as a SQL literal list: `sql_literals(S.SENT, S.DELIVERED)` → `'sent', 'delivered'`.
+
+    For statements whose text must name a status, a state or an event type (CASE arms, FILTER clauses,
+    guards the planner matches against a partial index): the names come from their one definition
+    (a TextChoices of the app that owns the column), never typed into the SQL (tests/test_architecture.py
+    fails on a typed one). Only enum members pass (a plain string is refused), sets are accepted and
+    sorted so the statement text is stable. The values are our own constants, so quoting them is safe.
+    """
+    members: list[enum.Enum] = []
+    for v in values:
+        if isinstance(v, enum.Enum):
+            members.append(v)
+        elif isinstance(v, str):
+            raise TypeError(f"sql_literals takes declared enum members, not {v!r}")
+        else:
+            members.extend(sorted(v, key=str))
+    if not members:
+        raise ValueError("sql_literals needs at least one name")
+    for m in members:
+        if not isinstance(m, enum.Enum) or "'" in m.value:
+            raise TypeError(f"sql_literals takes declared enum members, not {m!r}")
+    return ", ".join(f"'{m.value}'" for m in members)

@@ -8,10 +8,11 @@ See docs/messaging.md.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable
-
 from django.db import models
+
+# The one generator of statement text naming a declared value (lives with the SQL executor, below every
+# app, so postprocessing and carriers use it too); imported here for the message-status callers.
+from config.sql import sql_literals as sql_literals
 
 
 class MessageStatus(models.TextChoices):
@@ -80,27 +81,3 @@ def sources_for(target: str) -> tuple[str, ...]:
 
 def is_final(status: str) -> bool:
     return status in FINAL
-
-
-def sql_literals(*values: enum.Enum | Iterable[enum.Enum]) -> str:
-    """Declared names as a SQL literal list: `sql_literals(S.SENT, S.DELIVERED)` → `'sent', 'delivered'`.
-
-    For statements whose text must name a status or an event type (CASE arms, FILTER clauses, guards
-    the planner matches against a partial index): the names come from their one definition, never typed
-    into the SQL. Only enum members pass (a plain string is refused), sets are accepted and sorted so the
-    statement text is stable. The values are our own constants, so quoting them is safe.
-    """
-    members: list[enum.Enum] = []
-    for v in values:
-        if isinstance(v, enum.Enum):
-            members.append(v)
-        elif isinstance(v, str):
-            raise TypeError(f"sql_literals takes declared enum members, not {v!r}")
-        else:
-            members.extend(sorted(v, key=str))
-    if not members:
-        raise ValueError("sql_literals needs at least one name")
-    for m in members:
-        if not isinstance(m, enum.Enum) or "'" in m.value:
-            raise TypeError(f"sql_literals takes declared enum members, not {m!r}")
-    return ", ".join(f"'{m.value}'" for m in members)

@@ -16,7 +16,11 @@ ALPHABET = string.ascii_letters + string.digits
 _LIMIT = 256 - 256 % len(ALPHABET)  # 248
 _TABLE = bytes(ALPHABET[b % len(ALPHABET)].encode()[0] if b < _LIMIT else 0 for b in range(256))
 _DROP = bytes(range(_LIMIT, 256))
-CODE_RE = re.compile(r"[A-Za-z0-9]{7,32}")
+# The one short-code pattern: the redirect's check (views.py) and the SQL that finds codes in message
+# bodies (processors.py, a PostgreSQL regular expression) are built from it.
+CODE_CHARS = "A-Za-z0-9"  # ALPHABET as a regex class
+CODE_PATTERN = rf"[{CODE_CHARS}]{{7,32}}"
+CODE_RE = re.compile(CODE_PATTERN)
 
 
 def codes_generate(count: int, length: int) -> list[str]:

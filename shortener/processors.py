@@ -20,10 +20,13 @@ from messaging.processors import RANK
 from postprocessing.events import EventType
 from postprocessing.registry import EventRow, processor
 
+from .codes import CODE_CHARS, CODE_PATTERN
 from .models import Link
 
-# A short link in a body: scheme://host/code (host: the organization's own short domain or the default).
-_CODE_RE = r"https?://([A-Za-z0-9.:-]+)/([A-Za-z0-9_-]+)"
+# A short link in a body: scheme://host/code (host: the organization's own short domain or the default),
+# the code by the one pattern of codes.py, ending where the URL's path segment ends (a longer run such as
+# "abc1234-x" is no code, as the redirect would refuse it too).
+_CODE_RE = rf"https?://([A-Za-z0-9.:-]+)/({CODE_PATTERN})(?![{CODE_CHARS}_-])"
 
 
 _SQL = f"""
@@ -40,7 +43,7 @@ WITH found AS (
 UPDATE {Link._meta.db_table} l SET message_id = f.message_id, blast_id = f.blast_id, contact_id = f.contact_id
 FROM found f
 WHERE l.code = f.code AND l.organization_id = f.organization_id AND l.message_id IS NULL
-"""
+"""  # noqa: S608 — table name from the model; values bound
 
 
 @processor(EventType.MESSAGE_SENT, name="link_attribution", rank=RANK["link_attribution"])

@@ -1,8 +1,9 @@
 """Architecture rules that a grep can check (issue 13).
 
-One status vocabulary: a message status, a blast status or a post-processing event type is named in SQL
-only through its one definition (messaging/status.py, messaging/models.py BlastStatus,
-postprocessing/events.py), via bound parameters or `messaging.status.sql_literals`. A literal such as
+One status vocabulary: a message status, a blast or conversation status, a post-processing event type or
+an outbox state is named in SQL only through its one definition (messaging/status.py, messaging/models.py
+BlastStatus and ConversationStatus, postprocessing/events.py, postprocessing/models.py EventState and
+ProcessingState), via bound parameters or `config.sql.sql_literals`. A literal such as
 `'sent'` typed into a SQL string is how Python and SQL drift apart, so this test fails on any.
 """
 
@@ -17,16 +18,24 @@ from pathlib import Path
 
 import pytest
 
-from messaging.models import BlastStatus
+from messaging.models import BlastStatus, ConversationStatus
 from messaging.status import MessageStatus, S, sql_literals
 from postprocessing.events import EventType
+from postprocessing.models import EventState, ProcessingState
 
 ROOT = Path(__file__).resolve().parent.parent
 # Not scanned: tests (they may assert on raw rows), migrations (history; they are never edited) and the
 # virtualenv. migration_v1/sql holds v1's own schema, which has no status strings of ours.
 SKIP_DIRS = {"tests", "migrations", ".venv", ".git", "node_modules", "__pycache__"}
 
-VOCABULARY = sorted(set(MessageStatus.values) | set(BlastStatus.values) | set(EventType.values))
+VOCABULARY = sorted(
+    set(MessageStatus.values)
+    | set(BlastStatus.values)
+    | set(ConversationStatus.values)
+    | set(EventType.values)
+    | set(EventState.values)
+    | set(ProcessingState.values)
+)
 LITERAL = re.compile("'(" + "|".join(re.escape(v) for v in VOCABULARY) + ")'")
 # A string is SQL when it has one of these keywords in upper case (the house style for SQL text).
 SQL_KEYWORD = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|CASE WHEN|FILTER|VALUES|SET)\b")
@@ -84,8 +93,8 @@ def test_no_status_or_event_literals_in_sql():
     found = []
     for rel, path in _project_files():
         found += literals_in_sql(path.read_text(), str(rel))
-    assert not found, "status/event-type literals typed into SQL (use messaging.status.sql_literals):\n" + "\n".join(
-        found
+    assert not found, (
+        "status, state or event-type literals typed into SQL (use config.sql.sql_literals):\n" + "\n".join(found)
     )
 
 
@@ -97,6 +106,9 @@ def test_no_status_or_event_literals_in_sql():
         "X = 1\nSQL = f\"INSERT INTO postprocessing_event (type) VALUES ('message.sent') -- {X}\"\n",
         'COLS = {"sent_at": "CASE WHEN r.status = \'delivered\' THEN now() END"}\n',
         "SQL = \"UPDATE messaging_blast SET status = 'completed' WHERE id = %s\"\n",
+        "SQL = \"INSERT INTO messaging_conversation (status) SELECT 'open' FROM t\"\n",
+        "SQL = \"SELECT id FROM postprocessing_event WHERE state = 'pending' LIMIT 10\"\n",
+        "SQL = \"UPDATE postprocessing_eventprocessing SET state = 'dead' WHERE id = %s\"\n",
     ],
 )
 def test_the_scan_catches_a_planted_literal(source):
@@ -122,6 +134,29 @@ def test_sql_literals_come_from_the_definition():
         sql_literals("sent")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         sql_literals()
+
+
+# One outbox writer: postprocessing/services/record.py (outbox_insert); messaging composes it into its
+# status statement instead of naming the event table.
+OUTBOX_INSERT = re.compile(r"INSERT\s+INTO\s+(postprocessing_event\b|\{Event\._meta\.db_table\})", re.IGNORECASE)
+OUTBOX_WRITER = Path("postprocessing/services/record.py")
+
+
+def outbox_writers_in(source: str) -> int:
+    return len(OUTBOX_INSERT.findall(source))
+
+
+def test_one_outbox_writer():
+    writers = [
+        str(rel) for rel, path in _project_files() if rel != OUTBOX_WRITER and outbox_writers_in(path.read_text())
+    ]
+    assert not writers, "events written past postprocessing.services.record.outbox_insert: " + ", ".join(writers)
+    assert outbox_writers_in((ROOT / OUTBOX_WRITER).read_text()) == 1
+
+
+def test_the_outbox_scan_catches_a_planted_insert():
+    assert outbox_writers_in('SQL = """\n    insert into postprocessing_event (type) SELECT 1"""\n') == 1
+    assert outbox_writers_in("INSERT INTO postprocessing_eventprocessing (event_id) VALUES (1)") == 0
 
 
 # One place builds Celery command lines: config/workers.py (the dev server, tests and benchmarks call it).

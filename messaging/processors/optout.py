@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from django.db import connection
 
+from config.sql import sql_literals
 from postprocessing.events import EventType
-from postprocessing.models import NumberFlagKind
+from postprocessing.models import NumberFlagKind, NumberFlagReview
 from postprocessing.registry import EventRow, processor
 
 from . import RANK
@@ -34,7 +35,8 @@ ERROR_CODE_KINDS: dict[str, str] = {
 # One INSERT ... ON CONFLICT per batch. DISTINCT ON keeps the newest report per number (ON CONFLICT
 # may not touch a row twice in one statement); the ORDER BY fixes the insert (and so lock) order.
 # Re-applying the same events changes nothing: times are GREATEST/LEAST and the rest follows the newest.
-_SQL = """
+_PENDING, _DISMISSED = sql_literals(NumberFlagReview.PENDING), sql_literals(NumberFlagReview.DISMISSED)
+_SQL = f"""
 WITH kinds AS (
     SELECT * FROM unnest(%(keys)s::text[], %(kinds)s::text[], %(is_code)s::boolean[]) AS k(key, kind, is_code)
 ), hits AS (
@@ -53,7 +55,7 @@ INSERT INTO postprocessing_numberflag AS f
     (organization_id, phone_number, contact_id, kind, carrier_status, error_code, error_reason, message_id,
      first_seen_at, last_seen_at, review)
 SELECT organization_id, phone_number, contact_id, kind, carrier_status, error_code, error_reason, message_id,
-       at, at, 'pending'
+       at, at, {_PENDING}
 FROM hits ORDER BY organization_id, phone_number
 ON CONFLICT (organization_id, phone_number) DO UPDATE SET
     first_seen_at = LEAST(f.first_seen_at, EXCLUDED.first_seen_at),
@@ -66,9 +68,9 @@ ON CONFLICT (organization_id, phone_number) DO UPDATE SET
                         ELSE f.error_reason END,
     message_id = CASE WHEN EXCLUDED.last_seen_at > f.last_seen_at THEN EXCLUDED.message_id ELSE f.message_id END,
     contact_id = COALESCE(f.contact_id, EXCLUDED.contact_id),
-    review = CASE WHEN f.review = 'dismissed' AND EXCLUDED.last_seen_at > f.reviewed_at THEN 'pending'
+    review = CASE WHEN f.review = {_DISMISSED} AND EXCLUDED.last_seen_at > f.reviewed_at THEN {_PENDING}
                   ELSE f.review END
-"""
+"""  # noqa: S608 — statuses and states via sql_literals, fragments are module constants; values bound
 
 
 @processor(EventType.MESSAGE_FAILED, name="optout_hygiene", rank=RANK["optout_hygiene"])

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from config.sql import execute as execute_bound
 from postprocessing.events import STATUS_EVENTS, EventType
+from postprocessing.services.record import outbox_insert
 
 from ..status import TRANSITIONS, MessageStatus, check_transition, sql_literals
 
@@ -56,6 +57,13 @@ _EVENT_CASE = " ".join(
     for status, event in STATUS_EVENTS.items()
 )
 
+# The outbox events of the rows that really moved (postprocessing's one outbox writer), one per row
+# whose new status has an event.
+_EVENTS_SQL = outbox_insert(f"""SELECT CASE upd.status {_EVENT_CASE} END, upd.id,
+           jsonb_build_object('status', upd.status, 'organization_id', upd.organization_id)
+    FROM upd WHERE upd.status = ANY(%s::text[])
+    ORDER BY upd.id""")  # noqa: S608 — statuses via sql_literals, fragments and table names are module constants; values bound
+
 _APPLY_SQL = f"""
 WITH v AS (
     SELECT * FROM unnest(
@@ -78,14 +86,10 @@ WITH v AS (
     WHERE m.id = v.id AND (m.status || '>' || v.status) = ANY(%s::text[])
     RETURNING m.id, m.status, m.organization_id
 ), ev AS (
-    INSERT INTO postprocessing_event (type, message_id, payload)
-    SELECT CASE upd.status {_EVENT_CASE} END, upd.id,
-           jsonb_build_object('status', upd.status, 'organization_id', upd.organization_id)
-    FROM upd WHERE upd.status = ANY(%s::text[])
-    ORDER BY upd.id
+    {_EVENTS_SQL}
 )
 SELECT upd.id, upd.status FROM upd
-"""
+"""  # noqa: S608 — statuses via sql_literals, fragments and table names are module constants; values bound
 
 
 def messages_apply_statuses(*, updates: Iterable[StatusUpdate]) -> dict[int, str]:
@@ -141,10 +145,9 @@ def events_record_for_new_messages(*, message_ids: list[int], status: str) -> No
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            INSERT INTO postprocessing_event (type, message_id, payload)
-            SELECT %s, m.id, jsonb_build_object('status', m.status, 'organization_id', m.organization_id)
-            FROM messaging_message m WHERE m.id = ANY(%s::bigint[]) ORDER BY m.id
-            """,
+            outbox_insert(
+                "SELECT %s, m.id, jsonb_build_object('status', m.status, 'organization_id', m.organization_id)"
+                " FROM messaging_message m WHERE m.id = ANY(%s::bigint[]) ORDER BY m.id"
+            ),
             [event, message_ids],
         )

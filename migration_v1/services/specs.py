@@ -12,7 +12,7 @@ import secrets
 from django.contrib.auth import get_user_model
 
 from carriers.models import CarrierAccount
-from messaging.models import Blast, BlastStatus, Contact, Conversation, Line
+from messaging.models import Blast, BlastStatus, Contact, Conversation, ConversationStatus, Line
 from messaging.phone import try_normalize
 from messaging.status import sql_literals
 from organizations.models import Membership, Organization
@@ -35,12 +35,12 @@ from .tables import Batch, TableSpec, quarantine_unresolved
 
 def _mapped(table: str) -> str:
     """done_sql of a table whose rows the id map records (merges map several v1 rows to one v2 row)."""
-    return f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = '{table}' AND v1_id BETWEEN %s AND %s"
+    return f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = '{table}' AND v1_id BETWEEN %s AND %s"  # noqa: S608 — table/column names from model metadata and module constants; values bound
 
 
 def _own_v1_id(v2_table: str) -> str:
     """done_sql of a table whose v2 rows carry their v1 id."""
-    return f"SELECT v1_id FROM {v2_table} WHERE v1_id BETWEEN %s AND %s"
+    return f"SELECT v1_id FROM {v2_table} WHERE v1_id BETWEEN %s AND %s"  # noqa: S608 — table/column names from model metadata and module constants; values bound
 
 
 # --- Accounts → Organization -----------------------------------------------------------------------
@@ -69,7 +69,7 @@ def _accounts_write(ctx: Context, cur, batch: Batch) -> None:
     )
     cur.execute(
         f"""INSERT INTO organizations_organization ({cols}) SELECT {exprs} FROM mig_accounts t
-                    ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""",
+                    ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     ctx.table("Accounts").written += cur.rowcount
@@ -145,13 +145,13 @@ def _users_write(ctx: Context, cur, batch: Batch) -> None:
         SELECT {exprs} FROM (
             SELECT DISTINCT ON (email) *, bool_or(NOT is_deleted) OVER (PARTITION BY email) AS any_active
             FROM mig_users ORDER BY email, v1_id) t
-        ORDER BY t.v1_id ON CONFLICT (username) DO NOTHING""",
+        ORDER BY t.v1_id ON CONFLICT (username) DO NOTHING""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     stats.bump("users_created", cur.rowcount)
     cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
         SELECT 'Users', t.v1_id, u.id, false FROM mig_users t JOIN {User._meta.db_table} u ON u.username = t.email
-        ON CONFLICT (v1_table, v1_id) DO NOTHING""")
+        ON CONFLICT (v1_table, v1_id) DO NOTHING""")  # noqa: S608 — table/column names from model metadata and module constants; values bound
     cols, exprs, params = insert_columns(
         Membership,
         {
@@ -169,7 +169,7 @@ def _users_write(ctx: Context, cur, batch: Batch) -> None:
         JOIN organizations_organization o ON o.v1_id = t.v1_account_id
         JOIN {User._meta.db_table} u ON u.username = t.email
         WHERE NOT t.is_deleted ORDER BY u.id, o.id, t.v1_id
-        ON CONFLICT DO NOTHING""",
+        ON CONFLICT DO NOTHING""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     stats.bump("memberships_created", cur.rowcount)
@@ -180,7 +180,7 @@ def _users_write(ctx: Context, cur, batch: Batch) -> None:
                EXISTS (SELECT 1 FROM {IDMAP_TABLE} e JOIN {IDMAP_TABLE} me ON me.v1_table = 'Users'
                        AND me.v1_id = t.v1_id AND e.v2_id = me.v2_id
                        WHERE e.v1_table = 'Users' AND e.v1_id < t.v1_id)
-        FROM mig_users t ORDER BY t.v1_id""")
+        FROM mig_users t ORDER BY t.v1_id""")  # noqa: S608 — table/column names from model metadata and module constants; values bound
     result = cur.fetchall()
     merged = [r[0] for r in result if r[2]]
     stats.merged += len(merged)
@@ -274,7 +274,7 @@ def _lines_write(ctx: Context, cur, batch: Batch) -> None:
         WHERE t.plan IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM carriers_carrieraccount ca WHERE ca.organization_id = o.id AND ca.provider = 'sinch'
             AND ca.config->>'service_plan_id' = t.plan AND coalesce(ca.config->>'region', 'us') = t.region)
-        ORDER BY o.id, t.plan, t.region, t.v1_id""",
+        ORDER BY o.id, t.plan, t.region, t.v1_id""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     stats.bump("carrier_accounts_created", cur.rowcount)
@@ -308,7 +308,7 @@ def _lines_write(ctx: Context, cur, batch: Batch) -> None:
                 ORDER BY ca.id LIMIT 1) ca ON true
         ) t ORDER BY t.v1_id
         ON CONFLICT (v1_id) DO NOTHING
-        """,
+        """,  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     stats.written += cur.rowcount
@@ -415,14 +415,14 @@ def _contacts_write(ctx: Context, cur, batch: Batch) -> None:
             email = CASE WHEN c.email = '' THEN EXCLUDED.email ELSE c.email END,
             v1_id = coalesce(c.v1_id, EXCLUDED.v1_id), updated_at = now()
         WHERE (c.first_name = '' AND EXCLUDED.first_name <> '') OR (c.last_name = '' AND EXCLUDED.last_name <> '')
-           OR (c.email = '' AND EXCLUDED.email <> '') OR c.v1_id IS NULL""",
+           OR (c.email = '' AND EXCLUDED.email <> '') OR c.v1_id IS NULL""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
         SELECT 'Contacts', t.v1_id, c.id, c.v1_id IS DISTINCT FROM t.v1_id FROM mig_contacts t
         JOIN organizations_organization o ON o.v1_id = t.v1_account_id
         JOIN messaging_contact c ON c.organization_id = o.id AND c.phone_number = t.phone
-        ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")
+        ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")  # noqa: S608 — table/column names from model metadata and module constants; values bound
     mapped = cur.fetchall()
     merged = sorted(v1_id for v1_id, m in mapped if m)
     stats.merged += len(merged)
@@ -508,7 +508,7 @@ def _blasts_write(ctx: Context, cur, batch: Batch) -> None:
         JOIN messaging_line l ON l.v1_id = t.v1_line_id AND l.organization_id = o.id
         LEFT JOIN {IDMAP_TABLE} um ON um.v1_table = 'Users' AND um.v1_id = t.v1_created_by
         LEFT JOIN auth_user au ON au.id = um.v2_id
-        ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING RETURNING v1_id, status, created_by_id""",
+        ORDER BY t.v1_id ON CONFLICT (v1_id) DO NOTHING RETURNING v1_id, status, created_by_id""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     written = cur.fetchall()
@@ -530,7 +530,7 @@ def _blasts_write(ctx: Context, cur, batch: Batch) -> None:
                 THEN 'line_quarantined'
             WHEN EXISTS (SELECT 1 FROM messaging_line l WHERE l.v1_id = t.v1_line_id) THEN 'line_in_other_account'
             ELSE 'broken_reference_line' END
-        FROM mig_blasts t WHERE NOT EXISTS (SELECT 1 FROM messaging_blast b WHERE b.v1_id = t.v1_id)""",
+        FROM mig_blasts t WHERE NOT EXISTS (SELECT 1 FROM messaging_blast b WHERE b.v1_id = t.v1_id)""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         by_id,
     )
 
@@ -565,13 +565,17 @@ _CONV_RESOLVE = f"""
     JOIN messaging_line l ON l.v1_id = t.v1_line_id
     JOIN {IDMAP_TABLE} cm ON cm.v1_table = 'Contacts' AND cm.v1_id = t.v1_contact_id
     JOIN messaging_contact c ON c.id = cm.v2_id AND c.organization_id = l.organization_id
-"""
+"""  # noqa: S608 — table/column names from model metadata and module constants; values bound
+
+
+_OPEN, _CLOSED = ConversationStatus.OPEN.value, ConversationStatus.CLOSED.value
+_OPEN_SQL, _CLOSED_SQL = sql_literals(ConversationStatus.OPEN), sql_literals(ConversationStatus.CLOSED)
 
 
 def _conversations_transform(ctx: Context, batch: Batch) -> None:
     # Deleted v1 conversations still own messages: they arrive closed.
     batch.out.extend(
-        (cid, line, contact, "closed" if (closed or deleted) else "open", assignee, deleted, v1_time(created))
+        (cid, line, contact, _CLOSED if (closed or deleted) else _OPEN, assignee, deleted, v1_time(created))
         for cid, line, contact, closed, assignee, deleted, created in batch.rows
     )
     ctx.table("Conversations").bump("deleted_migrated_closed", sum(1 for r in batch.out if r[5]))
@@ -601,7 +605,7 @@ def _conversations_write(ctx: Context, cur, batch: Batch) -> None:
         f"""INSERT INTO messaging_conversation AS cv ({cols})
         SELECT {exprs} FROM (
             SELECT r.line_id, r.contact_id, min(r.org_id) AS org_id, min(r.v1_id) AS v1_id,
-                CASE WHEN bool_or(r.status = 'open') THEN 'open' ELSE 'closed' END AS status,
+                CASE WHEN bool_or(r.status = {_OPEN_SQL}) THEN {_OPEN_SQL} ELSE {_CLOSED_SQL} END AS status,
                 (array_agg(au.id ORDER BY r.v1_id) FILTER (WHERE au.id IS NOT NULL))[1] AS assignee_id,
                 (array_agg(r.created_at ORDER BY r.v1_id))[1] AS created_at
             FROM ({_CONV_RESOLVE}) r
@@ -611,17 +615,17 @@ def _conversations_write(ctx: Context, cur, batch: Batch) -> None:
         ) r
         ORDER BY r.line_id, r.contact_id
         ON CONFLICT (line_id, contact_id) DO UPDATE SET
-            status = CASE WHEN EXCLUDED.status = 'open' THEN 'open' ELSE cv.status END,
+            status = CASE WHEN EXCLUDED.status = {_OPEN_SQL} THEN {_OPEN_SQL} ELSE cv.status END,
             assignee_id = coalesce(cv.assignee_id, EXCLUDED.assignee_id),
             v1_id = coalesce(cv.v1_id, EXCLUDED.v1_id)
-        WHERE (cv.status = 'closed' AND EXCLUDED.status = 'open') OR cv.v1_id IS NULL
-           OR (cv.assignee_id IS NULL AND EXCLUDED.assignee_id IS NOT NULL)""",
+        WHERE (cv.status = {_CLOSED_SQL} AND EXCLUDED.status = {_OPEN_SQL}) OR cv.v1_id IS NULL
+           OR (cv.assignee_id IS NULL AND EXCLUDED.assignee_id IS NOT NULL)""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         params,
     )
     cur.execute(f"""INSERT INTO {IDMAP_TABLE} (v1_table, v1_id, v2_id, merged)
         SELECT 'Conversations', r.v1_id, cv.id, cv.v1_id IS DISTINCT FROM r.v1_id FROM ({_CONV_RESOLVE}) r
         JOIN messaging_conversation cv ON cv.line_id = r.line_id AND cv.contact_id = r.contact_id
-        ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")
+        ON CONFLICT (v1_table, v1_id) DO NOTHING RETURNING v1_id, merged""")  # noqa: S608 — table/column names from model metadata and module constants; values bound
     mapped = cur.fetchall()
     merged = sorted(v1_id for v1_id, m in mapped if m)
     stats.merged += len(merged)
@@ -632,7 +636,7 @@ def _conversations_write(ctx: Context, cur, batch: Batch) -> None:
         WHERE t.v1_assignee IS NOT NULL AND NOT EXISTS (
             SELECT 1 FROM {IDMAP_TABLE} um JOIN auth_user au ON au.id = um.v2_id
             WHERE um.v1_table = 'Users' AND um.v1_id = t.v1_assignee)
-        AND EXISTS (SELECT 1 FROM {IDMAP_TABLE} m WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""")
+        AND EXISTS (SELECT 1 FROM {IDMAP_TABLE} m WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""")  # noqa: S608 — table/column names from model metadata and module constants; values bound
     ctx.decide("Conversations", "unknown_assignee_dropped", [r[0] for r in cur.fetchall()])
     quarantine_unresolved(
         ctx,
@@ -652,7 +656,7 @@ def _conversations_write(ctx: Context, cur, batch: Batch) -> None:
             ELSE 'contact_in_other_account' END
         FROM mig_convs t LEFT JOIN messaging_line l ON l.v1_id = t.v1_line_id
         WHERE NOT EXISTS (SELECT 1 FROM {IDMAP_TABLE} m
-                          WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""",
+                          WHERE m.v1_table = 'Conversations' AND m.v1_id = t.v1_id)""",  # noqa: S608 — table/column names from model metadata and module constants; values bound
         by_id,
     )
 

@@ -20,8 +20,10 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from config.sql import sql_literals
+
 from ..events import EventType
-from ..models import ProcessingState
+from ..models import EventState, ProcessingState
 from ..registry import EventRow, Processor, after_batch_hooks, all_processors, processor_named, processors_for
 
 log = logging.getLogger(__name__)
@@ -44,36 +46,40 @@ RETRY_BATCH_SIZE = 500
 # rolling deploy, a hand-written row). Retrying it dispatches the event to its type's processors.
 UNKNOWN_TYPE = "registry"
 
-_CLAIM_SQL = """
+# States as statement text (sql_literals), not parameters: the planner matches the partial indexes
+# event_pending and evproc_due against them.
+_PENDING, _DONE = sql_literals(EventState.PENDING), sql_literals(EventState.DONE)
+_RETRY, _DEAD = sql_literals(ProcessingState.RETRY), sql_literals(ProcessingState.DEAD)
+_CLAIM_SQL = f"""
 SELECT id, type, message_id, payload FROM postprocessing_event
-WHERE state = 'pending' ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
-"""
-_DONE_SQL = """
-UPDATE postprocessing_event SET state = 'done', processed_at = clock_timestamp() WHERE id = ANY(%s::bigint[])
-"""
+WHERE state = {_PENDING} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+"""  # noqa: S608 — states via sql_literals; values bound
+_DONE_SQL = f"""
+UPDATE postprocessing_event SET state = {_DONE}, processed_at = clock_timestamp() WHERE id = ANY(%s::bigint[])
+"""  # noqa: S608 — states via sql_literals; values bound
 _BACKOFF_SQL = "clock_timestamp() + make_interval(secs => LEAST(%s * power(2, {attempts} - 1), %s))"
 _FAIL_INSERT_SQL = f"""
 INSERT INTO postprocessing_eventprocessing (event_id, processor, state, attempts, available_at, error, created_at,
                                             updated_at)
-SELECT e, %s, 'retry', 1, {_BACKOFF_SQL.format(attempts=1)}, %s, now(), now()
+SELECT e, %s, {_RETRY}, 1, {_BACKOFF_SQL.format(attempts=1)}, %s, now(), now()
 FROM unnest(%s::bigint[]) AS e ORDER BY e
 ON CONFLICT (event_id, processor) DO UPDATE SET
-    state = 'retry', error = EXCLUDED.error, available_at = EXCLUDED.available_at, updated_at = now()
-"""
-_RETRY_CLAIM_SQL = """
+    state = {_RETRY}, error = EXCLUDED.error, available_at = EXCLUDED.available_at, updated_at = now()
+"""  # noqa: S608 — states via sql_literals; values bound
+_RETRY_CLAIM_SQL = f"""
 SELECT p.id, p.processor, e.id, e.type, e.message_id, e.payload
 FROM postprocessing_eventprocessing p JOIN postprocessing_event e ON e.id = p.event_id
-WHERE p.state = 'retry' AND p.available_at <= clock_timestamp() {extra}
+WHERE p.state = {_RETRY} AND p.available_at <= clock_timestamp() {{extra}}
 ORDER BY p.id LIMIT %s FOR UPDATE OF p SKIP LOCKED
-"""
+"""  # noqa: S608 — states via sql_literals; values bound
 _RETRY_FAIL_SQL = f"""
 UPDATE postprocessing_eventprocessing SET
     attempts = attempts + 1,
-    state = CASE WHEN attempts + 1 >= %s THEN 'dead' ELSE 'retry' END,
+    state = CASE WHEN attempts + 1 >= %s THEN {_DEAD} ELSE {_RETRY} END,
     available_at = {_BACKOFF_SQL.format(attempts="(attempts + 1)")},
     error = %s, updated_at = now()
 WHERE id = ANY(%s::bigint[])
-"""
+"""  # noqa: S608 — states via sql_literals; values bound
 
 
 @dataclass
@@ -283,13 +289,13 @@ def events_prune(*, older_than_days: int = 7, chunk: int = 10_000) -> int:
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                """
+                f"""
                 DELETE FROM postprocessing_event WHERE id IN (
                     SELECT e.id FROM postprocessing_event e
-                    WHERE e.state = 'done' AND e.processed_at < now() - make_interval(days => %s)
+                    WHERE e.state = {_DONE} AND e.processed_at < now() - make_interval(days => %s)
                       AND NOT EXISTS (SELECT 1 FROM postprocessing_eventprocessing p WHERE p.event_id = e.id)
                     ORDER BY e.id LIMIT %s)
-                """,
+                """,  # noqa: S608 — states via sql_literals; values bound
                 [older_than_days, chunk],
             )
             total += cursor.rowcount

@@ -1,4 +1,4 @@
-"""Writing events and waking the drain. See docs/postprocessing.md."""
+"""Writing events and waking the drain: the one writer of the outbox. See docs/postprocessing.md."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 
 from ..events import check_event_type
+from ..models import Event
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +20,17 @@ log = logging.getLogger(__name__)
 # publish costs ~1 ms (docs/performance.md: kombu builds a client per publish), so per-event tasks are out.
 KICK_DEBOUNCE_SECONDS = 1
 _KICK_KEY = "postprocessing:drain-kick"
+
+
+def outbox_insert(select: str) -> str:
+    """Statement text that writes outbox events: the INSERT into the event table for the rows `select`
+    yields as (type, message_id, payload jsonb), in the order it gives them (one message's events in
+    the order they were written).
+
+    The one way rows reach the outbox: `events_record` runs it, and a domain statement composes it
+    (messaging's status apply writes its events in a CTE of the same statement as the status change,
+    so an event exists if and only if its change committed)."""
+    return f"INSERT INTO {Event._meta.db_table} (type, message_id, payload) {select}"
 
 
 def events_record(*, type: str, message_ids: Sequence[int] | None = None, payload: dict[str, Any] | None = None) -> int:
@@ -32,10 +44,7 @@ def events_record(*, type: str, message_ids: Sequence[int] | None = None, payloa
     body = json.dumps(payload or {})
     with connection.cursor() as cursor:
         if message_ids is None:
-            cursor.execute(
-                "INSERT INTO postprocessing_event (type, message_id, payload) VALUES (%s, NULL, %s::jsonb)",
-                [type, body],
-            )
+            cursor.execute(outbox_insert("SELECT %s, NULL, %s::jsonb"), [type, body])
             written = 1
         else:
             ids = sorted(set(int(i) for i in message_ids))
@@ -43,9 +52,7 @@ def events_record(*, type: str, message_ids: Sequence[int] | None = None, payloa
                 return 0
             # unnest ... ORDER BY keeps one message's events in the order they are written.
             cursor.execute(
-                "INSERT INTO postprocessing_event (type, message_id, payload)"
-                " SELECT %s, m, %s::jsonb FROM unnest(%s::bigint[]) AS m ORDER BY m",
-                [type, body, ids],
+                outbox_insert("SELECT %s, m, %s::jsonb FROM unnest(%s::bigint[]) AS m ORDER BY m"), [type, body, ids]
             )
             written = len(ids)
     drain_kick()
