@@ -52,7 +52,7 @@ class CarrierAccountForm(forms.ModelForm):
 
     def clean_config(self):
         config = self.cleaned_data["config"] or {}
-        stored = self.instance.config if self.instance.pk else {}
+        stored = (self.instance.config if self.instance.pk else None) or {}
         for key in SECRET_CONFIG_KEYS:
             if config.get(key) == "••••" and key in (stored or {}):
                 config[key] = stored[key]
@@ -60,6 +60,7 @@ class CarrierAccountForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data
         token = cleaned.get("new_api_token")
         if token and isinstance(cleaned.get("config"), dict):
             cleaned["config"] = {**cleaned["config"], "api_token": token}

@@ -77,7 +77,7 @@ def healthz(request):
 def readyz(request):
     ready, checks = readiness()
     failed = sorted(name for name, result in checks.items() if not result.startswith("ok"))
-    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    body: dict[str, object] = {"status": "ok" if ready else "unavailable", "checks": checks}
     if failed:
         body["failed"] = failed
     return JsonResponse(body, status=200 if ready else 503)

@@ -35,6 +35,7 @@ def _token_form(model_cls, token_field: str, fields: list[str]):
 
         def clean(self):
             cleaned = super().clean()
+            assert cleaned is not None  # ModelForm.clean returns cleaned_data
             if not cleaned.get("new_token") and not getattr(self.instance, token_field):
                 self.add_error("new_token", "A token is required.")
             return cleaned

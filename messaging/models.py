@@ -282,7 +282,8 @@ class Message(models.Model):
     # Carrier identity: Sinch batch id + recipient MSISDN; our own reference travels as client_reference.
     carrier_batch_id = models.CharField(max_length=100, blank=True, default="")
     carrier_recipient = models.CharField(max_length=20, blank=True, default="")
-    client_reference = models.CharField(max_length=64, null=True, blank=True)  # unique: see Meta
+    # NULL, not '': unique (see Meta), and messages without a reference must not collide on ''.
+    client_reference = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     carrier_status = models.CharField(max_length=32, blank=True, help_text="Carrier's own word, e.g. Delivered.")
     error_code = models.CharField(max_length=32, blank=True)
     error_reason = models.CharField(max_length=500, blank=True)

@@ -110,6 +110,7 @@ class BlastForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         audience = data.get("audience")
         if audience == "filter" and not data.get("filter_fields") and not data.get("created_since"):
             self.add_error("filter_fields", "Give at least one name=value, or a date for 'Contacts added on or after'.")

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiParameter, OpenApiRequest, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, parsers, status, viewsets
+from rest_framework import exceptions, mixins, parsers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -44,7 +44,7 @@ class CsvParser(parsers.BaseParser):
         try:
             return stream.read().decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise parsers.ParseError("The CSV must be UTF-8.") from None
+            raise exceptions.ParseError("The CSV must be UTF-8.") from None
 
 
 def _phone_query_param(request, name: str = "phone_number") -> str | None:

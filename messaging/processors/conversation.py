@@ -47,7 +47,7 @@ FROM src JOIN locked ON locked.id = src.cid
 WHERE c.id = src.cid
   AND (c.last_message_at IS NULL OR src.at > c.last_message_at
        OR (src.at = c.last_message_at AND src.preview <> c.last_message_preview))
-"""
+"""  # noqa: S608 — statuses and states via sql_literals, fragments are module constants; values bound
 
 
 # sent_at is set by the first of sent / delivered / undelivered (a report may beat our own send call's

@@ -100,7 +100,7 @@ def messages_extend_lease(*, batch_ref: str, seconds: float) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""UPDATE messaging_message SET sending_at = now() + make_interval(secs => %s)
-               WHERE send_batch_ref = %s AND status = {sql_literals(S.SENDING)} AND carrier_batch_id = ''""",
+               WHERE send_batch_ref = %s AND status = {sql_literals(S.SENDING)} AND carrier_batch_id = ''""",  # noqa: S608 — statuses via sql_literals, fragments and table names are module constants; values bound
             [float(seconds), batch_ref],
         )
         return cursor.rowcount
@@ -110,7 +110,7 @@ def messages_set_batch_ref(*, message_ids: list[int], batch_ref: str) -> None:
     """Give part of a claim its own reference (a claim that splits into several carrier calls)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE messaging_message SET send_batch_ref = %s WHERE id = ANY(%s::bigint[])"
+            "UPDATE messaging_message SET send_batch_ref = %s WHERE id = ANY(%s::bigint[])"  # noqa: S608 — statuses via sql_literals, fragments and table names are module constants; values bound
             f" AND status = {sql_literals(S.SENDING)}",
             [batch_ref, list(message_ids)],
         )

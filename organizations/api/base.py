@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from rest_framework import serializers
+from rest_framework.pagination import BasePagination
+from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass  # the stubs' name for what APIView takes
 
 from organizations.auth import ApiKeyRateThrottle, IsOrganizationMember
 
@@ -27,9 +35,11 @@ class TenantAPIMixin:
     # description in the OpenAPI schema). Querysets must filter by `self.request.organization`: another
     # tenant's object then answers 404, never 403, so ids do not leak across tenants.
 
-    permission_classes = [IsOrganizationMember]
-    throttle_classes = [ApiKeyRateThrottle]
-    pagination_class = KeysetPagination
+    # Typed as DRF's views type them, so the mixin may come first in a view's bases.
+    permission_classes: Sequence[_PermissionClass] = [IsOrganizationMember]
+    throttle_classes: Sequence[type[BaseThrottle]] = [ApiKeyRateThrottle]
+    pagination_class: type[BasePagination] | None = KeysetPagination
+    request: Any  # DRF's Request, carrying the organization its authentication resolved
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
@@ -47,6 +57,7 @@ class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self):
         queryset = super().get_queryset()
+        assert queryset is not None  # DRF refuses a related field without a queryset earlier
         request = self.context.get("request")
         organization = getattr(request, "organization", None)
         if organization is None:

@@ -114,7 +114,9 @@ def _text(detail) -> str:
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    # An API field named "fields": DRF's metaclass takes declared fields off the class, so the
+    # Serializer attribute of that name is untouched (mypy sees the class body only).
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))  # type: ignore[assignment]
 
 
 class ErrorSerializer(serializers.Serializer):

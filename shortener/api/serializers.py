@@ -42,7 +42,7 @@ class LinkFilterSerializer(serializers.Serializer):
         for name in self.fields:
             raw = data.get(name)
             if raw is not None and not (raw.isascii() and raw.isdigit()):
-                raise serializers.ValidationError({name: ["Must be an integer id."]})
+                raise serializers.ValidationError({str(name): ["Must be an integer id."]})
         return super().to_internal_value(data)
 
 

@@ -30,7 +30,7 @@ def _age(table: str, column: str, seconds: float, ids: list[int]) -> None:
     """Move a lease back in time (the clock of a test cannot wait out a real lease)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET {column} = {column} - make_interval(secs => %s) WHERE id = ANY(%s)",  # noqa: S608
+            f"UPDATE {table} SET {column} = {column} - make_interval(secs => %s) WHERE id = ANY(%s)",  # noqa: S608 — table names and fragments are constants of the test; values bound
             [seconds, ids],
         )
 

@@ -75,6 +75,7 @@ class Command(BaseCommand):
             bar = tqdm(total=None, unit="msg", desc=f"backfill run {run.id}", file=self.stderr._out)
 
         def progress(n: int, counts: dict) -> None:
+            assert bar is not None  # passed to the backfill only with a bar
             if bar.total is None:
                 bar.total = run_total()
             bar.update(n)
