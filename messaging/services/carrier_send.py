@@ -33,7 +33,7 @@ from .claims import (
     messages_set_batch_ref,
     new_batch_ref,
 )
-from .grouping import SendGroup, group_for_send
+from .grouping import SEND_ROW_COLUMNS, SendGroup, SendRow, group_for_send
 from .status import StatusUpdate, messages_apply_statuses
 from .templates import carrier_template
 
@@ -303,7 +303,7 @@ WHERE id IN (
       AND m.status = {sql_literals(S.PREPARED)} AND m.prepared_at < %s
     ORDER BY m.id LIMIT 20000 FOR UPDATE OF m SKIP LOCKED
 )
-RETURNING id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
+RETURNING {SEND_ROW_COLUMNS}
 """  # noqa: S608 — statuses via sql_literals, fragments and table names are module constants; values bound
 
 # Queued outbound conversation messages (blast messages are inserted prepared): prepared_at, empty until
@@ -379,7 +379,7 @@ def sends_recover(
         rows = cursor.fetchall()
         if released:
             cursor.execute(
-                f"""SELECT id, line_id, blast_id, send_params IS NOT NULL, rendered_body, carrier_recipient, segments
+                f"""SELECT {SEND_ROW_COLUMNS}
                    FROM messaging_message WHERE id = ANY(%s::bigint[]) AND status = {sql_literals(S.PREPARED)}""",  # noqa: S608 — statuses via sql_literals, fragments and table names are module constants; values bound
                 [released],
             )
@@ -387,5 +387,5 @@ def sends_recover(
             rows += [r for r in cursor.fetchall() if r[0] not in seen]
         cursor.execute(_STALE_QUEUED_SQL, [now - queued_stale])
         result.to_prepare = sorted(r[0] for r in cursor.fetchall())
-    result.to_send = group_for_send(sorted(rows))
+    result.to_send = group_for_send(sorted(SendRow(*r) for r in rows))
     return result

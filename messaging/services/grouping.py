@@ -4,7 +4,9 @@ See docs/send-pipeline.md."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # One prepare chunk = one carrier batch: Sinch takes at most 1000 recipients per call.
 CHUNK_SIZE = 1000
@@ -22,8 +24,32 @@ class SendGroup:
     batched: bool = False
 
 
-def group_for_send(rows: list[tuple[int, int, int | None, bool, str, str, int]]) -> list[SendGroup]:
-    """rows: (id, line_id, blast_id, has_params, rendered_body, recipient, segments), in id order.
+class SendRow(NamedTuple):
+    """What grouping needs of a message: prepare builds these, the send step reads them with SEND_ROW_COLUMNS."""
+
+    id: int
+    line_id: int
+    blast_id: int | None
+    has_params: bool
+    rendered_body: str
+    recipient: str
+    segments: int
+
+
+def send_row_columns(alias: str = "") -> str:
+    """The SELECT/RETURNING list of a SendRow from messaging_message (optionally qualified by `alias`)."""
+    p = f"{alias}." if alias else ""
+    return (
+        f"{p}id, {p}line_id, {p}blast_id, {p}send_params IS NOT NULL, {p}rendered_body, {p}carrier_recipient,"
+        f" {p}segments"
+    )
+
+
+SEND_ROW_COLUMNS = send_row_columns()
+
+
+def group_for_send(rows: Iterable[SendRow]) -> list[SendGroup]:
+    """rows: SendRow (or tuples in its order), in id order.
 
     Messages with parameters of one blast share its template; the others share a call only with an
     identical body. A recipient appears once per call (Sinch keys parameters by recipient).

@@ -26,7 +26,7 @@ from ..links import LinkItem, link_step
 from ..status import MessageStatus as S
 from ..status import sql_literals
 from .conversations import conversations_get_or_create
-from .grouping import SendGroup, group_for_send
+from .grouping import SendGroup, SendRow, group_for_send, send_row_columns
 from .quiet_hours import quiet_release, zone_of
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 from .templates import MAX_PARAM_VALUE, URL_RE, assemble, carrier_template, contact_fields, slot_values
@@ -264,8 +264,8 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
             # The counter is recounted after commit, outside this transaction: updating the blast row here
             # would upgrade our FOR SHARE lock and deadlock two chunks of the same blast.
             transaction.on_commit(lambda: blast_recount_opted_out(blast_id=blast_id))
-        rows: list[tuple[int, int, int | None, bool, str, str, int]] = [
-            (mid, line_id, blast_id, params is not None, rendered, recipient, segs)
+        rows = [
+            SendRow(mid, line_id, blast_id, params is not None, rendered, recipient, segs)
             for mid, st, params, rendered, recipient, segs in zip(
                 cols["id"],
                 cols["status"],
@@ -343,7 +343,7 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
             bodies.update(shorten(organization_id=org_id, items=items))
         updates: list[StatusUpdate] = []
         cols: dict[str, list] = {k: [] for k in ("id", "rendered", "segments", "encoding", "recipient")}
-        prepared: list[tuple] = []
+        prepared: list[SendRow] = []
         for mid, _org, line_id, blast_id, _body, send_at, phone, opted_out in rows:
             rendered = bodies[mid]
             info = segments.count(rendered)
@@ -362,19 +362,19 @@ def messages_prepare(*, message_ids: list[int], check_opt_out: bool = True) -> l
                 updates.append(StatusUpdate(mid, S.SCHEDULED, at=now))
             else:
                 updates.append(StatusUpdate(mid, S.PREPARED, at=now))
-                prepared.append((mid, line_id, blast_id, False, rendered, phone, info.segments))
+                prepared.append(SendRow(mid, line_id, blast_id, False, rendered, phone, info.segments))
         sql.execute(
             _FIELDS_SQL, [now, cols["id"], cols["rendered"], cols["segments"], cols["encoding"], cols["recipient"]]
         )
         changed = messages_apply_statuses(updates=updates)
-        return group_for_send([p for p in prepared if changed.get(p[0]) == S.PREPARED])
+        return group_for_send([p for p in prepared if changed.get(p.id) == S.PREPARED])
 
 
 # ------------------------------------------------------------------------------------------ release due
 # The opt-out is checked again at release: a contact may opt out between scheduling (a send time, or
 # quiet hours) and the send (one probe of uniq_optout per due message).
 _DUE_SQL = f"""
-SELECT m.id, m.line_id, m.blast_id, m.send_params IS NOT NULL, m.rendered_body, m.carrier_recipient, m.segments,
+SELECT {send_row_columns("m")},
        EXISTS (SELECT 1 FROM messaging_optout o
                WHERE o.organization_id = m.organization_id AND o.phone_number = m.carrier_recipient)
 FROM messaging_message m
@@ -408,7 +408,7 @@ def messages_release_due(*, now: datetime | None = None) -> list[SendGroup]:
                 for r in rows
             ]
         )
-        released = [r[:7] for r in rows if changed.get(r[0]) == S.PREPARED]
+        released = [SendRow(*r[:7]) for r in rows if changed.get(r[0]) == S.PREPARED]
         with connection.cursor() as cursor:  # fresh for the stale-prepared sweep
             cursor.execute(
                 "UPDATE messaging_message SET prepared_at = %s WHERE id = ANY(%s::bigint[])",
