@@ -11,7 +11,17 @@ from django.utils import timezone
 
 from postprocessing.models import NumberFlag
 
-from .models import Blast, BlastRecipient, BlastStatus, Contact, Conversation, Line, Message, OptOut
+from .models import (
+    Blast,
+    BlastRecipient,
+    BlastStatus,
+    Contact,
+    Conversation,
+    Line,
+    Message,
+    MessageInFlight,
+    OptOut,
+)
 from .selectors import STALLED_AFTER_SECONDS, blast_quiet_hours_deferrals, blasts_stalled, with_quiet_hours_deferrals
 from .services.conversations import conversations_close
 from .services.erasure import contact_archive, contact_erase
@@ -230,6 +240,25 @@ class BlastRecipientAdmin(admin.ModelAdmin):
     raw_id_fields = ["blast", "contact"]
     list_select_related = ["blast", "contact"]
     show_full_result_count = False
+
+
+# The work queue (migration 0012's triggers keep it; docs/indexes.md): what is in flight and since when,
+# for an operator asking "what is the pipeline holding". Read-only: only the triggers write it.
+@admin.register(MessageInFlight)
+class MessageInFlightAdmin(admin.ModelAdmin):
+    list_display = ("message_id", "line_id", "status", "send_at", "prepared_at", "sending_at")
+    list_filter = ("status",)
+    search_fields = ("=message_id", "=line_id")
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 # The post-processing rows of carrier hints (messaging/processors/optout.py); reviewing one opts the
