@@ -43,9 +43,20 @@ def _runs(log: str, task: str, what: str) -> int:
     return len(re.findall(rf"Task {re.escape(task)}\[[^\]]+\] {what}", log))
 
 
+def _native_delays_or_skip(broker_url: str) -> None:
+    """Countdowns on RabbitMQ go through Celery's native delayed delivery, which this process sets up
+    only when its app starts on RabbitMQ: with the suite on Redis and the app switched at run time
+    (worker.publishing_to), a countdown is never delivered (seen on Celery 5.7), although the same
+    case passes when the whole run is on RabbitMQ. Those cases run there: PARLEY_TEST_BROKER=rabbitmq
+    (.ci/run does so when TEST_AMQP_URL is set)."""
+    if broker_url.startswith("amqp") and not settings.CELERY_BROKER_URL.startswith("amqp"):
+        pytest.skip("countdowns on RabbitMQ need the run on RabbitMQ: PARLEY_TEST_BROKER=rabbitmq")
+
+
 def test_a_countdown_under_a_second_is_published_and_runs_once(celery_worker_proc, broker_url):
     from messaging.tasks import send_resume
 
+    _native_delays_or_skip(broker_url)
     # given: a worker on the send queue
     celery_worker_proc.start(queues=Queue.SEND.value, env={"CELERY_BROKER_URL": broker_url})
     # when: a paced remainder's kind of countdown, 0.3 s (a retry that finds nothing to do)
@@ -76,6 +87,7 @@ def test_on_rabbitmq_every_queue_is_a_durable_quorum_queue(celery_worker_proc, b
 
 
 def test_a_blast_goes_through_a_prepare_worker_and_a_separate_send_worker(celery_worker_proc, broker_url):
+    _native_delays_or_skip(broker_url)  # a paced remainder waits with a countdown
     # given: the sandbox carrier, one worker process on "prepare" and another on "send" (two machines)
     sandbox = start_sandbox("--delay-min", "0.05", "--delay-max", "0.1")
     send_worker = WorkerProc()

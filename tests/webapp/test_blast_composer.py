@@ -21,17 +21,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def member(org):
-    return factories.MembershipFactory(organization=org)
-
-
-@pytest.fixture
-def agent(client, member):
-    client.force_login(member.user)
-    return client
-
-
-@pytest.fixture
 def line(org):
     return factories.LineFactory(organization=org)
 

@@ -17,17 +17,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def member(org):
-    return factories.MembershipFactory(organization=org)
-
-
-@pytest.fixture
-def agent(client, member):
-    client.force_login(member.user)
-    return client
-
-
 def _ids(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'class="conversation" data-id="(\d+)"', html)]
 

@@ -19,17 +19,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def member(org):
-    return factories.MembershipFactory(organization=org)
-
-
-@pytest.fixture
-def agent(client, member):
-    client.force_login(member.user)
-    return client
-
-
 def _message(blast, status, *, contact=None, **fields):
     conversation = factories.ConversationFactory(
         organization=blast.organization,

@@ -11,11 +11,6 @@ from tests import factories
 PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's  # noqa: S105
 
 
-@pytest.fixture
-def member(org):
-    return factories.MembershipFactory(organization=org)
-
-
 def _back_to_login_link(html: str) -> bool:
     return re.search(r'<a href="/login/"[^>]*>\s*Back to Login\s*</a>', html) is not None
 
