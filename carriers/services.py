@@ -16,14 +16,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from config.celery import app as celery_app
 from config.sql import execute as execute_bound
 from config.sql import sql_literals
+from config.wakeup import wake_on_commit_call
 
 from .base import DeliveryReport, InboundMessage
 from .models import WebhookEvent, WebhookKind, WebhookState
@@ -104,7 +106,8 @@ def webhook_receive(*, account_id: int, kind: str, body: bytes, account_inactive
     # once per connection instead of parsed and planned per callback (measured: ~40 µs of
     # PostgreSQL's ~200 µs per stored callback).
     execute_bound(_INSERT_SQL, [account_id, kind, body, WebhookState.PENDING, "", account_inactive], prepare=True)
-    transaction.on_commit(webhooks_enqueue_apply)
+    # The callable form: the debounce below decides after commit whether to publish at all.
+    wake_on_commit_call(webhooks_enqueue_apply)
 
 
 # Per process: when this process last saw the debounce key set (by itself or a running task). Within
@@ -116,17 +119,17 @@ _enqueue_memo = {"at": -1.0}
 
 
 def webhooks_enqueue_apply(*, force: bool = False) -> None:
-    """Enqueue the apply task ("carriers.apply_webhooks") unless one is already queued or running (SET NX)."""
+    """Enqueue the apply task ("carriers.apply_webhooks") unless one is already queued or running (SET NX).
+
+    Run after commit through `config.wakeup.wake_on_commit_call`, which logs a Redis or broker failure
+    instead of raising it: the row is stored, and the beat sweep applies it."""
     now = time.monotonic()
     if not force and now - _enqueue_memo["at"] < ENQUEUE_MEMO_SECONDS:
         return
-    try:
-        _enqueue_memo["at"] = now
-        if not cache.add(APPLY_DEBOUNCE_KEY, 1, timeout=APPLY_DEBOUNCE_TTL):
-            return
-        celery_app.signature(APPLY_TASK_NAME).apply_async()
-    except Exception:  # Redis/broker hiccup: the row is stored, the beat sweep will apply it
-        log.warning("could not enqueue carriers.apply_webhooks; the beat sweep will pick the rows up", exc_info=True)
+    _enqueue_memo["at"] = now
+    if not cache.add(APPLY_DEBOUNCE_KEY, 1, timeout=APPLY_DEBOUNCE_TTL):
+        return
+    celery_app.signature(APPLY_TASK_NAME).apply_async()
 
 
 # -- the store: claim and settle ----------------------------------------------------------------------
@@ -269,5 +272,5 @@ def webhook_requeue(*, event_ids: list[int]) -> int:
         .update(state=WebhookState.PENDING, attempts=0, next_attempt_at=None, error="")
     )
     if count:
-        transaction.on_commit(lambda: webhooks_enqueue_apply(force=True))
+        wake_on_commit_call(partial(webhooks_enqueue_apply, force=True))
     return count

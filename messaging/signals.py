@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
 from django.dispatch import Signal
+
+from config.wakeup import wake_on_commit_call
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def send_on_commit(signal: Signal, **kwargs) -> None:
             if isinstance(result, Exception):
                 log.error("receiver %s failed: %r", getattr(receiver, "__qualname__", receiver), result)
 
-    transaction.on_commit(send)
+    wake_on_commit_call(send)
 
 
 # kwargs: organization_id (int), contact_id (int) — a contact was erased (privacy request). Unlike the

@@ -190,6 +190,47 @@ def test_the_command_line_scan_catches_a_planted_one():
     assert celery_command_lines_in(planted, "planted.py")
 
 
+# One enqueue-after-commit helper: config/wakeup.py (wake_on_commit, and its callable form
+# wake_on_commit_call), which logs a refused publish instead of raising it. A new `transaction.on_commit`
+# elsewhere is a publish that a broker hiccup would turn into an error after the commit.
+ON_COMMIT_ALLOWED = {
+    "config/wakeup.py": "the helper itself",
+    "shortener/services/links.py": "fills the link cache after commit: a Redis write, not an enqueue",
+}
+_ON_COMMIT_NAMES = {"on_commit", "delay_on_commit", "apply_async_on_commit"}
+
+
+def on_commit_calls_in(source: str, name: str = "<string>") -> list[str]:
+    """Calls of `transaction.on_commit(...)`, a bare `on_commit(...)` or Celery's `*_on_commit`."""
+    found = []
+    for node in ast.walk(ast.parse(source, name)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if called in _ON_COMMIT_NAMES:
+                found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def test_enqueue_after_commit_goes_through_config_wakeup():
+    found = []
+    for rel, path in _project_files():
+        if path.suffix == ".py" and str(rel) not in ON_COMMIT_ALLOWED:
+            found += on_commit_calls_in(path.read_text(), str(rel))
+    assert not found, "on_commit outside config/wakeup.py (use wake_on_commit / wake_on_commit_call):\n" + "\n".join(
+        found
+    )
+    for allowed in ON_COMMIT_ALLOWED:  # an entry that no longer calls on_commit is dropped from the list
+        assert on_commit_calls_in((ROOT / allowed).read_text(), allowed), allowed
+
+
+def test_the_on_commit_scan_catches_a_planted_one():
+    assert on_commit_calls_in("transaction.on_commit(lambda: task.delay(1))\n", "planted.py")
+    assert on_commit_calls_in("from django.db.transaction import on_commit\non_commit(publish)\n", "planted.py")
+    assert on_commit_calls_in("send_batch.delay_on_commit(1, 2)\n", "planted.py")
+    assert on_commit_calls_in("wake_on_commit(send_batch, [1])\nwake_on_commit_call(publish)\n", "clean.py") == []
+
+
 # The layering (docs/architecture.md) as import-linter contracts in pyproject.toml.
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
 

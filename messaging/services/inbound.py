@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.utils import timezone
 
 from carriers.base import InboundMessage
@@ -214,8 +213,4 @@ def _apply_keywords(messages: list[Message]) -> None:
         return
     reply_ids = [r.pk for r in Message.objects.bulk_create(replies)]
     events_record_for_new_messages(message_ids=reply_ids, status=MessageStatus.QUEUED)
-    transaction.on_commit(lambda: _enqueue_replies(reply_ids))
-
-
-def _enqueue_replies(message_ids: list[int]) -> None:
-    messages_enqueue(message_ids=message_ids)
+    messages_enqueue(message_ids=reply_ids)  # published after commit (config.wakeup.wake_on_commit)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from config import sql
+from config.wakeup import wake_on_commit_call
 
 from .. import cache, segments
 from ..links import LinkItem, link_step
@@ -262,8 +264,9 @@ def blast_prepare_chunk(*, blast_id: int, first_recipient_id: int, last_recipien
         if blocked:
             events_record_for_new_messages(message_ids=blocked, status=S.BLOCKED)
             # The counter is recounted after commit, outside this transaction: updating the blast row here
-            # would upgrade our FOR SHARE lock and deadlock two chunks of the same blast.
-            transaction.on_commit(lambda: blast_recount_opted_out(blast_id=blast_id))
+            # would upgrade our FOR SHARE lock and deadlock two chunks of the same blast. A failed recount
+            # is logged: the blast processor recounts opted_out_count with the other counters.
+            wake_on_commit_call(partial(blast_recount_opted_out, blast_id=blast_id))
         rows = [
             SendRow(mid, line_id, blast_id, params is not None, rendered, recipient, segs)
             for mid, st, params, rendered, recipient, segs in zip(

@@ -29,6 +29,7 @@ from carriers.services import (
     webhooks_settle,
 )
 from config.sql import execute as execute_bound
+from config.wakeup import wake_on_commit
 
 from .inbound import InboundItem, inbound_messages_receive
 from .status import StatusUpdate, messages_apply_statuses
@@ -288,5 +289,5 @@ def webhook_process(
         if time_budget is not None and (timezone.now() - started).total_seconds() > time_budget:
             from ..tasks import apply_webhooks
 
-            transaction.on_commit(apply_webhooks.apply_async)
+            wake_on_commit(apply_webhooks)
             return total

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from config.wakeup import wake, wake_on_commit
+from config.wakeup import wake, wake_on_commit, wake_on_commit_call
 
 from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut, SenderKind
 from ..phone import normalize
@@ -201,7 +201,7 @@ def _enqueue_blast_chunks(blast_id: int) -> int:
             # recipients without a message and enqueues their chunks again.
             wake(prepare_blast_chunk, [blast_id, lo, hi])
 
-    transaction.on_commit(publish)
+    wake_on_commit_call(publish)
     return sum(1 for _ in ranges)
 
 

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
+
+from config.wakeup import wake_on_commit_call
 
 from ..events import check_event_type
 from ..models import Event
@@ -63,17 +65,15 @@ def drain_kick() -> None:
     """Wake a drain after the current transaction commits, debounced through Redis (SET NX + TTL).
 
     Cheap enough for every status write: one Redis round trip, and a task publish at most once per
-    KICK_DEBOUNCE_SECONDS across all processes. Never raises: the beat tick is the safety net.
+    KICK_DEBOUNCE_SECONDS across all processes. Never raises (`wake_on_commit_call` logs a Redis or
+    broker failure): the beat tick is the safety net.
     """
-    transaction.on_commit(_kick_debounced)
+    wake_on_commit_call(_kick_debounced)
 
 
 def _kick_debounced() -> None:
-    try:
-        if cache.add(_KICK_KEY, 1, timeout=KICK_DEBOUNCE_SECONDS):
-            drain_kick_now()
-    except Exception:  # a Redis hiccup must not fail the write that already committed
-        log.warning("post-processing drain kick failed; the beat tick will pick the events up", exc_info=True)
+    if cache.add(_KICK_KEY, 1, timeout=KICK_DEBOUNCE_SECONDS):
+        drain_kick_now()
 
 
 def drain_kick_now() -> None:
