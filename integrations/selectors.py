@@ -4,6 +4,7 @@ dispatcher's, which also writes the pending markers, is services/forwards.py).""
 from __future__ import annotations
 
 from django.db import connection
+from django.db.models import F
 
 from messaging.status import S, sql_literals
 from organizations.models import Role
@@ -64,4 +65,14 @@ def ringcentral_connection_for_webhook(secret: str) -> RingCentralConnection | N
         RingCentralConnection.objects.filter(webhook_secret=secret, is_active=True)
         .only("id", "organization_id", "bot_creator_id")
         .first()
+    )
+
+
+def ringcentral_connections_for(*, organization_id: int) -> list[RingCentralConnection]:
+    """The organization's RingCentral connections, organization-wide first, with their lines (one query)."""
+    return list(
+        RingCentralConnection.objects.filter(organization_id=organization_id)
+        .select_related("line")
+        .defer("bot_token")
+        .order_by(F("line_id").asc(nulls_first=True), "id")
     )

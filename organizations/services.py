@@ -1,12 +1,18 @@
-"""Writes of the organizations app: API keys, the organization's settings."""
+"""Writes of the organizations app: API keys, the organization's settings, memberships. The API and the
+web app's settings pages (webapp/views/settings.py) both call these; refusals are Django ValidationErrors
+naming the field."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import available_timezones
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
-from .models import ApiKey, ApiKeyScope, Organization
+from .models import ApiKey, ApiKeyScope, Membership, Organization, Role
 
 
 @dataclass(frozen=True)
@@ -44,13 +50,90 @@ SETTINGS_FIELDS = ("time_zone", "quiet_hours_enabled", "quiet_hours_start", "qui
 
 
 def organization_update_settings(*, organization: Organization, **changes) -> Organization:
-    """Time zone and quiet hours (validated by the caller's serializer; the database's check constraint
-    backs up "a window that is on is not empty"). Saving bumps the send pipeline's settings cache."""
+    """Time zone and quiet hours. The caller parses the values (times, booleans); the rules are here: an
+    IANA zone name, and a window that is on is not empty (the database's check constraint backs it up).
+    Refused: ValidationError naming the field, nothing saved. Saving bumps the send pipeline's settings
+    cache."""
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise TypeError(f"not an organization setting: {', '.join(sorted(unknown))}")
+    zone = changes.get("time_zone")
+    if zone is not None and zone not in available_timezones():
+        raise ValidationError({"time_zone": [f"'{zone}' is not an IANA time zone name (e.g. America/Chicago)."]})
+
+    def current(name):
+        return changes.get(name, getattr(organization, name))
+
+    if current("quiet_hours_enabled") and current("quiet_hours_start") == current("quiet_hours_end"):
+        raise ValidationError(
+            {
+                "quiet_hours_end": [
+                    "Must differ from quiet_hours_start while quiet hours are on; "
+                    "to turn them off set quiet_hours_enabled to false."
+                ]
+            }
+        )
     for name, value in changes.items():
         setattr(organization, name, value)
     if changes:
         organization.save(update_fields=list(changes))
     return organization
+
+
+# ------------------------------------------------------------------------------------------ memberships
+LAST_ADMIN = "The organization needs at least one admin: make someone else an admin first."
+
+
+def membership_add(*, organization: Organization, email: str, role: str) -> Membership:
+    """Adds the Parley user with this email (an existing account) to the organization with `role`."""
+    if role not in Role.values:
+        raise ValidationError({"role": [f"'{role}' is not a role ({', '.join(Role.values)})."]})
+    email = email.strip()
+    users = list(get_user_model().objects.filter(email__iexact=email, is_active=True).order_by("id")[:2])
+    if not users:
+        raise ValidationError({"email": ["No Parley user has this email: they need an account first."]})
+    if len(users) > 1:
+        raise ValidationError({"email": ["Several Parley users share this email: ask support to add the right one."]})
+    user = users[0]
+    with transaction.atomic():
+        if Membership.objects.filter(organization=organization, user=user).exists():
+            raise ValidationError({"email": ["This user is already a member."]})
+        # The unique constraint settles a race between two adds: the loser's IntegrityError is a 500, not a twin.
+        return Membership.objects.create(organization=organization, user=user, role=role)
+
+
+def _locked_admins(organization: Organization) -> list[int]:
+    """The organization's admin memberships, locked in pk order: two admins demoting or removing each
+    other at once are serialized here, so the second sees the first's change and the last admin stays."""
+    return list(
+        Membership.objects.select_for_update()
+        .filter(organization=organization, role=Role.ADMIN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def membership_change_role(*, organization: Organization, membership_id: int, role: str) -> Membership:
+    """Raises Membership.DoesNotExist for another organization's membership (the caller answers 404)."""
+    if role not in Role.values:
+        raise ValidationError({"role": [f"'{role}' is not a role ({', '.join(Role.values)})."]})
+    with transaction.atomic():
+        admins = _locked_admins(organization)
+        membership = Membership.objects.select_for_update().get(organization=organization, pk=membership_id)
+        if membership.role == role:
+            return membership
+        if admins == [membership.pk]:
+            raise ValidationError({"role": [LAST_ADMIN]})
+        membership.role = role
+        membership.save(update_fields=["role"])  # a model save: the RingCentral team sync follows it
+    return membership
+
+
+def membership_remove(*, organization: Organization, membership_id: int) -> None:
+    """Removes a member (their account stays). Raises Membership.DoesNotExist for another organization's."""
+    with transaction.atomic():
+        admins = _locked_admins(organization)
+        membership = Membership.objects.select_for_update().get(organization=organization, pk=membership_id)
+        if admins == [membership.pk]:
+            raise ValidationError({"membership": [LAST_ADMIN]})
+        membership.delete()

@@ -37,3 +37,8 @@ def may_assign(membership: Membership, *, current_assignee_id: int | None, new_a
     if new_assignee_id == me:
         return current_assignee_id in (None, me)  # take an unassigned one
     return new_assignee_id is None and current_assignee_id == me  # let go of my own
+
+
+def can_manage_settings(membership: Membership | None) -> bool:
+    """The settings pages (/settings/…): lines, carrier accounts, quiet hours, API keys, members, RingCentral."""
+    return membership is not None and membership.role == Role.ADMIN

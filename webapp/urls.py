@@ -21,6 +21,7 @@ urlpatterns = [
     path("inbox/new/", thread.new_conversation, name="new-conversation"),
     path("inbox/counter/", thread.counter, name="compose-counter"),
     path("", include("webapp.urls_blasts")),
+    path("", include("webapp.urls_settings")),
     path("login/", auth_views.LoginView.as_view(template_name="webapp/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     path(

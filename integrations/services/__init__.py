@@ -5,12 +5,14 @@
   `nice_chats_end` / `nice_chats_to_end` / `nice_chats_stale` (end chats of closed conversations and
   opted-out contacts).
 - RingCentral: `ringcentral_messages_mirror`, `ringcentral_webhook_receive`, `ringcentral_reply_send`,
-  `ringcentral_reply_postpone`, `ringcentral_teams_sync` (team members kept in step with the organization).
+  `ringcentral_reply_postpone`, `ringcentral_teams_sync` (team members kept in step with the organization),
+  `ringcentral_connect` / `ringcentral_disconnect` (the organization-wide connection, services/connections.py).
 - Forwards as rows (services/forwards.py): `forwards_decide` (the dispatcher's statement and its pending
   markers), `forward_record`, `forwards_settle`, `forwards_postpone`, and the beat's sweeps
   `pending_forwards_rekick` / `partner_replies_rekick`.
 """
 
+from .connections import ringcentral_connect, ringcentral_disconnect
 from .forwards import (
     Rekick,
     forward_record,
@@ -64,6 +66,8 @@ __all__ = [
     "SyncOutcome",
     "ringcentral_organizations",
     "ringcentral_teams_sync",
+    "ringcentral_connect",
+    "ringcentral_disconnect",
     "ringcentral_messages_mirror",
     "ringcentral_reply_postpone",
     "ringcentral_reply_send",

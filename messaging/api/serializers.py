@@ -6,7 +6,6 @@ from datetime import UTC
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
@@ -18,7 +17,6 @@ from ..models import Blast, Contact, Conversation, ConversationStatus, Line, Mes
 from ..phone import try_normalize
 from ..selectors import blast_quiet_hours_deferrals
 from ..services.contacts import IMPORT_MAX_ROWS, OnConflict
-from ..services.lines import LineNumberUnverifiable, line_number_check
 
 
 class CarrierUnavailable(exceptions.APIException):
@@ -99,44 +97,20 @@ class LineSerializer(serializers.ModelSerializer):
             "carrier_account",
             "is_active",
             "rate_per_second",
+            "nice_start_polling_on_chat_creation",
             "created_at",
             "updated_at",
             "warnings",
         ]
         read_only_fields = ["id", "created_at", "updated_at", "warnings"]
-        # The conditional unique constraint is checked in validate() to name the field.
+        # The conditional unique constraint and the carrier's word on the number are checked by the service
+        # (messaging.services.lines.line_save), which names the field.
         validators: list = []
 
     def get_warnings(self, obj: Line) -> list[str]:
         if obj.is_active and obj.carrier_account_id is None:
             return ["carrier_account: the line has no carrier account; sends on it are refused until one is set."]
         return []
-
-    def validate(self, attrs):
-        instance = self.instance
-        phone = attrs.get("phone_number", getattr(instance, "phone_number", None))
-        active = attrs.get("is_active", getattr(instance, "is_active", True))
-        account = attrs.get("carrier_account", getattr(instance, "carrier_account", None))
-        # Checked with the carrier when a number goes live on an account: new, or number/account/activation changed.
-        changed = instance is None or (
-            phone != instance.phone_number
-            or getattr(account, "pk", None) != instance.carrier_account_id
-            or not instance.is_active
-        )
-        if phone and active and account is not None and changed:
-            organization = self.context["request"].organization
-            try:
-                line_number_check(
-                    organization_id=organization.pk,
-                    carrier_account=account,
-                    phone_number=phone,
-                    line_id=getattr(instance, "pk", None),
-                )
-            except DjangoValidationError as exc:
-                raise serializers.ValidationError(exc.message_dict) from None
-            except LineNumberUnverifiable:
-                raise CarrierUnavailable() from None
-        return attrs
 
 
 class ContactSerializer(serializers.ModelSerializer):

@@ -24,8 +24,10 @@ from ..phone import try_normalize
 from ..services import blasts as blast_services
 from ..services import contacts as contact_services
 from ..services import erasure
+from ..services import lines as line_services
 from .serializers import (
     BlastSerializer,
+    CarrierUnavailable,
     ContactImportCsvSerializer,
     ContactImportResultSerializer,
     ContactImportSerializer,
@@ -78,7 +80,22 @@ class LineViewSet(
         return selectors.lines_for(organization=self.organization)
 
     def perform_create(self, serializer):
-        serializer.save(organization=self.organization)
+        with _carrier_unavailable_is_503():
+            serializer.instance = line_services.line_save(organization=self.organization, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        with _carrier_unavailable_is_503():
+            line_services.line_save(
+                organization=self.organization, line=serializer.instance, **serializer.validated_data
+            )
+
+
+@contextmanager
+def _carrier_unavailable_is_503():
+    try:
+        yield
+    except line_services.LineNumberUnverifiable:
+        raise CarrierUnavailable() from None
 
 
 _DUPLICATE = OpenApiResponse(DuplicateErrorSerializer, description="Another contact has this number: `existing_id`.")

@@ -68,6 +68,47 @@ def line_number_check(*, organization_id: int, carrier_account, phone_number: st
         raise ValidationError({"phone_number": ["This number is still active on a line you cannot see: ask support."]})
 
 
+# What a line's owner may set (the API's LineSerializer and the web app's line settings both write here).
+LINE_FIELDS = frozenset(
+    {"phone_number", "name", "carrier_account", "is_active", "rate_per_second", "nice_start_polling_on_chat_creation"}
+)
+
+
+def line_save(*, organization, line: Line | None = None, **fields) -> Line:
+    """Creates a line (`line` None) or changes one of the organization's. The values come parsed (E.164
+    number, rate within the model's bounds); when a number goes live on a carrier account — a new line, or
+    its number, account or activation changed — the carrier is asked first (line_number_check: a
+    ValidationError naming phone_number, or LineNumberUnverifiable). Refused: nothing is saved."""
+    unknown = set(fields) - LINE_FIELDS
+    if unknown:
+        raise TypeError(f"not a line field: {', '.join(sorted(unknown))}")
+    if line is not None and line.organization_id != organization.pk:
+        raise Line.DoesNotExist
+    account = fields.get("carrier_account", line.carrier_account if line is not None else None)
+    if account is not None and account.organization_id != organization.pk:
+        raise ValidationError({"carrier_account": ["Not one of your carrier accounts."]})
+    phone = fields.get("phone_number", line.phone_number if line is not None else None)
+    active = fields.get("is_active", line.is_active if line is not None else True)
+    changed = line is None or (
+        phone != line.phone_number or getattr(account, "pk", None) != line.carrier_account_id or not line.is_active
+    )
+    if phone and active and account is not None and changed:
+        line_number_check(
+            organization_id=organization.pk,
+            carrier_account=account,
+            phone_number=phone,
+            line_id=line.pk if line is not None else None,
+        )
+    target = line if line is not None else Line(organization=organization)
+    for name, value in fields.items():
+        setattr(target, name, value)
+    if line is None:
+        target.save()
+    else:
+        target.save(update_fields=[*fields, "updated_at"])
+    return target
+
+
 @dataclass(frozen=True, slots=True)
 class LineNumberVerdict:
     line_id: int

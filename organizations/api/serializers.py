@@ -40,6 +40,8 @@ class LocalTimeField(serializers.TimeField):
     RFC 3339 time with an offset, which quiet hours are not (they apply in each recipient's own zone)."""
 
 
+# Parses only: the rules (an IANA zone; a window that is on is not empty) are
+# organizations.services.organization_update_settings, which the web app calls too.
 class OrganizationSettingsSerializer(serializers.ModelSerializer):
     """The calling organization's sending settings. Quiet hours: blasts are not delivered between
     quiet_hours_start and quiet_hours_end in the recipient's local time (the number's zone, else the
@@ -52,29 +54,3 @@ class OrganizationSettingsSerializer(serializers.ModelSerializer):
         model = Organization
         fields = ["id", "name", "time_zone", "quiet_hours_enabled", "quiet_hours_start", "quiet_hours_end"]
         read_only_fields = ["id", "name"]
-
-    def validate_time_zone(self, value: str) -> str:
-        if value not in _zone_names():
-            raise serializers.ValidationError(f"'{value}' is not an IANA time zone name (e.g. America/Chicago).")
-        return value
-
-    def validate(self, attrs):
-        def current(name):
-            return attrs.get(name, getattr(self.instance, name, None))
-
-        if current("quiet_hours_enabled") and current("quiet_hours_start") == current("quiet_hours_end"):
-            raise serializers.ValidationError(
-                {
-                    "quiet_hours_end": [
-                        "Must differ from quiet_hours_start while quiet hours are on; "
-                        "to turn them off set quiet_hours_enabled to false."
-                    ]
-                }
-            )
-        return attrs
-
-
-def _zone_names() -> set[str]:
-    from zoneinfo import available_timezones
-
-    return available_timezones()

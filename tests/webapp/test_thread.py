@@ -16,18 +16,9 @@ from organizations.models import Role
 from shortener.models import Link
 from tests import factories
 
+from .conftest import signed_in
+
 pytestmark = pytest.mark.django_db
-
-
-def _client(membership) -> Client:
-    client = Client()
-    client.force_login(membership.user)
-    return client
-
-
-@pytest.fixture
-def admin(org):
-    return factories.MembershipFactory(organization=org, role=Role.ADMIN)
 
 
 @pytest.fixture
@@ -47,7 +38,7 @@ def conversation(org):
 def test_agent_takes_an_unassigned_conversation_lets_go_of_it_and_may_not_hand_it_to_others(
     agent_member, admin, conversation
 ):
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     # when: assign to me
     response = client.post(f"/inbox/{conversation.pk}/assign/", {"assignee": "me"})
     # then
@@ -68,7 +59,7 @@ def test_agent_takes_an_unassigned_conversation_lets_go_of_it_and_may_not_hand_i
 def test_agent_cannot_take_a_conversation_assigned_to_someone_else(agent_member, admin, conversation):
     conversation.assignee = admin.user
     conversation.save()
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     html = client.get(f"/inbox/{conversation.pk}/").content.decode()
     assert 'id="assign-me"' not in html and 'id="unassign"' not in html
     assert client.post(f"/inbox/{conversation.pk}/assign/", {"assignee": "me"}).status_code == 403
@@ -79,7 +70,7 @@ def test_agent_cannot_take_a_conversation_assigned_to_someone_else(agent_member,
 def test_admin_assigns_to_a_member_and_a_non_member_is_refused_naming_the_field(
     admin, agent_member, conversation, other_org
 ):
-    client = _client(admin)
+    client = signed_in(admin)
     html = client.get(f"/inbox/{conversation.pk}/").content.decode()
     assert f'<option value="{agent_member.user_id}"' in html  # the member list
     assert client.post(f"/inbox/{conversation.pk}/assign/", {"assignee": agent_member.user_id}).status_code == 302
@@ -95,7 +86,7 @@ def test_admin_assigns_to_a_member_and_a_non_member_is_refused_naming_the_field(
 
 
 def test_close_and_reopen_through_the_conversation_services(agent_member, conversation):
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     assert client.post(f"/inbox/{conversation.pk}/close/").status_code == 302
     conversation.refresh_from_db()
     assert conversation.status == ConversationStatus.CLOSED
@@ -109,7 +100,7 @@ def test_close_and_reopen_through_the_conversation_services(agent_member, conver
 
 def test_support_staff_read_but_do_not_reply_assign_or_close(org, conversation):
     support = factories.MembershipFactory(organization=org, role=Role.SUPPORT)
-    client = _client(support)
+    client = signed_in(support)
     before = Message.objects.count()
     html = client.get(f"/inbox/{conversation.pk}/").content.decode()
     assert 'id="read-only"' in html and 'id="reply-body"' not in html and 'id="close"' not in html
@@ -125,7 +116,7 @@ def test_support_staff_read_but_do_not_reply_assign_or_close(org, conversation):
 
 def test_another_organizations_conversation_is_404_for_every_action(agent_member, other_org):
     theirs = factories.ConversationFactory(organization=other_org)
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     for action in ("assign", "close", "reopen"):
         assert client.post(f"/inbox/{theirs.pk}/{action}/", {"assignee": "me"}).status_code == 404
     assert client.get(f"/inbox/{theirs.pk}/live/").status_code == 404
@@ -156,7 +147,7 @@ def test_contact_panel_shows_custom_fields_and_the_opt_out(agent_member, org, co
     contact.custom_fields = {"plan": "Gold", "city": "Austin"}
     contact.email = "ada@example.com"
     contact.save()
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     html = client.get(f"/inbox/{conversation.pk}/").content.decode()
     assert "<dt>city</dt><dd>Austin</dd>" in html and "<dt>plan</dt><dd>Gold</dd>" in html
     assert "ada@example.com" in html and "Subscribed" in html
@@ -186,7 +177,7 @@ def test_short_links_show_their_clicks_and_failures_their_carrier_reason(agent_m
         error_code="EC_ABSENT_SUBSCRIBER",
         error_reason="Absent subscriber",
     )
-    html = _client(agent_member).get(f"/inbox/{conversation.pk}/").content.decode()
+    html = signed_in(agent_member).get(f"/inbox/{conversation.pk}/").content.decode()
     assert re.search(
         r'data-code="Ab3dE6g">.*https://example.com/menu.*<strong class="clicks">3</strong> clicks \(2 unique\)', html
     )
@@ -199,7 +190,7 @@ def test_thread_query_count_does_not_grow_with_messages_and_links(
     for i in range(30):
         m = factories.MessageFactory(conversation=conversation, body=f"link https://example.com/{i}")
         Link.objects.create(code=f"c{i:06d}", organization=org, target_url=f"https://example.com/{i}", message=m)
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     client.get("/inbox/")
     # an agent: no member list (only admins assign to others): one query fewer than test_inbox's admin
     with django_assert_num_queries(9):
@@ -210,7 +201,7 @@ def test_thread_query_count_does_not_grow_with_messages_and_links(
 # ------------------------------------------------------------------------------------- new conversation
 def test_new_conversation_by_number_sends_through_the_api_service(agent_member, org):
     line = factories.LineFactory(organization=org)
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     assert 'name="to"' in client.get("/inbox/new/").content.decode()
     # when: a national format number
     response = client.post("/inbox/new/", {"line": line.pk, "to": "(512) 555-0142", "body": "Your table is ready"})
@@ -225,7 +216,7 @@ def test_new_conversation_refuses_a_bad_number_an_opted_out_one_and_another_orgs
     line = factories.LineFactory(organization=org)
     theirs = factories.LineFactory(organization=other_org)
     OptOut.objects.create(organization=org, phone_number="+15125550143", source="keyword")
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     before = (Message.objects.count(), Contact.objects.count(), Conversation.objects.count())
     response = client.post("/inbox/new/", {"line": line.pk, "to": "555-01", "body": "hi"})
     assert response.status_code == 400
@@ -261,7 +252,7 @@ TEXTS = [
 @pytest.mark.parametrize("text", TEXTS)
 def test_counter_agrees_with_the_send_pipelines_segment_code(agent_member, text):
     expected = segments.count(text)
-    response = _client(agent_member).post("/inbox/counter/", {"body": text})
+    response = signed_in(agent_member).post("/inbox/counter/", {"body": text})
     html = response.content.decode()
     assert response.status_code == 200
     shown = re.search(r"(\d+) characters? · (\d+) segments? \(([A-Z0-9-]+)\)", html)
@@ -274,7 +265,7 @@ def test_counter_agrees_with_the_send_pipelines_segment_code(agent_member, text)
 
 
 def test_counter_says_when_links_will_be_shortened_and_when_a_text_is_too_long(agent_member):
-    client = _client(agent_member)
+    client = signed_in(agent_member)
     long_url = "https://example.com/" + "a" * 150
     html = client.post("/inbox/counter/", {"body": f"Menu: {long_url}"}).content.decode()
     assert "1 link will be shortened when sent: 1 segment after shortening" in html

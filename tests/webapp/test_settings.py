@@ -1,0 +1,379 @@
+"""Settings for admins (issue 16): roles (agents and support 403, non-members 404), the organization wall
+on every id, CSRF on every form, carrier/partner secrets on no page, the API key shown once, bad input
+re-shown with its field and nothing changed, pinned query counts for the list pages."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+
+import pytest
+from django.test import Client
+
+from integrations.models import NiceConnection, RingCentralConnection
+from messaging.models import Line
+from organizations.models import ApiKey, Membership, Role
+from tests import factories
+
+from .conftest import signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def line(org):
+    return factories.LineFactory(organization=org)
+
+
+NICE_TOKEN, RC_TOKEN = "nice-token-abcdef", "rc-bot-token-zyxw"
+LIST_PAGES = [
+    "/settings/lines/",
+    "/settings/carriers/",
+    "/settings/quiet-hours/",
+    "/settings/api-keys/",
+    "/settings/members/",
+    "/settings/ringcentral/",
+]
+
+
+def _every_post(line, key, member) -> list[tuple[str, dict]]:
+    return [
+        (
+            f"/settings/lines/{line.pk}/",
+            {"name": "x", "rate_per_second": "2", "nice_start_polling_on_chat_creation": "on"},
+        ),
+        ("/settings/quiet-hours/", {"time_zone": "UTC", "quiet_hours_start": "20:00", "quiet_hours_end": "07:00"}),
+        ("/settings/api-keys/", {"name": "k", "scope": "all"}),
+        (f"/settings/api-keys/{key.pk}/revoke/", {}),
+        ("/settings/members/", {"email": "someone@example.com", "role": "agent"}),
+        (f"/settings/members/{member.pk}/role/", {"role": "support"}),
+        (f"/settings/members/{member.pk}/remove/", {}),
+        ("/settings/ringcentral/", {"base_url": "https://rc.example", "bot_creator_id": "9", "bot_token": "t"}),
+        ("/settings/ringcentral/disconnect/", {}),
+    ]
+
+
+def _state(org) -> tuple:
+    org.refresh_from_db()
+    return (
+        org.time_zone,
+        org.quiet_hours_start,
+        sorted(ApiKey.objects.filter(organization=org).values_list("id", "revoked_at")),
+        sorted(Membership.objects.filter(organization=org).values_list("id", "role")),
+        list(RingCentralConnection.objects.filter(organization=org).values_list("id", "is_active")),
+        list(
+            Line.objects.filter(organization=org).values_list(
+                "id", "name", "rate_per_second", "nice_start_polling_on_chat_creation"
+            )
+        ),
+    )
+
+
+@pytest.mark.parametrize("role", [Role.AGENT, Role.SUPPORT])
+def test_only_admins_reach_settings_others_get_403_and_change_nothing(org, admin, line, role):
+    # given: a key, another member, and someone of `role`
+    key = _key(org)
+    other = factories.MembershipFactory(organization=org, role=Role.AGENT)
+    client = signed_in(factories.MembershipFactory(organization=org, role=role))
+    before = _state(org)
+    # then: every page and every action is refused
+    for url in ["/settings/", *LIST_PAGES, f"/settings/lines/{line.pk}/"]:
+        assert client.get(url).status_code == 403, url
+    for url, data in _every_post(line, key, other):
+        assert client.post(url, data).status_code == 403, url
+    assert _state(org) == before
+    # and the header offers no Settings link to them, but does to an admin
+    assert 'href="/settings/"' not in client.get("/inbox/").content.decode()
+    assert 'href="/settings/"' in signed_in(admin).get("/inbox/").content.decode()
+
+
+def test_a_signed_in_user_of_no_organization_gets_404(db):
+    client = Client()
+    client.force_login(factories.UserFactory())
+    for url in LIST_PAGES:
+        assert client.get(url).status_code == 404, url
+
+
+def _key(org, name="CRM"):
+    from organizations.services import api_key_create
+
+    return api_key_create(organization=org, name=name).api_key
+
+
+def test_another_organizations_line_key_and_member_are_404_and_untouched(org, other_org, admin, line):
+    foreign_line = factories.LineFactory(organization=other_org, name="Theirs")
+    foreign_key = _key(other_org)
+    foreign_member = factories.MembershipFactory(organization=other_org, role=Role.AGENT)
+    factories.MembershipFactory(organization=other_org, role=Role.ADMIN)
+    client = signed_in(admin)
+    before = _state(other_org)
+    assert client.get(f"/settings/lines/{foreign_line.pk}/").status_code == 404
+    for url, data in _every_post(foreign_line, foreign_key, foreign_member):
+        if str(foreign_line.pk) in url or str(foreign_key.pk) in url or str(foreign_member.pk) in url:
+            assert client.post(url, data).status_code == 404, url
+    assert _state(other_org) == before
+    # and nothing of theirs is listed
+    for url in LIST_PAGES:
+        html = client.get(url).content.decode()
+        assert "Theirs" not in html and foreign_key.prefix not in html and foreign_member.user.email not in html, url
+
+
+def test_every_settings_form_needs_the_csrf_token(org, admin, line):
+    key = _key(org)
+    other = factories.MembershipFactory(organization=org, role=Role.AGENT)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(admin.user)
+    before = _state(org)
+    for url, data in _every_post(line, key, other):
+        assert strict.post(url, data).status_code == 403, url
+    assert _state(org) == before
+    for url in [*LIST_PAGES, f"/settings/lines/{line.pk}/"]:
+        html = strict.get(url).content.decode()
+        # every form on the page (the header's log-out included) carries the token
+        assert html.count("<form") == html.count('name="csrfmiddlewaretoken"') >= 1, url
+
+
+def test_no_secret_appears_on_any_settings_page(org, admin, line):
+    # given: every kind of secret the organization has
+    account = line.carrier_account
+    account.config = {
+        "service_plan_id": "plan-visible",
+        "api_token": "sk-carrier-token-0123456789",
+        "key_secret": "numbers-key-secret-98765",
+        "key_id": "key-id-visible",
+    }
+    account.webhook_username, account.webhook_password = "carrier-user", "webhook-basic-pass-4242"
+    account.save()
+    nice = NiceConnection.objects.create(
+        organization=org,
+        line=line,
+        base_url="https://nice.example",
+        access_token=NICE_TOKEN,
+        point_of_contact="poc",
+    )
+    rc = RingCentralConnection.objects.create(organization=org, bot_token=RC_TOKEN, bot_creator_id="bot-1")
+    client = signed_in(admin)
+    created = client.post("/settings/api-keys/", {"name": "CRM", "scope": "all"})
+    raw_key = re.search(r'value="(pk_[^"]+)"', created.content.decode()).group(1)
+    secrets = [
+        "sk-carrier-token-0123456789",
+        "numbers-key-secret-98765",
+        "webhook-basic-pass-4242",
+        account.webhook_secret,
+        NICE_TOKEN,
+        nice.webhook_secret,
+        RC_TOKEN,
+        rc.webhook_secret,
+        raw_key,
+        ApiKey.objects.get().key_hash,
+    ]
+    # when: every settings page is read
+    pages = {
+        url: client.get(url, follow=True).content.decode()
+        for url in ["/settings/", *LIST_PAGES, f"/settings/lines/{line.pk}/"]
+    }
+    # then: none of them carries a secret, and the masked configuration is there
+    for url, html in pages.items():
+        for secret in secrets:
+            assert secret not in html, (url, secret[:6])
+    carriers = pages["/settings/carriers/"]
+    assert "plan-visible" in carriers and "key-id-visible" in carriers and "••••" in carriers
+    # a refused RingCentral form does not echo the token typed either
+    refused = client.post(
+        "/settings/ringcentral/", {"base_url": "not a url", "bot_creator_id": "b", "bot_token": "typed-token-777"}
+    )
+    assert refused.status_code == 400 and "typed-token-777" not in refused.content.decode()
+
+
+def test_an_api_key_is_shown_once_then_listed_by_prefix_and_revoked(org, admin, client):
+    admin_client = signed_in(admin)
+    # when: created
+    response = admin_client.post("/settings/api-keys/", {"name": "CRM sync", "scope": "shortener"})
+    # then: the raw key is in this answer only, not cached, and it is the key that is stored (hashed)
+    html = response.content.decode()
+    assert response.status_code == 201 and "no-store" in response["Cache-Control"]
+    raw_key = re.search(r'value="(pk_[^"]+)"', html).group(1)
+    key = ApiKey.objects.get(organization=org)
+    assert key.key_hash == ApiKey.hash(raw_key) and key.scope == "shortener" and key.created_by == admin.user
+    listing = admin_client.get("/settings/api-keys/").content.decode()
+    assert (
+        raw_key not in listing
+        and f"{key.prefix}…" in listing
+        and "Link shortener only" in listing
+        and "never" in listing
+    )
+    # the key works against the API until revoked
+    assert client.get("/api/v1/links", HTTP_AUTHORIZATION=f"Bearer {raw_key}").status_code == 200
+    assert admin_client.post(f"/settings/api-keys/{key.pk}/revoke/").status_code == 302
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert client.get("/api/v1/links", HTTP_AUTHORIZATION=f"Bearer {raw_key}").status_code == 401
+    assert "Revoked" in admin_client.get("/settings/api-keys/").content.decode()
+
+
+def test_api_key_without_a_name_is_refused_naming_the_field(org, admin):
+    response = signed_in(admin).post("/settings/api-keys/", {"name": "", "scope": "all"})
+    assert response.status_code == 400 and 'data-field="name"' in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_line_settings_toggle_the_nice_flag_and_refuse_a_bad_rate(org, admin, line):
+    client = signed_in(admin)
+    form = {
+        "name": "Front desk",
+        "carrier_account": line.carrier_account_id,
+        "rate_per_second": "5",
+        "is_active": "on",
+        "nice_start_polling_on_chat_creation": "on",
+    }
+    assert client.post(f"/settings/lines/{line.pk}/", form).status_code == 302
+    line.refresh_from_db()
+    assert (line.name, line.rate_per_second, line.nice_start_polling_on_chat_creation) == ("Front desk", 5.0, True)
+    assert (
+        'NICE start polling on chat creation: <strong class="nice-flag">on'
+        in client.get("/settings/lines/").content.decode()
+    )
+    # bad input: re-shown with the field and the reason, nothing saved
+    response = client.post(f"/settings/lines/{line.pk}/", {**form, "rate_per_second": "5000", "name": "Changed"})
+    html = response.content.decode()
+    assert response.status_code == 400 and 'data-field="rate_per_second"' in html and "1000" in html
+    assert 'value="Changed"' in html
+    line.refresh_from_db()
+    assert (line.name, line.rate_per_second) == ("Front desk", 5.0)
+    # another organization's carrier account is not a choice
+    foreign = factories.CarrierAccountFactory(organization=factories.OrganizationFactory())
+    response = client.post(f"/settings/lines/{line.pk}/", {**form, "carrier_account": foreign.pk})
+    assert response.status_code == 400 and 'data-field="carrier_account"' in response.content.decode()
+    line.refresh_from_db()
+    assert line.carrier_account_id != foreign.pk
+
+
+def test_the_api_sets_the_nice_flag_through_the_same_service(org, admin, line):
+    client = signed_in(admin)
+    response = client.patch(
+        f"/api/v1/lines/{line.pk}", {"nice_start_polling_on_chat_creation": True}, content_type="application/json"
+    )
+    assert response.status_code == 200 and response.json()["nice_start_polling_on_chat_creation"] is True
+    line.refresh_from_db()
+    assert line.nice_start_polling_on_chat_creation is True
+
+
+def test_quiet_hours_are_changed_or_refused_naming_the_field(org, admin):
+    client = signed_in(admin)
+    ok = {
+        "time_zone": "Europe/Paris",
+        "quiet_hours_enabled": "on",
+        "quiet_hours_start": "22:30",
+        "quiet_hours_end": "07:00",
+    }
+    assert client.post("/settings/quiet-hours/", ok).status_code == 302
+    org.refresh_from_db()
+    assert (org.time_zone, org.quiet_hours_start, org.quiet_hours_end) == ("Europe/Paris", time(22, 30), time(7, 0))
+    page = client.get("/settings/quiet-hours/").content.decode()
+    assert 'value="22:30"' in page and '<option value="Europe/Paris" selected>' in page
+    for bad, field in (
+        ({**ok, "time_zone": "Mars/Olympus"}, "time_zone"),
+        ({**ok, "quiet_hours_end": "22:30"}, "quiet_hours_end"),
+        ({**ok, "quiet_hours_start": "25:00"}, "quiet_hours_start"),
+    ):
+        response = client.post("/settings/quiet-hours/", bad)
+        assert response.status_code == 400 and f'data-field="{field}"' in response.content.decode(), field
+    org.refresh_from_db()
+    assert (org.time_zone, org.quiet_hours_start, org.quiet_hours_end) == ("Europe/Paris", time(22, 30), time(7, 0))
+    # off: start = end is then allowed
+    assert (
+        client.post("/settings/quiet-hours/", {**ok, "quiet_hours_enabled": "", "quiet_hours_end": "22:30"}).status_code
+        == 302
+    )
+    org.refresh_from_db()
+    assert org.quiet_hours_enabled is False
+
+
+def test_members_are_added_by_email_changed_and_removed_never_the_last_admin(org, admin):
+    client = signed_in(admin)
+    newcomer = factories.UserFactory(username="ada@example.com")
+    # add an existing user by email, any case
+    assert client.post("/settings/members/", {"email": "ADA@example.com", "role": "agent"}).status_code == 302
+    added = Membership.objects.get(organization=org, user=newcomer)
+    assert added.role == Role.AGENT
+    # unknown email, already a member: 400 naming the field, nothing added
+    for email, reason in (("nobody@example.com", "need an account"), ("ada@example.com", "already a member")):
+        response = client.post("/settings/members/", {"email": email, "role": "agent"})
+        html = response.content.decode()
+        assert response.status_code == 400 and 'data-field="email"' in html and reason in html, email
+    assert Membership.objects.filter(organization=org).count() == 2
+    # change a role; an unknown role is refused
+    assert client.post(f"/settings/members/{added.pk}/role/", {"role": "support"}).status_code == 302
+    assert client.post(f"/settings/members/{added.pk}/role/", {"role": "owner"}).status_code == 400
+    added.refresh_from_db()
+    assert added.role == Role.SUPPORT
+    # the last admin can be neither demoted nor removed
+    for url, data in (
+        (f"/settings/members/{admin.pk}/role/", {"role": "agent"}),
+        (f"/settings/members/{admin.pk}/remove/", {}),
+    ):
+        response = client.post(url, data)
+        assert response.status_code == 400 and "at least one admin" in response.content.decode(), url
+    admin.refresh_from_db()
+    assert admin.role == Role.ADMIN
+    # remove a member: their account stays
+    assert client.post(f"/settings/members/{added.pk}/remove/").status_code == 302
+    assert (
+        not Membership.objects.filter(pk=added.pk).exists()
+        and newcomer.__class__.objects.filter(pk=newcomer.pk).exists()
+    )
+    # with a second admin, the first may step down
+    second = factories.MembershipFactory(organization=org, role=Role.ADMIN)
+    assert client.post(f"/settings/members/{admin.pk}/role/", {"role": "agent"}).status_code == 302
+    assert client.get("/settings/members/").status_code == 403
+    assert signed_in(second).get("/settings/members/").status_code == 200
+
+
+def test_ringcentral_connect_and_disconnect(org, admin):
+    client = signed_in(admin)
+    assert "Not connected" in client.get("/settings/ringcentral/").content.decode()
+    # refused: no token, a bad URL — each named, nothing saved
+    response = client.post(
+        "/settings/ringcentral/", {"base_url": "ftp://x", "bot_creator_id": "bot-7", "bot_token": ""}
+    )
+    html = response.content.decode()
+    assert response.status_code == 400 and 'data-field="bot_token"' in html and 'data-field="base_url"' in html
+    assert not RingCentralConnection.objects.exists()
+    # connect
+    form = {"base_url": "https://platform.ringcentral.com", "bot_creator_id": "bot-7", "bot_token": "tok-1"}
+    assert client.post("/settings/ringcentral/", form).status_code == 302
+    conn = RingCentralConnection.objects.get(organization=org, line__isnull=True)
+    assert (conn.bot_token, conn.bot_creator_id, conn.is_active) == ("tok-1", "bot-7", True)
+    assert "Connected" in client.get("/settings/ringcentral/").content.decode()
+    # disconnect, then connect again keeping the stored token (empty field)
+    assert client.post("/settings/ringcentral/disconnect/").status_code == 302
+    conn.refresh_from_db()
+    assert conn.is_active is False
+    assert "Disconnected" in client.get("/settings/ringcentral/").content.decode()
+    assert client.post("/settings/ringcentral/", {**form, "bot_token": ""}).status_code == 302
+    conn.refresh_from_db()
+    assert (conn.is_active, conn.bot_token) == (True, "tok-1")
+    assert RingCentralConnection.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["/settings/lines/", "/settings/carriers/", "/settings/api-keys/", "/settings/members/"]
+)
+def test_list_pages_query_counts_are_pinned_and_do_not_grow_with_rows(org, admin, url, django_assert_num_queries):
+    client = signed_in(admin)
+    expected = {"/settings/lines/": 4, "/settings/carriers/": 8, "/settings/api-keys/": 4, "/settings/members/": 4}[url]
+
+    def add_rows():
+        account = factories.CarrierAccountFactory(organization=org)
+        factories.LineFactory(organization=org, carrier_account=account)
+        _key(org)
+        factories.MembershipFactory(organization=org, role=Role.AGENT)
+
+    add_rows()
+    client.get(url)  # the session's first write is not the page's cost
+    with django_assert_num_queries(expected):
+        assert client.get(url).status_code == 200
+    for _ in range(4):
+        add_rows()
+    with django_assert_num_queries(expected):
+        assert client.get(url).status_code == 200
