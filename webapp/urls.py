@@ -15,6 +15,7 @@ urlpatterns = [
     path("inbox/<int:conversation_id>/", thread.thread, name="thread"),
     path("inbox/<int:conversation_id>/reply/", thread.reply, name="reply"),
     path("inbox/<int:conversation_id>/live/", thread.thread_live, name="thread-live"),
+    path("inbox/<int:conversation_id>/older/", thread.thread_older, name="thread-older"),
     path("inbox/<int:conversation_id>/assign/", thread.assign, name="assign"),
     path("inbox/<int:conversation_id>/close/", thread.close, name="close"),
     path("inbox/<int:conversation_id>/reopen/", thread.reopen, name="reopen"),

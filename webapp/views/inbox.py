@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from messaging.selectors import lines_for
@@ -61,6 +62,8 @@ def home(request):
             live_url=_qs(query, live="1"),
             more_url=_qs(query, cursor=page.next_cursor) if page.next_cursor else "",
             time_zone=membership.organization.time_zone,
+            # Each row's link is this prefix and its id: one reverse() a page instead of one a row.
+            thread_url=reverse("thread", kwargs={"conversation_id": 0}).removesuffix("0/"),
             can_send=roles.can_send(membership),
             etag=live.etag_of(stamp) if stamp else "",
             poll_seconds=live.POLL_SECONDS,

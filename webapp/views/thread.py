@@ -3,30 +3,23 @@ and starting a conversation by number. Every write goes through the API's own se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from messaging.models import Conversation, Line, Message
-from messaging.selectors import conversation_messages, opt_outs_for
+from messaging.models import Conversation, Line
+from messaging.selectors import opt_outs_for
 from messaging.services import conversations as conversation_services
 from messaging.services import sending
 from organizations.models import Membership
-from shortener.models import Link
-from shortener.selectors import links_of_messages
 
-from .. import live, roles
+from .. import live, roles, threads
 from ..compose import compose_info
 from ..reads import conversation_mark_read
 from .common import SESSION_ORG, active_membership
-
-# The thread shows the newest messages; older ones are a later slice (paging back in the thread).
-THREAD_MESSAGES = 100
 
 
 def _conversation(request, conversation_id: int):
@@ -44,34 +37,17 @@ def _conversation(request, conversation_id: int):
     return membership, conversation
 
 
-@dataclass
-class ThreadMessage:
-    message: Message
-    links: list[Link]
-    media: list[dict]
-
-
-def _media_item(item: dict) -> dict:
-    content_type = str(item.get("content_type") or "")
-    return {"url": item["url"], "content_type": content_type or "file", "image": content_type.startswith("image/")}
-
-
 def _contact_fields(contact) -> list[tuple[str, str]]:
     return [(str(k), "" if v is None else str(v)) for k, v in sorted(contact.custom_fields.items())]
 
 
-def _thread_context(request, membership, conversation, *, stamp: str | None = None, **extra):
-    messages = list(conversation_messages(conversation=conversation)[:THREAD_MESSAGES])
-    messages.reverse()  # oldest at the top, as a chat reads
-    links = links_of_messages(organization_id=conversation.organization_id, message_ids=[m.pk for m in messages])
-    rows = [
-        ThreadMessage(
-            message=m,
-            links=links.get(m.pk, []),
-            media=[_media_item(item) for item in m.media if isinstance(item, dict) and item.get("url")],
-        )
-        for m in messages
-    ]
+def _message_id(request, name: str) -> int | None:
+    raw = request.GET.get(name, "")
+    return int(raw) if raw.isdigit() else None
+
+
+def _thread_context(request, membership, conversation, *, stamp: str | None = None, since: int | None = None, **extra):
+    page = threads.thread_messages(conversation=conversation, time_zone=membership.organization.time_zone, since=since)
     opted_out = opt_outs_for(
         organization=membership.organization, phone_number=conversation.contact.phone_number
     ).first()
@@ -91,7 +67,10 @@ def _thread_context(request, membership, conversation, *, stamp: str | None = No
     return {
         "membership": membership,
         "conversation": conversation,
-        "messages": rows,
+        "messages": page.messages,
+        "older": page.older,
+        # The live poll re-renders from the oldest message the page opened with (webapp/threads.py).
+        "live_from": since if since is not None else (page.messages[0].pk if page.messages else ""),
         "opted_out": opted_out,
         "contact_fields": _contact_fields(conversation.contact),
         "members": members,
@@ -136,8 +115,27 @@ def thread_live(request, conversation_id: int):
         if stamp is not None and (unchanged := live.not_modified(request, stamp)) is not None:
             return unchanged
     membership, conversation = _conversation(request, conversation_id)
-    context = _thread_context(request, membership, conversation, stamp=stamp, oob=True)
+    context = _thread_context(
+        request, membership, conversation, stamp=stamp, since=_message_id(request, "from"), oob=True
+    )
     return live.with_etag(render(request, "webapp/_thread_live.html", context), context["stamp"] or "")
+
+
+@login_required
+@require_GET
+def thread_older(request, conversation_id: int):
+    """The page of messages before `before` (htmx, swapped in place of the "Older messages" link; a plain
+    page of them without JavaScript): the conversation and its messages, nothing marked read."""
+    membership, conversation = _conversation(request, conversation_id)
+    before = _message_id(request, "before")
+    if before is None:
+        return HttpResponseBadRequest("before: a message id is required.")
+    page = threads.thread_messages(
+        conversation=conversation, time_zone=membership.organization.time_zone, before=before
+    )
+    context = {"conversation": conversation, "messages": page.messages, "older": page.older}
+    template = "webapp/_older_messages.html" if request.htmx else "webapp/thread_older.html"
+    return render(request, template, context)
 
 
 @login_required
