@@ -23,16 +23,21 @@ def _time_field(label: str, help_text: str = "") -> forms.TimeField:
 
 
 def form_service_errors(form: forms.Form, exc: ValidationError) -> None:
-    """A service's ValidationError onto the form: a field the form has gets its reasons, anything else
-    (or an error without fields) goes above the form."""
+    """A service's ValidationError onto the form: a field the form has (or maps the service's name to, in
+    its SERVICE_FIELDS) gets its reasons, anything else (or an error without fields) goes above the form."""
     if not hasattr(exc, "error_dict"):
         form.add_error(None, exc.messages)
         return
+    renamed = getattr(form, "SERVICE_FIELDS", {})
     for name, messages in exc.message_dict.items():
+        name = renamed.get(name, name)
         form.add_error(name if name in form.fields else None, messages)
 
 
 class LineForm(forms.Form):
+    # The number is not edited here: the carrier's refusal of it is about the account chosen.
+    SERVICE_FIELDS = {"phone_number": "carrier_account"}
+
     name = forms.CharField(max_length=100, required=False)
     carrier_account: forms.ModelChoiceField = forms.ModelChoiceField(
         queryset=CarrierAccount.objects.none(),

@@ -50,7 +50,12 @@ def test_admin_creates_an_api_key_sees_it_once_and_toggles_the_nice_flag(page, a
     screenshot(page, "settings-lines", tmp_path)
     # and at phone width every settings page fits the screen, carrier secret nowhere
     page.set_viewport_size({"width": 375, "height": 812})
-    for tab, name in (("Members", "settings-members-phone"), ("Carrier accounts", None), ("Quiet hours", None)):
+    for tab, name in (
+        ("Members", "settings-members-phone"),
+        ("Carrier accounts", "settings-carriers-phone"),
+        ("Quiet hours", None),
+        ("RingCentral", None),
+    ):
         page.click(f"nav.tabs >> text={tab}")
         page.wait_for_load_state()
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, tab

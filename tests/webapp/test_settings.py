@@ -5,6 +5,7 @@ re-shown with its field and nothing changed, pinned query counts for the list pa
 from __future__ import annotations
 
 import re
+import threading
 from datetime import time
 
 import pytest
@@ -14,6 +15,7 @@ from integrations.models import NiceConnection, RingCentralConnection
 from messaging.models import Line
 from organizations.models import ApiKey, Membership, Role
 from tests import factories
+from tests.sandbox import sandbox_carrier  # noqa: F401  (fixture: the line-number check asks it)
 
 from .conftest import signed_in
 
@@ -248,6 +250,27 @@ def test_line_settings_toggle_the_nice_flag_and_refuse_a_bad_rate(org, admin, li
     assert line.carrier_account_id != foreign.pk
 
 
+def test_switching_a_lines_carrier_account_asks_the_carrier_first(org, admin, sandbox_carrier):  # noqa: F811
+    holder = sandbox_carrier.account(org, name="Holder")
+    stranger = sandbox_carrier.account(org, name="Stranger", config={"service_plan_id": "plan-stranger"})
+    line = factories.LineFactory(organization=org, carrier_account=None, phone_number="+15125551234")
+    sandbox_carrier.hold_numbers(line.phone_number)
+    client = signed_in(admin)
+    form = {"name": "Desk", "rate_per_second": "1", "is_active": "on"}
+    # an account whose carrier does not hold the number: refused under the account field, nothing saved
+    response = client.post(f"/settings/lines/{line.pk}/", {**form, "carrier_account": stranger.pk})
+    html = response.content.decode()
+    assert (
+        response.status_code == 400 and 'data-field="carrier_account"' in html and "does not hold this number" in html
+    )
+    line.refresh_from_db()
+    assert (line.carrier_account_id, line.name) == (None, line.name)
+    # the one that holds it: saved
+    assert client.post(f"/settings/lines/{line.pk}/", {**form, "carrier_account": holder.pk}).status_code == 302
+    line.refresh_from_db()
+    assert (line.carrier_account_id, line.name) == (holder.pk, "Desk")
+
+
 def test_the_api_sets_the_nice_flag_through_the_same_service(org, admin, line):
     client = signed_in(admin)
     response = client.patch(
@@ -377,3 +400,37 @@ def test_list_pages_query_counts_are_pinned_and_do_not_grow_with_rows(org, admin
         add_rows()
     with django_assert_num_queries(expected):
         assert client.get(url).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(org):
+    # given: two admins, each demoting the other in their own transaction at the same moment
+    from django.core.exceptions import ValidationError
+    from django.db import connection
+
+    from organizations.services import membership_change_role
+
+    first, second = (factories.MembershipFactory(organization=org, role=Role.ADMIN) for _ in range(2))
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def demote(membership_id: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            membership_change_role(organization=org, membership_id=membership_id, role=Role.AGENT)
+            outcomes.append("demoted")
+        except ValidationError as exc:
+            outcomes.append(exc.message_dict["role"][0])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=demote, args=(m.pk,)) for m in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    # then: one demotion went through, the other was refused, and one admin is left
+    assert sorted(outcomes) == sorted(
+        ["demoted", "The organization needs at least one admin: make someone else an admin first."]
+    )
+    assert Membership.objects.filter(organization=org, role=Role.ADMIN).count() == 1
