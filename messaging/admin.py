@@ -9,17 +9,18 @@ from django.contrib import admin, messages
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
-from postprocessing.models import NumberFlag
-
 from .models import (
     Blast,
+    BlastProgress,
     BlastRecipient,
+    BlastRecount,
     BlastStatus,
     Contact,
     Conversation,
     Line,
     Message,
     MessageInFlight,
+    NumberFlag,
     OptOut,
 )
 from .selectors import STALLED_AFTER_SECONDS, blast_quiet_hours_deferrals, blasts_stalled, with_quiet_hours_deferrals
@@ -242,14 +243,8 @@ class BlastRecipientAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
-# The work queue (migration 0012's triggers keep it; docs/indexes.md): what is in flight and since when,
-# for an operator asking "what is the pipeline holding". Read-only: only the triggers write it.
-@admin.register(MessageInFlight)
-class MessageInFlightAdmin(admin.ModelAdmin):
-    list_display = ("message_id", "line_id", "status", "send_at", "prepared_at", "sending_at")
-    list_filter = ("status",)
-    search_fields = ("=message_id", "=line_id")
-    show_full_result_count = False
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A page to look at rows that only the pipeline writes."""
 
     def has_add_permission(self, request):
         return False
@@ -259,6 +254,30 @@ class MessageInFlightAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The work queue (migration 0012's triggers keep it; docs/indexes.md): what is in flight and since when,
+# for an operator asking "what is the pipeline holding". Read-only: only the triggers write it.
+@admin.register(MessageInFlight)
+class MessageInFlightAdmin(ReadOnlyAdmin):
+    list_display = ("message_id", "line_id", "status", "send_at", "prepared_at", "sending_at")
+    list_filter = ("status",)
+    search_fields = ("=message_id", "=line_id")
+    show_full_result_count = False
+
+
+# The blast processor's bookkeeping (messaging/processors/blast.py): blasts waiting for a counter
+# recount, and when each blast last moved (read by the stalled-blast check). Read-only: the drain writes them.
+@admin.register(BlastRecount)
+class BlastRecountAdmin(ReadOnlyAdmin):
+    list_display = ("blast_id", "marked_at")
+    search_fields = ("=blast_id",)
+
+
+@admin.register(BlastProgress)
+class BlastProgressAdmin(ReadOnlyAdmin):
+    list_display = ("blast_id", "at")
+    search_fields = ("=blast_id",)
 
 
 # The post-processing rows of carrier hints (messaging/processors/optout.py); reviewing one opts the

@@ -1,7 +1,7 @@
 """Architecture rules that a grep can check (issue 13).
 
 One status vocabulary: a message status, a blast or conversation status, a post-processing event type or
-an outbox state is named in SQL only through its one definition (messaging/status.py, messaging/models.py
+an outbox state is named in SQL only through its one definition (messaging/status.py, messaging.models
 BlastStatus and ConversationStatus, postprocessing/events.py, postprocessing/models.py EventState and
 ProcessingState), via bound parameters or `config.sql.sql_literals`. A literal such as
 `'sent'` typed into a SQL string is how Python and SQL drift apart, so this test fails on any.

@@ -1,6 +1,6 @@
 """Opt-out hygiene: carrier results meaning "the subscriber is gone or opted out", kept for review.
 
-Recorded as a `postprocessing.NumberFlag` (one per organization and number, refreshed by later
+Recorded as a `messaging.NumberFlag` (one per organization and number, refreshed by later
 reports), NOT as a `messaging.OptOut`. Why: an opt-out is the subscriber's own legal act (STOP) and
 silently suppresses all traffic; Sinch's "Deleted" only *can* mean an opt-out (it also covers
 operator-side deletion), and an "unknown subscriber" number may be ported or recycled next month.
@@ -16,9 +16,9 @@ from django.db import connection
 
 from config.sql import sql_literals
 from postprocessing.events import EventType
-from postprocessing.models import NumberFlagKind, NumberFlagReview
 from postprocessing.registry import EventRow, processor
 
+from ..models import NumberFlagKind, NumberFlagReview
 from . import RANK
 
 # Sinch delivery-report status → flag kind. "Deleted: can mean the subscriber opted out" (Sinch spec).

@@ -1,7 +1,7 @@
 """Contacts leave without taking the records with them: archive (DELETE) and erase (privacy requests).
 
 Texting records are compliance records, so a contact is never deleted (its foreign keys are RESTRICT,
-see messaging/models.py):
+see messaging/models/__init__.py):
 
 - `contact_archive`: hidden from lists and audiences, never texted again (sends refused, blast messages
   blocked), history kept whole.
@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ..models import Contact, Conversation, Message, OptOut
+from ..models import Contact, Conversation, Message, NumberFlag, OptOut
 from ..signals import contact_erased
 from ..status import MessageStatus as S
 from ..status import sources_for
@@ -124,8 +124,6 @@ def _cancel_unsent(contact: Contact) -> None:
 
 
 def _redact_number_flags(organization_id: int, number: str) -> None:
-    from postprocessing.models import NumberFlag
-
     for flag in NumberFlag.objects.filter(organization_id=organization_id, phone_number=number):
         flag.phone_number = erased_placeholder("f", flag.pk)
         flag.save(update_fields=["phone_number"])

@@ -1,7 +1,7 @@
 """Reviewing number flags (carrier hints that a number should not be texted). See messaging/processors/optout.py.
 
-The flags are post-processing rows (`postprocessing.NumberFlag`); opting a number out is messaging's own
-opt-out service, so the review lives here, above both."""
+The flags are rows of messaging's opt-out processor (`messaging.NumberFlag`); opting a number out is
+the opt-out service, so the review lives beside it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from postprocessing.models import NumberFlag, NumberFlagReview
-
-from ..models import OptOutSource
+from ..models import NumberFlag, NumberFlagReview, OptOutSource
 from .contacts import opt_out_create
 
 

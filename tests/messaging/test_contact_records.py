@@ -231,7 +231,7 @@ def test_admin_archives_and_erases_and_cannot_delete(org, admin_client):
 
 
 # Every foreign key that leads to messages, and the choice made for it (see the comments in
-# messaging/models.py). A new CASCADE on this list fails here until its reason is written down.
+# messaging/models/__init__.py). A new CASCADE on this list fails here until its reason is written down.
 FK_CHOICES = {
     ("Message", "organization"): models.CASCADE,  # deleting a whole tenant: the one path that removes messages
     ("Message", "line"): models.RESTRICT,

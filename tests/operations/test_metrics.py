@@ -12,11 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from carriers.health import webhook_refusal_record
 from carriers.models import WebhookEvent, WebhookKind
 from messaging.counters import sends_count
-from messaging.models import BlastRecipient, BlastStatus, Message
+from messaging.models import BlastProgress, BlastRecipient, BlastStatus, Message
 from messaging.selectors import blasts_stalled
 from messaging.status import MessageStatus as S
 from operations import metrics
-from postprocessing.models import BlastProgress, Event
+from postprocessing.models import Event
 from postprocessing.services import events_drain
 from tests import factories
 from tests.worker import purge_queues

@@ -6,11 +6,11 @@ from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from messaging.models import Blast
+from messaging.models import Blast, BlastRecount
 from messaging.processors.blast import blasts_recount_marked
 from messaging.status import MessageStatus as S
 from postprocessing.events import EventType
-from postprocessing.models import BlastRecount, Event, EventProcessing
+from postprocessing.models import Event, EventProcessing
 from postprocessing.services import (
     MAX_ATTEMPTS,
     dead_letters_requeue,

@@ -3,9 +3,9 @@ from datetime import timedelta
 from django.db import connection
 from django.utils import timezone
 
-from messaging.models import BlastStatus, Message
+from messaging.models import BlastStatus, Message, NumberFlag, NumberFlagReview
 from messaging.status import MessageStatus as S
-from postprocessing.models import Event, NumberFlag, NumberFlagReview
+from postprocessing.models import Event
 from postprocessing.services import events_drain
 from tests.factories import ConversationFactory, MessageFactory
 

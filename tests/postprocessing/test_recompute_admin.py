@@ -95,8 +95,7 @@ def test_admin_shows_backlog_and_reruns_dead_letters(db, client, temp_processor)
 
 
 def test_number_flag_admin_actions(blast_with_messages, client):
-    from messaging.models import OptOut
-    from postprocessing.models import NumberFlag
+    from messaging.models import NumberFlag, OptOut
 
     blast, msgs = blast_with_messages(1, status=S.SENT)
     from .conftest import move
@@ -104,9 +103,9 @@ def test_number_flag_admin_actions(blast_with_messages, client):
     move(msgs, S.UNDELIVERED, carrier_status="Deleted")
     events_drain()
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    assert client.get("/admin/postprocessing/numberflag/").status_code == 200
+    assert client.get("/admin/messaging/numberflag/").status_code == 200
     flag = NumberFlag.objects.get()
-    client.post("/admin/postprocessing/numberflag/", {"action": "opt_out", "_selected_action": [flag.pk]})
+    client.post("/admin/messaging/numberflag/", {"action": "opt_out", "_selected_action": [flag.pk]})
     assert OptOut.objects.filter(phone_number=flag.phone_number, source="carrier").exists()
 
 

@@ -1,7 +1,8 @@
 """Messaging domain: lines, contacts, opt-outs, conversations, messages, blasts. Data and invariants only.
 
 Every row carries its organization (denormalized where a hot path filters by it) so that tenant
-scoping is one indexed predicate. Writes live in services.py, reads in selectors.py.
+scoping is one indexed predicate. Writes live in services/, reads in selectors.py. The rows messaging's
+post-processing processors keep (blast recounts and progress, number flags) are in processing.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from django.db.models import Q
 
 from organizations.models import Organization
 
-from .status import MessageStatus
+from ..status import MessageStatus
+from .processing import (  # noqa: F401 - re-exported: every messaging model is importable from messaging.models
+    BlastProgress,
+    BlastRecount,
+    NumberFlag,
+    NumberFlagKind,
+    NumberFlagReview,
+)
 
 MAX_RATE_PER_SECOND = 1000
 
