@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from carriers.models import CarrierAccount
 from carriers.selectors import carrier_accounts_for
 from messaging.models import MAX_RATE_PER_SECOND
+from messaging.phone import try_normalize
 from organizations.models import ApiKeyScope, Organization, Role
 
 
@@ -59,6 +60,20 @@ class LineForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = cast(forms.ModelChoiceField, self.fields["carrier_account"])
         field.queryset = carrier_accounts_for(organization=organization).only("id", "name", "provider")
+
+
+class LineCreateForm(LineForm):
+    phone_number = forms.CharField(max_length=40, help_text="Any usual form; stored as E.164.")
+    SERVICE_FIELDS: dict[str, str] = {}
+    field_order = ["phone_number"]
+
+    def clean_phone_number(self) -> str:
+        # The API's PhoneNumberField reads numbers the same way (messaging.phone.try_normalize).
+        raw = self.cleaned_data["phone_number"]
+        normalized = try_normalize(raw)
+        if normalized is None:
+            raise forms.ValidationError(f"'{raw}' is not a valid phone number.")
+        return normalized
 
 
 def _zone_choices() -> list[tuple[str, str]]:

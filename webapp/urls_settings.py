@@ -7,6 +7,7 @@ from .views import settings as views
 urlpatterns = [
     path("settings/", views.settings_home, name="settings"),
     path("settings/lines/", views.lines, name="settings-lines"),
+    path("settings/lines/new/", views.line_new, name="settings-line-new"),
     path("settings/lines/<int:line_id>/", views.line_edit, name="settings-line"),
     path("settings/carriers/", views.carriers, name="settings-carriers"),
     path("settings/quiet-hours/", views.quiet_hours, name="settings-quiet-hours"),

@@ -40,6 +40,7 @@ LIST_PAGES = [
 
 def _every_post(line, key, member) -> list[tuple[str, dict]]:
     return [
+        ("/settings/lines/new/", {"phone_number": "+15125550777", "rate_per_second": "1", "is_active": "on"}),
         (
             f"/settings/lines/{line.pk}/",
             {"name": "x", "rate_per_second": "2", "nice_start_polling_on_chat_creation": "on"},
@@ -269,6 +270,33 @@ def test_switching_a_lines_carrier_account_asks_the_carrier_first(org, admin, sa
     assert client.post(f"/settings/lines/{line.pk}/", {**form, "carrier_account": holder.pk}).status_code == 302
     line.refresh_from_db()
     assert (line.carrier_account_id, line.name) == (holder.pk, "Desk")
+
+
+def test_a_line_is_added_with_its_number_read_in_any_form_and_checked_with_the_carrier(
+    org,
+    admin,
+    sandbox_carrier,  # noqa: F811
+):
+    holder = sandbox_carrier.account(org, name="Holder")
+    sandbox_carrier.hold_numbers("+15125550199")
+    client = signed_in(admin)
+    form = {"name": "Support", "carrier_account": holder.pk, "rate_per_second": "2", "is_active": "on"}
+    # a number that is no number, one the account does not hold: refused under phone_number, nothing added
+    for number, reason in (("12ab", "is not a valid phone number"), ("(512) 555-0198", "does not hold this number")):
+        response = client.post("/settings/lines/new/", {**form, "phone_number": number})
+        html = response.content.decode()
+        assert response.status_code == 400 and 'data-field="phone_number"' in html and reason in html, number
+        assert f'value="{number}"' in html  # the input is kept
+    assert not Line.objects.filter(organization=org).exists()
+    # a national number the account holds: stored as E.164
+    assert client.post("/settings/lines/new/", {**form, "phone_number": "(512) 555-0199"}).status_code == 302
+    line = Line.objects.get(organization=org)
+    assert (line.phone_number, line.name, line.carrier_account_id, line.rate_per_second) == (
+        "+15125550199",
+        "Support",
+        holder.pk,
+        2.0,
+    )
 
 
 def test_the_api_sets_the_nice_flag_through_the_same_service(org, admin, line):

@@ -31,6 +31,7 @@ from organizations.models import ApiKey, Membership, Organization, Role
 from .. import roles
 from ..settings_forms import (
     ApiKeyForm,
+    LineCreateForm,
     LineForm,
     MemberAddForm,
     MemberRoleForm,
@@ -88,6 +89,35 @@ def lines(request):
     return _page(request, membership, "lines", "lines.html", lines=list(rows))
 
 
+def _line_saved(form: LineForm, organization, line=None) -> int | None:
+    """Saves a valid form through the service; None when saved, else the status to re-render with."""
+    if not form.is_valid():
+        return 400
+    try:
+        line_save(organization=organization, line=line, **form.cleaned_data)
+    except ValidationError as exc:
+        form_service_errors(form, exc)
+        return 400
+    except LineNumberUnverifiable:
+        field = "phone_number" if "phone_number" in form.fields else "carrier_account"
+        form.add_error(field, "The carrier could not confirm this number right now; try again in a minute.")
+        return 503
+    return None
+
+
+@login_required
+def line_new(request):
+    membership = admin_membership(request)
+    organization = membership.organization
+    if request.method != "POST":
+        form = LineCreateForm(initial={"rate_per_second": 1.0, "is_active": True}, organization=organization)
+        return _page(request, membership, "lines", "line_edit.html", line=None, form=form)
+    form = LineCreateForm(request.POST, organization=organization)
+    if (status := _line_saved(form, organization)) is None:
+        return redirect("settings-lines")
+    return _page(request, membership, "lines", "line_edit.html", status=status, line=None, form=form)
+
+
 @login_required
 def line_edit(request, line_id: int):
     membership = admin_membership(request)
@@ -100,17 +130,8 @@ def line_edit(request, line_id: int):
         form = LineForm(initial=initial, organization=organization)
         return _page(request, membership, "lines", "line_edit.html", line=line, form=form)
     form = LineForm(request.POST, organization=organization)
-    status = 400
-    if form.is_valid():
-        try:
-            line_save(organization=organization, line=line, **form.cleaned_data)
-        except ValidationError as exc:
-            form_service_errors(form, exc)
-        except LineNumberUnverifiable:
-            form.add_error("carrier_account", "The carrier could not confirm this number right now; try again.")
-            status = 503
-        else:
-            return redirect("settings-lines")
+    if (status := _line_saved(form, organization, line)) is None:
+        return redirect("settings-lines")
     return _page(request, membership, "lines", "line_edit.html", status=status, line=line, form=form)
 
 
