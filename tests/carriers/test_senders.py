@@ -13,7 +13,7 @@ from messaging.services.blasts import Audience, audience_contacts
 from messaging.services.reports import webhook_process
 from organizations.services import api_key_create
 from tests import factories
-from tests.carriers.test_inbound import mo
+from tests.messaging.test_inbound import mo
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,9 @@
 
 import pytest
 
+from tests.messages import blast_with_messages  # noqa: F401  (fixture: the processors' tests)
+from tests.webhooks import account, fresh_webhook_caches, line, post_webhook  # noqa: F401  (fixtures: report apply, inbound)
+
 
 @pytest.fixture
 def api(org):

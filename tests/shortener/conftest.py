@@ -3,6 +3,7 @@ from django.test import Client
 
 from shortener import conf
 from shortener.cache import redis_client
+from tests.messages import blast_with_messages  # noqa: F401  (fixture: the link-attribution processor's test)
 from tests.wsgi import WsgiClient
 
 SHORT_HOST = "prly.localhost:8000"

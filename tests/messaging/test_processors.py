@@ -1,21 +1,15 @@
+"""Messaging's post-processing processors (messaging/processors/): conversation preview, blast
+counters, opt-out hygiene, through the real drain."""
+
 from datetime import timedelta
 
-from django.db import connection
 from django.utils import timezone
 
 from messaging.models import BlastStatus, Message, NumberFlag, NumberFlagReview
 from messaging.status import MessageStatus as S
-from postprocessing.models import Event
 from postprocessing.services import events_drain
 from tests.factories import ConversationFactory, MessageFactory
-
-from .conftest import move, queue
-
-
-def _redrain_all():
-    """Hand every event to the processors again, as a retry or a re-run would."""
-    Event.objects.update(state="pending")
-    events_drain()
+from tests.messages import move, queue, redrain_all
 
 
 # ------------------------------------------------------------------------------------------ conversation
@@ -60,7 +54,7 @@ def test_conversation_is_never_moved_backwards_and_redrain_is_idempotent(db):
     events_drain()
     conv.refresh_from_db()
     assert (conv.last_message_at, conv.last_message_preview) == (queue_time, "newest")
-    _redrain_all()
+    redrain_all()
     conv.refresh_from_db()
     assert (conv.last_message_at, conv.last_message_preview) == (queue_time, "newest")
 
@@ -124,8 +118,8 @@ def test_blast_counters_survive_redelivered_reports_and_redrain(blast_with_messa
     move(msgs, S.DELIVERED)  # a carrier redelivering its reports: no-op by the state machine
     events_drain()
     first = _counts(blast)
-    _redrain_all()
-    _redrain_all()
+    redrain_all()
+    redrain_all()
     assert _counts(blast) == first == (3, 3, 0, 0, 0, BlastStatus.COMPLETED)
 
 
@@ -145,42 +139,6 @@ def test_canceled_blast_is_not_completed(blast_with_messages):
     assert _counts(blast) == (2, 2, 0, 0, 0, BlastStatus.CANCELED)
 
 
-# -------------------------------------------------------------------------------------------------- links
-def _link(org, code, **attribution):
-    with connection.cursor() as c:
-        c.execute(
-            "INSERT INTO shortener_link (code, organization_id, target_url, message_id, contact_id, blast_id)"
-            " VALUES (%s, %s, 'https://example.com/sale', %s, %s, %s) RETURNING id",
-            [code, org.id, attribution.get("message"), attribution.get("contact"), attribution.get("blast")],
-        )
-        return c.fetchone()[0]
-
-
-def _attribution(link_id):
-    with connection.cursor() as c:
-        c.execute("SELECT message_id, contact_id, blast_id FROM shortener_link WHERE id = %s", [link_id])
-        return c.fetchone()
-
-
-def test_links_in_a_sent_message_are_attributed_once(blast_with_messages, settings):
-    settings.SHORT_LINK_DOMAIN = "prly.test"
-    blast, msgs = blast_with_messages(2, status=S.SENDING)
-    m, other = msgs
-    free = _link(blast.organization, "Ab3xYz9")
-    taken = _link(blast.organization, "Taken01", message=other.id, contact=other.contact_id, blast=blast.id)
-    lookalike = _link(blast.organization, "Elsewhere")  # same code shape, but on a foreign host in the body
-    Message.objects.filter(pk=m.pk).update(
-        rendered_body="Sale! http://prly.test/Ab3xYz9 and https://prly.test/Taken01 see https://bit.ly/Elsewhere"
-    )
-    move([m], S.SENT)
-    events_drain()
-    assert _attribution(free) == (m.id, m.contact_id, blast.id)
-    assert _attribution(taken) == (other.id, other.contact_id, blast.id)  # never stolen
-    assert _attribution(lookalike) == (None, None, None)
-    _redrain_all()
-    assert _attribution(free) == (m.id, m.contact_id, blast.id)
-
-
 # ------------------------------------------------------------------------------------------------ opt-out
 def test_deleted_and_opted_out_reports_are_flagged_for_review_not_opted_out(blast_with_messages):
     from messaging.models import OptOut
@@ -198,7 +156,7 @@ def test_deleted_and_opted_out_reports_are_flagged_for_review_not_opted_out(blas
     }
     assert not OptOut.objects.exists()
     before = list(NumberFlag.objects.order_by("id").values())
-    _redrain_all()
+    redrain_all()
     assert list(NumberFlag.objects.order_by("id").values()) == before
 
 
@@ -210,7 +168,7 @@ def test_dismissed_flag_reopens_only_on_a_newer_report(blast_with_messages, org)
     events_drain()
     flag = NumberFlag.objects.get()
     numberflags_review(flag_ids=[flag.id], opt_out=False)
-    _redrain_all()  # the same old report again: stays dismissed
+    redrain_all()  # the same old report again: stays dismissed
     flag.refresh_from_db()
     assert flag.review == NumberFlagReview.DISMISSED
     # a new message to the same number, reported Deleted after the dismissal

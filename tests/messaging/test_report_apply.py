@@ -15,7 +15,10 @@ from carriers.services import MAX_ATTEMPTS
 from messaging.services.reports import webhook_process, webhook_process_batch
 from postprocessing.models import Event
 from tests import factories
-from tests.carriers.conftest import recipient_report
+from tests.webhooks import recipient_report
+
+# The intake's caches (account, apply debounce, enqueue memo) fresh, as in tests/carriers.
+pytestmark = pytest.mark.usefixtures("fresh_webhook_caches")
 
 
 @pytest.fixture

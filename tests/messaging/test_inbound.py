@@ -13,6 +13,9 @@ from tests import factories
 
 FROM = "+15125550100"
 
+# The intake's caches (account, apply debounce, enqueue memo) fresh, as in tests/carriers.
+pytestmark = pytest.mark.usefixtures("fresh_webhook_caches")
+
 
 def mo(line, body="Hello", from_=FROM, carrier_id="01FC66621XXXXX119Z8PMV1QPR", kind="mo_text", **extra):
     payload = {

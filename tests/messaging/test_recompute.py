@@ -6,9 +6,7 @@ from django.utils import timezone
 from messaging.models import Blast, BlastStatus, Conversation, Message
 from messaging.services.recompute import derived_recompute
 from messaging.status import MessageStatus as S
-from postprocessing.events import EventType
-from postprocessing.models import EventProcessing
-from postprocessing.services import events_drain, events_record
+from postprocessing.services import events_drain
 from tests.factories import ConversationFactory, LineFactory, MessageFactory, OrganizationFactory, UserFactory
 
 
@@ -62,43 +60,11 @@ def test_recompute_scoped_to_a_blast(blast_with_messages):
     assert Blast.objects.get(pk=blast.pk).sent_count == 2
 
 
-def test_admin_shows_backlog_and_reruns_dead_letters(db, client, temp_processor):
-    # given a dead letter and a pending event
-    state = {"fixed": False}
-
-    def flaky(events):
-        if not state["fixed"]:
-            raise RuntimeError("kaput")
-
-    temp_processor(EventType.LINK_CLICKED, name="t_admin", fn=flaky)
-    events_record(type=EventType.LINK_CLICKED)
-    events_drain()
-    EventProcessing.objects.update(state="dead")
-    events_record(type=EventType.MESSAGE_RECEIVED)
-    admin = UserFactory(is_staff=True, is_superuser=True)
-    client.force_login(admin)
-    # when
-    page = client.get("/admin/postprocessing/eventprocessing/")
-    # then
-    html = page.content.decode()
-    assert page.status_code == 200
-    assert "pending event(s)" in html and "dead letters: <strong>1</strong>" in html and "kaput" in html
-    assert client.get("/admin/postprocessing/event/").status_code == 200
-    # re-run from the admin action, after the fix
-    state["fixed"] = True
-    pid = EventProcessing.objects.get().pk
-    resp = client.post("/admin/postprocessing/eventprocessing/", {"action": "rerun", "_selected_action": [pid]})
-    assert resp.status_code == 302
-    assert EventProcessing.objects.get().state == "retry"
-    events_drain()
-    assert not EventProcessing.objects.exists()
-
-
 def test_number_flag_admin_actions(blast_with_messages, client):
     from messaging.models import NumberFlag, OptOut
 
     blast, msgs = blast_with_messages(1, status=S.SENT)
-    from .conftest import move
+    from tests.messages import move
 
     move(msgs, S.UNDELIVERED, carrier_status="Deleted")
     events_drain()
@@ -111,7 +77,7 @@ def test_number_flag_admin_actions(blast_with_messages, client):
 
 def test_messages_without_blast_do_not_touch_blasts(db):
     m = MessageFactory(status=S.SENT)
-    from .conftest import move
+    from tests.messages import move
 
     move([m], S.DELIVERED)
     events_drain()
