@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp bench-webapp-reports services stop-services clean
+.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp bench-webapp-reports bench-history services stop-services clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,13 @@ bench-webapp-reports: services
 # early reports, web restart) vs without: duplicates, lost, stuck, seconds (docs/recovery.md).
 bench-chaos: services
 	$(PY) bench/bench_chaos.py
+
+# The blast, webhook, redirect, backfill and API figures on the database as it is, then again after loading
+# a two-year history of SCALE x 10,000,000 messages, side by side (docs/performance.md, "History"). Needs
+# a fresh database: the history stays in it (several GB at SCALE=1).
+SCALE ?= 1
+bench-history: services
+	$(PY) bench/bench_history.py --scale $(SCALE)
 
 clean: stop-services
 	rm -rf .data

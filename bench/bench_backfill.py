@@ -124,22 +124,17 @@ def seed(n: int, url: str) -> tuple[Organization, Line]:
     return org, line
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--limit", type=float, default=200.0, help="sandbox carrier API requests/s")
-    parser.add_argument("--rate", type=float, default=None, help="backfill rate (default: the limit)")
-    args = parser.parse_args()
-    rate = args.rate or args.limit
-
+def run_backfill(*, messages: int, limit: float, rate: float) -> dict:
+    """Seeds `messages` stuck messages on a new line, runs one backfill against a sandbox carrier limited
+    to `limit` requests/s, returns the figures (and removes the bench's tenant)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    sandbox = start_sandbox(port, args.limit)
+    sandbox = start_sandbox(port, limit)
     org = None
     try:
         t0 = time.perf_counter()
-        org, line = seed(args.messages, url)
-        print(f"seeded {args.messages} stuck messages in {time.perf_counter() - t0:.1f} s", flush=True)
+        org, line = seed(messages, url)
+        print(f"seeded {messages} stuck messages in {time.perf_counter() - t0:.1f} s", flush=True)
         run = backfill_run_create(organization_id=org.id, line_id=line.id, options=BackfillOptions(rate=rate))
 
         queries = 0
@@ -161,11 +156,11 @@ def main() -> None:
         per_second = repaired / elapsed
         requests = after["requests"] - before["requests"]
         throttled = after["throttled"] - before["throttled"]
-        remaining = Message.objects.filter(line=line, status__in=["sending", "sent"]).count()
+        remaining = Message.objects.filter(organization=org, line=line, status__in=["sending", "sent"]).count()
         figures = {
             "bench": "backfill",
-            "messages": args.messages,
-            "carrier_limit_rps": args.limit,
+            "messages": messages,
+            "carrier_limit_rps": limit,
             "backfill_rate_rps": rate,
             "state": run.state,
             "seconds": round(elapsed, 2),
@@ -177,15 +172,15 @@ def main() -> None:
             "errors": c["errors"],
             "still_stuck": remaining,
             "repaired_per_second": round(per_second, 1),
-            "ratio_to_carrier_limit": round(per_second / args.limit, 3),
+            "ratio_to_carrier_limit": round(per_second / limit, 3),
             "carrier_requests": requests,
             "carrier_429": throttled,
             "db_queries": queries,
             "db_queries_per_repaired_message": round(queries / max(repaired, 1), 4),
         }
         print(
-            f"repaired {repaired} of {args.messages} messages in {elapsed:.1f} s: {per_second:.1f} msg/s, "
-            f"{figures['ratio_to_carrier_limit']:.3f} x the carrier limit of {args.limit:.0f} req/s "
+            f"repaired {repaired} of {messages} messages in {elapsed:.1f} s: {per_second:.1f} msg/s, "
+            f"{figures['ratio_to_carrier_limit']:.3f} x the carrier limit of {limit:.0f} req/s "
             f"(target >= 0.9)"
         )
         print(
@@ -195,7 +190,7 @@ def main() -> None:
         print(
             f"by status: {c['updated']}; unchanged {c['unchanged']}, not found {c['not_found']}, errors {c['errors']}"
         )
-        print(json.dumps(figures))
+        return figures
     finally:
         sandbox.terminate()
         sandbox.wait(10)
@@ -207,8 +202,20 @@ def main() -> None:
             ids = list(Message.objects.filter(organization=org).values_list("id", flat=True))
             Event.objects.filter(message_id__in=ids).delete()
             BackfillRun.objects.filter(organization=org).delete()
+            # Messages RESTRICT their line and conversation (messaging/models.py): they go first.
+            Message.objects.filter(organization=org).delete()
+            Conversation.objects.filter(organization=org).delete()
             Line.objects.filter(organization=org).delete()  # Line.carrier_account is PROTECT
             org.delete()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--limit", type=float, default=200.0, help="sandbox carrier API requests/s")
+    parser.add_argument("--rate", type=float, default=None, help="backfill rate (default: the limit)")
+    args = parser.parse_args()
+    print(json.dumps(run_backfill(messages=args.messages, limit=args.limit, rate=args.rate or args.limit)))
 
 
 if __name__ == "__main__":

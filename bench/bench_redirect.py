@@ -185,13 +185,8 @@ class Flusher(threading.Thread):
         connection.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load per server")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", default="1,4", help="threads per web worker to measure (2 workers each)")
-    args = parser.parse_args()
-
+def measure_redirect(*, duration: int, connections: int, threads: str) -> dict:
+    """Steps 1-4 of the docstring; the summary figures (the JSON line of main)."""
     wrk = ensure_wrk()
     call_command("migrate", verbosity=0)
     short_host = settings.SHORT_LINK_DOMAIN
@@ -229,7 +224,7 @@ def main() -> None:
     flusher = Flusher()
     flusher.start()
     load_before = os.getloadavg()[0]
-    for round_index, worker_class in enumerate(f"t{n}" for n in args.threads.split(",")):
+    for round_index, worker_class in enumerate(f"t{n}" for n in threads.split(",")):
         # Alternate which server goes first, so a load change on the shared machine does not always
         # favour the same one.
         for kind in ("redirect", "bare") if round_index % 2 == 0 else ("bare", "redirect"):
@@ -241,7 +236,7 @@ def main() -> None:
                 proc = start_web(port, threads=int(worker_class[1:]), env=env, app="bare_redirect_urls:application")
                 script = bare_script
             try:
-                figures = run_wrk(wrk, port, str(script), args.duration, args.connections)
+                figures = run_wrk(wrk, port, str(script), duration, connections)
             finally:
                 stop(proc)
             results[f"{kind}_{worker_class}"] = figures
@@ -267,7 +262,7 @@ def main() -> None:
     ratio = round(results[f"redirect_{best}"]["rps"] / results[f"bare_{best}"]["rps"], 3)
     ratios = {
         f"ratio_{wc}": round(results[f"redirect_{wc}"]["rps"] / results[f"bare_{wc}"]["rps"], 3)
-        for wc in (f"t{n}" for n in args.threads.split(","))
+        for wc in (f"t{n}" for n in threads.split(","))
     }
     log(f"ratio redirect/bare ({best}): {ratio}  (target >= 0.8; redirect target >= 2000 req/s)")
     log(f"1-minute load average before/after the load runs: {load_before:.2f} / {load_after:.2f} (2 cores)")
@@ -279,8 +274,8 @@ def main() -> None:
 
     summary = {
         "bench": "redirect",
-        "duration_s": args.duration,
-        "connections": args.connections,
+        "duration_s": duration,
+        "connections": connections,
         "web_server": "granian",
         "web_workers": 2,
         "best_threads": best,
@@ -303,6 +298,16 @@ def main() -> None:
         "shorten_messages_per_s": round(len(messages) / shorten_seconds),
         "runs": results,
     }
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load per server")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", default="1,4", help="threads per web worker to measure (2 workers each)")
+    args = parser.parse_args()
+    summary = measure_redirect(duration=args.duration, connections=args.connections, threads=args.threads)
     print(json.dumps(summary, separators=(",", ":")))
 
 

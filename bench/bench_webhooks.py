@@ -457,6 +457,43 @@ def apply_rounds(account: CarrierAccount, pairs: list[tuple[str, str]], messages
     )
 
 
+def measure_store_and_apply(
+    *,
+    account: CarrierAccount,
+    pairs: list[tuple[str, str]],
+    wrk: str,
+    port: int,
+    duration: int,
+    connections: int,
+    messages: int,
+) -> dict:
+    """Phases 1 and 2 against the web app serving on `port`: {"store": wrk figures, "apply": apply figures}."""
+    path = f"/webhooks/sinch/{account.webhook_secret}/delivery"
+    assert requests.post(f"http://127.0.0.1:{port}{path}", data=report_body(*pairs[0]), timeout=5).ok
+    reset(account.organization_id, account.id)
+
+    log(f"== 1. wrk: POST Sinch per-recipient reports for {duration}s, {connections} connections")
+    bodies = [report_body(b, r) for b, r in pairs]
+    load = run_wrk(wrk, port, path, bodies, duration, connections)
+    stored = WebhookEvent.objects.filter(account_id=account.id).count()
+    load["stored_rows"] = stored
+    load["stored_per_s"] = round(stored / duration)
+    log(
+        f"stored {stored} rows = {load['stored_per_s']}/s; p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, "
+        f"non-2xx {load['non_2xx']}"
+    )
+
+    log(f"== 2. apply: top up to {messages} pending reports and run the apply task's body")
+    added = top_up(account.id, pairs, messages)
+    apply = measure_apply(account.id, account.organization_id)
+    apply["copied_in"] = added
+    log(
+        f"applied {apply['claimed']} events in {apply['seconds']} s = {apply['events_per_s']} events/s, "
+        f"{apply['statuses_per_s']} statuses/s"
+    )
+    return {"store": load, "apply": apply}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
@@ -519,30 +556,16 @@ def main() -> None:
     }
     try:
         wait_port(sandbox_port, sandbox, "sandbox")
-        path = f"/webhooks/sinch/{account.webhook_secret}/delivery"
-        assert requests.post(f"http://127.0.0.1:{port}{path}", data=report_body(*pairs[0]), timeout=5).ok
-        reset(account.organization_id, account.id)
-
-        log(f"== 1. wrk: POST Sinch per-recipient reports for {args.duration}s, {args.connections} connections")
-        bodies = [report_body(b, r) for b, r in pairs]
-        load = run_wrk(wrk, port, path, bodies, args.duration, args.connections)
-        stored = WebhookEvent.objects.filter(account_id=account.id).count()
-        load["stored_rows"] = stored
-        load["stored_per_s"] = round(stored / args.duration)
-        figures["store"] = load
-        log(
-            f"stored {stored} rows = {load['stored_per_s']}/s; p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, "
-            f"non-2xx {load['non_2xx']}"
-        )
-
-        log(f"== 2. apply: top up to {args.messages} pending reports and run the apply task's body")
-        added = top_up(account.id, pairs, args.messages)
-        apply = measure_apply(account.id, account.organization_id)
-        apply["copied_in"] = added
-        figures["apply"] = apply
-        log(
-            f"applied {apply['claimed']} events in {apply['seconds']} s = {apply['events_per_s']} events/s, "
-            f"{apply['statuses_per_s']} statuses/s"
+        figures.update(
+            measure_store_and_apply(
+                account=account,
+                pairs=pairs,
+                wrk=wrk,
+                port=port,
+                duration=args.duration,
+                connections=args.connections,
+                messages=args.messages,
+            )
         )
 
         if args.sandbox_reports:
