@@ -182,7 +182,9 @@ class Conversation(models.Model):
         constraints = [models.UniqueConstraint(fields=["line", "contact"], name="uniq_conversation_line_contact")]
         indexes = [
             models.Index(fields=["organization", "-last_message_at", "-id"], name="conv_org_recent"),
-            models.Index(fields=["organization", "status"], name="conv_org_status"),
+            # The list filtered by open/closed, in its order: a page is one index range, not a sort of
+            # every open conversation of the organization (bench_history: docs/performance.md).
+            models.Index(fields=["organization", "status", "-last_message_at", "-id"], name="conv_org_status_recent"),
             models.Index(fields=["assignee"], name="conv_assignee", condition=Q(assignee__isnull=False)),
         ]
 
