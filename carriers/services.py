@@ -51,6 +51,14 @@ def _retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 600))
 
 
+# A report that beat our send call's return names a carrier batch id we have not recorded yet. Its row
+# waits for its backoff; the send that records that batch id wakes it at once (`webhooks_wake_waiting`)
+# instead of leaving it to the backoff and the beat sweep (docs/recovery.md). The waiting rows, by the
+# batch id they wait for, in Redis: one key per batch id, kept as long as the retry schedule runs (~1 h).
+WAITING_KEY = "carriers:apply-waiting:{}"
+WAITING_TTL = 3600
+
+
 # -- receiving ------------------------------------------------------------------------------------------
 class WebhookRejected(ValueError):
     """The body can never be processed (not JSON, wrong shape): answered 400, stored as invalid."""
@@ -217,6 +225,7 @@ def webhooks_settle(
     now = now or timezone.now()
     result = SettleResult()
     ids, states, errors, next_at = [], [], [], []
+    waiting: dict[str, set[int]] = {}
     for event in events:
         tries = event.attempts
         missing = unmatched.get(event.id)
@@ -236,6 +245,9 @@ def webhooks_settle(
                 state, error = WebhookState.FAILED, f"gave up after {tries} attempts: {error}"
             else:
                 state, due = WebhookState.PENDING, now + _retry_delay(tries)
+                for report in missing:
+                    if report.batch_id:
+                        waiting.setdefault(report.batch_id, set()).add(event.id)
         if state == WebhookState.PROCESSED:
             result.processed += 1
             continue
@@ -254,7 +266,33 @@ def webhooks_settle(
     if ids:
         with connection.cursor() as cursor:
             cursor.execute(_CORRECT_SQL, [ids, states, errors, next_at])
+    if waiting:
+        wake_on_commit_call(partial(_note_waiting, waiting))
     return result
+
+
+def _note_waiting(waiting: dict[str, set[int]]) -> None:
+    keys = {WAITING_KEY.format(batch_id): row_ids for batch_id, row_ids in waiting.items()}
+    known = cache.get_many(list(keys))
+    cache.set_many({k: sorted(ids | set(known.get(k, ()))) for k, ids in keys.items()}, timeout=WAITING_TTL)
+
+
+def webhooks_wake_waiting(*, batch_ids: list[str]) -> int:
+    """A send recorded these carrier batch ids: stored reports that wait for one of them (they came
+    first) are made due and the apply task is published. Returns the rows woken.
+
+    Called after commit, once per carrier call: in the common case (no report came first) one Redis
+    MGET and no query. A report noted just after this look is applied after its backoff by the sweep."""
+    keys = [WAITING_KEY.format(b) for b in sorted(set(batch_ids)) if b]
+    found = cache.get_many(keys)
+    if not found:
+        return 0
+    cache.delete_many(list(found))
+    row_ids = sorted({i for ids in found.values() for i in ids})
+    woken = WebhookEvent.objects.filter(pk__in=row_ids, state=WebhookState.PENDING).update(next_attempt_at=None)
+    if woken:  # not debounced: a running apply task may have made its last claim already
+        celery_app.signature(APPLY_TASK_NAME).apply_async()
+    return woken
 
 
 def webhook_fail(*, event_id: int, attempts: int, error: str) -> None:

@@ -358,7 +358,9 @@ class FakeSinch:
     - `hold_seconds`: POST /batches waits this long before answering (a worker can be killed mid-call);
     - `accept_before_hold`: record the batch on arrival (the carrier got it even if the caller dies)
       or only after the hold (a caller killed during the hold leaves no batch at the carrier);
-    - `fail_next`: list of HTTP statuses to answer the next POSTs with (500, 429, 400...).
+    - `fail_next`: list of HTTP statuses to answer the next POSTs with (500, 429, 400...);
+    - `release`: when set to a threading.Event, POST /batches answers only once it is set (at most 60 s):
+      the test decides when the caller learns the batch id.
     GET /batches?client_reference=... lists accepted batches, as Sinch's list endpoint does.
     """
 
@@ -368,6 +370,7 @@ class FakeSinch:
         self.hold_seconds = 0.0
         self.accept_before_hold = True
         self.fail_next: list[int] = []
+        self.release: threading.Event | None = None
         self.lock = threading.Lock()
         self.arrived = threading.Event()
         fake = self
@@ -409,6 +412,8 @@ class FakeSinch:
                 fake.arrived.set()
                 if fake.hold_seconds:
                     time.sleep(fake.hold_seconds)
+                if fake.release is not None:
+                    fake.release.wait(60)
                 if not fake.accept_before_hold:
                     with fake.lock:
                         fake.batches.append(batch)

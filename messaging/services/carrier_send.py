@@ -15,12 +15,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
 
 from carriers import breaker
 from carriers.base import CarrierError, OutboundBatch, PermanentCarrierError
+from carriers.services import webhooks_wake_waiting
+from config.wakeup import wake_on_commit_call
 
 from .. import cache, ratelimit
 from ..counters import sends_count
@@ -83,7 +86,14 @@ def _record_sent(rows: list[Claimed], batch_id: str) -> int:
     )
     if rows:
         sends_count(line_id=rows[0].line_id, n=len(changed))  # /metrics: sends per line (one batch = one line)
+    _wake_waiting_reports(batch_id)
     return len(changed)
+
+
+def _wake_waiting_reports(batch_id: str) -> None:
+    """Reports that beat the carrier call's return wait for the batch id just recorded: applied once it
+    commits, not after their backoff and the beat sweep (5-15 s later)."""
+    wake_on_commit_call(partial(webhooks_wake_waiting, batch_ids=[batch_id]))
 
 
 def build_batch(rows: list[Claimed], *, from_number: str, batch_ref: str, callback_url: str) -> OutboundBatch:
@@ -368,6 +378,7 @@ def sends_recover(
                     updates=[StatusUpdate(i, S.SENT, at=now, carrier_batch_id=batch_id) for i in ids]
                 )
                 result.recorded_sent += len(changed)
+                _wake_waiting_reports(batch_id)
             else:
                 # sending → prepared: legal only because the carrier provably has no batch for this reference.
                 changed = messages_apply_statuses(updates=[StatusUpdate(i, S.PREPARED, at=now) for i in ids])

@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from carriers.models import WebhookEvent, WebhookState
-from carriers.services import MAX_ATTEMPTS
+from carriers.services import MAX_ATTEMPTS, webhooks_wake_waiting
+from messaging.models import Message
 from messaging.services.reports import webhook_process, webhook_process_batch
 from postprocessing.models import Event
 from tests import factories
@@ -301,3 +302,27 @@ def test_gathering_applies_everything_and_stops_when_idle(account, sent):
     # then
     assert result.claimed == 3 and result.statuses_applied == 3
     assert not WebhookEvent.objects.filter(state=WebhookState.PENDING).exists()
+
+
+def test_a_report_waiting_for_its_batch_id_is_made_due_by_the_send_that_records_it(
+    account, sent, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    # given: a report on batch LATE1 applied before our send recorded that id: it matched nothing
+    m = sent(batch_id="", status="sending")
+    _store(account, recipient_report(m, "Delivered", batch_id="LATE1"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook_process(debounce=False).retried == 1
+    waiting = WebhookEvent.objects.get()
+    assert waiting.state == WebhookState.PENDING and waiting.next_attempt_at > timezone.now()
+    # when: sends record other batch ids, nothing is woken, and no query is made (the common case)
+    with django_assert_num_queries(0):
+        assert webhooks_wake_waiting(batch_ids=["OTHER1", ""]) == 0
+    # when: the send records LATE1
+    Message.objects.filter(pk=m.pk).update(status="sent", carrier_batch_id="LATE1")
+    with django_assert_num_queries(1):
+        assert webhooks_wake_waiting(batch_ids=["LATE1"]) == 1
+    # then: the row is due now and the next apply delivers the message; a second wake finds nothing
+    assert webhook_process(debounce=False).statuses_applied == 1
+    m.refresh_from_db()
+    assert m.status == "delivered"
+    assert webhooks_wake_waiting(batch_ids=["LATE1"]) == 0
