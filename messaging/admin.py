@@ -14,6 +14,7 @@ from .models import (
     BlastProgress,
     BlastRecipient,
     BlastRecount,
+    BlastRollup,
     BlastStatus,
     Contact,
     Conversation,
@@ -277,6 +278,13 @@ class BlastRecountAdmin(ReadOnlyAdmin):
 @admin.register(BlastProgress)
 class BlastProgressAdmin(ReadOnlyAdmin):
     list_display = ("blast_id", "at")
+    search_fields = ("=blast_id",)
+
+
+# A blast's rollup (its report's figures), kept by the blast recount; rebuilt with recompute_derived.
+@admin.register(BlastRollup)
+class BlastRollupAdmin(ReadOnlyAdmin):
+    list_display = ("blast_id", "status", "error_code", "slot", "count")
     search_fields = ("=blast_id",)
 
 

@@ -240,6 +240,37 @@ class Blast(models.Model):
         return self.name or f"Blast {self.pk}"
 
 
+class BlastRollup(models.Model):
+    """A blast's messages counted by status, carrier error code and 10-second slot of their final report:
+    what its report reads instead of the messages (webapp/reports.py), so a cold report costs the same for
+    100 recipients as for 100,000. Kept by the blast recount (messaging/processors/blast.py) in the same
+    statement as the blast's counters, from the messages themselves: exact, never counted twice on a
+    redelivered or retried event. Rebuilt for existing blasts by `manage.py recompute_derived --only blasts`.
+    """
+
+    # Slot width in seconds: every report bucket (webapp.reports.BUCKET_SECONDS) is a multiple of it.
+    SLOT_SECONDS = 10
+
+    blast = models.ForeignKey(Blast, on_delete=models.CASCADE, related_name="+", db_index=False)
+    status = models.CharField(max_length=16)
+    # failed, undelivered and blocked messages' error code ("" for the others)
+    error_code = models.CharField(max_length=32, blank=True)
+    # floor(epoch of delivered_at / failed_at ÷ SLOT_SECONDS) for delivered and failed or undelivered
+    # messages that have that time; NULL for the others
+    slot = models.BigIntegerField(null=True)
+    count = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blast", "status", "error_code", "slot"], name="uniq_blast_rollup", nulls_distinct=False
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Blast {self.blast_id}: {self.count} {self.status} {self.error_code} {self.slot}"
+
+
 class BlastRecipient(models.Model):
     """The audience of a blast, chosen before launch."""
 

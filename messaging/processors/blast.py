@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from postprocessing.events import EventType
 from postprocessing.registry import EventRow, after_batch, processor
 
-from ..models import BlastStatus
+from ..models import BlastRollup, BlastStatus
 from ..status import CARRIER_ACCEPTED, FINAL, S, sql_literals
 from . import RANK
 
@@ -67,18 +67,26 @@ WHERE r.blast_id = ANY(%s::bigint[])
 RECOUNT_PASS_SIZE = 50
 
 # The inner GROUP BY reads the blast's rows through msg_blast (status is kept off the index so that
-# a report's status change is a HOT update, docs/indexes.md). Opt-outs
-# need error_code, so they are counted on the (few) blocked rows only.
+# a report's status change is a HOT update, docs/indexes.md). The same pass gives the blast's rollup
+# (messaging.models.BlastRollup: status × error code × 10 s slot of the final report), which its report
+# reads; the counters are sums of those cells, opted-outs the blocked cells with the opt-out code.
 # Complete = sending, no message short of final, and every recipient has its message (prepare creates
 # messages chunk by chunk, so "all final" alone could be true between two chunks). The recipient count
 # is read live (a deleted contact drops its BlastRecipient row) and only when nothing is open.
 _COMPLETE = f"""b.status = {sql_literals(BlastStatus.SENDING)} AND c.open = 0
     AND c.total >= (SELECT count(*) FROM messaging_blastrecipient r WHERE r.blast_id = b.id)"""  # noqa: S608 — statuses and states via sql_literals, fragments are module constants; values bound
 
+_CODED = sql_literals(S.FAILED, S.UNDELIVERED, S.BLOCKED)
+_TIMED = sql_literals(S.DELIVERED, S.FAILED, S.UNDELIVERED)
 _RECOUNT_SQL = f"""
-WITH per_status AS (
-    SELECT m.blast_id, m.status, count(*) AS n FROM messaging_message m
-    WHERE m.blast_id = ANY(%(ids)s::bigint[]) GROUP BY m.blast_id, m.status
+WITH cells AS (
+    SELECT m.blast_id, m.status,
+           CASE WHEN m.status IN ({_CODED}) THEN m.error_code ELSE '' END AS error_code,
+           CASE WHEN m.status IN ({_TIMED})
+                THEN floor(extract(epoch FROM COALESCE(m.delivered_at, m.failed_at)) / %(slot)s)::bigint END AS slot,
+           count(*) AS n
+    FROM messaging_message m
+    WHERE m.blast_id = ANY(%(ids)s::bigint[]) GROUP BY 1, 2, 3, 4
 ), counts AS (
     SELECT blast_id,
            sum(n) AS total,
@@ -86,17 +94,25 @@ WITH per_status AS (
            COALESCE(sum(n) FILTER (WHERE status = {sql_literals(S.DELIVERED)}), 0) AS delivered,
            COALESCE(sum(n) FILTER (WHERE status = {sql_literals(S.FAILED)}), 0) AS failed,
            COALESCE(sum(n) FILTER (WHERE status = {sql_literals(S.UNDELIVERED)}), 0) AS undelivered,
-           COALESCE(sum(n) FILTER (WHERE status <> ALL(%(final)s::text[])), 0) AS open
-    FROM per_status GROUP BY blast_id
-), opted AS (
-    SELECT m.blast_id, count(*) AS n FROM messaging_message m
-    WHERE m.blast_id = ANY(%(ids)s::bigint[]) AND m.status = {sql_literals(S.BLOCKED)}
-      AND m.error_code = ANY(%(opted_codes)s::text[])
-    GROUP BY m.blast_id
+           COALESCE(sum(n) FILTER (WHERE status <> ALL(%(final)s::text[])), 0) AS open,
+           COALESCE(sum(n) FILTER (WHERE status = {sql_literals(S.BLOCKED)}
+                                     AND error_code = ANY(%(opted_codes)s::text[])), 0) AS opted
+    FROM cells GROUP BY blast_id
+), kept AS (
+    -- the rollup: cells that changed are written, cells that are gone deleted, the rest left alone
+    INSERT INTO messaging_blastrollup (blast_id, status, error_code, slot, count)
+    SELECT blast_id, status, error_code, slot, n FROM cells ORDER BY 1, 2, 3, 4
+    ON CONFLICT (blast_id, status, error_code, slot) DO UPDATE SET count = EXCLUDED.count
+    WHERE messaging_blastrollup.count <> EXCLUDED.count
+), gone AS (
+    DELETE FROM messaging_blastrollup r
+    WHERE r.blast_id = ANY(%(ids)s::bigint[])
+      AND NOT EXISTS (SELECT 1 FROM cells c WHERE c.blast_id = r.blast_id AND c.status = r.status
+                      AND c.error_code = r.error_code AND c.slot IS NOT DISTINCT FROM r.slot)
 )
 UPDATE messaging_blast b SET
     sent_count = c.sent, delivered_count = c.delivered, failed_count = c.failed,
-    undelivered_count = c.undelivered, opted_out_count = COALESCE(o.n, 0),
+    undelivered_count = c.undelivered, opted_out_count = c.opted,
     delivery_rate = CASE WHEN c.sent > 0 THEN c.delivered::float / c.sent END,
     status = CASE WHEN {_COMPLETE} THEN {sql_literals(BlastStatus.COMPLETED)} ELSE b.status END,
     -- completion time: the last final report, looked up only for the blast completing now
@@ -105,10 +121,10 @@ UPDATE messaging_blast b SET
                       (SELECT max(m.status_updated_at) FROM messaging_message m WHERE m.blast_id = b.id),
                       now())
         ELSE b.completed_at END
-FROM counts c LEFT JOIN opted o ON o.blast_id = c.blast_id
-WHERE b.id = c.blast_id
+FROM counts c
+WHERE b.id = c.blast_id AND b.id = ANY(%(ids)s::bigint[])
   AND ((b.sent_count, b.delivered_count, b.failed_count, b.undelivered_count, b.opted_out_count)
-       IS DISTINCT FROM (c.sent, c.delivered, c.failed, c.undelivered, COALESCE(o.n, 0))
+       IS DISTINCT FROM (c.sent, c.delivered, c.failed, c.undelivered, c.opted)
        OR ({_COMPLETE}))
 """  # noqa: S608 — statuses and states via sql_literals, fragments are module constants; values bound
 
@@ -126,6 +142,7 @@ def blasts_recount(*, blast_ids: Sequence[int]) -> None:
                 "accepted": sorted(CARRIER_ACCEPTED),
                 "final": sorted(FINAL),
                 "opted_codes": list(OPTED_OUT_ERROR_CODES),
+                "slot": BlastRollup.SLOT_SECONDS,
             },
         )
 
