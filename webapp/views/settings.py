@@ -259,13 +259,15 @@ def member_role(request, member_id: int):
             raise Http404
         return _members_page(request, membership, 400, role_errors={member_id: form.errors["role"]})
     try:
-        org_services.membership_change_role(
+        changed = org_services.membership_change_role(
             organization=membership.organization, membership_id=member_id, role=form.cleaned_data["role"]
         )
     except Membership.DoesNotExist:
         raise Http404 from None
     except ValidationError as exc:
         return _member_refused(request, membership, member_id, exc)
+    if member_id == membership.pk and not roles.can_manage_settings(changed):
+        return redirect("home")  # stepped down: these pages are no longer theirs
     return redirect("settings-members")
 
 
