@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-send bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp bench-webapp-reports bench-history services stop-services clean
+.PHONY: run test lint bench bench-send bench-lines bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp bench-webapp-reports bench-history services stop-services clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bench: bench-send bench-redirect bench-backfill bench-migrate bench-webapp-repor
 
 bench-send: services
 	$(PY) bench/bench_send.py
+
+# 50 organizations × 20 lines at 10/s, one blast each launched together: first message per organization,
+# spread, aggregate vs one line, pacing from the carrier's record (docs/send-pipeline.md, "Many lines at once").
+bench-lines: services
+	$(PY) bench/bench_lines.py
 
 bench-redirect: services
 	$(PY) bench/bench_redirect.py

@@ -244,6 +244,70 @@ def run_paced(*, base_url: str, sandbox_url: str, rate: float, seconds: float, c
     }
 
 
+_INFLIGHT_TRIGGERS = ("messaging_inflight_insert", "messaging_inflight_update", "messaging_inflight_delete")
+
+
+def set_inflight_triggers(enabled: bool) -> None:
+    """Bench only: switch the work-queue triggers of messaging_message (migration messaging/0012) on or
+    off, to price them on the send path. Switched back on, the queue table is rebuilt from the messages
+    (what the triggers would have kept). Never in production code: without them the sweeps go blind."""
+    from messaging.models import IN_FLIGHT_STATUSES
+
+    verb = "ENABLE" if enabled else "DISABLE"
+    with connection.cursor() as cursor:
+        for name in _INFLIGHT_TRIGGERS:
+            cursor.execute(f"ALTER TABLE messaging_message {verb} TRIGGER {name}")  # noqa: S608 — constant names
+        if enabled:
+            cursor.execute("TRUNCATE messaging_message_inflight")
+            cursor.execute(
+                """INSERT INTO messaging_message_inflight
+                       (message_id, line_id, status, send_at, sending_at, prepared_at)
+                   SELECT id, line_id, status, send_at, sending_at, prepared_at FROM messaging_message
+                   WHERE status = ANY(%s::text[])""",
+                [list(IN_FLIGHT_STATUSES)],
+            )
+
+
+def run_trigger_compare(*, rounds: int, procs: dict, blast_kwargs: dict) -> dict:
+    """The same blast with the work-queue triggers on (as on main) and off, alternating `rounds` times
+    each (on, off, on, off…: a drift of the shared machine's load hits both). Send stage and CPU seconds
+    (PostgreSQL's and every process's) per blast."""
+    runs: dict[str, list[dict]] = {"on": [], "off": []}
+    try:
+        for _ in range(rounds):
+            for state in ("on", "off"):
+                set_inflight_triggers(state == "on")
+                meter = CpuMeter(procs, database=connection.settings_dict["NAME"]).start()
+                b = run_blast(**blast_kwargs)
+                cpu = meter.stop()
+                runs[state].append(
+                    {
+                        "send_stage_per_s": b["send_stage_per_s"],
+                        "prepared_per_s": b["prepared_per_s"],
+                        "end_to_end_per_s": b["end_to_end_per_s"],
+                        "cpu_s": cpu,
+                        "loadavg": round(os.getloadavg()[0], 2),
+                    }
+                )
+                log(f"triggers {state}: send stage {b['send_stage_per_s']}/s, CPU {cpu}")
+    finally:
+        set_inflight_triggers(True)
+
+    def median(state: str, key: str, sub: str | None = None):
+        import statistics
+
+        xs = [(r[key][sub] if sub else r[key]) or 0 for r in runs[state]]
+        return round(statistics.median(xs), 2) if xs else None
+
+    out: dict = {"rounds": rounds, "runs": runs}
+    for state in ("on", "off"):
+        out[f"send_stage_per_s_{state}_median"] = median(state, "send_stage_per_s")
+        out[f"postgresql_cpu_s_{state}_median"] = median(state, "cpu_s", "postgresql")
+    on, off = out["send_stage_per_s_on_median"], out["send_stage_per_s_off_median"]
+    out["send_stage_on_over_off"] = round(on / off, 3) if on and off else None
+    return out
+
+
 def run_conversations(
     *, base_url: str, sandbox_url: str, count: int, threads: int = 4, rate: float = 0, timeout: float = 300
 ) -> dict:
@@ -466,6 +530,13 @@ def main() -> None:
         help="one worker process per queue (prepare, send, webhooks+default, postprocessing), "
         "each of --send-concurrency // 2 children for prepare and send; CPU per process in the blast's figures",
     )
+    p.add_argument(
+        "--inflight-triggers-rounds",
+        type=int,
+        default=0,
+        help="price the work-queue triggers: the blast this many times each with them on and off "
+        "(alternating; bench-only ALTER TABLE … DISABLE TRIGGER, docs/performance.md); 0 = skip",
+    )
     p.add_argument("--skip", default="", help="comma list of: blast,conversations,queries,naive,wrk,paced")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -558,6 +629,21 @@ def main() -> None:
                 f"= {b['send_stage_per_s']} msg/s; reports stored {b['reports_stored_per_s']}/s, applied "
                 f"{b['reports_applied_per_s']}/s; end to end {b['end_to_end_s']} s = {b['end_to_end_per_s']} msg/s"
             )
+        if args.inflight_triggers_rounds:
+            log(
+                f"== work-queue triggers on vs off: {args.recipients} recipients, "
+                f"{args.inflight_triggers_rounds} rounds each"
+            )
+            figures["inflight_triggers"] = t = run_trigger_compare(
+                rounds=args.inflight_triggers_rounds,
+                procs=dict(procs.procs),
+                blast_kwargs={"base_url": base_url, "sandbox_url": sandbox_url, "recipients": args.recipients},
+            )
+            log(
+                f"send stage with triggers {t['send_stage_per_s_on_median']}/s, without "
+                f"{t['send_stage_per_s_off_median']}/s (on/off {t['send_stage_on_over_off']}); PostgreSQL CPU "
+                f"{t['postgresql_cpu_s_on_median']} s vs {t['postgresql_cpu_s_off_median']} s"
+            )
         if "conversations" not in skip:
             log(f"== conversations: {args.conversations} single messages, {args.threads} client threads")
             figures["conversations"] = c = run_conversations(
@@ -647,6 +733,8 @@ def summary(f: dict) -> dict:
         "broker": f.get("broker"),
         "split_workers": f.get("split_workers"),
         "cpu_ms_per_message": b.get("cpu_ms_per_message"),
+        "send_stage_per_s_inflight_triggers_on": f.get("inflight_triggers", {}).get("send_stage_per_s_on_median"),
+        "send_stage_per_s_inflight_triggers_off": f.get("inflight_triggers", {}).get("send_stage_per_s_off_median"),
         # Paced lines (issue 17.1): per line rate, recipients per carrier call and calls per 1,000 messages.
         "recipients_per_carrier_call": {
             f"{p['line_rate_per_s']:g}/s": p["recipients_per_carrier_call"] for p in f.get("paced", [])

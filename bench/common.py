@@ -271,6 +271,9 @@ class CpuMeter:
 # --- data --------------------------------------------------------------------------------------------
 
 
+_numbers_used = 0
+
+
 def seed_org(name: str, *, sandbox_url: str, lines: int = 1, rate: float = 100_000):
     """A fresh organization without quiet hours (the bench must not depend on the clock), a sandbox
     carrier account and `lines` lines at `rate` messages/s (high: pacing is not what is measured)."""
@@ -279,8 +282,12 @@ def seed_org(name: str, *, sandbox_url: str, lines: int = 1, rate: float = 100_0
     from messaging.models import Line
     from organizations.models import Organization
 
+    global _numbers_used
     stamp = int(time.time() * 1000)
     org = Organization.objects.create(name=f"{name}-{stamp}", quiet_hours_enabled=False)
+    # Line numbers from the clock plus the numbers this process already handed out: organizations seeded
+    # within the same millisecond (bench_lines seeds 50 in a loop) never share one.
+    first, _numbers_used = stamp + _numbers_used, _numbers_used + lines
     account = CarrierAccount.objects.create(
         organization=org,
         name="Sandbox",
@@ -290,7 +297,7 @@ def seed_org(name: str, *, sandbox_url: str, lines: int = 1, rate: float = 100_0
     made = [
         Line.objects.create(
             organization=org,
-            phone_number=f"+1512{(stamp + i) % 10_000_000:07d}",
+            phone_number=f"+1512{(first + i) % 10_000_000:07d}",
             carrier_account=account,
             rate_per_second=rate,
             name=f"bench line {i}",

@@ -29,6 +29,10 @@ MAX_PACING_DELAY_S = 30.0
 # handed out twice; the cap is a second guard (a worker started without the step). Each countdown
 # extends the send lease by its wait.
 MAX_RETRY_DELAY_S = 60.0
+# A paced remainder's prepared_at is renewed when it would be older than this at the next task's due
+# time: half of carrier_send.PREPARED_STALE (40 s), so a task delayed by up to 20 s more in the broker
+# is still not taken for lost by the sweep.
+TOUCH_AGE_S = carrier_send.PREPARED_STALE.total_seconds() / 2
 # Spread of the tasks that wait for a carrier's breaker, so they do not all wake in the same instant.
 PAUSE_JITTER_S = 1.0
 
@@ -41,11 +45,19 @@ def enqueue_send_groups(groups: list[SendGroup]) -> None:
 
 
 @shared_task(name="messaging.prepare_blast_chunk", acks_late=True)
-def prepare_blast_chunk(blast_id: int, first_recipient_id: int, last_recipient_id: int) -> int:
+def prepare_blast_chunk(
+    blast_id: int, first_recipient_id: int, last_recipient_id: int, then: list[list[list[int]]] | None = None
+) -> int:
+    """then: chains of further ranges of the blast ([[lo, hi], …] each); once this chunk is prepared, the
+    first range of each chain is enqueued carrying the rest of its chain (sending.blast_chunk_plan). A
+    redelivered link enqueues its successor twice: the duplicate prepares nothing (client_reference)."""
     groups = prepare.blast_prepare_chunk(
         blast_id=blast_id, first_recipient_id=first_recipient_id, last_recipient_id=last_recipient_id
     )
     enqueue_send_groups(groups)  # the prepare transaction has committed when the service returns
+    for chain in then or []:
+        (lo, hi), rest = chain[0], chain[1:]
+        wake(prepare_blast_chunk, [blast_id, lo, hi, [rest] if rest else None])
     return sum(len(g.message_ids) for g in groups)
 
 
@@ -71,14 +83,25 @@ def _pause_delay(wait: float) -> float:
     return wait + random.uniform(0, PAUSE_JITTER_S)  # noqa: S311 - jitter, not crypto
 
 
-def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, since: float | None) -> None:
+def _follow_up(
+    line_id: int, outcome: carrier_send.SendOutcome, attempt: int, since: float | None, touched_at: float | None = None
+) -> None:
     if outcome.rest is not None:
-        carrier_send.messages_touch_prepared(message_ids=outcome.rest.message_ids)
-        delay = outcome.rest_delay if outcome.paused is None else _pause_delay(outcome.paused)
+        delay = _countdown(
+            outcome.rest_delay if outcome.paused is None else _pause_delay(outcome.paused), MAX_PACING_DELAY_S
+        )
+        # The remainder's prepared_at keeps the stale-prepared sweep away (PREPARED_STALE). Touching it on
+        # every pacing cycle rewrote the whole remainder once per carrier call (a 300-recipient blast on a
+        # 10/s line: ~4,500 row updates for 300 sends); it is touched only when it would otherwise be
+        # more than half the stale age old by the time the next task is due.
+        due = time.time() + delay
+        if touched_at is None or due - touched_at > TOUCH_AGE_S:
+            carrier_send.messages_touch_prepared(message_ids=outcome.rest.message_ids)
+            touched_at = time.time()
         wake(
             send_batch,
-            [line_id, outcome.rest.message_ids, outcome.rest.segments, outcome.rest.batched],
-            countdown=_countdown(delay, MAX_PACING_DELAY_S),
+            [line_id, outcome.rest.message_ids, outcome.rest.segments, outcome.rest.batched, touched_at],
+            countdown=delay,
         )
     now = time.time()
     for ref in outcome.retry_refs:
@@ -102,11 +125,18 @@ def _follow_up(line_id: int, outcome: carrier_send.SendOutcome, attempt: int, si
 
 
 @shared_task(name="messaging.send_batch", acks_late=True)
-def send_batch(line_id: int, message_ids: list[int], segments: list[int] | None = None, batched: bool = False) -> int:
+def send_batch(
+    line_id: int,
+    message_ids: list[int],
+    segments: list[int] | None = None,
+    batched: bool = False,
+    touched_at: float | None = None,
+) -> int:
     """batched: a blast's group, paced in batching windows (a task enqueued before the flag existed
-    sends as a conversation message does, unit by unit)."""
+    sends as a conversation message does, unit by unit). touched_at: when a paced remainder's
+    prepared_at was last set (unix time; None: never by a remainder)."""
     outcome = carrier_send.batch_send(line_id=line_id, message_ids=message_ids, segments=segments, batched=batched)
-    _follow_up(line_id, outcome, 0, None)
+    _follow_up(line_id, outcome, 0, None, touched_at)
     return outcome.sent
 
 

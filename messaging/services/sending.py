@@ -14,8 +14,9 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from config.wakeup import wake, wake_on_commit, wake_on_commit_call
+from config.wakeup import wake_on_commit
 
+from .. import ratelimit
 from ..models import Blast, BlastStatus, Contact, Conversation, Direction, Line, Message, OptOut, SenderKind
 from ..phone import normalize
 from ..status import MessageStatus as S
@@ -24,6 +25,16 @@ from .conversations import conversations_get_or_create
 from .erasure import opt_outs_relink
 from .grouping import CHUNK_SIZE
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
+
+# A blast's first chunk on a paced line: this many carrier batches (ratelimit.batch_units: r × W), so the
+# first call waits for 2 × r × W renders rather than 1,000 (on a 10/s line: 20 recipients, ~10 ms of
+# prepare instead of ~0.2 s), and the second batch is ready when its units are. A line of ≥ 500/s gets
+# a full chunk: its first carrier call is a full batch of 1,000 anyway.
+HEAD_BATCHES = 2
+# Chunks of one blast in the prepare queue at once after its first: as many as the bench's prepare,send
+# worker has children (4), so one blast alone still keeps every child busy (bench_send's single-line
+# figure), while 50 blasts launched together each get their turn (bench_lines: docs/send-pipeline.md).
+PREPARE_CHAINS = 4
 
 MAX_BODY = 1600  # 10 GSM segments: Sinch concatenates at most ~10 parts reliably
 
@@ -182,27 +193,45 @@ def messages_enqueue(*, message_ids: list[int]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ blasts
-def _chunk_ranges(blast_id: int) -> list[tuple[int, int]]:
-    """The audience in id ranges of CHUNK_SIZE recipients: one prepare task (and one carrier batch) each."""
+def _chunk_ranges(blast_id: int, *, head: int = CHUNK_SIZE) -> list[tuple[int, int]]:
+    """The audience in id ranges of CHUNK_SIZE recipients: one prepare task (and one carrier batch) each.
+    head: the first range's size (smaller on a paced line, so its first batch is prepared at once)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM messaging_blastrecipient WHERE blast_id = %s ORDER BY id", [blast_id])
         ids = [r[0] for r in cursor.fetchall()]
-    return [(ids[i], ids[min(i + CHUNK_SIZE, len(ids)) - 1]) for i in range(0, len(ids), CHUNK_SIZE)]
+    head = max(1, min(head, CHUNK_SIZE))
+    bounds = [0, *range(head, len(ids), CHUNK_SIZE)] if ids else []
+    return [(ids[a], ids[min(a + (head if a == 0 else CHUNK_SIZE), len(ids)) - 1]) for a in bounds]
+
+
+def blast_chunk_plan(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], list[list[list[int]]]]:
+    """The first range alone, then the rest as PREPARE_CHAINS chains (round-robin over the ranges), each
+    link enqueued by the one before it when that one is prepared (tasks.prepare_blast_chunk's `then`).
+    So the prepare queue holds the first chunk of every blast launched before any blast's second chunk,
+    and at most PREPARE_CHAINS chunks of any one blast: blasts launched together are prepared side by
+    side, not one after the other (docs/send-pipeline.md, "Many lines at once")."""
+    first, rest = ranges[0], ranges[1:]
+    chains = [[list(r) for r in rest[i::PREPARE_CHAINS]] for i in range(min(PREPARE_CHAINS, len(rest)))]
+    return first, chains
 
 
 def _enqueue_blast_chunks(blast_id: int) -> int:
     from ..tasks import prepare_blast_chunk
 
-    ranges = _chunk_ranges(blast_id)
-
-    def publish():
-        for lo, hi in ranges:
-            # A lost publish loses nothing: the blast's prepare lease (recovery.blasts_rekick_chunks) finds
-            # recipients without a message and enqueues their chunks again.
-            wake(prepare_blast_chunk, [blast_id, lo, hi])
-
-    wake_on_commit_call(publish)
-    return sum(1 for _ in ranges)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.rate_per_second FROM messaging_blast b JOIN messaging_line l ON l.id = b.line_id WHERE b.id = %s",
+            [blast_id],
+        )
+        (rate,) = cursor.fetchone()
+    ranges = _chunk_ranges(blast_id, head=HEAD_BATCHES * ratelimit.batch_units(rate))
+    if not ranges:
+        return 0
+    (lo, hi), chains = blast_chunk_plan(ranges)
+    # A lost publish (or a lost link of a chain) loses nothing: the blast's prepare lease
+    # (recovery.blasts_rekick_chunks) finds recipients without a message and enqueues their chunks again.
+    wake_on_commit(prepare_blast_chunk, [blast_id, lo, hi, chains])
+    return len(ranges)
 
 
 def _blast_for_update(organization, blast_id: int) -> Blast:

@@ -146,9 +146,13 @@ def test_a_fast_line_sends_full_batches_of_1000(celery_worker_proc, sandbox, jou
     assert pacing_excess(calls, rate=rate, capacity=ratelimit.capacity(rate)) <= 0
 
 
-def test_a_conversation_message_on_a_busy_line_does_not_wait_for_the_window(celery_worker_proc, sandbox, journal):
-    # given: a long window (W = 6 s) on a 4/s line: the blast goes in batches of 24, 6 s apart
+def test_a_conversation_message_on_a_busy_line_does_not_wait_for_the_window(
+    celery_worker_proc, sandbox, journal, settings
+):
+    # given: a long window (W = 6 s) on a 4/s line: the blast goes in batches of 24, 6 s apart (the
+    # launching process sees the same window as the worker: it sizes the blast's first chunk by it)
     rate, window, n = 4.0, 6.0, 48
+    settings.SEND_BATCH_WINDOW_SECONDS = window
     org, blast = _paced_blast(sandbox.url, n, rate)
     celery_worker_proc.start(queues="prepare,send", env={"SEND_BATCH_WINDOW_SECONDS": str(window)})
     sending.blast_launch(organization=org, blast_id=blast.id)

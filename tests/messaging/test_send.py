@@ -265,3 +265,47 @@ def test_settings_cache_sees_a_changed_line_rate(org):
     line.rate_per_second = 50
     line.save()
     assert cache.line_info(line.id).rate_per_second == 50
+
+
+def test_a_paced_remainder_renews_prepared_at_only_when_it_would_go_stale(
+    org, fake_sinch, django_capture_on_commit_callbacks
+):
+    # given: a 2 segments/s line; the first call sends 2 of 10 and hands back the rest
+    from messaging import tasks
+
+    blast, (group,) = _prepared_blast(org, 10, "Hello", fake_sinch.url, django_capture_on_commit_callbacks)
+    blast.line.rate_per_second = 2
+    blast.line.save()
+    ratelimit.reset(line_id=blast.line.id)
+    outcome = carrier_send.batch_send(line_id=blast.line.id, message_ids=group.message_ids, segments=group.segments)
+    assert outcome.rest is not None
+    # when: its follow-up is published by a task whose remainder was touched a second ago, then by one
+    # whose remainder was touched longer ago than TOUCH_AGE_S
+    with CaptureQueriesContext(connection) as fresh:
+        tasks._follow_up(blast.line.id, outcome, 0, None, time.time() - 1)
+    with CaptureQueriesContext(connection) as stale:
+        tasks._follow_up(blast.line.id, outcome, 0, None, time.time() - tasks.TOUCH_AGE_S - 1)
+    # then: no statement for the fresh one (it used to rewrite the whole remainder on every call), one
+    # UPDATE of prepared_at for the stale one
+    assert statements(fresh) == []
+    (touch,) = statements(stale)
+    assert touch.startswith("UPDATE messaging_message SET prepared_at")
+
+
+def test_a_blast_on_a_paced_line_starts_with_two_batches_and_chains_its_other_chunks(org, settings):
+    # given: a line at 10/s with W = 1 s, 2,500 recipients
+    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
+    _no_quiet_hours(org)
+    blast = _blast(org, "Hi {first_name}", _audience(org, 2500))
+    blast.line.rate_per_second = 10
+    blast.line.save()
+    # when
+    ranges = sending._chunk_ranges(blast.id, head=sending.HEAD_BATCHES * ratelimit.batch_units(10))
+    first, chains = sending.blast_chunk_plan(ranges)
+    # then: a first chunk of 20 recipients, then chunks of 1,000 in at most PREPARE_CHAINS chains, every
+    # recipient in exactly one range
+    ids = list(blast.recipients.order_by("id").values_list("id", flat=True))
+    sizes = [sum(1 for i in ids if lo <= i <= hi) for lo, hi in ranges]
+    assert sizes == [20, 1000, 1000, 480] and sum(sizes) == len(ids)
+    assert first == ranges[0] and len(chains) == min(sending.PREPARE_CHAINS, 3)
+    assert sorted(tuple(r) for chain in chains for r in chain) == ranges[1:]
