@@ -1,4 +1,4 @@
-"""The one mechanism behind the small v1 tables: a declared `TableSpec` per table (services/specs.py)
+"""The one mechanism behind the small v1 tables: a declared `TableSpec` per table (services/specs/)
 drives it. Keyset batches are read through the unmanaged models, cleaned value by value, turned into
 temp-table rows by the spec's `transform`, copied into a temp table, and written set-based by the
 spec's `write` (INSERT ... SELECT per target). Column rules: docs/migration_v1.md.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from django.db import connection, models, transaction
 
 from .convert import clean_text, row_json
-from .engine import QUARANTINE_TABLE, Context, copy_rows, progress_bar, temp_table, trust_references
+from .engine import IDMAP_TABLE, QUARANTINE_TABLE, Context, copy_rows, progress_bar, temp_table, trust_references
 
 Rows = list[tuple]
 
@@ -51,6 +51,16 @@ class Batch:
 
     def refuse(self, v1_id: int, reason: str, detail: str = "") -> None:
         self.refused.append((v1_id, reason, detail))
+
+
+def done_sql_idmap(table: str) -> str:
+    """done_sql of a table whose rows the id map records (merges map several v1 rows to one v2 row)."""
+    return f"SELECT v1_id FROM {IDMAP_TABLE} WHERE v1_table = '{table}' AND v1_id BETWEEN %s AND %s"  # noqa: S608 — table/column names from model metadata and module constants; values bound
+
+
+def done_sql_own_v1_id(v2_table: str) -> str:
+    """done_sql of a table whose v2 rows carry their v1 id."""
+    return f"SELECT v1_id FROM {v2_table} WHERE v1_id BETWEEN %s AND %s"  # noqa: S608 — table/column names from model metadata and module constants; values bound
 
 
 Transform = Callable[[Context, Batch], None]
