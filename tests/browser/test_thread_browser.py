@@ -206,3 +206,31 @@ def test_thread_and_new_conversation_fit_a_phone_screen(page, app_url, agent_use
     screenshot(page, "thread-phone", tmp_path)
     page.goto(f"{app_url}/inbox/new/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_older_messages_page_back_and_stay_while_a_new_text_arrives(page, app_url, agent_user, org):
+    # given: a thread of 130 texts, a minute apart
+    conversation = factories.ConversationFactory(organization=org, last_message_at=timezone.now())
+    start = timezone.now() - timedelta(hours=3)
+    Message.objects.bulk_create(
+        factories.MessageFactory.build(
+            conversation=conversation, body=f"Text {i}", created_at=start + timedelta(minutes=i)
+        )
+        for i in range(130)
+    )
+    sign_in(page, app_url, agent_user)
+    page.goto(f"{app_url}/inbox/{conversation.pk}/")
+    # the newest 100
+    assert page.locator(".msg").count() == 100 and "Text 30" in page.locator(".msg").first.inner_text()
+    # when: "Older messages" (htmx, in place)
+    page.click("#older")
+    page.locator(".msg", has_text="Text 0").first.wait_for()
+    # then: all 130 in order, no link left, the page not reloaded
+    bodies = page.locator(".msg .body").all_inner_texts()
+    assert bodies == [f"Text {i}" for i in range(130)] and page.locator("#older").count() == 0
+    # and a text arriving keeps them all: the live poll re-renders from the page's first message on
+    factories.MessageFactory(
+        conversation=conversation, direction=Direction.INBOUND, body="Still there?", status=MessageStatus.RECEIVED
+    )
+    page.locator(".msg", has_text="Still there?").wait_for(timeout=LIVE_WAIT_MS)
+    assert page.locator(".msg").count() == 131
