@@ -25,7 +25,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
 from config.client_ip import client_ip
@@ -181,6 +181,16 @@ class IsOrganizationAdmin(IsOrganizationMember):
             self.message = "Only organization admins may do this."
             return False
         return True
+
+
+class IsOrganizationAdminOrReadOnly(IsOrganizationAdmin):
+    """Read by any member; changed only by admins (and full-scope API keys): the organization's own
+    configuration (settings, lines), which the web app's settings pages also leave to admins."""
+
+    def has_permission(self, request, view):
+        if request.method in SAFE_METHODS:
+            return IsOrganizationMember.has_permission(self, request, view)
+        return super().has_permission(request, view)
 
 
 class ApiDocsAccess(BasePermission):

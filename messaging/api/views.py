@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from organizations.api.base import TenantAPIMixin
 from organizations.api.errors import Conflict, DuplicateErrorSerializer, ErrorSerializer
 from organizations.api.parsers import BoundedJSONParser
+from organizations.auth import IsOrganizationAdminOrReadOnly
 
 from .. import selectors
 from ..models import Blast, Contact, Line, OptOut
@@ -70,8 +71,10 @@ class LineViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Lines are archived (is_active=false), never deleted: their history stays."""
+    """Lines are archived (is_active=false), never deleted: their history stays. Any member reads them;
+    only admins (and full-scope API keys) add or change one, as on the web app's settings pages."""
 
+    permission_classes = [IsOrganizationAdminOrReadOnly]
     serializer_class = LineSerializer
     queryset = Line.objects.none()
     pagination_ordering = ("id",)

@@ -9,7 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from organizations import services
-from organizations.auth import IsOrganizationAdmin, IsOrganizationMember
+from organizations.auth import IsOrganizationAdmin, IsOrganizationAdminOrReadOnly
 from organizations.models import ApiKey
 
 from .base import TenantAPIMixin
@@ -58,10 +58,7 @@ class OrganizationSettingsView(TenantAPIMixin, GenericAPIView):
 
     serializer_class = OrganizationSettingsSerializer
 
-    def get_permissions(self):
-        if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return [IsOrganizationMember()]
-        return [IsOrganizationAdmin()]
+    permission_classes = [IsOrganizationAdminOrReadOnly]
 
     @extend_schema(summary="The organization's settings (time zone, quiet hours)")
     def get(self, request):

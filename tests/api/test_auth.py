@@ -148,6 +148,37 @@ def test_api_key_management_needs_an_admin(org):
     assert client.get("/api/v1/api-keys").status_code == 403
 
 
+@pytest.mark.parametrize("role", [Role.AGENT, Role.SUPPORT])
+def test_lines_and_organization_settings_are_read_by_members_and_changed_by_admins(org, role):
+    # the API agrees with the web app's settings pages: agents and support read, only admins change
+    line = factories.LineFactory(organization=org, name="Main")
+    client = APIClient()
+    client.force_login(factories.MembershipFactory(organization=org, role=role).user)
+    assert client.get("/api/v1/lines").status_code == 200
+    assert client.get("/api/v1/organization").status_code == 200
+    # when
+    changed_line = client.patch(f"/api/v1/lines/{line.pk}", {"name": "Renamed"}, format="json")
+    changed_settings = client.patch("/api/v1/organization", {"quiet_hours_enabled": False}, format="json")
+    created = client.post("/api/v1/lines", {"phone_number": "+15122009999", "name": "New"}, format="json")
+    # then: refused with the API's error shape, and nothing changed
+    for response in (changed_line, changed_settings, created):
+        assert response.status_code == 403
+        assert error_of(response)["message"] == "Only organization admins may do this."
+    line.refresh_from_db()
+    assert line.name == "Main"
+    assert org.lines.count() == 1
+
+
+def test_an_admin_changes_a_line_through_the_session_api(org):
+    line = factories.LineFactory(organization=org, name="Main")
+    client = APIClient()
+    client.force_login(factories.MembershipFactory(organization=org, role=Role.ADMIN).user)
+    response = client.patch(f"/api/v1/lines/{line.pk}", {"name": "Renamed"}, format="json")
+    assert response.status_code == 200, response.content
+    line.refresh_from_db()
+    assert line.name == "Renamed"
+
+
 def test_failed_api_key_attempts_are_limited_per_client_ip(db, raw_key, settings):
     # issue 12 item 12: guessing keys is paced per address, in Redis, with the API's error shape
     settings.API_KEY_FAILURE_LIMIT = 3
