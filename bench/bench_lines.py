@@ -17,7 +17,8 @@ Figures, all from the rows' and the carrier's own times on one clock:
   figure of bench_send (one unpaced line, --single-recipients) measured in this run;
 - pacing from the carrier's journal: per line the most segments in any 1 s window, lines above the rate;
 - CPU seconds of every process and of our PostgreSQL backends over the many-lines phase.
-Ends with one line of JSON.
+--split-workers runs prepare and send on separate worker processes (as on separate machines,
+docs/scaling.md), so a prepare chunk never holds a child that a due send needs. Ends with one line of JSON.
   flock /tmp/parley-bench.lock .venv/bin/python bench/bench_lines.py
 """
 
@@ -256,6 +257,11 @@ def main() -> None:
     p.add_argument("--launch-threads", type=int, default=8, help="API clients launching the blasts")
     p.add_argument("--single-recipients", type=int, default=10_000, help="the unpaced single-line blast (0 = skip)")
     p.add_argument("--send-concurrency", type=int, default=4)
+    p.add_argument(
+        "--split-workers",
+        action="store_true",
+        help="prepare and send on separate worker processes (--send-concurrency // 2 children each)",
+    )
     p.add_argument("--sandbox-workers", type=int, default=3)
     p.add_argument("--report-delay", default="1,3")
     args = p.parse_args()
@@ -270,6 +276,7 @@ def main() -> None:
         "bench": "lines",
         "cores": os.cpu_count(),
         "send_worker_concurrency": args.send_concurrency,
+        "split_workers": args.split_workers,
         "batch_window_s": ratelimit.window(),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
@@ -286,7 +293,12 @@ def main() -> None:
             )  # fmt: skip
             procs.add("web", start_web(web_port, env=env))
             send_env = {**env, "CELERY_PREFETCH_MULTIPLIER": "1"}
-            procs.add("send", start_worker(SEND_QUEUES, concurrency=args.send_concurrency, env=send_env))
+            if args.split_workers:  # as on separate machines: prepare chunks never hold a child a due send needs
+                half = max(1, args.send_concurrency // 2)
+                procs.add("prepare", start_worker("prepare", concurrency=half, env=send_env))
+                procs.add("send", start_worker("send", concurrency=half, env=send_env))
+            else:
+                procs.add("send", start_worker(SEND_QUEUES, concurrency=args.send_concurrency, env=send_env))
             procs.add("apply", start_worker("webhooks,default", concurrency=1, env=env))
             many = {
                 "base_url": base_url, "sandbox_url": sandbox_url, "journal": journal, "rate": args.rate,
