@@ -106,24 +106,29 @@ def blast_report(*, blast: Blast, organization: Organization) -> Report:
     """The report of one blast (already looked up in the organization): four aggregate queries, the built
     report kept REPORT_CACHE_SECONDS (the page says as of when)."""
     now = timezone.now()
-    start = message_reports.slot_start(blast.launched_at or blast.created_at)
+    launched = blast.launched_at or blast.created_at
     end = blast.completed_at or blast.canceled_at or now
-    bucket = bucket_for(max((end - start).total_seconds(), 1))
-    click_bucket = bucket_for(max((now - start).total_seconds(), 1))
-    key = f"webapp:blast-report:{blast.pk}:{blast.created_at.timestamp()}:{start.timestamp()}:{bucket}:{click_bucket}"
+    bucket = bucket_for(max((end - launched).total_seconds(), 1))
+    click_bucket = bucket_for(max((now - launched).total_seconds(), 1))
+    key = (
+        f"webapp:blast-report:{blast.pk}:{blast.created_at.timestamp()}:{launched.timestamp()}:{bucket}:{click_bucket}"
+    )
     report = cache.get(key)
     if report is None:
-        report = _blast_report(blast, organization, now=now, start=start, end=end)
+        report = _blast_report(blast, organization, now=now, launched=launched, end=end)
         cache.set(key, report, REPORT_CACHE_SECONDS)
     return report
 
 
-def _blast_report(blast: Blast, organization: Organization, *, now: datetime, start: datetime, end: datetime):
+def _blast_report(blast: Blast, organization: Organization, *, now: datetime, launched: datetime, end: datetime):
     zone = ZoneInfo(organization.time_zone)
-    span = max((end - start).total_seconds(), 1)
+    # Bucket sizes from the launch; the buckets themselves from the launch rounded down to the rollup's
+    # 10 s slots, so each slot falls in one bucket (messaging.reports.blast_message_rows).
+    span = max((end - launched).total_seconds(), 1)
     bucket = bucket_for(span)
-    click_span = max((now - start).total_seconds(), 1)
+    click_span = max((now - launched).total_seconds(), 1)
     click_bucket = bucket_for(click_span)
+    start = message_reports.slot_start(launched)
     rows = message_reports.blast_message_rows(blast_id=blast.pk, start=start, bucket_seconds=bucket)
     clicks = link_selectors.blast_click_report(blast=blast)
     click_buckets = link_selectors.blast_click_buckets(blast_id=blast.pk, start=start, bucket_seconds=click_bucket)
