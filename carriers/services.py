@@ -120,8 +120,9 @@ def webhook_receive(*, account_id: int, kind: str, body: bytes, account_inactive
 
 # Per process: when this process last saw the debounce key set (by itself or a running task). Within
 # this window the Redis round trip is skipped: under a burst a task is running anyway, and a row
-# stored just after that task's final claim is picked up by the next webhook past the window or by
-# the beat sweep (<= 15 s). Measured: the SET NX was ~1/4 of the view's time.
+# stored just after that task's final claim is picked up by the task's last claim, made once this
+# window has passed since it dropped the key (messaging/services/reports.py: webhook_process).
+# Measured: the SET NX was ~1/4 of the view's time.
 ENQUEUE_MEMO_SECONDS = 0.5
 _enqueue_memo = {"at": -1.0}
 

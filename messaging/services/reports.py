@@ -23,6 +23,7 @@ from carriers.base import DeliveryReport
 from carriers.services import (
     APPLY_DEBOUNCE_KEY,
     APPLY_DEBOUNCE_TTL,
+    ENQUEUE_MEMO_SECONDS,
     ClaimedWebhook,
     webhook_fail,
     webhooks_claim,
@@ -257,7 +258,9 @@ def webhook_process(
     """Apply pending webhooks until none is due (or the time budget is spent; then a fresh task follows).
 
     The debounce key is dropped before the final empty claim: a webhook stored after that claim's
-    snapshot finds no key and enqueues a new task, one stored before it is seen by that claim.
+    snapshot finds no key and enqueues a new task, one stored before it is seen by that claim. An
+    intake process that saw the key less than ENQUEUE_MEMO_SECONDS before the drop skips its SET NX
+    (carriers/services.py): what it stores until then is claimed once more when that window is over.
     gather: seconds to wait after a partial batch (the task passes APPLY_GATHER_SECONDS).
     """
     started = timezone.now()
@@ -280,8 +283,12 @@ def webhook_process(
         if result.claimed == 0:
             if not debounce:
                 return total
+            released = time.monotonic()
             cache.delete(APPLY_DEBOUNCE_KEY)
             result = webhook_process_batch(batch_size=batch_size)
+            if result.claimed == 0:
+                time.sleep(max(0.0, ENQUEUE_MEMO_SECONDS - (time.monotonic() - released)))
+                result = webhook_process_batch(batch_size=batch_size)
             total.add(result)
             if result.claimed == 0:
                 return total

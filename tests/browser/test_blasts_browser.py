@@ -64,7 +64,7 @@ def test_compose_launch_watch_the_report_fill_in_cancel_and_walls(
     for name in ("Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara"):
         factories.ContactFactory(organization=org, first_name=name)
     theirs = factories.BlastFactory(organization=other_org, status=BlastStatus.SENDING, name="Their secret blast")
-    # with beat, as `make run` has it: the sweepers pick up a report whose wake-up was coalesced away, and
+    # with beat, as `make run` has it: the sweepers pick up a report whose wake-up was lost, and
     # the blast's counters are recounted every second
     celery_worker_proc.start(queues=ALL_QUEUES, env=env, beat=True)
     with served_web(port=port, REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}-browser", **env) as app_url:

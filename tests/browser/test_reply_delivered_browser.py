@@ -44,9 +44,8 @@ def test_a_reply_reaches_delivered_in_the_open_thread(page, celery_worker_proc, 
     factories.MessageFactory(
         conversation=conversation, direction=Direction.INBOUND, body="Open today?", status="received"
     )
-    # with beat, as `make run` has it: a report whose wake-up was coalesced into an apply task that had
-    # already made its last claim, or one that came before the send recorded its batch id, is applied by
-    # the 15 s sweep (carriers/services.webhooks_enqueue_apply); without it the test waits forever.
+    # with beat, as `make run` has it: the sweepers are the net for a lost wake-up (docs/recovery.md;
+    # reports coalesced into an ending apply task or that beat the send are now woken without them).
     celery_worker_proc.start(queues=ALL_QUEUES, env=env, beat=True)
     with served_web(port=port, REDIS_KEY_PREFIX=f"{settings.REDIS_KEY_PREFIX}-browser", **env) as app_url:
         sign_in(page, app_url, agent_user)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from carriers import services as intake
 from carriers.models import WebhookEvent, WebhookState
-from carriers.services import MAX_ATTEMPTS, webhooks_wake_waiting
+from carriers.services import APPLY_DEBOUNCE_KEY, MAX_ATTEMPTS, webhook_receive, webhooks_wake_waiting
 from messaging.models import Message
 from messaging.services.reports import webhook_process, webhook_process_batch
 from postprocessing.models import Event
@@ -326,3 +330,36 @@ def test_a_report_waiting_for_its_batch_id_is_made_due_by_the_send_that_records_
     m.refresh_from_db()
     assert m.status == "delivered"
     assert webhooks_wake_waiting(batch_ids=["LATE1"]) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_webhook_whose_enqueue_the_memo_skipped_is_claimed_by_the_ending_task(account, sent):
+    # given: an apply task running (the debounce key held), seen by this intake process just now
+    m = sent(batch_id="BATCH7")
+    cache.add(APPLY_DEBOUNCE_KEY, 1, timeout=60)
+    intake._enqueue_memo["at"] = time.monotonic()
+    results = []
+
+    def task():
+        try:
+            results.append(webhook_process(time_budget=None))
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=task)
+    runner.start()
+    # when: the task drops the key and makes its final claim, then a report arrives in the memo window
+    deadline = time.monotonic() + 5
+    while cache.get(APPLY_DEBOUNCE_KEY) is not None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.1)  # after the final claim that follows the drop
+    if time.monotonic() - intake._enqueue_memo["at"] >= intake.ENQUEUE_MEMO_SECONDS:
+        runner.join()
+        pytest.skip("the machine was too slow to store the report inside the intake's memo window")
+    webhook_receive(account_id=account.id, kind="delivery", body=json.dumps(recipient_report(m)).encode())
+    assert cache.get(APPLY_DEBOUNCE_KEY) is None  # the memo skipped the SET NX: no task was enqueued
+    runner.join(10)
+    # then: the ending task claimed it once the memo window was over
+    assert not runner.is_alive() and results[0].statuses_applied == 1
+    m.refresh_from_db()
+    assert m.status == "delivered"
