@@ -170,7 +170,9 @@ def pending_since(first_id: int) -> int:
         return c.fetchone()[0]
 
 
-def blast_on_off(*, run_blast, blast_kwargs: dict, start_worker, stop_worker, drain_timeout: float = 120) -> dict:
+def blast_on_off(
+    *, run_blast, blast_kwargs: dict, start_worker, stop_worker, drain_timeout: float = 120, cpu_meter=None
+) -> dict:
     """For bench_send.py: the same blast with post-processing off, then on; the send throughput ratio,
     post-processing lag while the blast runs, and events/s.
 
@@ -178,7 +180,8 @@ def blast_on_off(*, run_blast, blast_kwargs: dict, start_worker, stop_worker, dr
          drained in this process: events processed per second.
     on:  a worker on the postprocessing queue (start_worker() → handle, stop_worker(handle)) plus 1 s
          ticks (the beat entry), while the lag (age of the oldest pending event) is sampled every 0.25 s;
-         per-event lag (processed_at - created_at) over the blast's events as well.
+         per-event lag (processed_at - created_at) over the blast's events as well. cpu_meter(handle) →
+         a started common.CpuMeter: stopped once the blast's events are processed, into on["cpu_s"].
     """
     from postprocessing.services import BATCH_SIZE
 
@@ -190,6 +193,7 @@ def blast_on_off(*, run_blast, blast_kwargs: dict, start_worker, stop_worker, dr
     worker = start_worker()
     ticker = DrainTicker().start()
     try:
+        meter = cpu_meter(worker) if cpu_meter else None
         first_on = max_event_id()
         sampler = LagSampler().start()
         on = run_blast(**blast_kwargs)
@@ -197,6 +201,8 @@ def blast_on_off(*, run_blast, blast_kwargs: dict, start_worker, stop_worker, dr
         deadline = time.monotonic() + drain_timeout
         while pending_since(first_on) and time.monotonic() < deadline:
             time.sleep(0.2)
+        if meter is not None:
+            on["cpu_s"], on["cpu_background_s"], on["cpu_idle_per_s"] = meter.stop(), meter.background, meter.idle_per_s
     finally:
         ticker.stop()
         stop_worker(worker)

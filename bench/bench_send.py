@@ -22,8 +22,13 @@ message; the sandbox posts from --sandbox-workers processes, as one Python proce
    1,000 messages (the batching window, docs/send-pipeline.md), the most segments in any 1 s.
 
 --split-workers: one worker process per queue — prepare, send, webhooks (+ default), postprocessing — as
-they would run on separate machines (docs/scaling.md), instead of prepare and send in one; the blast then
-reports the CPU seconds of each process (and of our PostgreSQL backends) per 1,000 messages.
+they would run on separate machines (docs/scaling.md), instead of prepare and send in one, so each queue's
+CPU is its own line in the headline below.
+
+Headline (issue 17.5, docs/performance.md "CPU per message"): the blast's closed-loop CPU per delivered
+message, by process — web, workers, our PostgreSQL backends, Redis — and "ours_total"; the sandbox carrier
+and the bench's own polling apart ("not_ours"). From launch until the blast's last report is applied and,
+with post-processing on, its last event processed (bench/common.py CpuMeter).
 The broker is CELERY_BROKER_URL's: Redis, or RabbitMQ with quorum queues (config/queues.py).
 
 --postprocessing on|off: whether a worker drains the post-processing outbox during the runs (the
@@ -50,6 +55,7 @@ from common import (  # noqa: E402
     Procs,
     bench_env,
     broker_name,
+    cpu_per_message,
     django_setup,
     free_port,
     last_json_line,
@@ -192,6 +198,28 @@ def run_blast(
         "complete": "final" in marks,
         "line_rate_per_s": line.rate_per_second,
     }
+
+
+def cpu_meter(procs: dict) -> CpuMeter:
+    """A started CpuMeter over `procs`, our PostgreSQL backends and the Redis server (its and the
+    PostgreSQL shared processes' background rate sampled for 3 s first, bench/common.py)."""
+    from django.conf import settings
+
+    return CpuMeter(procs, database=connection.settings_dict["NAME"], redis_url=settings.REDIS_URL).start(3.0)
+
+
+def log_cpu(figures: dict, b: dict) -> None:
+    """The headline: CPU ms per delivered message (the blast's final statuses), ours and by process."""
+    if "cpu_s" not in b:
+        return
+    b["cpu_ms_per_message"] = per = cpu_per_message(b["cpu_s"], b["counts"]["final"])
+    figures["cpu_ms_per_message_ours"] = per.get("ours_total")
+    log(
+        f"CPU per delivered message: {per.get('ours_total')} ms ours {per.get('ours')}; "
+        f"not ours {per.get('not_ours')}; background subtracted {b.get('cpu_background_s')} s; idle CPU s/s "
+        f"{b.get('cpu_idle_per_s')}; "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 def run_paced(*, base_url: str, sandbox_url: str, rate: float, seconds: float, cap: int, timeout: float = 300) -> dict:
@@ -604,26 +632,31 @@ def main() -> None:
                 blast_kwargs={"base_url": base_url, "sandbox_url": sandbox_url, "recipients": args.recipients},
                 start_worker=lambda: start_worker("postprocessing", concurrency=1, env=env),
                 stop_worker=stop,
+                cpu_meter=lambda worker: cpu_meter({**dict(procs.procs), "postprocessing": worker}),
             )
-            figures["blast"] = pp["on"]
+            figures["blast"] = b = pp["on"]
+            log_cpu(figures, b)
             log(
                 f"send stage on/off {pp['send_stage_ratio_on_off']}; post-processing lag p50 {pp['lag_p50_s']} s, "
                 f"p95 {pp['lag_p95_s']} s; {pp['events_per_s']} events/s"
             )
         elif "blast" not in skip:
             log(f"== blast: {args.recipients} recipients (postprocessing {args.postprocessing})")
-            from bench_postprocessing import DrainTicker
+            from bench_postprocessing import DrainTicker, max_event_id, pending_since
 
             # With post-processing on, the drain's 1 s beat entry ticks as in production.
             ticker = DrainTicker().start() if args.postprocessing == "on" else None
-            meter = CpuMeter(dict(procs.procs), database=connection.settings_dict["NAME"]).start()
+            meter, first_event = cpu_meter(dict(procs.procs)), max_event_id()
             figures["blast"] = b = run_blast(base_url=base_url, sandbox_url=sandbox_url, recipients=args.recipients)
-            cpu = meter.stop()
+            # Closed loop: the meter stops once the blast's post-processing events are processed too.
+            deadline = time.monotonic() + 120
+            while ticker is not None and pending_since(first_event) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            b["cpu_s"] = meter.stop()
+            b["cpu_background_s"], b["cpu_idle_per_s"] = meter.background, meter.idle_per_s
             if ticker is not None:
                 ticker.stop()
-            b["cpu_s"] = cpu
-            b["cpu_ms_per_message"] = {k: round(1000 * v / b["sendable"], 3) for k, v in cpu.items()}
-            log(f"CPU ms per message by process: {b['cpu_ms_per_message']}")
+            log_cpu(figures, b)
             log(
                 f"launch {b['launch_ms']} ms; prepared {b['prepared_per_s']}/s; send stage {b['send_stage_s']} s "
                 f"= {b['send_stage_per_s']} msg/s; reports stored {b['reports_stored_per_s']}/s, applied "
@@ -732,6 +765,8 @@ def summary(f: dict) -> dict:
         "loadavg_end": f.get("loadavg_end"),
         "broker": f.get("broker"),
         "split_workers": f.get("split_workers"),
+        # The headline of issue 17.5: our CPU per delivered message, closed loop (docs/performance.md).
+        "cpu_ms_per_message_ours": f.get("cpu_ms_per_message_ours"),
         "cpu_ms_per_message": b.get("cpu_ms_per_message"),
         "send_stage_per_s_inflight_triggers_on": f.get("inflight_triggers", {}).get("send_stage_per_s_on_median"),
         "send_stage_per_s_inflight_triggers_off": f.get("inflight_triggers", {}).get("send_stage_per_s_off_median"),

@@ -9,6 +9,7 @@ With DATABASE_URL / REDIS_URL unset, the settings use the embedded services (`ma
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -217,14 +218,31 @@ def broker_name() -> str:
 
 
 class CpuMeter:
-    """CPU seconds (user + system) each named process used between start() and stop(), with all its
-    children (a prefork worker's pool, Granian's workers), plus the PostgreSQL backends serving
-    `database` (persistent connections: the same backends for the whole run). The broker and Redis are
-    shared by everyone on the machine and not attributed here."""
+    """CPU seconds (user + system, from /proc through psutil) each named process used between start()
+    and stop(), with all its children (a prefork worker's pool, Granian's workers), plus:
 
-    def __init__(self, procs: dict[str, subprocess.Popen], database: str = ""):
+    - "postgresql": the backends serving `database` (persistent connections: the same backends for the
+      whole run; autovacuum workers on it too), except the backends of this process (the bench's own
+      polling), reported as "bench_postgresql" — matched by the client port in the backend's title;
+    - "redis": the Redis server behind `redis_url` when it runs on this machine;
+    - "postgresql_shared": the server's checkpointer, background writer and WAL writer.
+
+    Redis and PostgreSQL's shared processes also serve everyone else on the machine: start() first
+    samples their rate for `background_s` seconds and stop() subtracts that rate over the run
+    (`self.background` holds what was subtracted), so read those two as estimates. The same sample
+    gives every process's idle rate (`self.idle_per_s`, CPU s/s): the pipeline's fixed cost."""
+
+    SHARED = ("redis", "postgresql_shared")
+    PG_SHARED = ("checkpointer", "background writer", "walwriter")
+
+    def __init__(self, procs: dict[str, subprocess.Popen], database: str = "", redis_url: str = ""):
         self.procs, self.database = procs, database
+        self.redis_pid = _local_redis_pid(redis_url) if redis_url else None
         self.first: dict[str, dict[int, float]] = {}
+        self.background: dict[str, float] = {}
+        self.idle_per_s: dict[str, float] = {}
+        self._rates: dict[str, float] = {}
+        self._t0 = 0.0
 
     def _sample(self) -> dict[str, dict[int, float]]:
         import psutil
@@ -233,39 +251,99 @@ class CpuMeter:
             t = p.cpu_times()
             return t.user + t.system
 
+        def add(name: str, p) -> None:
+            with contextlib.suppress(psutil.Error):
+                out.setdefault(name, {})[p.pid] = used(p)
+
         out: dict[str, dict[int, float]] = {}
         for name, proc in self.procs.items():
             out[name] = {}
             try:
                 root = psutil.Process(proc.pid)
                 for p in [root, *root.children(recursive=True)]:
-                    try:
-                        out[name][p.pid] = used(p)
-                    except psutil.Error:
-                        continue
+                    add(name, p)
             except psutil.Error:
                 continue
         if self.database:
-            out["postgresql"] = {}
-            for p in psutil.process_iter(["name", "cmdline"]):
+            mine = _own_postgres_ports()
+            out["postgresql"], out["bench_postgresql"], out["postgresql_shared"] = {}, {}, {}
+            for p in psutil.process_iter(["cmdline"]):
                 cmd = " ".join(p.info.get("cmdline") or [])
-                if cmd.startswith("postgres:") and f" {self.database} " in f"{cmd} ":
-                    try:
-                        out["postgresql"][p.pid] = used(p)
-                    except psutil.Error:
-                        continue
+                if not cmd.startswith("postgres:"):
+                    continue
+                if f" {self.database} " in f"{cmd} ":
+                    port = cmd.rsplit("(", 1)[-1].split(")", 1)[0]
+                    add("bench_postgresql" if port in mine else "postgresql", p)
+                elif any(cmd.rstrip().endswith(f": {what}") for what in self.PG_SHARED):
+                    add("postgresql_shared", p)
+        if self.redis_pid:
+            with contextlib.suppress(psutil.Error):
+                add("redis", psutil.Process(self.redis_pid))
         return out
 
-    def start(self) -> CpuMeter:
-        self.first = self._sample()
+    @staticmethod
+    def _diff(first: dict[str, dict[int, float]], last: dict[str, dict[int, float]]) -> dict[str, float]:
+        return {
+            name: sum(t - first.get(name, {}).get(pid, 0.0) for pid, t in pids.items()) for name, pids in last.items()
+        }
+
+    def start(self, background_s: float = 0.0) -> CpuMeter:
+        if background_s > 0:
+            t, before = time.monotonic(), self._sample()
+            time.sleep(background_s)
+            used = self._diff(before, self._sample())
+            span = time.monotonic() - t
+            # Every process's rate before the run: what an idle pipeline costs per second.
+            self.idle_per_s = {k: round(v / span, 3) for k, v in used.items()}
+            self._rates = {k: used.get(k, 0.0) / span for k in self.SHARED}
+        self.first, self._t0 = self._sample(), time.monotonic()
         return self
 
     def stop(self) -> dict[str, float]:
-        last = self._sample()
-        return {
-            name: round(sum(t - self.first.get(name, {}).get(pid, 0.0) for pid, t in pids.items()), 2)
-            for name, pids in last.items()
-        }
+        used = self._diff(self.first, self._sample())
+        elapsed = time.monotonic() - self._t0
+        self.background = {k: round(r * elapsed, 2) for k, r in self._rates.items()}
+        return {k: round(max(0.0, v - self.background.get(k, 0.0)), 2) for k, v in used.items()}
+
+
+# Not ours: the carrier is a simulator standing in for Sinch, and the bench's own polling.
+NOT_OURS = ("sandbox", "bench_postgresql")
+
+
+def cpu_per_message(cpu_s: dict[str, float], messages: int) -> dict:
+    """CpuMeter.stop()'s seconds as milliseconds per message: each process, "ours" (everything but
+    NOT_OURS: web, workers, PostgreSQL, Redis) and "ours_total"."""
+    if not messages:
+        return {}
+    ms = {k: round(1000 * v / messages, 3) for k, v in sorted(cpu_s.items(), key=lambda kv: -kv[1])}
+    ours = {k: v for k, v in ms.items() if k not in NOT_OURS}
+    return {
+        "ours_total": round(1000 * sum(v for k, v in cpu_s.items() if k not in NOT_OURS) / messages, 3),
+        "ours": ours,
+        "not_ours": {k: v for k, v in ms.items() if k in NOT_OURS},
+    }
+
+
+def _local_redis_pid(url: str) -> int | None:
+    """The Redis server's pid when it runs on this machine (INFO's process_id), else None."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url)
+        if client.connection_pool.connection_kwargs.get("host") not in ("127.0.0.1", "localhost", "::1"):
+            return None
+        return int(client.info("server")["process_id"])
+    except (redis.RedisError, KeyError, ValueError):
+        return None
+
+
+def _own_postgres_ports() -> set[str]:
+    """Local ports of this process's connections to PostgreSQL (a backend's title names its client port)."""
+    import psutil
+    from django.db import connection
+
+    port = int(connection.settings_dict.get("PORT") or 5432)
+    return {str(c.laddr.port) for c in psutil.Process().net_connections(kind="tcp") if c.raddr and c.raddr.port == port}
 
 
 # --- data --------------------------------------------------------------------------------------------
