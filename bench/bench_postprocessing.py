@@ -203,6 +203,7 @@ def blast_on_off(
             time.sleep(0.2)
         if meter is not None:
             on["cpu_s"], on["cpu_background_s"], on["cpu_idle_per_s"] = meter.stop(), meter.background, meter.idle_per_s
+            on["cpu_postgresql_by_client_s"] = meter.postgresql_by_client
     finally:
         ticker.stop()
         stop_worker(worker)

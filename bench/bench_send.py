@@ -213,11 +213,15 @@ def log_cpu(figures: dict, b: dict) -> None:
     if "cpu_s" not in b:
         return
     b["cpu_ms_per_message"] = per = cpu_per_message(b["cpu_s"], b["counts"]["final"])
+    # PostgreSQL's line split by the process its backends serve (web = the report INSERTs).
+    per["postgresql_by_client"] = cpu_per_message(b.get("cpu_postgresql_by_client_s", {}), b["counts"]["final"]).get(
+        "ours", {}
+    )
     figures["cpu_ms_per_message_ours"] = per.get("ours_total")
     log(
         f"CPU per delivered message: {per.get('ours_total')} ms ours {per.get('ours')}; "
         f"not ours {per.get('not_ours')}; background subtracted {b.get('cpu_background_s')} s; idle CPU s/s "
-        f"{b.get('cpu_idle_per_s')}; "
+        f"{b.get('cpu_idle_per_s')}; PostgreSQL ms by client {per.get('postgresql_by_client')}; "
         f"load {os.getloadavg()[0]:.1f}"
     )
 
@@ -654,6 +658,7 @@ def main() -> None:
                 time.sleep(0.2)
             b["cpu_s"] = meter.stop()
             b["cpu_background_s"], b["cpu_idle_per_s"] = meter.background, meter.idle_per_s
+            b["cpu_postgresql_by_client_s"] = meter.postgresql_by_client
             if ticker is not None:
                 ticker.stop()
             log_cpu(figures, b)

@@ -224,6 +224,7 @@ class CpuMeter:
     - "postgresql": the backends serving `database` (persistent connections: the same backends for the
       whole run; autovacuum workers on it too), except the backends of this process (the bench's own
       polling), reported as "bench_postgresql" — matched by the client port in the backend's title;
+      after stop(), `postgresql_by_client` splits it by the named process each backend serves;
     - "redis": the Redis server behind `redis_url` when it runs on this machine;
     - "postgresql_shared": the server's checkpointer, background writer and WAL writer.
 
@@ -241,6 +242,8 @@ class CpuMeter:
         self.first: dict[str, dict[int, float]] = {}
         self.background: dict[str, float] = {}
         self.idle_per_s: dict[str, float] = {}
+        self.postgresql_by_client: dict[str, float] = {}
+        self._backend_owner: dict[int, str] = {}
         self._rates: dict[str, float] = {}
         self._t0 = 0.0
 
@@ -256,16 +259,20 @@ class CpuMeter:
                 out.setdefault(name, {})[p.pid] = used(p)
 
         out: dict[str, dict[int, float]] = {}
+        owner: dict[str, str] = {}  # client port of a PostgreSQL connection → the named process holding it
         for name, proc in self.procs.items():
             out[name] = {}
             try:
                 root = psutil.Process(proc.pid)
                 for p in [root, *root.children(recursive=True)]:
                     add(name, p)
+                    if self.database:
+                        with contextlib.suppress(psutil.Error):
+                            owner.update({port: name for port in _postgres_ports(p)})
             except psutil.Error:
                 continue
         if self.database:
-            mine = _own_postgres_ports()
+            mine = _postgres_ports(psutil.Process())
             out["postgresql"], out["bench_postgresql"], out["postgresql_shared"] = {}, {}, {}
             for p in psutil.process_iter(["cmdline"]):
                 cmd = " ".join(p.info.get("cmdline") or [])
@@ -274,6 +281,7 @@ class CpuMeter:
                 if f" {self.database} " in f"{cmd} ":
                     port = cmd.rsplit("(", 1)[-1].split(")", 1)[0]
                     add("bench_postgresql" if port in mine else "postgresql", p)
+                    self._backend_owner.setdefault(p.pid, owner.get(port, "other"))
                 elif any(cmd.rstrip().endswith(f": {what}") for what in self.PG_SHARED):
                     add("postgresql_shared", p)
         if self.redis_pid:
@@ -300,7 +308,14 @@ class CpuMeter:
         return self
 
     def stop(self) -> dict[str, float]:
-        used = self._diff(self.first, self._sample())
+        last = self._sample()
+        used = self._diff(self.first, last)
+        # "postgresql" split by the process whose connection each backend serves ("other": not one of procs).
+        by_client: dict[str, float] = {}
+        for pid, t in last.get("postgresql", {}).items():
+            who = self._backend_owner.get(pid, "other")
+            by_client[who] = by_client.get(who, 0.0) + t - self.first.get("postgresql", {}).get(pid, 0.0)
+        self.postgresql_by_client = {k: round(v, 2) for k, v in sorted(by_client.items(), key=lambda kv: -kv[1])}
         elapsed = time.monotonic() - self._t0
         self.background = {k: round(r * elapsed, 2) for k, r in self._rates.items()}
         return {k: round(max(0.0, v - self.background.get(k, 0.0)), 2) for k, v in used.items()}
@@ -337,13 +352,12 @@ def _local_redis_pid(url: str) -> int | None:
         return None
 
 
-def _own_postgres_ports() -> set[str]:
-    """Local ports of this process's connections to PostgreSQL (a backend's title names its client port)."""
-    import psutil
+def _postgres_ports(process) -> set[str]:
+    """Local ports of a process's connections to PostgreSQL (a backend's title names its client port)."""
     from django.db import connection
 
     port = int(connection.settings_dict.get("PORT") or 5432)
-    return {str(c.laddr.port) for c in psutil.Process().net_connections(kind="tcp") if c.raddr and c.raddr.port == port}
+    return {str(c.laddr.port) for c in process.net_connections(kind="tcp") if c.raddr and c.raddr.port == port}
 
 
 # --- data --------------------------------------------------------------------------------------------
