@@ -16,6 +16,7 @@ See docs/send-pipeline.md ("Batching window").
 
 from __future__ import annotations
 
+import math
 import time
 from functools import lru_cache
 from typing import NamedTuple
@@ -23,30 +24,42 @@ from typing import NamedTuple
 import redis
 from django.conf import settings
 
-# KEYS[1] bucket; ARGV: rate/s, capacity, want, now (s, float), min_grant. → {granted, wait, tokens left}
-# State: "tokens" and "ts" in one hash; refill is computed lazily from the elapsed time.
+# KEYS[1] bucket; ARGV: rate/s, capacity, want, now (s, float), min_grant, spacing (s). → {granted, wait,
+# tokens left}. State: "tokens" and "ts" in one hash, refill computed lazily from the elapsed time; "call",
+# when the line's last batched carrier call started (mark_call): a taker with spacing > 0 gets nothing
+# until `spacing` after it.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local now = tonumber(ARGV[4])
 local min_grant = tonumber(ARGV[5])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local spacing = tonumber(ARGV[6])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'call')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
+local call = tonumber(state[3])
 if tokens == nil then tokens = cap; ts = now end
 if now > ts then tokens = math.min(cap, tokens + (now - ts) * rate); ts = now end
+local early = 0
+if spacing > 0 and call ~= nil and now < call + spacing then early = call + spacing - now end
 local grant = math.min(want, math.floor(tokens))
-if grant < min_grant then grant = 0 end
+if grant < min_grant or early > 0 then grant = 0 end
 tokens = tokens - grant
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
 redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 60)
 local wait = 0
 if grant < want then
   local need = math.max(min_grant, 1)
-  wait = math.max(0, (need - tokens) / rate)
+  wait = math.max(0, (need - tokens) / rate, early)
 end
 return {grant, tostring(wait), tostring(tokens)}
+"""
+
+_MARK_CALL = """
+redis.call('HSET', KEYS[1], 'call', ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
 """
 
 _REFUND = """
@@ -70,7 +83,7 @@ def _client() -> redis.Redis:
 @lru_cache(maxsize=1)
 def _scripts():
     client = _client()
-    return client.register_script(_TAKE), client.register_script(_REFUND)
+    return client.register_script(_TAKE), client.register_script(_REFUND), client.register_script(_MARK_CALL)
 
 
 def _key(line_id: int) -> str:
@@ -100,18 +113,29 @@ class Grant(NamedTuple):
     left: float  # units left in the bucket after the grant
 
 
-def take_detail(*, line_id: int, rate: float, want: int, min_grant: int = 1) -> Grant:
+def take_detail(*, line_id: int, rate: float, want: int, min_grant: int = 1, spacing: float = 0.0) -> Grant:
     """Take up to `want` units now, none if fewer than `min_grant` are there.
 
     min_grant: the smallest useful grant (the first message's segments, or a blast's whole batch);
     below it nothing is taken, so a 3-segment text is never split across refills and a blast never
     calls the carrier for a sliver of its batch.
+    spacing: nothing either until this long after the line's last batched call started (mark_call). The
+    bucket spaces grants, but the carrier sees calls: two send groups of one line waiting for the same
+    refill each call it a second apart give or take their own latency (a first call with cold caches
+    is the slow one), and a 1 s window at the carrier then holds two batches. Spaced from the previous
+    call's start, a batch cannot reach the carrier less than W after the one before it.
     """
-    take_script, _ = _scripts()
+    take_script, _, _ = _scripts()
     granted, wait, left = take_script(
-        keys=[_key(line_id)], args=[rate, capacity(rate, min_grant), want, time.time(), min_grant]
+        keys=[_key(line_id)], args=[rate, capacity(rate, min_grant), want, time.time(), min_grant, spacing]
     )
     return Grant(int(granted), float(wait), float(left))
+
+
+def mark_call(*, line_id: int, rate: float) -> None:
+    """A batched carrier call of the line starts now (the `spacing` of the next batched take counts from it)."""
+    _, _, mark_script = _scripts()
+    mark_script(keys=[_key(line_id)], args=[time.time(), math.ceil(capacity(rate) / rate) + 60])
 
 
 def wait_for(*, rate: float, need: int, left: float) -> float:
@@ -128,7 +152,7 @@ def take(*, line_id: int, rate: float, want: int, min_grant: int = 1) -> tuple[i
 def refund(*, line_id: int, rate: float, units: int) -> None:
     if units <= 0:
         return
-    _, refund_script = _scripts()
+    _, refund_script, _ = _scripts()
     refund_script(keys=[_key(line_id)], args=[units, capacity(rate)])
 
 

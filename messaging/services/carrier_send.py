@@ -190,7 +190,8 @@ def batch_send(
     rate = line.rate_per_second
     segs = [max(1, s) for s in (segments or [1] * len(message_ids))]
     need = _batch_need(segs, rate=rate, batched=batched)
-    grant = ratelimit.take_detail(line_id=line_id, rate=rate, want=sum(segs), min_grant=need)
+    spacing = ratelimit.window() if batched else 0.0
+    grant = ratelimit.take_detail(line_id=line_id, rate=rate, want=sum(segs), min_grant=need, spacing=spacing)
     granted = grant.granted
     n = used = 0
     for s in segs:
@@ -205,6 +206,7 @@ def batch_send(
         rest_need = _batch_need(segs[n:], rate=rate, batched=batched)
         outcome.rest_delay = ratelimit.wait_for(rate=rate, need=rest_need, left=grant.left + granted - used)
     if n == 0:
+        outcome.rest_delay = max(outcome.rest_delay, grant.wait)  # the bucket's wait includes the spacing
         return outcome
     # The carrier is down: claim nothing, give the units back, the whole group waits for the probe.
     verdict = breaker.check(account_id=line.carrier_account_id) if line.carrier_account_id else None
@@ -228,6 +230,8 @@ def batch_send(
         if rows:
             outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
         return outcome
+    if batched:
+        ratelimit.mark_call(line_id=line_id, rate=rate)
     for i, group in enumerate(_split(rows)):
         ref = batch_ref
         if i:

@@ -27,10 +27,11 @@ from .grouping import CHUNK_SIZE
 from .status import StatusUpdate, events_record_for_new_messages, messages_apply_statuses
 
 # A blast's first chunk on a paced line: this many carrier batches (ratelimit.batch_units: r × W), so the
-# first call waits for 2 × r × W renders rather than 1,000 (on a 10/s line: 20 recipients, ~10 ms of
-# prepare instead of ~0.2 s), and the second batch is ready when its units are. A line of ≥ 500/s gets
-# a full chunk: its first carrier call is a full batch of 1,000 anyway.
-HEAD_BATCHES = 2
+# first call waits for r × W renders rather than 1,000 (on a 10/s line: 10 recipients, a few ms of
+# prepare instead of ~0.2 s). One batch: the first chunk goes in one call and leaves no remainder to
+# pace beside the next chunk's group (two groups of a line are kept a window apart at the carrier by
+# ratelimit's call spacing). A line of ≥ 1,000/s gets a full chunk: its first call is a full batch anyway.
+HEAD_BATCHES = 1
 # Chunks of one blast in the prepare queue at once after its first: as many as the bench's prepare,send
 # worker has children (4), so one blast alone still keeps every child busy (bench_send's single-line
 # figure), while 50 blasts launched together each get their turn (bench_lines: docs/send-pipeline.md).

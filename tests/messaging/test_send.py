@@ -292,7 +292,7 @@ def test_a_paced_remainder_renews_prepared_at_only_when_it_would_go_stale(
     assert touch.startswith("UPDATE messaging_message SET prepared_at")
 
 
-def test_a_blast_on_a_paced_line_starts_with_two_batches_and_chains_its_other_chunks(org, settings):
+def test_a_blast_on_a_paced_line_starts_with_one_batch_and_chains_its_other_chunks(org, settings):
     # given: a line at 10/s with W = 1 s, 2,500 recipients
     settings.SEND_BATCH_WINDOW_SECONDS = 1.0
     _no_quiet_hours(org)
@@ -302,10 +302,23 @@ def test_a_blast_on_a_paced_line_starts_with_two_batches_and_chains_its_other_ch
     # when
     ranges = sending._chunk_ranges(blast.id, head=sending.HEAD_BATCHES * ratelimit.batch_units(10))
     first, chains = sending.blast_chunk_plan(ranges)
-    # then: a first chunk of 20 recipients, then chunks of 1,000 in at most PREPARE_CHAINS chains, every
-    # recipient in exactly one range
+    # then: a first chunk of one batch (10 recipients), then chunks of 1,000 in at most PREPARE_CHAINS
+    # chains, every recipient in exactly one range
     ids = list(blast.recipients.order_by("id").values_list("id", flat=True))
     sizes = [sum(1 for i in ids if lo <= i <= hi) for lo, hi in ranges]
-    assert sizes == [20, 1000, 1000, 480] and sum(sizes) == len(ids)
+    assert sizes == [10, 1000, 1000, 490] and sum(sizes) == len(ids)
     assert first == ranges[0] and len(chains) == min(sending.PREPARE_CHAINS, 3)
     assert sorted(tuple(r) for chain in chains for r in chain) == ranges[1:]
+
+
+def test_a_batched_take_waits_a_window_after_the_lines_last_call_started():
+    # given: a full bucket (10/s) whose line started a batched carrier call just now
+    ratelimit.reset(line_id=987655)
+    ratelimit.mark_call(line_id=987655, rate=10)
+    # when: another group of the line asks for a batch of 10 with the window as spacing
+    spaced = ratelimit.take_detail(line_id=987655, rate=10, want=10, min_grant=10, spacing=1.0)
+    unspaced = ratelimit.take_detail(line_id=987655, rate=10, want=1, min_grant=1)
+    # then: nothing until a window after that call's start, though the units are there; a conversation
+    # message (no spacing) takes its unit at once
+    assert spaced.granted == 0 and 0.9 < spaced.wait <= 1.0 and spaced.left >= 9.9
+    assert unspaced.granted == 1
