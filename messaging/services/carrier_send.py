@@ -190,7 +190,7 @@ def batch_send(
     rate = line.rate_per_second
     segs = [max(1, s) for s in (segments or [1] * len(message_ids))]
     need = _batch_need(segs, rate=rate, batched=batched)
-    spacing = ratelimit.window() if batched else 0.0
+    spacing = ratelimit.window() + ratelimit.CALL_SPACING_SLACK_S if batched else 0.0
     grant = ratelimit.take_detail(line_id=line_id, rate=rate, want=sum(segs), min_grant=need, spacing=spacing)
     granted = grant.granted
     n = used = 0

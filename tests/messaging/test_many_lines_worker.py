@@ -6,8 +6,10 @@ every line holds its pace.
 
 Before the fix a blast's audience went into the prepare queue as all its chunks of 1,000 at once, so
 the organization launched last waited for every chunk of the ones before it; now a blast on a paced
-line starts with a chunk of two batches and chains the rest (messaging/services/sending.py:
-blast_chunk_plan; docs/send-pipeline.md, "Many lines at once").
+line starts with a chunk of one batch and chains the rest (messaging/services/sending.py:
+blast_chunk_plan; docs/send-pipeline.md, "Many lines at once"). Two send groups of one line then wait for
+the same refill, and their calls reached the carrier under a second apart (20 in a 1 s window) until a
+batched take was also spaced from the line's last call (ratelimit.mark_call).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def test_blasts_of_several_organizations_start_together_and_each_line_keeps_its_
     # capacity plus the rate over any run of calls (with our own latency's allowance, JITTER_S)
     for calls in by_org.values():
         assert max(len(c["to"]) for c in calls) <= RATE
+        assert max_in_one_second(calls) <= RATE  # the issue's check: no 1 s window above the line's rate
         assert pacing_excess(calls, rate=RATE, capacity=ratelimit.capacity(RATE)) <= 0
     # nothing twice: each recipient reached the carrier once
     sent = [r for v in by_org.values() for c in v for r in c["to"]]
