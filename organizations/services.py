@@ -85,21 +85,37 @@ LAST_ADMIN = "The organization needs at least one admin: make someone else an ad
 
 
 def membership_add(*, organization: Organization, email: str, role: str) -> Membership:
-    """Adds the Parley user with this email (an existing account) to the organization with `role`."""
+    """Adds the Parley user with this email to the organization with `role`. With no account for it, makes
+    one that cannot sign in yet (no usable password, the email as its sign-in name): an invited member,
+    whom the caller mails the link that chooses a password (webapp.invitations; `membership_is_invited`)."""
     if role not in Role.values:
         raise ValidationError({"role": [f"'{role}' is not a role ({', '.join(Role.values)})."]})
     email = email.strip()
-    users = list(get_user_model().objects.filter(email__iexact=email, is_active=True).order_by("id")[:2])
-    if not users:
-        raise ValidationError({"email": ["No Parley user has this email: they need an account first."]})
-    if len(users) > 1:
-        raise ValidationError({"email": ["Several Parley users share this email: ask support to add the right one."]})
-    user = users[0]
+    user_model = get_user_model()
     with transaction.atomic():
-        if Membership.objects.filter(organization=organization, user=user).exists():
-            raise ValidationError({"email": ["This user is already a member."]})
+        users = list(user_model.objects.filter(email__iexact=email, is_active=True).order_by("id")[:2])
+        if len(users) > 1:
+            raise ValidationError(
+                {"email": ["Several Parley users share this email: ask support to add the right one."]}
+            )
+        if users:
+            user = users[0]
+            if Membership.objects.filter(organization=organization, user=user).exists():
+                raise ValidationError({"email": ["This user is already a member."]})
+        else:
+            username = email.lower()
+            if user_model.objects.filter(username__iexact=username).exists():
+                # An inactive account, or one whose sign-in name is this email but whose email is another.
+                raise ValidationError({"email": ["An account already signs in with this email: ask support."]})
+            user = user_model.objects.create_user(username=username, email=username)  # password unusable
         # The unique constraint settles a race between two adds: the loser's IntegrityError is a 500, not a twin.
         return Membership.objects.create(organization=organization, user=user, role=role)
+
+
+def membership_is_invited(membership: Membership) -> bool:
+    """Invited and not yet arrived: the account has never had a password (one is chosen through the
+    invitation's link). Reads only the membership's user, so a list with select_related asks nothing more."""
+    return not membership.user.has_usable_password()
 
 
 def _locked_admins(organization: Organization) -> list[int]:

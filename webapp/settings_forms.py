@@ -95,7 +95,7 @@ class ApiKeyForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    email = forms.EmailField(help_text="A person who already has a Parley account.")
+    email = forms.EmailField(help_text="Their work email: an account is made and invited if they have none.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.AGENT)
 
 

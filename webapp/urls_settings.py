@@ -16,6 +16,7 @@ urlpatterns = [
     path("settings/members/", views.members, name="settings-members"),
     path("settings/members/<int:member_id>/role/", views.member_role, name="settings-member-role"),
     path("settings/members/<int:member_id>/remove/", views.member_remove, name="settings-member-remove"),
+    path("settings/members/<int:member_id>/invite/", views.member_invite, name="settings-member-invite"),
     path("settings/ringcentral/", views.ringcentral, name="settings-ringcentral"),
     path("settings/ringcentral/disconnect/", views.ringcentral_disconnect_view, name="settings-ringcentral-disconnect"),
 ]

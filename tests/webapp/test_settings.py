@@ -9,6 +9,8 @@ import threading
 from datetime import time
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
 from django.test import Client
 
 from integrations.models import NiceConnection, RingCentralConnection
@@ -347,12 +349,13 @@ def test_members_are_added_by_email_changed_and_removed_never_the_last_admin(org
     assert client.post("/settings/members/", {"email": "ADA@example.com", "role": "agent"}).status_code == 302
     added = Membership.objects.get(organization=org, user=newcomer)
     assert added.role == Role.AGENT
-    # unknown email, already a member: 400 naming the field, nothing added
-    for email, reason in (("nobody@example.com", "need an account"), ("ada@example.com", "already a member")):
+    # already a member, or not an email: 400 naming the field, nothing added
+    for email, reason in (("ada@example.com", "already a member"), ("ada@", "valid email")):
         response = client.post("/settings/members/", {"email": email, "role": "agent"})
         html = response.content.decode()
         assert response.status_code == 400 and 'data-field="email"' in html and reason in html, email
     assert Membership.objects.filter(organization=org).count() == 2
+    assert mail.outbox == []  # an existing account is added, not invited
     # change a role; an unknown role is refused
     assert client.post(f"/settings/members/{added.pk}/role/", {"role": "support"}).status_code == 302
     assert client.post(f"/settings/members/{added.pk}/role/", {"role": "owner"}).status_code == 400
@@ -463,3 +466,99 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(org):
         ["demoted", "The organization needs at least one admin: make someone else an admin first."]
     )
     assert Membership.objects.filter(organization=org, role=Role.ADMIN).count() == 1
+
+
+# --- invitations: an admin adds someone who has no account yet ----------------------------------------
+
+
+def _invitation_link(message) -> str:
+    return re.search(r"^https://app\.parley\.example(/reset/\S+/\S+/)$", message.body, re.M).group(1)
+
+
+def test_a_person_without_an_account_is_invited_chooses_a_password_and_signs_in(org, admin, settings):
+    settings.PUBLIC_BASE_URL = "https://app.parley.example"
+    client = signed_in(admin)
+    # when: the admin adds an email no account has
+    response = client.post("/settings/members/", {"email": " Grace@Example.com ", "role": "agent"}, follow=True)
+    # then: an account that cannot sign in yet, a membership with the role, one mail, and the page says so
+    user = get_user_model().objects.get(email="grace@example.com")
+    assert user.username == "grace@example.com" and not user.has_usable_password()
+    invited = Membership.objects.get(organization=org, user=user)
+    assert invited.role == Role.AGENT
+    html = response.content.decode()
+    assert response.status_code == 200 and "Invitation sent to grace@example.com" in html
+    assert re.search(rf'data-id="{invited.pk}".*?Invited.*?Resend invitation', html, re.S)
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["grace@example.com"]
+    assert org.name in mail.outbox[0].subject and "sign in with grace@example.com" in mail.outbox[0].body
+    # when: the invitee follows the link (built on PUBLIC_BASE_URL) and chooses a password
+    newcomer = Client()
+    form_page = newcomer.get(_invitation_link(mail.outbox[0]), follow=True)
+    assert form_page.status_code == 200 and "new_password1" in form_page.content.decode()
+    password = "a-long-invited-password-7"  # noqa: S105
+    newcomer.post(form_page.redirect_chain[-1][0], {"new_password1": password, "new_password2": password})
+    # then: they sign in on the login page, land in the organization, and are no longer "invited"
+    signed = newcomer.post("/login/", {"username": "grace@example.com", "password": password})
+    assert signed.status_code == 302 and newcomer.get("/").status_code == 200
+    members_page = client.get("/settings/members/").content.decode()
+    assert ">Invited<" not in members_page and "Resend invitation" not in members_page
+    # and the link was good once: a second use is refused
+    assert (
+        "invalid or has already been used"
+        in Client().get(_invitation_link(mail.outbox[0]), follow=True).content.decode()
+    )
+
+
+def test_an_invitation_is_resent_only_to_an_invited_member_of_this_organization(org, other_org, admin, settings):
+    settings.PUBLIC_BASE_URL = "https://app.parley.example"
+    client = signed_in(admin)
+    client.post("/settings/members/", {"email": "lin@example.com", "role": "support"})
+    invited = Membership.objects.get(organization=org, user__email="lin@example.com")
+    # resend: a second mail with a working link
+    assert client.post(f"/settings/members/{invited.pk}/invite/").status_code == 302
+    assert len(mail.outbox) == 2 and mail.outbox[1].to == ["lin@example.com"]
+    assert Client().get(_invitation_link(mail.outbox[1]), follow=True).status_code == 200
+    # a member who has a password: 400 with the reason, no mail
+    response = client.post(f"/settings/members/{admin.pk}/invite/")
+    assert response.status_code == 400 and "already chosen a password" in response.content.decode()
+    # another organization's invited member: 404, no mail
+    foreign = factories.MembershipFactory(organization=other_org, role=Role.AGENT)
+    foreign.user.set_unusable_password()
+    foreign.user.save()
+    assert client.post(f"/settings/members/{foreign.pk}/invite/").status_code == 404
+    # an agent cannot resend
+    assert (
+        signed_in(factories.MembershipFactory(organization=org, role=Role.AGENT))
+        .post(f"/settings/members/{invited.pk}/invite/")
+        .status_code
+        == 403
+    )
+    assert len(mail.outbox) == 2
+
+
+def test_a_mail_that_fails_leaves_the_member_invited_and_says_so_without_the_servers_words(org, admin, settings):
+    # given: an SMTP server that is not there (a real connection, refused on a closed loopback port)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    settings.EMAIL_HOST_PASSWORD = "smtp-secret-pw"  # noqa: S105
+    client = signed_in(admin)
+    # when
+    response = client.post("/settings/members/", {"email": "max@example.com", "role": "agent"}, follow=True)
+    # then: the member is added and invited, and the admin reads what happened and what to do
+    html = response.content.decode()
+    assert Membership.objects.filter(organization=org, user__email="max@example.com").exists()
+    assert "could not be mailed (ConnectionRefusedError)" in html and "resend it from the list" in html
+    assert "smtp-secret-pw" not in html
+    # and once mail works again, the resend delivers
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    invited = Membership.objects.get(organization=org, user__email="max@example.com")
+    assert "Invitation sent" in client.post(f"/settings/members/{invited.pk}/invite/", follow=True).content.decode()
+    assert len(mail.outbox) == 1
+
+
+def test_an_email_that_is_another_accounts_sign_in_name_is_refused(org, admin):
+    # an account signs in as this email but has another address on file: no second account, no guess
+    factories.UserFactory(username="sam@example.com", email="sam.other@example.com")
+    response = signed_in(admin).post("/settings/members/", {"email": "SAM@example.com", "role": "agent"})
+    assert response.status_code == 400 and "ask support" in response.content.decode()
+    assert not Membership.objects.filter(organization=org, user__username="sam@example.com").exists()
+    assert mail.outbox == []

@@ -10,6 +10,9 @@ within that organization (another's: 404). A refusal re-renders the page with th
 
 from __future__ import annotations
 
+import logging
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Exists, OuterRef
@@ -29,6 +32,7 @@ from organizations import services as org_services
 from organizations.models import ApiKey, Membership, Organization, Role
 
 from .. import roles
+from ..invitations import send_invitation
 from ..settings_forms import (
     ApiKeyForm,
     LineCreateForm,
@@ -40,6 +44,8 @@ from ..settings_forms import (
     form_service_errors,
 )
 from .common import active_membership
+
+log = logging.getLogger(__name__)
 
 SECTIONS = [
     ("lines", "Lines"),
@@ -223,10 +229,28 @@ def _members_page(request, membership, status: int = 200, *, form=None, role_err
         "members",
         "members.html",
         status=status,
-        rows=[(m, (role_errors or {}).get(m.pk, [])) for m in members],
+        rows=[(m, org_services.membership_is_invited(m), (role_errors or {}).get(m.pk, [])) for m in members],
         form=form or MemberAddForm(),
         roles=Role.choices,
     )
+
+
+def _invite(request, invited: Membership):
+    """Mails the invitation, tells the admin how it went (on the page the redirect lands on) and sends them
+    back to the list. A failed mail leaves the member added and invited: the admin sees why (the error's
+    kind, never its text — an SMTP error may quote the server's login) and resends from the list."""
+    try:
+        send_invitation(invited, invited_by=request.user)
+    except Exception as exc:  # noqa: BLE001 - any mail backend's failure is the admin's to see and retry
+        log.warning("invitation mail for membership %s failed: %s", invited.pk, type(exc).__name__)
+        messages.error(
+            request,
+            f"{invited.user.email} is a member now, but the invitation could not be mailed "
+            f"({type(exc).__name__}): resend it from the list.",
+        )
+    else:
+        messages.success(request, f"Invitation sent to {invited.user.email}.")
+    return redirect("settings-members")
 
 
 @login_required
@@ -237,12 +261,33 @@ def members(request):
     form = MemberAddForm(request.POST)
     if form.is_valid():
         try:
-            org_services.membership_add(organization=membership.organization, **form.cleaned_data)
+            added = org_services.membership_add(organization=membership.organization, **form.cleaned_data)
         except ValidationError as exc:
             form_service_errors(form, exc)
         else:
+            if org_services.membership_is_invited(added):
+                return _invite(request, added)
             return redirect("settings-members")
     return _members_page(request, membership, 400, form=form)
+
+
+@login_required
+@require_POST
+def member_invite(request, member_id: int):
+    """Mails the invitation again (a lost or expired link): only to a member who has not arrived yet."""
+    membership = admin_membership(request)
+    invited = (
+        Membership.objects.select_related("user", "organization")
+        .filter(organization=membership.organization, pk=member_id)
+        .first()
+    )
+    if invited is None:
+        raise Http404
+    if not org_services.membership_is_invited(invited):
+        return _member_refused(
+            request, membership, member_id, ValidationError("This member has already chosen a password.")
+        )
+    return _invite(request, invited)
 
 
 def _member_refused(request, membership, member_id: int, exc: ValidationError):
