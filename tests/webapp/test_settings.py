@@ -562,3 +562,18 @@ def test_an_email_that_is_another_accounts_sign_in_name_is_refused(org, admin):
     assert response.status_code == 400 and "ask support" in response.content.decode()
     assert not Membership.objects.filter(organization=org, user__username="sam@example.com").exists()
     assert mail.outbox == []
+
+
+def test_an_invited_member_who_lost_the_mail_gets_a_link_from_forgot_password(org, admin, settings):
+    settings.PUBLIC_BASE_URL = "https://app.parley.example"
+    signed_in(admin).post("/settings/members/", {"email": "ida@example.com", "role": "agent"})
+    mail.outbox.clear()
+    # when: the invitee asks "Forgot password" instead
+    Client().post("/forgot-password/", {"email": "IDA@example.com"})
+    # then: a reset link that chooses their first password
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["ida@example.com"]
+    newcomer = Client()
+    form_page = newcomer.get(_invitation_link(mail.outbox[0]), follow=True)
+    password = "ida-first-password-42"  # noqa: S105
+    newcomer.post(form_page.redirect_chain[-1][0], {"new_password1": password, "new_password2": password})
+    assert newcomer.post("/login/", {"username": "ida@example.com", "password": password}).status_code == 302

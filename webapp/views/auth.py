@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 
 
@@ -14,8 +16,21 @@ def public_base_url() -> str:
     return settings.PUBLIC_BASE_URL.rstrip("/")
 
 
+class PasswordResetForm(auth_forms.PasswordResetForm):
+    """Django's, which also answers an invited member (an account that has never had a password,
+    webapp/invitations.py): Django skips accounts without a usable password — meant for accounts that
+    sign in elsewhere, and Parley has none — so a lost invitation would need an admin to resend it."""
+
+    def get_users(self, email):
+        user_model = get_user_model()
+        email_field = user_model.get_email_field_name()
+        return user_model._default_manager.filter(**{f"{email_field}__iexact": email, "is_active": True})
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     """Django's, with the mailed link built on PUBLIC_BASE_URL (Django's takes the request's host)."""
+
+    form_class = PasswordResetForm
 
     def form_valid(self, form):
         base = urlsplit(public_base_url())
