@@ -357,7 +357,8 @@ class FakeSinch:
 
     - `hold_seconds`: POST /batches waits this long before answering (a worker can be killed mid-call);
     - `accept_before_hold`: record the batch on arrival (the carrier got it even if the caller dies)
-      or only after the hold (a caller killed during the hold leaves no batch at the carrier);
+      or only after the hold, and only if the caller is still connected (a caller killed during the
+      hold leaves no batch at the carrier, however long the hold outlasts it);
     - `fail_next`: list of HTTP statuses to answer the next POSTs with (500, 429, 400...);
     - `release`: when set to a threading.Event, POST /batches answers only once it is set (at most 60 s):
       the test decides when the caller learns the batch id.
@@ -415,9 +416,22 @@ class FakeSinch:
                 if fake.release is not None:
                     fake.release.wait(60)
                 if not fake.accept_before_hold:
+                    if self._caller_gone():
+                        return  # killed during the hold: the carrier never got the batch
                     with fake.lock:
                         fake.batches.append(batch)
                 self._answer(201, batch)
+
+            def _caller_gone(self) -> bool:
+                # A caller killed with SIGKILL leaves its socket closed by the kernel: EOF (or a reset)
+                # is readable at once. Without this check a hold that outlasted the test's own waits
+                # (a loaded machine) recorded the dead caller's batch, and its 20 texts went twice.
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    return True
 
             def do_GET(self):  # noqa: N802
                 url = urlsplit(self.path)
