@@ -115,7 +115,7 @@ def bench_data(count: int, sandbox_url: str) -> tuple[CarrierAccount, Line, list
                     direction=Direction.OUTBOUND,
                     body="Hello",
                     rendered_body="Hello",
-                    status="sent",
+                    status=MessageStatus.DELIVERED,  # at rest: out of the work queue (see reset)
                     carrier_batch_id=f"BENCH{n // BATCH:05d}",
                     carrier_recipient=cv.contact.phone_number,
                 )
@@ -133,7 +133,12 @@ def bench_data(count: int, sandbox_url: str) -> tuple[CarrierAccount, Line, list
 
 
 def reset(org_id: int, account_id: int) -> None:
-    """Messages back to "sent", their outbox events and the account's stored webhooks gone."""
+    """Messages at rest, their outbox events and the account's stored webhooks gone.
+
+    At rest is "delivered", not "sent": a sent message is a row of the work queue
+    (messaging_message_inflight) that the backfill and the overdue-report pass pick up, and the
+    messages left "sent" misled later runs on the same database. measure_apply puts them in "sent"
+    just before it applies their reports."""
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM carriers_webhookevent WHERE account_id = %s", [account_id])
         cursor.execute(
@@ -144,7 +149,7 @@ def reset(org_id: int, account_id: int) -> None:
         cursor.execute(
             "UPDATE messaging_message SET status = %s, delivered_at = NULL, carrier_status = '' "
             "WHERE organization_id = %s AND direction = 'out' AND carrier_batch_id LIKE 'BENCH%%'",
-            [MessageStatus.SENT, org_id],
+            [MessageStatus.DELIVERED, org_id],
         )
         cursor.execute(
             "DELETE FROM messaging_message WHERE organization_id = %s AND carrier_batch_id NOT LIKE 'BENCH%%'", [org_id]
