@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-send bench-lines bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp bench-webapp-reports bench-history services stop-services clean
+.PHONY: run test lint bench bench-send bench-lines bench-redirect bench-backfill bench-migrate bench-chaos bench-webapp bench-webapp-reports bench-history bench-retention services stop-services clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ bench-webapp-reports: services
 # early reports, web restart) vs without: duplicates, lost, stuck, seconds (docs/recovery.md).
 bench-chaos: services
 	$(PY) bench/bench_chaos.py
+
+# Deleting 1,000,000 processed webhook events past the retention while the intake stores more: rows/s,
+# each 5,000-row statement's time, the intake's INSERT latency (docs/carriers.md, "Retention of stored webhooks").
+bench-retention: services
+	$(PY) bench/bench_retention.py
 
 # The blast, webhook, redirect, backfill and API figures on the database as it is, then again after loading
 # a two-year history of SCALE x 10,000,000 messages, side by side (docs/performance.md, "History"). Needs

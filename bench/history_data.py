@@ -294,7 +294,7 @@ FROM (SELECT conversation_id, max(created_at) AS last_at, min(created_at) AS fir
 WHERE c.id = x.conversation_id
 """
 
-# The stored reports of the last 30 days (nothing prunes carriers_webhookevent; see docs/performance.md).
+# The stored reports of the last 30 days: what the retention keeps (WEBHOOK_EVENT_RETENTION_DAYS, docs/carriers.md).
 _WEBHOOKS_SQL = """
 INSERT INTO carriers_webhookevent (account_id, kind, body, received_at, state, attempts, processed_at, error)
 SELECT a.id, %(delivery)s,

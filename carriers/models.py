@@ -99,7 +99,7 @@ class WebhookEvent(models.Model):
 
     The view writes one row; the task "carriers.apply_webhooks" (messaging/services/reports.py) claims
     pending rows in pk order and applies them set-based. Rows whose message is not known yet stay pending
-    with a backoff.
+    with a backoff. Processed rows are deleted after WEBHOOK_EVENT_RETENTION_DAYS (services.webhook_events_prune).
     """
 
     # No index of its own: webhook_account_recent leads with account (one index less per stored callback).

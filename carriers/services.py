@@ -313,3 +313,63 @@ def webhook_requeue(*, event_ids: list[int]) -> int:
     if count:
         wake_on_commit_call(partial(webhooks_enqueue_apply, force=True))
     return count
+
+
+# -- retention ------------------------------------------------------------------------------------------
+# The store keeps every callback as received, so it would grow by one row per delivery report for ever.
+# Processed rows older than the retention (WEBHOOK_EVENT_RETENTION_DAYS, docs/carriers.md "Retention")
+# are deleted by "carriers.prune_webhooks" (hourly, config/beat.py). Pending, failed and invalid rows are
+# never deleted: they are retry material and the evidence of what we could not apply.
+# 5,000 rows per statement: each statement is one short transaction (p50 16–20 ms, max 160–200 ms at
+# load 3–4, bench/bench_retention.py; docs/carriers.md), so nothing waits long behind its row locks.
+PRUNE_BATCH = 5_000
+_PROCESSED = sql_literals(WebhookState.PROCESSED)
+# One window of the primary key per statement: the next `batch` rows after the last window (an index
+# range scan of the pkey, never a sequential scan), of which the processed old ones are deleted. The
+# store's ids follow received_at (one sequence, now() at insert), so the old rows are the low ids; the
+# run stops at the first window with no row received before the cutoff. The state is re-checked on the
+# row itself, so a row an admin requeued meanwhile (webhook_requeue) is not deleted.
+_PRUNE_WINDOW = """
+WITH win AS (SELECT id, received_at FROM carriers_webhookevent WHERE id > %s ORDER BY id LIMIT %s),
+hit AS ({action} FROM carriers_webhookevent w
+        WHERE w.id > %s AND w.id <= (SELECT max(id) FROM win)
+          AND w.state = {processed} AND w.received_at < %s AND w.processed_at < %s {returning})
+SELECT (SELECT max(id) FROM win), (SELECT count(*) FROM win), (SELECT count(*) FROM win WHERE received_at < %s),
+       (SELECT count(*) FROM hit)
+"""
+_PRUNE_SQL = _PRUNE_WINDOW.format(action="DELETE", processed=_PROCESSED, returning="RETURNING 1")
+_PRUNE_DRY_SQL = _PRUNE_WINDOW.format(action="SELECT 1", processed=_PROCESSED, returning="")
+
+
+@dataclass
+class PruneResult:
+    deleted: int = 0  # or, on a dry run, the rows that would be
+    statements: int = 0
+    seconds: float = 0.0
+
+
+def webhook_events_prune(*, older_than_days: int, batch: int = PRUNE_BATCH, dry_run: bool = False) -> PruneResult:
+    """Delete processed webhook events received (and processed) more than `older_than_days` ago, `batch`
+    rows of the primary key per statement, each statement its own transaction. dry_run: count instead."""
+    result = PruneResult()
+    if older_than_days <= 0:  # retention off: keep everything
+        return result
+    started = time.monotonic()
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    sql, after = (_PRUNE_DRY_SQL if dry_run else _PRUNE_SQL), 0
+    while True:
+        ((last, rows, old, hit),) = execute_bound(sql, [after, batch, after, cutoff, cutoff, cutoff])
+        result.statements += 1
+        result.deleted += hit
+        if rows < batch or not old:  # the end of the table, or a whole window newer than the cutoff
+            break
+        after = last
+    result.seconds = time.monotonic() - started
+    log.info(
+        "webhook events pruned%s: %d in %d statements, %.1f s",
+        " (dry run)" if dry_run else "",
+        result.deleted,
+        result.statements,
+        result.seconds,
+    )
+    return result

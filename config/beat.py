@@ -9,6 +9,8 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "backfill.overdue_reports": {"task": "backfill.overdue_reports", "schedule": 60.0, "options": {"expires": 55}},
     # Safety sweep for stored carrier webhooks: early reports' retries, rows a lost enqueue left behind.
     "carriers.apply_webhooks": {"task": "carriers.apply_webhooks", "schedule": 15.0},
+    # Processed webhook events past WEBHOOK_EVENT_RETENTION_DAYS, 5,000 rows per statement (docs/carriers.md).
+    "carriers.prune_webhooks": {"task": "carriers.prune_webhooks", "schedule": 3600.0, "options": {"expires": 3000}},
     "shortener.flush_clicks": {"task": "shortener.flush_clicks", "schedule": 1.0},  # click buffer → DB
     # Post-processing outbox drain: the floor under the debounced kick (docs/postprocessing.md). A tick
     # older than 5 s is dropped, so a busy worker does not find a pile of stale ticks.

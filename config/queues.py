@@ -27,6 +27,7 @@ TASK_ROUTES = {
     "messaging.prepare_*": {"queue": Queue.PREPARE.value},
     "messaging.send_*": {"queue": Queue.SEND.value},
     "messaging.release_*": {"queue": Queue.DEFAULT.value},
+    "carriers.prune_*": {"queue": Queue.BULK.value},  # before carriers.*: not on the apply's queue
     "carriers.*": {"queue": Queue.WEBHOOKS.value},
     "postprocessing.*": {"queue": Queue.POSTPROCESSING.value},
     "shortener.*": {"queue": Queue.DEFAULT.value},

@@ -38,3 +38,10 @@ CARRIER_BREAKER_PROBE_SECONDS = env.float("CARRIER_BREAKER_PROBE_SECONDS", defau
 BACKFILL_OVERDUE_BATCH = env.int("BACKFILL_OVERDUE_BATCH", default=500)
 BACKFILL_OVERDUE_LINES = env.int("BACKFILL_OVERDUE_LINES", default=200)
 BACKFILL_OVERDUE_RUNS_KEEP_DAYS = env.int("BACKFILL_OVERDUE_RUNS_KEEP_DAYS", default=7)
+
+# Stored carrier webhooks (carriers_webhookevent): processed ones are deleted this many days after they
+# were received (carriers.webhook_events_prune, hourly; docs/carriers.md "Retention"). 30: past the
+# carrier's own 14 days of batches (after which our copy is the only one) and a monthly invoice cycle,
+# so a disputed report of last month can still be read byte for byte. Pending, failed and invalid rows
+# are never deleted. 0 keeps everything.
+WEBHOOK_EVENT_RETENTION_DAYS = env.int("WEBHOOK_EVENT_RETENTION_DAYS", default=30)
