@@ -1,6 +1,8 @@
 from django.contrib import admin
 
-from .models import AllowedTargetHost, Click, Link
+from messaging.admin import ReadOnlyAdmin
+
+from .models import AllowedTargetHost, BlastClicker, BlastLinkRollup, Click, ClickRollup, Link
 
 
 @admin.register(Link)
@@ -54,3 +56,24 @@ class AllowedTargetHostAdmin(admin.ModelAdmin):
     search_fields = ["host"]
     list_select_related = ["organization"]
     raw_id_fields = ["organization"]
+
+
+# The click rollups the reports read; rebuilt with `manage.py recompute_click_rollups`.
+@admin.register(ClickRollup)
+class ClickRollupAdmin(ReadOnlyAdmin):
+    list_display = ["organization_id", "blast_id", "slot", "clicks", "bot_clicks"]
+    search_fields = ["=blast_id", "=organization_id"]
+    show_full_result_count = False
+
+
+@admin.register(BlastLinkRollup)
+class BlastLinkRollupAdmin(ReadOnlyAdmin):
+    list_display = ["blast_id", "target_url", "links", "clicks", "unique_clicks", "bot_clicks"]
+    search_fields = ["=blast_id"]
+
+
+@admin.register(BlastClicker)
+class BlastClickerAdmin(ReadOnlyAdmin):
+    list_display = ["blast_id", "contact_id"]
+    search_fields = ["=blast_id"]
+    show_full_result_count = False

@@ -6,7 +6,8 @@ as the link lookup — one Redis round-trip per redirect. The full IP never leav
 
 Writer side (`clicks_flush`, task "shortener.flush_clicks", beat every second): reads up to
 FLUSH_BATCH entries, flags bots, and in one transaction inserts visitors, clicks and counter updates
-set-based, emits link.clicked events, then trims the buffer. Idempotent: every click carries a random
+set-based, counts them into the reports' rollups (services/rollups.py), emits link.clicked events, then
+trims the buffer. Idempotent: every click carries a random
 uid and is inserted ON CONFLICT (uid) DO NOTHING, so a batch replayed after a crash between commit and
 trim is not counted twice. See docs/shortener.md.
 """
@@ -32,6 +33,7 @@ from config.sql import binding_cursor
 
 from . import conf
 from .cache import redis_client
+from .services.rollups import NewClick, rollups_add_clicks
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,7 @@ _COUNTERS_SQL = """
     FROM unnest(%b::bigint[], %b::integer[], %b::integer[], %b::integer[], %b::timestamptz[])
         AS v(id, humans, uniques, bots, last_at)
     WHERE l.id = v.id
+    RETURNING l.id, l.blast_id, l.contact_id, l.target_url
 """
 
 
@@ -285,10 +288,12 @@ def clicks_write(*, entries: list[bytes]) -> int:
         inserted = {uid: click_id for click_id, _link_id, uid in cursor}
         counters: dict[int, list] = {}
         events = []
+        written: list[tuple[_Click, bool]] = []
         for c, is_unique in zip(clicks, unique_flags, strict=True):
             click_id = inserted.get(c.uid)
             if click_id is None:  # replayed entry, already written
                 continue
+            written.append((c, is_unique))
             entry = counters.setdefault(c.link.id, [0, 0, 0, c.clicked_at])
             if c.bot_reason:
                 entry[2] += 1
@@ -308,6 +313,17 @@ def clicks_write(*, entries: list[bytes]) -> int:
                     [counters[i][2] for i in ids],
                     [counters[i][3] for i in ids],
                 ],
+            )
+            # The links as they are under the row lock just taken: link attribution may have given one
+            # its blast since _LINKS_SQL read it (and then waits for this batch to move its clicks).
+            now = {link_id: (blast_id, contact_id, target) for link_id, blast_id, contact_id, target in cursor}
+            # The reports' rollups, from the same clicks as the counters (only those this batch wrote).
+            rollups_add_clicks(
+                cursor,
+                (
+                    NewClick(c.link.organization_id, *now[c.link.id], c.clicked_at, bool(c.bot_reason), is_unique)
+                    for c, is_unique in written
+                ),
             )
         _emit_clicked(events)
     return len(inserted)

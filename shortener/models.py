@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Now
+from django.db.models.functions import MD5, Now
 
 
 class Link(models.Model):
@@ -116,3 +116,76 @@ class AllowedTargetHost(models.Model):
     def save(self, *args, **kwargs):
         self.host = self.host.strip().strip("[]").rstrip(".").lower()
         super().save(*args, **kwargs)
+
+
+# --- click rollups: what the reports read instead of clicks and links (docs/shortener.md, "Rollups") ------
+# Kept by the writers of their source rows, in the same transaction and counting only the rows that
+# statement really wrote (the click writer counts the clicks its INSERT ... ON CONFLICT (uid) DO NOTHING
+# returned, links_create the links its INSERT returned, link attribution the links its UPDATE moved), so a
+# replayed click batch or a retried drain batch counts nothing twice. Rebuilt from clicks and links by
+# `manage.py recompute_click_rollups` (shortener/services/rollups.py), which also checks them.
+
+
+class ClickRollup(models.Model):
+    """An organization's clicks per blast (NULL: links of no blast) and 10-second slot of `clicked_at`,
+    human and bot apart: a blast report's clicks over time and totals, the organization's clicks per day."""
+
+    # Slot width in seconds: every report bucket is a multiple of it, and every time zone's day boundary
+    # (offsets are whole quarter hours) falls on a slot boundary.
+    SLOT_SECONDS = 10
+
+    organization = models.ForeignKey(
+        "organizations.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # Launched blasts are never deleted (only drafts, which have no links), so CASCADE loses no click.
+    blast = models.ForeignKey("messaging.Blast", null=True, on_delete=models.CASCADE, related_name="+", db_index=False)
+    slot = models.BigIntegerField()  # floor(epoch of clicked_at / SLOT_SECONDS)
+    clicks = models.IntegerField(default=0)  # human clicks
+    bot_clicks = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slot", "blast"], name="uniq_click_rollup", nulls_distinct=False
+            )
+        ]
+        indexes = [
+            models.Index(fields=["blast", "slot"], name="click_rollup_blast", condition=models.Q(blast__isnull=False))
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Org {self.organization_id} blast {self.blast_id} slot {self.slot}: {self.clicks} + {self.bot_clicks} bots"
+        )
+
+
+class BlastLinkRollup(models.Model):
+    """A blast's links per target URL, with the sums of their counters: the report's top links and its
+    click totals without reading the blast's (one per recipient) links."""
+
+    blast = models.ForeignKey("messaging.Blast", on_delete=models.CASCADE, related_name="+", db_index=False)
+    target_url = models.TextField()
+    links = models.IntegerField(default=0)
+    clicks = models.IntegerField(default=0)
+    unique_clicks = models.IntegerField(default=0)
+    bot_clicks = models.IntegerField(default=0)
+
+    class Meta:
+        # By the target's hash: a btree entry of a long URL could pass the index's row size limit.
+        constraints = [models.UniqueConstraint(models.F("blast"), MD5("target_url"), name="uniq_blast_link_rollup")]
+
+    def __str__(self) -> str:
+        return f"Blast {self.blast_id}: {self.target_url} ({self.links} links, {self.clicks} clicks)"
+
+
+class BlastClicker(models.Model):
+    """A contact with a human click on a link of the blast: the blast's unique clickers are its rows."""
+
+    blast = models.ForeignKey("messaging.Blast", on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey("messaging.Contact", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["blast", "contact"], name="uniq_blast_clicker")]
+
+    def __str__(self) -> str:
+        return f"Blast {self.blast_id}: contact {self.contact_id}"

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
 from . import conf
 from .cache import NEGATIVE, link_payload, redis_client
-from .models import Click, Link
+from .models import BlastLinkRollup, Click, ClickRollup, Link
 
 
 def link_for_redirect(*, code: str) -> dict | None:
@@ -53,19 +54,37 @@ def clicks_for_link(*, link: Link):
     return Click.objects.filter(link=link)
 
 
-def blast_click_report(*, blast) -> dict:
-    """Clicks (human), unique clickers (distinct contacts with a human click), bot clicks, links, and
-    click-through rate = unique clickers / delivered messages (None before anything is delivered)."""
-    totals = Link.objects.filter(blast=blast).aggregate(
-        links=Count("id"),
-        clicks=Sum("click_count", default=0),
-        bot_clicks=Sum("bot_click_count", default=0),
-        unique_clickers=Count("contact_id", distinct=True, filter=Q(click_count__gt=0)),
-        messages_with_links=Count("message_id", distinct=True),
-    )
+_BLAST_CLICK_TOTALS_SQL = """
+SELECT COALESCE(sum(r.links), 0)::int, COALESCE(sum(r.clicks), 0)::int, COALESCE(sum(r.bot_clicks), 0)::int,
+       (SELECT count(*) FROM shortener_blastclicker c WHERE c.blast_id = %(blast)s)::int
+FROM shortener_blastlinkrollup r WHERE r.blast_id = %(blast)s
+"""
+
+
+def blast_click_totals(*, blast) -> dict:
+    """Links, clicks (human), unique clickers (distinct contacts with a human click), bot clicks, and
+    click-through rate = unique clickers / delivered messages (None before anything is delivered). One
+    query on the blast's rollups (BlastLinkRollup, BlastClicker), whatever its number of links."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BLAST_CLICK_TOTALS_SQL, {"blast": blast.pk})
+        links, clicks, bot_clicks, unique_clickers = cursor.fetchone()
     delivered = blast.delivered_count
-    totals["delivered"] = delivered
-    totals["click_through_rate"] = round(totals["unique_clickers"] / delivered, 4) if delivered else None
+    return {
+        "links": links,
+        "clicks": clicks,
+        "bot_clicks": bot_clicks,
+        "unique_clickers": unique_clickers,
+        "delivered": delivered,
+        "click_through_rate": round(unique_clickers / delivered, 4) if delivered else None,
+    }
+
+
+def blast_click_report(*, blast) -> dict:
+    """The API's report: blast_click_totals and the messages with a link (this one reads the blast's links)."""
+    totals = blast_click_totals(blast=blast)
+    totals["messages_with_links"] = Link.objects.filter(blast=blast).aggregate(n=Count("message_id", distinct=True))[
+        "n"
+    ]
     return totals
 
 
@@ -93,61 +112,58 @@ def links_of_messages(*, organization_id: int, message_ids: list[int]) -> dict[i
     return found
 
 
-# Reports (webapp/reports.py). Human clicks and bot clicks apart; each one query with a small answer.
+# Reports (webapp/reports.py). Human clicks and bot clicks apart; each one query on a rollup
+# (models.ClickRollup, BlastLinkRollup: services/rollups.py), so its cost does not grow with the blast.
 _BLAST_CLICK_BUCKETS_SQL = """
-SELECT floor(extract(epoch FROM c.clicked_at - %(start)s) / %(bucket)s)::int,
-       count(*) FILTER (WHERE NOT c.is_bot), count(*) FILTER (WHERE c.is_bot)
-FROM shortener_click c JOIN shortener_link l ON l.id = c.link_id
-WHERE l.blast_id = %(blast)s
+SELECT floor((r.slot * %(slot)s - extract(epoch FROM %(start)s::timestamptz)) / %(bucket)s)::int,
+       sum(r.clicks)::int, sum(r.bot_clicks)::int
+FROM shortener_clickrollup r
+WHERE r.blast_id = %(blast)s
 GROUP BY 1
+HAVING sum(r.clicks) + sum(r.bot_clicks) > 0
 """
 
 
 def blast_click_buckets(*, blast_id: int, start, bucket_seconds: int) -> dict[int, tuple[int, int]]:
     """{bucket: (human clicks, bot clicks)} of the blast's links, bucket n from `start` as in
-    messaging.reports.blast_message_rows."""
+    messaging.reports.blast_message_rows (`start` and `bucket_seconds` whole ClickRollup slots)."""
+    slot = ClickRollup.SLOT_SECONDS
+    assert start.timestamp() % slot == 0 and bucket_seconds % slot == 0
     with connection.cursor() as cursor:
-        cursor.execute(_BLAST_CLICK_BUCKETS_SQL, {"blast": blast_id, "start": start, "bucket": bucket_seconds})
+        cursor.execute(
+            _BLAST_CLICK_BUCKETS_SQL, {"blast": blast_id, "start": start, "bucket": bucket_seconds, "slot": slot}
+        )
         return {bucket: (human, bots) for bucket, human, bots in cursor.fetchall()}
 
 
 def blast_top_links(*, blast_id: int, limit: int = 10) -> list[dict]:
     """The blast's link targets by human clicks (a per-recipient link each; grouped by target URL)."""
     rows = (
-        Link.objects.filter(blast_id=blast_id)
-        .order_by()
-        .values("target_url")
-        .annotate(
-            n_links=Count("id"),
-            n_clicks=Sum("click_count", default=0),
-            n_unique=Sum("unique_click_count", default=0),
-            n_bots=Sum("bot_click_count", default=0),
-        )
-        .order_by("-n_clicks", "target_url")[:limit]
+        BlastLinkRollup.objects.filter(blast_id=blast_id, links__gt=0)
+        .order_by("-clicks", "target_url")
+        .values_list("target_url", "links", "clicks", "unique_clicks", "bot_clicks")[:limit]
     )
     return [
-        {
-            "target_url": r["target_url"],
-            "links": r["n_links"],
-            "clicks": r["n_clicks"],
-            "unique_clicks": r["n_unique"],
-            "bot_clicks": r["n_bots"],
-        }
-        for r in rows
+        {"target_url": url, "links": links, "clicks": clicks, "unique_clicks": uniques, "bot_clicks": bots}
+        for url, links, clicks, uniques, bots in rows
     ]
 
 
 _ORG_CLICK_DAYS_SQL = """
-SELECT (c.clicked_at AT TIME ZONE %(zone)s)::date,
-       count(*) FILTER (WHERE NOT c.is_bot), count(*) FILTER (WHERE c.is_bot)
-FROM shortener_click c JOIN shortener_link l ON l.id = c.link_id
-WHERE l.organization_id = %(org)s AND c.clicked_at >= %(since)s
+SELECT (to_timestamp(r.slot * %(slot)s) AT TIME ZONE %(zone)s)::date, sum(r.clicks)::int, sum(r.bot_clicks)::int
+FROM shortener_clickrollup r
+WHERE r.organization_id = %(org)s AND r.slot >= %(since_slot)s
 GROUP BY 1
+HAVING sum(r.clicks) + sum(r.bot_clicks) > 0
 """
 
 
 def organization_click_days(*, organization_id: int, time_zone: str, since) -> dict:
-    """{day: (human clicks, bot clicks)} on the organization's links since `since`, days in `time_zone`."""
+    """{day: (human clicks, bot clicks)} on the organization's links since `since` (a day's start: a slot
+    boundary in any time zone), days in `time_zone`."""
+    slot = ClickRollup.SLOT_SECONDS
+    since_slot = math.ceil(since.timestamp() / slot)
+    params = {"zone": time_zone, "org": organization_id, "since_slot": since_slot, "slot": slot}
     with connection.cursor() as cursor:
-        cursor.execute(_ORG_CLICK_DAYS_SQL, {"zone": time_zone, "org": organization_id, "since": since})
+        cursor.execute(_ORG_CLICK_DAYS_SQL, params)
         return {day: (human, bots) for day, human, bots in cursor.fetchall()}

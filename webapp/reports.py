@@ -130,7 +130,7 @@ def _blast_report(blast: Blast, organization: Organization, *, now: datetime, la
     click_bucket = bucket_for(click_span)
     start = message_reports.slot_start(launched)
     rows = message_reports.blast_message_rows(blast_id=blast.pk, start=start, bucket_seconds=bucket)
-    clicks = link_selectors.blast_click_report(blast=blast)
+    clicks = link_selectors.blast_click_totals(blast=blast)
     click_buckets = link_selectors.blast_click_buckets(blast_id=blast.pk, start=start, bucket_seconds=click_bucket)
     top_links = link_selectors.blast_top_links(blast_id=blast.pk, limit=TOP_LINKS)
     as_of = now

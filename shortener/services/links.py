@@ -19,6 +19,7 @@ from .. import conf, targets
 from ..cache import link_payload, links_cache
 from ..codes import codes_generate
 from ..models import AllowedTargetHost, Link
+from .rollups import rollups_add_links, rollups_retarget
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,8 @@ def links_create(*, organization_id: int, specs: list[LinkSpec]) -> list[LinkSpe
                 break
         else:
             raise RuntimeError(f"Could not draw unique short codes for {len(pending)} links")
+        # A blast's links per target, for its report (rollups.py): every spec is a new row by now.
+        rollups_add_links(cursor, [(s.blast_id, s.target_url) for s in specs])
 
     default_fallback = conf.default_fallback_url()
     cached = [
@@ -278,14 +281,35 @@ def links_redact_for_contact(*, organization_id: int, contact_id: int, **_signal
     """A contact was erased (messaging.signals.contact_erased): its links' targets may carry its data in
     the path, query or fragment (merge fields), so they keep only scheme://host/ and no fallback. Clicks
     and counters stay (the link report stays true); the cached copies are replaced after commit."""
-    links = list(Link.objects.filter(organization_id=organization_id, contact_id=contact_id))
-    for link in links:
-        parts = urlsplit(link.target_url)
-        link.target_url = f"{parts.scheme}://{parts.netloc}/"
-        link.fallback_url = ""
-    if not links:
-        return 0
-    Link.objects.bulk_update(links, ["target_url", "fallback_url"])
+    # Locked (in id order, as the click writer's counter update takes them) so the counters that move with
+    # a link's target in its blast's rollup are the ones it has.
+    with transaction.atomic(savepoint=False):
+        links = list(
+            Link.objects.select_for_update()
+            .filter(organization_id=organization_id, contact_id=contact_id)
+            .order_by("pk")
+        )
+        if not links:
+            return 0
+        moved = []
+        for link in links:
+            parts = urlsplit(link.target_url)
+            redacted = f"{parts.scheme}://{parts.netloc}/"
+            moved.append(
+                (
+                    link.blast_id,
+                    link.target_url,
+                    redacted,
+                    link.click_count,
+                    link.unique_click_count,
+                    link.bot_click_count,
+                )
+            )
+            link.target_url = redacted
+            link.fallback_url = ""
+        Link.objects.bulk_update(links, ["target_url", "fallback_url"])
+        with binding_cursor() as cursor:
+            rollups_retarget(cursor, moved)
     payloads = [
         (
             link.code,

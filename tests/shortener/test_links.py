@@ -7,7 +7,7 @@ from django.utils import timezone
 from shortener import conf, services
 from shortener.cache import redis_client
 from shortener.codes import ALPHABET, codes_generate
-from shortener.models import Link
+from shortener.models import BlastLinkRollup, Link
 from shortener.services import LinkItem, links_preview_savings, links_shorten_for_messages
 from tests import factories
 
@@ -81,8 +81,9 @@ def test_shorten_for_messages_makes_one_link_per_message_and_url(org, django_ass
     body = "Hi! Sale: https://shop.example/sale?x=1. Also (https://shop.example/faq) and https://shop.example/sale?x=1"
     items = [LinkItem(m.id, m.contact_id, blast.id, body) for m in messages]
     items.append(LinkItem(999_999, None, None, "no links here"))
-    # when: one INSERT for every link, one read of the organization's domain (+ the savepoint pair)
-    with django_assert_num_queries(4):
+    # when: one INSERT for every link, one upsert of the blast's links per target (its report's top links),
+    # one read of the organization's domain (+ the savepoint pair)
+    with django_assert_num_queries(5):
         bodies = links_shorten_for_messages(organization_id=org.id, items=items)
     # then
     assert bodies[999_999] == "no links here"
@@ -96,6 +97,11 @@ def test_shorten_for_messages_makes_one_link_per_message_and_url(org, django_ass
         s, f = f"http://prly.localhost:8000/{sale.code}", f"http://prly.localhost:8000/{faq.code}"
         # sentence punctuation and the closing parenthesis stay outside the link
         assert bodies[m.id] == f"Hi! Sale: {s}. Also ({f}) and {s}"
+    rollup = BlastLinkRollup.objects.filter(blast=blast).order_by("target_url")
+    assert list(rollup.values_list("target_url", "links", "clicks")) == [
+        ("https://shop.example/faq", 3, 0),
+        ("https://shop.example/sale?x=1", 3, 0),
+    ]
 
 
 def test_shorten_uses_the_organizations_own_domain_and_leaves_unshortenable_urls(org, settings):
