@@ -42,6 +42,16 @@ def _summary(page, label: str):
     return page.locator(f'dl.summary div:has(dt:text-is("{label}")) dd')
 
 
+def _smallest_chart_text_px(page) -> float:
+    """The smallest rendered font size (CSS px on the screen) of the charts' shown texts: the font size
+    times the scale the SVG's coordinate system is drawn at (a viewBox shrinks both)."""
+    return page.evaluate(
+        """Math.min(...Array.from(document.querySelectorAll('svg.chart text'))
+            .filter(t => t.getBoundingClientRect().height > 0)
+            .map(t => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a))"""
+    )
+
+
 def test_compose_launch_watch_the_report_fill_in_cancel_and_walls(
     page,
     celery_worker_proc,  # noqa: F811
@@ -134,10 +144,15 @@ def test_compose_launch_watch_the_report_fill_in_cancel_and_walls(
         response = page.goto(f"{app_url}/blasts/{theirs.pk}/report.csv")
         assert response is not None and response.status == 404
 
-        # phone width: nothing wider than the screen
+        # phone width: nothing wider than the screen, and the charts' labels as large as on a desktop
         page.set_viewport_size({"width": 375, "height": 812})
         page.goto(f"{app_url}/blasts/{blast.pk}/")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert _smallest_chart_text_px(page) >= 11
         screenshot(page, "blast-report-phone", tmp_path)
+        page.goto(f"{app_url}/reports/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert _smallest_chart_text_px(page) >= 11
+        screenshot(page, "report-organization-phone", tmp_path)
         page.goto(f"{app_url}/blasts/new/")
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
