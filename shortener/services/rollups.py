@@ -175,14 +175,16 @@ def rollups_move_attributed(cursor, rows: list[tuple]) -> None:
             cell[i] += n
         if clicks or bots:
             clicked.append((link_id, blast_id))
-    _upsert_targets(cursor, targets)
-    if clickers:
-        keys = sorted(clickers)
-        cursor.execute(_CLICKERS_SQL, [[b for b, _ in keys], [c for _, c in keys]])
+    # Tables in the click writer's order (slots, targets, clickers), as the rebuild locks them: no two of
+    # these writers, nor one of them and the rebuild, wait for each other the other way round.
     if clicked:
         cursor.execute(
             _MOVE_SLOTS_SQL, {"ids": [c[0] for c in clicked], "blasts": [c[1] for c in clicked], "slot": SLOT}
         )
+    _upsert_targets(cursor, targets)
+    if clickers:
+        keys = sorted(clickers)
+        cursor.execute(_CLICKERS_SQL, [[b for b, _ in keys], [c for _, c in keys]])
 
 
 # The rebuild: the rollups recomputed from the organization's links and clicks; cells that differ are
