@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -143,7 +143,7 @@ def _seed_conversations(result: DemoResult, line: Line) -> None:
         return
     contacts = list(Contact.objects.filter(organization=result.organization).order_by("id")[: len(CONVERSATIONS)])
     now = timezone.now()
-    outbound: list[int] = []
+    outbound: list[tuple[int, datetime]] = []
     for index, (contact, script) in enumerate(zip(contacts, CONVERSATIONS, strict=False)):
         conversation = Conversation.objects.create(organization=result.organization, line=line, contact=contact)
         start = now - timedelta(hours=3 * (len(CONVERSATIONS) - index))
@@ -170,16 +170,20 @@ def _seed_conversations(result: DemoResult, line: Line) -> None:
             Message.objects.filter(pk=message.pk).update(created_at=at)
             events_record_for_new_messages(message_ids=[message.pk], status=message.status)
             if not inbound:
-                outbound.append(message.pk)
+                outbound.append((message.pk, at))
             last = (at, body)
         Conversation.objects.filter(pk=conversation.pk).update(
             last_message_at=last[0], last_message_preview=last[1][:160]
         )
-    # Outbound history walks the state machine like a real send would (one statement per step).
+    # Outbound history walks the state machine like a real send would (one statement per step), at the
+    # message's own back-dated time: sent_at is when a text went out, and the inbox's last message follows
+    # it (messaging/processors/conversation.py). Stamped "now", every seeded reply became its
+    # conversation's newest message, previewed over the customer's later answer still marked Needs reply.
     for status in (MessageStatus.PREPARED, MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED):
         messages_apply_statuses(
             updates=[
-                StatusUpdate(i, status, carrier_status="Delivered" if status == "delivered" else "") for i in outbound
+                StatusUpdate(i, status, at=at, carrier_status="Delivered" if status == "delivered" else "")
+                for i, at in outbound
             ]
         )
     result.created.append(f"{len(contacts)} conversations")

@@ -9,6 +9,7 @@ from demo.services import ADMIN_LOGIN, ORG_NAME
 from messaging.models import Blast, BlastRecipient, Contact, Conversation, Line, Message
 from messaging.status import MessageStatus
 from organizations.models import ApiKey, Organization
+from postprocessing.services import events_drain
 
 
 def _run(*args):
@@ -56,3 +57,20 @@ def test_reset_password(db, client):
     assert client.login(
         request=RequestFactory().post("/login/"), username=ADMIN_LOGIN, password=_value(output, "password:")
     )
+
+
+def test_seeded_inbox_shows_each_conversations_last_text(db):
+    """The seeded outbound texts are sent at their own back-dated time: once post-processing has run, each
+    conversation still shows its script's last text, at that text's time (stamped "now", the replies
+    became the newest message, previewed over the customer's later answer)."""
+    # given
+    _run()
+    # when: post-processing applies the seed's status events, as the worker would
+    while events_drain().events:
+        pass
+    # then
+    org = Organization.objects.get(name=ORG_NAME)
+    for conversation in Conversation.objects.filter(organization=org):
+        last = Message.objects.filter(conversation=conversation).order_by("-created_at", "-id").first()
+        assert (conversation.last_message_preview, conversation.last_message_at) == (last.body, last.created_at)
+        assert all(m.sent_at == m.created_at for m in conversation.messages.filter(direction="out"))
