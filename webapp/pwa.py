@@ -48,6 +48,7 @@ def service_worker(request):
         static("webapp/htmx.min.js"),
         static("webapp/app.js"),
         static("webapp/icons/icon-192.png"),
+        static("webapp/icons/icon.svg"),  # the offline page's icon (without one Chromium asks for /favicon.ico)
     ]
     # The cache is named after the shell's URLs: a deploy that changes a hashed static name or the list
     # gets a new cache, and the old one is dropped on activation.

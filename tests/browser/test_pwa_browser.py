@@ -28,3 +28,17 @@ def test_service_worker_and_manifest_then_the_offline_page(page, context, app_ur
     assert page.evaluate("getComputedStyle(document.querySelector('header.top')).backgroundColor") == "rgb(22, 50, 79)"
     screenshot(page, "offline", tmp_path)
     context.set_offline(False)
+
+
+def test_the_offline_page_asks_for_nothing_that_is_missing(page, app_url, agent_user):
+    """It names its icon, as every other page does: without one Chromium asks for /favicon.ico, a 404 and a
+    console error on the page an agent sees when the network is gone."""
+    sign_in(page, app_url, agent_user)
+    errors: list[str] = []  # the favicon request is the browser's own: only the console reports it
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    # when
+    page.goto(f"{app_url}/offline/")
+    page.wait_for_load_state("networkidle")
+    # then
+    assert page.locator("#offline h2").inner_text() == "You are offline"
+    assert errors == []
