@@ -93,6 +93,22 @@ def test_review_shows_how_many_quiet_hours_defer_and_until_when(agent, org, line
     assert "Confirm: schedule for" in html
 
 
+def test_review_says_links_are_shortened_without_a_negative_saving(agent, org, line):
+    """A URL shorter than a short link (the demo's short host is prly.localhost:8000) once read "Links are
+    shortened: -11 characters saved"; the confirm step now says what shortening does to the segments."""
+    # given
+    factories.ContactFactory(organization=org, first_name="Ada")
+    agent.post("/blasts/new/", _form(line, body="Hi {first_name}, https://ex.io/a"))
+    blast = Blast.objects.get(organization=org)
+    # when
+    html = agent.get(f"/blasts/{blast.pk}/review/").content.decode()
+    # then
+    assert (
+        '<p class="muted small" id="links-note">Links are shortened when sent (the sample: 1 → 1 segment).</p>' in html
+    )
+    assert "characters saved" not in html
+
+
 def test_filter_audience_by_custom_field_and_created_since(agent, org, line):
     austin = factories.ContactFactory(organization=org, custom_fields={"city": "Austin", "tier": "gold"})
     factories.ContactFactory(organization=org, custom_fields={"city": "Dallas"})
