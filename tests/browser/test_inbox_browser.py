@@ -91,3 +91,35 @@ def test_the_inbox_and_thread_fit_a_phone_screen(page, app_url, agent_user, org,
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     box = page.locator("form.reply button[type=submit]").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 375
+
+
+def test_focus_stays_on_the_conversation_across_a_live_refresh(page, app_url, agent_user, org):
+    """A keyboard user on a row keeps their place when a new text re-renders the inbox (the swap replaced the
+    row they were on and left focus on <body>, back at the top of the page)."""
+    ada, grace = _inbox(org)
+    sign_in(page, app_url, agent_user)
+    page.focus(f"li.conversation[data-id='{grace.pk}'] a.row")
+    # when: Grace's conversation gets a newer text, which moves it to the top of the live inbox
+    type(grace).objects.filter(pk=grace.pk).update(last_message_at=timezone.now(), last_message_preview="One more")
+    page.wait_for_function(f"document.querySelector('li.conversation').dataset.id === '{grace.pk}'", timeout=10_000)
+    # then: focus is still on Grace's row
+    page.wait_for_timeout(100)  # the refocus runs once htmx has settled the swap
+    assert page.evaluate("document.activeElement.closest('li.conversation')?.dataset.id") == str(grace.pk)
+
+
+def test_older_conversations_moves_focus_to_the_first_row_it_brought(page, app_url, agent_user, org):
+    line = factories.LineFactory(organization=org)
+    now = timezone.now()
+    for i in range(52):
+        factories.ConversationFactory(
+            organization=org, line=line, last_message_at=now - timedelta(minutes=i), last_message_preview=f"text {i}"
+        )
+    sign_in(page, app_url, agent_user)
+    assert page.locator("li.conversation").count() == 50
+    # when: the keyboard user follows "Older conversations"
+    page.focus("#more a.more")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('li.conversation').length === 52")
+    page.wait_for_timeout(100)
+    # then: focus is on the 51st row, where reading continues
+    assert page.evaluate("document.activeElement.closest('li.conversation')?.innerText").count("text 50") == 1

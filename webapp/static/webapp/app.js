@@ -24,3 +24,28 @@ document.addEventListener("htmx:afterRequest", (event) => {
   const tag = event.detail.xhr.getResponseHeader("ETag");
   if (tag && elt.dataset && elt.dataset.etag !== undefined && event.detail.xhr.status === 200) elt.dataset.etag = tag;
 });
+
+// Focus across swaps, for keyboard and screen-reader users: a swap that replaces the element holding focus
+// (a live inbox refresh, "Older conversations", "Older messages") would drop it on <body>, back at the top of
+// the page. It stays on the same item (data-id) when that is still there, else goes to the first item the
+// swap brought.
+let refocus = null;
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const active = document.activeElement;
+  refocus = null;
+  if (!event.detail.shouldSwap || !active || active === document.body || !event.detail.target.contains(active)) return;
+  const item = active.closest("[data-id]");
+  const seen = new Set(Array.from(document.querySelectorAll("[data-id]"), (e) => e.dataset.id));
+  refocus = { id: item ? item.dataset.id : null, seen };
+});
+document.addEventListener("htmx:afterSettle", () => {
+  if (!refocus || (document.activeElement && document.activeElement !== document.body)) return;
+  const { id, seen } = refocus;
+  refocus = null;
+  const items = Array.from(document.querySelectorAll("[data-id]"));
+  const item = items.find((e) => e.dataset.id === id) || items.find((e) => !seen.has(e.dataset.id));
+  if (!item) return;
+  const target = item.querySelector("a, button, input, textarea, select") || item;
+  if (target === item && !item.hasAttribute("tabindex")) item.setAttribute("tabindex", "-1");
+  target.focus();
+});
