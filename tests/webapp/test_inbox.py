@@ -187,6 +187,7 @@ def test_reply_to_an_opted_out_contact_is_refused_with_the_reason(agent, org):
     html = response.content.decode()
     assert response.status_code == 409
     assert "has opted out of texts from this organization" in html and 'id="send-error"' in html
+    assert 'required aria-invalid="true" aria-describedby="send-error"' in html  # the reply box names its error
     assert "Still there?" in html  # the typed text is kept
     assert Message.objects.count() == before
 

@@ -222,6 +222,8 @@ def test_new_conversation_refuses_a_bad_number_an_opted_out_one_and_another_orgs
     assert response.status_code == 400
     html = response.content.decode()
     assert 'id="error-to"' in html and "is not a valid phone number" in html and 'value="555-01"' in html
+    # the refused field says so to assistive technology, names its error and takes the focus
+    assert 'required aria-invalid="true" aria-describedby="error-to" autofocus>' in html
     response = client.post("/inbox/new/", {"line": line.pk, "to": "+1 512 555 0143", "body": "hi"})
     assert response.status_code == 409 and "has opted out of texts from this organization" in response.content.decode()
     response = client.post("/inbox/new/", {"line": theirs.pk, "to": "+15125550144", "body": "hi"})
