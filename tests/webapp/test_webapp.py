@@ -6,6 +6,7 @@ from django.core import mail
 from django.test import RequestFactory
 from django.utils import timezone
 
+from organizations.models import Role
 from tests import factories
 
 PASSWORD = "pw-for-tests-123"  # tests.factories.UserFactory's  # noqa: S105
@@ -159,3 +160,19 @@ def test_login_locks_out_after_the_failure_limit_and_reopens_after_the_cool_off(
     client.logout()
     again = client.post(login_path, {"username": username, "password": PASSWORD}, REMOTE_ADDR="203.0.113.9")
     assert again.status_code == 302
+
+
+def test_a_refused_or_missing_page_keeps_the_app_around_it(client, org, settings):
+    """A 403 (a settings URL for an agent) or a 404 (an old link) was Django's bare page: no header, no way
+    back but the browser's. Now the app's page with the reason and the way back to the inbox."""
+    settings.DEBUG = False  # the error pages a deployment shows
+    client.force_login(factories.MembershipFactory(organization=org, role=Role.AGENT).user)
+    # when
+    refused = client.get("/settings/")
+    missing = client.get("/inbox/987654/")
+    # then
+    assert refused.status_code == 403 and missing.status_code == 404
+    for response in (refused, missing):
+        html = response.content.decode()
+        assert '<header class="top">' in html and '<a href="/inbox/">Back to the inbox</a>' in html
+    assert "Only the organization&#x27;s admins manage its settings." in refused.content.decode()
