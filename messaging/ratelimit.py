@@ -137,10 +137,13 @@ def take_detail(*, line_id: int, rate: float, want: int, min_grant: int = 1, spa
     return Grant(int(granted), float(wait), float(left))
 
 
-def mark_call(*, line_id: int, rate: float) -> None:
-    """A batched carrier call of the line starts now (the `spacing` of the next batched take counts from it)."""
+def mark_call(*, line_id: int, rate: float) -> float:
+    """A batched carrier call of the line starts now (the `spacing` of the next batched take counts from
+    it). Returns that time (unix seconds): the line's next batched take gets nothing before it + spacing."""
     _, _, mark_script = _scripts()
-    mark_script(keys=[_key(line_id)], args=[time.time(), math.ceil(capacity(rate) / rate) + 60])
+    at = time.time()
+    mark_script(keys=[_key(line_id)], args=[at, math.ceil(capacity(rate) / rate) + 60])
+    return at
 
 
 def wait_for(*, rate: float, need: int, left: float) -> float:

@@ -87,9 +87,13 @@ def _follow_up(
     line_id: int, outcome: carrier_send.SendOutcome, attempt: int, since: float | None, touched_at: float | None = None
 ) -> None:
     if outcome.rest is not None:
-        delay = _countdown(
-            outcome.rest_delay if outcome.paused is None else _pause_delay(outcome.paused), MAX_PACING_DELAY_S
-        )
+        if outcome.paused is not None:
+            wait = _pause_delay(outcome.paused)
+        elif outcome.rest_due is not None:  # counted from the bucket take, not from after the carrier call
+            wait = outcome.rest_due - time.time()
+        else:
+            wait = outcome.rest_delay
+        delay = _countdown(wait, MAX_PACING_DELAY_S)
         # The remainder's prepared_at keeps the stale-prepared sweep away (PREPARED_STALE). Touching it on
         # every pacing cycle rewrote the whole remainder once per carrier call (a 300-recipient blast on a
         # 10/s line: ~4,500 row updates for 300 sends); it is touched only when it would otherwise be

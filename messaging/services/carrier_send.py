@@ -13,6 +13,7 @@ instead of calling. See docs/send-pipeline.md.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -54,6 +55,9 @@ SEND_LEASE = timedelta(seconds=40)
 # within a second of its prepare; a paced remainder or a breaker-paused group touches prepared_at when
 # it is re-enqueued (countdown ≤ 30 s), so it is never taken for lost.
 PREPARED_STALE = timedelta(seconds=40)
+# Added to a batched remainder's due time after the call spacing: the broker's countdown fires a
+# millisecond or so either side of it, and a take before the spacing has passed is an empty task.
+DUE_MARGIN_S = 0.005
 # A queued conversation message whose prepare task was lost (it normally runs within milliseconds).
 QUEUED_STALE = timedelta(seconds=30)
 
@@ -65,7 +69,11 @@ class SendOutcome:
     not_claimed: int = 0
     retry_refs: list[str] = field(default_factory=list)  # carrier calls that hit a transient error
     rest: SendGroup | None = None  # what pacing did not allow yet
-    rest_delay: float = 0.0
+    rest_delay: float = 0.0  # seconds from the bucket take until `rest` may have its next call's worth
+    # When `rest` is due (unix time): the take's time + rest_delay, and for a blast's group not before its
+    # line's next batched call may start (the call spacing counts from this call's start). The follow-up
+    # counts its countdown from here, not from after the carrier call (None: paused, use rest_delay).
+    rest_due: float | None = None
     retry_after: float | None = None
     # The carrier account's breaker is open: nothing was called; try again in this many seconds.
     paused: float | None = None
@@ -191,6 +199,7 @@ def batch_send(
     segs = [max(1, s) for s in (segments or [1] * len(message_ids))]
     need = _batch_need(segs, rate=rate, batched=batched)
     spacing = ratelimit.window() + ratelimit.CALL_SPACING_SLACK_S if batched else 0.0
+    taken_at = time.time()
     grant = ratelimit.take_detail(line_id=line_id, rate=rate, want=sum(segs), min_grant=need, spacing=spacing)
     granted = grant.granted
     n = used = 0
@@ -207,13 +216,17 @@ def batch_send(
         outcome.rest_delay = ratelimit.wait_for(rate=rate, need=rest_need, left=grant.left + granted - used)
     if n == 0:
         outcome.rest_delay = max(outcome.rest_delay, grant.wait)  # the bucket's wait includes the spacing
+        outcome.rest_due = taken_at + outcome.rest_delay
         return outcome
+    if outcome.rest is not None:
+        outcome.rest_due = taken_at + outcome.rest_delay
     # The carrier is down: claim nothing, give the units back, the whole group waits for the probe.
     verdict = breaker.check(account_id=line.carrier_account_id) if line.carrier_account_id else None
     if verdict is not None and not verdict.allowed:
         ratelimit.refund(line_id=line_id, rate=rate, units=used)
         outcome.rest = SendGroup(line_id, list(message_ids), segs, batched=batched)
         outcome.rest_delay = outcome.paused = verdict.wait
+        outcome.rest_due = None
         return outcome
     probing = verdict is not None and verdict.action == breaker.PROBE
     batch_ref = new_batch_ref()
@@ -231,7 +244,12 @@ def batch_send(
             outcome.failed += _fail(rows, code="no_carrier", reason="The line has no active carrier account.")
         return outcome
     if batched:
-        ratelimit.mark_call(line_id=line_id, rate=rate)
+        called_at = ratelimit.mark_call(line_id=line_id, rate=rate)
+        if outcome.rest_due is not None:
+            # Due when the spacing lets its take through: due at the bucket's refill alone, it came back
+            # W + slack − (this call's claim, HTTP and status) after the mark, found nothing, and was
+            # published again — an empty task for every carrier call (docs/send-pipeline.md).
+            outcome.rest_due = max(outcome.rest_due, called_at + spacing + DUE_MARGIN_S)
     for i, group in enumerate(_split(rows)):
         ref = batch_ref
         if i:

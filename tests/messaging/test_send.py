@@ -322,3 +322,49 @@ def test_a_batched_take_waits_a_window_after_the_lines_last_call_started():
     # message (no spacing) takes its unit at once
     assert spaced.granted == 0 and 0.9 < spaced.wait <= 1.0 and spaced.left >= 9.9
     assert unspaced.granted == 1
+
+
+def test_a_batched_remainder_is_due_when_the_call_spacing_lets_it_take_so_no_task_comes_back_empty(
+    org, fake_sinch, django_capture_on_commit_callbacks, settings
+):
+    # given: a 10/s line with W = 1 s and 4-segment texts: a batch is two of them (8 units), so the
+    # first call leaves 2 units in the bucket and the bucket alone would let the next batch go 0.6 s
+    # later; the call spacing holds it to W + slack after this call's start
+    import base64
+    import json
+    from datetime import datetime
+
+    import redis
+
+    from messaging import tasks
+    from tests.worker import broker_is_redis, purge_queues
+
+    if not broker_is_redis():
+        pytest.skip("reads the published task from the Redis broker's list")
+    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
+    purge_queues()
+    body = "Hello {first_name}! " + "Our spring sale starts today, every item is marked down. " * 8
+    blast, (group,) = _prepared_blast(org, 6, body, fake_sinch.url, django_capture_on_commit_callbacks)
+    assert set(group.segments) == {4}
+    line = blast.line
+    line.rate_per_second = 10
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    first = carrier_send.batch_send(
+        line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
+    )
+    assert first.sent == 2
+    # when: the remainder is published as the send task does it, and runs when its countdown is up
+    tasks._follow_up(line.id, first, 0, None, time.time())
+    (raw,) = redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange("send", 0, -1)
+    message = json.loads(raw)
+    wait = datetime.fromisoformat(message["headers"]["eta"]).timestamp() - time.time()
+    time.sleep(max(0.0, wait))
+    args = json.loads(base64.b64decode(message["body"]))[0]
+    again = carrier_send.batch_send(line_id=args[0], message_ids=args[1], segments=args[2], batched=args[3])
+    purge_queues()
+    # then: it sends the next batch (it used to come back when the bucket had the units, find the
+    # spacing closed, send nothing and be published again: an empty task per carrier call)
+    assert again.sent == 2, (wait, again.rest_delay)
+    assert 0.8 <= wait <= 1.1
+    assert [len(r["to"]) for r in fake_sinch.requests] == [2, 2]
