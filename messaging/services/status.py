@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from config.sql import execute as execute_bound
@@ -119,9 +119,11 @@ def messages_apply_statuses(*, updates: Iterable[StatusUpdate]) -> dict[int, str
         list(STATUS_EVENTS),
     ]
     # Server-side binding (services/sql.py): client-side binding re-quotes seven 1000-element arrays
-    # into the SQL text in Python on every call.
-    with transaction.atomic():
-        return dict(execute_bound(_APPLY_SQL, params))
+    # into the SQL text in Python on every call. One statement (its CTEs and the work-queue triggers
+    # included) is atomic by itself: no transaction.atomic() around it, whose BEGIN and COMMIT (or
+    # SAVEPOINT and RELEASE inside a caller's transaction) were two more round trips on every carrier
+    # call of the send step (docs/send-pipeline.md, "Many lines at once").
+    return dict(execute_bound(_APPLY_SQL, params))
 
 
 def message_set_status(*, message_id: int, status: str, strict: bool = False, **fields) -> bool:

@@ -368,3 +368,30 @@ def test_a_batched_remainder_is_due_when_the_call_spacing_lets_it_take_so_no_tas
     assert again.sent == 2, (wait, again.rest_delay)
     assert 0.8 <= wait <= 1.1
     assert [len(r["to"]) for r in fake_sinch.requests] == [2, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_paced_carrier_call_is_two_statements_and_no_transaction_around_them(
+    org, fake_sinch, django_capture_on_commit_callbacks, settings
+):
+    # given: a blast on a 10/s line (W = 1 s), the worker's connection in autocommit as in a real worker
+    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
+    blast, (group,) = _prepared_blast(org, 30, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
+    line = blast.line
+    line.rate_per_second = 10
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    cache.line_info(line.id)  # warm the settings cache as a running worker has it
+    cache.account_info(line.carrier_account_id)
+    # when: one paced call of 10
+    with CaptureQueriesContext(connection) as ctx:
+        outcome = carrier_send.batch_send(
+            line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
+        )
+    # then: the claim and the status statement, each committing by itself: no BEGIN/COMMIT pair around
+    # the status statement (it was two more round trips on each of a paced line's ~1 call per second)
+    assert outcome.sent == 10
+    kinds = [" ".join(q["sql"].split())[:40] for q in ctx.captured_queries]
+    assert len(kinds) == 2, kinds
+    assert "FOR UPDATE SKIP LOCKED" in ctx.captured_queries[0]["sql"]
+    assert "UPDATE messaging_message m SET" in ctx.captured_queries[1]["sql"]
