@@ -2,8 +2,9 @@
 
 Three levels: a per-process dict, the shared Django cache (Redis), the database. One Redis counter
 (the generation) is bumped by post_save/post_delete of Line, CarrierAccount and Organization; every
-lookup reads it first (one Redis GET per task, not per message) and drops the process dict when it
-moved, so a changed line rate or carrier token is seen by every worker on its next task.
+lookup reads it first (one Redis GET per task, not per message; a read is reused for
+GENERATION_REUSE_S) and drops the process dict when it moved, so a changed line rate or carrier token
+is seen by every worker on its next task.
 See docs/send-pipeline.md.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time
+from time import monotonic
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
@@ -19,6 +21,11 @@ from django.db.models.signals import post_delete, post_save
 _GEN_KEY = "messaging:settings-gen"
 _local: dict[tuple[str, int], object] = {}
 _local_gen: list[int | None] = [None]
+# A generation read is reused for this long: a send task looks up its line and then the line's carrier
+# account, and each lookup read it (two Redis GETs per carrier call, an eighth of a paced send task's
+# Redis round trips; py-spy in bench_lines). Another process's change is seen within this long.
+GENERATION_REUSE_S = 0.05
+_gen_read_at: list[float] = [float("-inf")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +66,14 @@ class AccountInfo:
 
 
 def _generation() -> int:
+    now = monotonic()
+    if _local_gen[0] is not None and now - _gen_read_at[0] < GENERATION_REUSE_S:
+        return _local_gen[0]
     gen = django_cache.get(_GEN_KEY)
     if gen is None:
         django_cache.add(_GEN_KEY, 1, timeout=None)
         gen = django_cache.get(_GEN_KEY) or 1
+    _gen_read_at[0] = now
     return int(gen)
 
 
@@ -73,6 +84,7 @@ def invalidate(**_kwargs) -> None:
     except ValueError:
         django_cache.add(_GEN_KEY, 1, timeout=None)
     _local.clear()
+    _gen_read_at[0] = float("-inf")  # this process reads the new generation on its next lookup
 
 
 def _get(kind: str, pk: int, load):

@@ -37,11 +37,21 @@ TOUCH_AGE_S = carrier_send.PREPARED_STALE.total_seconds() / 2
 PAUSE_JITTER_S = 1.0
 
 
+def _send_argsrepr(line_id: int, message_ids: list[int]) -> str:
+    """What a send task's headers show of its arguments. Celery's default is a saferepr of the id list,
+    walked item by item on every publish (~40 % of a paced re-publish's CPU at 1,000 ids, cProfile)."""
+    return f"[{line_id}, <{len(message_ids)} message ids>, …]"
+
+
 def enqueue_send_groups(groups: list[SendGroup]) -> None:
     """Publish one send task per carrier group. Call after commit (tasks read committed rows only).
     A publish the broker refuses is logged: the prepared rows are re-kicked by release_stuck_sends."""
     for g in groups:
-        wake(send_batch, [g.line_id, g.message_ids, g.segments, g.batched])
+        wake(
+            send_batch,
+            [g.line_id, g.message_ids, g.segments, g.batched],
+            argsrepr=_send_argsrepr(g.line_id, g.message_ids),
+        )
 
 
 @shared_task(name="messaging.prepare_blast_chunk", acks_late=True)
@@ -106,6 +116,7 @@ def _follow_up(
             send_batch,
             [line_id, outcome.rest.message_ids, outcome.rest.segments, outcome.rest.batched, touched_at],
             countdown=delay,
+            argsrepr=_send_argsrepr(line_id, outcome.rest.message_ids),
         )
     now = time.time()
     for ref in outcome.retry_refs:

@@ -395,3 +395,42 @@ def test_a_paced_carrier_call_is_two_statements_and_no_transaction_around_them(
     assert len(kinds) == 2, kinds
     assert "FOR UPDATE SKIP LOCKED" in ctx.captured_queries[0]["sql"]
     assert "UPDATE messaging_message m SET" in ctx.captured_queries[1]["sql"]
+
+
+def test_a_paced_carrier_call_reads_the_settings_generation_once(
+    org, fake_sinch, django_capture_on_commit_callbacks, settings, monkeypatch
+):
+    # given: a blast on a 10/s line, the settings cache warm as in a running worker
+    import redis.connection
+
+    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
+    blast, (group,) = _prepared_blast(org, 30, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
+    line = blast.line
+    line.rate_per_second = 10
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    first = carrier_send.batch_send(  # the process's first call opens its Redis connections
+        line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
+    )
+    ratelimit.reset(line_id=line.id)  # the next batch may go at once
+    time.sleep(0.1)  # a later task (longer than cache.GENERATION_REUSE_S): the generation is read again
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def recording(self, command, check_health=True):
+        sent.append(command if isinstance(command, bytes | bytearray) else b"".join(command))
+        return original(self, command, check_health)
+
+    # when: one paced call (Redis round trips recorded at redis-py's socket write)
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recording)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = carrier_send.batch_send(
+            line_id=line.id, message_ids=first.rest.message_ids, segments=first.rest.segments, batched=True
+        )
+    monkeypatch.undo()
+    # then: the line and its carrier account are looked up under one read of the generation (it was one
+    # GET per lookup), and the call's Redis round trips are pinned: the bucket take, the breaker check,
+    # the call mark, the breaker success, the per-line counter and the early-report look-up
+    assert outcome.sent == 10
+    assert sum(b"settings-gen" in c for c in sent) == 1, sent
+    assert len(sent) == 7, [c[:60] for c in sent]
