@@ -186,12 +186,18 @@ def start_sandbox(port: int, *args: str, workers: int = 1, env: dict | None = No
 
 
 def purge_queues(*names: str) -> None:
-    """Empty our queues (all by default) on the bench's broker, Redis or RabbitMQ."""
+    """Empty our queues (all by default) on the bench's broker, Redis or RabbitMQ. All of them: also drop
+    the apply task's debounce key — a run that stopped its workers during an apply task left it set (60 s
+    TTL), and the next run's reports then never published the apply task (no beat in a bench sweeps)."""
     import redis
     from django.conf import settings
+    from django.core.cache import cache
 
+    from carriers.services import APPLY_DEBOUNCE_KEY
     from config.queues import Queue, is_amqp
 
+    if not names:
+        cache.delete(APPLY_DEBOUNCE_KEY)
     names = names or tuple(q.value for q in Queue)
     if not is_amqp(settings.CELERY_BROKER_URL):
         redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(*names)
