@@ -56,8 +56,11 @@ end
 return {grant, tostring(wait), tostring(tokens)}
 """
 
+# Never moves the mark back: a call's answer (mark_answered) may come after a later call of the line started.
 _MARK_CALL = """
-redis.call('HSET', KEYS[1], 'call', ARGV[1])
+local at = tonumber(ARGV[1])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'call'))
+if cur == nil or at > cur then redis.call('HSET', KEYS[1], 'call', ARGV[1]) end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 1
 """
@@ -137,13 +140,23 @@ def take_detail(*, line_id: int, rate: float, want: int, min_grant: int = 1, spa
     return Grant(int(granted), float(wait), float(left))
 
 
-def mark_call(*, line_id: int, rate: float) -> float:
-    """A batched carrier call of the line starts now (the `spacing` of the next batched take counts from
-    it). Returns that time (unix seconds): the line's next batched take gets nothing before it + spacing."""
+def mark_call(*, line_id: int, rate: float, at: float | None = None) -> float:
+    """A batched carrier call of the line starts now, or at `at` (the `spacing` of the next batched take
+    counts from the latest mark). Returns the time marked (unix seconds)."""
     _, _, mark_script = _scripts()
-    at = time.time()
+    at = time.time() if at is None else at
     mark_script(keys=[_key(line_id)], args=[at, math.ceil(capacity(rate) / rate) + 60])
     return at
+
+
+def mark_answered(*, line_id: int, rate: float, answered_at: float) -> float:
+    """The line's batched call was answered at `answered_at`: the carrier stamped it before that. The next
+    batched take waits `spacing` (W + slack) from the call's start and at least W from its answer (the
+    mark moves to answered_at − slack when that is later). A call that took longer than the slack to
+    reach the carrier (under load: 90 ms, bench_lines) otherwise let the next one, due W + slack after
+    this one started, arrive less than W after it: two batches in one 1 s window at the carrier.
+    Returns the mark: the next batched take gets nothing before it + spacing."""
+    return mark_call(line_id=line_id, rate=rate, at=answered_at - CALL_SPACING_SLACK_S)
 
 
 def wait_for(*, rate: float, need: int, left: float) -> float:

@@ -77,6 +77,7 @@ class SendOutcome:
     retry_after: float | None = None
     # The carrier account's breaker is open: nothing was called; try again in this many seconds.
     paused: float | None = None
+    answered_at: float | None = None  # when the last carrier call returned or failed (unix time)
 
 
 def _fail(rows: list[Claimed], *, code: str, reason: str) -> int:
@@ -149,7 +150,10 @@ def _carrier_failed(account_id: int, exc: CarrierError) -> None:
 def _call(adapter, account, line, rows: list[Claimed], batch_ref: str, outcome: SendOutcome) -> None:
     batch = build_batch(rows, from_number=line.phone_number, batch_ref=batch_ref, callback_url=account.callback_url)
     try:
-        result = adapter.send_batch(batch)
+        try:
+            result = adapter.send_batch(batch)
+        finally:  # answered, refused or failed: the carrier has stamped it by now if it got it
+            outcome.answered_at = time.time()
     except PermanentCarrierError as exc:
         breaker.record_success(account_id=account.id)  # it answered: up, the request was wrong
         log.warning("carrier refused batch %s: %s %s", batch_ref, exc.code, exc.http_status)
@@ -256,6 +260,10 @@ def batch_send(
             ref = new_batch_ref()
             messages_set_batch_ref(message_ids=[r.id for r in group], batch_ref=ref)
         _call(adapter, account, line, group, ref, outcome)
+    if batched and outcome.answered_at is not None:
+        called_at = ratelimit.mark_answered(line_id=line_id, rate=rate, answered_at=outcome.answered_at)
+        if outcome.rest_due is not None:
+            outcome.rest_due = max(outcome.rest_due, called_at + spacing + DUE_MARGIN_S)
     return outcome
 
 

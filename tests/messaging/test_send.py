@@ -430,7 +430,42 @@ def test_a_paced_carrier_call_reads_the_settings_generation_once(
     monkeypatch.undo()
     # then: the line and its carrier account are looked up under one read of the generation (it was one
     # GET per lookup), and the call's Redis round trips are pinned: the bucket take, the breaker check,
-    # the call mark, the breaker success, the per-line counter and the early-report look-up
+    # the call's start mark, the breaker success, the per-line counter, the early-report look-up and
+    # the call's answer mark
     assert outcome.sent == 10
     assert sum(b"settings-gen" in c for c in sent) == 1, sent
-    assert len(sent) == 7, [c[:60] for c in sent]
+    assert len(sent) == 8, [c[:60] for c in sent]
+
+
+def test_the_next_batched_call_waits_a_window_after_a_slow_call_was_answered(
+    org, fake_sinch, django_capture_on_commit_callbacks, settings
+):
+    # given: a 10/s line (W = 1 s) whose carrier takes 0.3 s to answer a call, longer than the 50 ms of
+    # slack the call spacing adds to W from the call's start
+    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
+    blast, (group,) = _prepared_blast(org, 20, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
+    line = blast.line
+    line.rate_per_second = 10
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    fake_sinch.hold_seconds = 0.3
+    first = carrier_send.batch_send(
+        line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
+    )
+    returned = time.time()  # after the answer (and the status statement)
+    assert first.sent == 10
+    # when: the remainder tries again every 20 ms until it is let through
+    while True:
+        started = time.time()
+        again = carrier_send.batch_send(
+            line_id=line.id, message_ids=first.rest.message_ids, segments=first.rest.segments, batched=True
+        )
+        if again.sent:
+            break
+        assert started - returned < 3
+        time.sleep(0.02)
+    # then: the second call started a window after the first was answered (the carrier stamped the
+    # first before it answered), not W + slack after the first started: 0.75 s after that answer
+    # before, when the carrier saw the two batches 20 in one second
+    assert again.sent == 10
+    assert started - returned >= 0.95, started - returned
