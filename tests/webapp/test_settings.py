@@ -577,3 +577,29 @@ def test_an_invited_member_who_lost_the_mail_gets_a_link_from_forgot_password(or
     password = "ida-first-password-42"  # noqa: S105
     newcomer.post(form_page.redirect_chain[-1][0], {"new_password1": password, "new_password2": password})
     assert newcomer.post("/login/", {"username": "ida@example.com", "password": password}).status_code == 302
+
+
+def test_each_saved_setting_says_so(org, admin, line):
+    """A save redirected back to the same page and said nothing: an admin could not tell a saved line or
+    quiet-hours window from a form that did not go through."""
+    client = signed_in(admin)
+    key = _key(org)
+    existing = factories.UserFactory(email="sam@example.com")
+    line_form = {"name": "Front desk", "carrier_account": line.carrier_account_id, "rate_per_second": "5"}
+    quiet = {"time_zone": "UTC", "quiet_hours_enabled": "on", "quiet_hours_start": "21:00", "quiet_hours_end": "08:00"}
+
+    def notice(url, data) -> str:
+        response = client.post(url, data, follow=True)
+        assert response.status_code == 200, url
+        found = re.search(r'<p class="notice" role="status">([^<]*)</p>', response.content.decode())
+        return found.group(1) if found else ""
+
+    # when / then
+    assert notice(f"/settings/lines/{line.pk}/", line_form) == f"Line {line.phone_number} saved."
+    assert notice("/settings/quiet-hours/", quiet) == "Quiet hours saved."
+    assert notice(f"/settings/api-keys/{key.pk}/revoke/", {}) == "Key revoked: it no longer opens the API."
+    assert notice("/settings/members/", {"email": existing.email, "role": "agent"}) == (
+        f"{existing.username} added as Agent."
+    )
+    added = Membership.objects.get(organization=org, user=existing)
+    assert notice(f"/settings/members/{added.pk}/role/", {"role": "support"}) == f"{existing.username} is now Support."

@@ -95,12 +95,13 @@ def lines(request):
     return _page(request, membership, "lines", "lines.html", lines=list(rows))
 
 
-def _line_saved(form: LineForm, organization, line=None) -> int | None:
-    """Saves a valid form through the service; None when saved, else the status to re-render with."""
+def _line_saved(request, form: LineForm, organization, line=None) -> int | None:
+    """Saves a valid form through the service; None when saved (and says so), else the status to re-render
+    with."""
     if not form.is_valid():
         return 400
     try:
-        line_save(organization=organization, line=line, **form.cleaned_data)
+        saved = line_save(organization=organization, line=line, **form.cleaned_data)
     except ValidationError as exc:
         form_service_errors(form, exc)
         return 400
@@ -108,6 +109,7 @@ def _line_saved(form: LineForm, organization, line=None) -> int | None:
         field = "phone_number" if "phone_number" in form.fields else "carrier_account"
         form.add_error(field, "The carrier could not confirm this number right now; try again in a minute.")
         return 503
+    messages.success(request, f"Line {saved.phone_number} {'saved' if line else 'added'}.")
     return None
 
 
@@ -119,7 +121,7 @@ def line_new(request):
         form = LineCreateForm(initial={"rate_per_second": 1.0, "is_active": True}, organization=organization)
         return _page(request, membership, "lines", "line_edit.html", line=None, form=form)
     form = LineCreateForm(request.POST, organization=organization)
-    if (status := _line_saved(form, organization)) is None:
+    if (status := _line_saved(request, form, organization)) is None:
         return redirect("settings-lines")
     return _page(request, membership, "lines", "line_edit.html", status=status, line=None, form=form)
 
@@ -136,7 +138,7 @@ def line_edit(request, line_id: int):
         form = LineForm(initial=initial, organization=organization)
         return _page(request, membership, "lines", "line_edit.html", line=line, form=form)
     form = LineForm(request.POST, organization=organization)
-    if (status := _line_saved(form, organization, line)) is None:
+    if (status := _line_saved(request, form, organization, line)) is None:
         return redirect("settings-lines")
     return _page(request, membership, "lines", "line_edit.html", status=status, line=line, form=form)
 
@@ -177,6 +179,7 @@ def quiet_hours(request):
         except ValidationError as exc:
             form_service_errors(form, exc)
         else:
+            messages.success(request, "Quiet hours saved.")
             return redirect("settings-quiet-hours")
     return _page(request, membership, "quiet-hours", "quiet_hours.html", status=400, form=form)
 
@@ -213,6 +216,7 @@ def api_key_revoke(request, key_id: int):
     if not ApiKey.objects.filter(organization=membership.organization, pk=key_id).exists():
         raise Http404
     org_services.api_keys_revoke(organization_id=membership.organization_id, api_key_ids=[key_id])
+    messages.success(request, "Key revoked: it no longer opens the API.")
     return redirect("settings-api-keys")
 
 
@@ -267,6 +271,7 @@ def members(request):
         else:
             if org_services.membership_is_invited(added):
                 return _invite(request, added)
+            messages.success(request, f"{added.user.get_username()} added as {added.get_role_display()}.")
             return redirect("settings-members")
     return _members_page(request, membership, 400, form=form)
 
@@ -313,6 +318,7 @@ def member_role(request, member_id: int):
         return _member_refused(request, membership, member_id, exc)
     if member_id == membership.pk and not roles.can_manage_settings(changed):
         return redirect("home")  # stepped down: these pages are no longer theirs
+    messages.success(request, f"{changed.user.get_username()} is now {changed.get_role_display()}.")
     return redirect("settings-members")
 
 
