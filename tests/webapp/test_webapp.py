@@ -86,7 +86,12 @@ def test_home_lists_my_conversations_newest_first(client, member, org, other_org
     ids = [int(i) for i in re.findall(r'class="conversation" data-id="(\d+)"', html)]
     assert ids == [new.pk, old.pk, empty.pk]
     assert foreign.pk not in ids
-    assert 'href="/admin/"' in html and 'href="/api/docs/"' in html
+    assert 'href="/api/docs/"' in html
+    # the Django admin only for staff: for anyone else it was a link to "not authorized, log in again"
+    assert 'href="/admin/"' not in html
+    member.user.is_staff = True
+    member.user.save()
+    assert 'href="/admin/"' in client.get("/").content.decode()
 
 
 def test_home_switches_organization(client, member, org, other_org):
