@@ -21,7 +21,6 @@ stop-services: $(STAMP)
 
 run: services
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
 	$(PY) -m config.devserver
 
 # Browser tests (tests/browser/) need a Chromium: /usr/bin/chromium (Debian's `chromium`) or CHROMIUM_PATH.

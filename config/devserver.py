@@ -55,6 +55,18 @@ def _pump(name: str, proc: subprocess.Popen) -> None:
         sys.stdout.flush()
 
 
+def seed_demo(env: dict[str, str]) -> str:
+    """Seeds the demo account in `make run`'s environment and prints what it says (the login, the links).
+    Here, not in the Makefile: the links are on PUBLIC_BASE_URL, which only this environment sets to the
+    port the app is served on (PORT=8123 make run once printed :8000's links)."""
+    done = subprocess.run(
+        [PY, "manage.py", "seed_demo"], cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True
+    )
+    sys.stdout.write(done.stdout)
+    sys.stdout.flush()
+    return done.stdout
+
+
 def dev_env(environ: dict[str, str], *, port: int, sandbox_port: int) -> dict[str, str]:
     """The environment of `make run`'s processes: `environ` with the local defaults filled in.
 
@@ -75,6 +87,7 @@ def main() -> int:
     sandbox_port = int(os.environ.get("SANDBOX_PORT", "8090"))
     env = dev_env(dict(os.environ), port=port, sandbox_port=sandbox_port)
     subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True)
+    seed_demo(env)
     env = sandbox_inbound_env(env)
 
     procs: dict[str, subprocess.Popen] = {}

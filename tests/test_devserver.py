@@ -104,3 +104,21 @@ def test_make_run_serves_the_app_on_its_printed_url_and_short_links_on_their_own
     assert env["SHORT_LINK_DOMAIN"] == f"prly.localhost:{port}"
     assert short.status_code == 302 and short.headers["Location"] == "https://example.com/dev"
     assert stranger.status_code == 400
+
+
+def test_make_run_prints_the_demo_links_on_the_port_it_serves(capfd):
+    # given: `make run` with a port of the newcomer's choosing (no PUBLIC_BASE_URL of their own), on the test database
+    from config.devserver import dev_env, seed_demo
+    from organizations.models import Membership
+
+    environ = {k: v for k, v in os.environ.items() if k != "PUBLIC_BASE_URL"}
+    environ.update(DATABASE_URL=_test_database_url(), DATABASE_TEST_NAME=connection_name())
+    env = dev_env(environ, port=8123, sandbox_port=8124)
+    # when: the devserver seeds the demo account
+    printed = seed_demo(env)
+    # then: the login and API links it prints are on that port, and the demo admin exists
+    assert "http://127.0.0.1:8123/login/" in printed and "http://127.0.0.1:8123/api/docs/" in printed
+    assert ":8000" not in printed and printed in capfd.readouterr().out
+    assert Membership.objects.filter(
+        organization__name=printed.split("Demo organization: ")[1].split(" (id")[0]
+    ).exists()
