@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from messaging import reports as message_reports
-from messaging.models import Blast, Direction
+from messaging.models import Blast, BlastStatus, Direction
 from messaging.selectors import blast_quiet_hours_deferrals, lines_for
 from messaging.status import CARRIER_ACCEPTED, S
 from organizations.models import Organization
@@ -47,6 +47,7 @@ STATUS_COLORS = {
 }
 STATUS_ORDER = list(STATUS_COLORS)
 NOT_PREPARED = "not prepared yet"  # recipients of a launched blast without their message yet
+NOT_SENT_CANCELED = "not sent: blast canceled"  # the same recipients once the blast is canceled: none will be
 # Time buckets a chart may use, smallest first: the first that keeps a span within MAX_BUCKETS wins.
 BUCKET_SECONDS = (10, 30, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 60
@@ -154,8 +155,12 @@ def _blast_report(blast: Blast, organization: Organization, *, now: datetime, la
 
     status_rows: list[tuple[str, int]] = [(str(S(s).label), by_status[s]) for s in STATUS_ORDER if by_status.get(s)]
     if blast.launched_at and blast.recipient_count > created:
-        status_rows.append((NOT_PREPARED, blast.recipient_count - created))
-    colors = {str(S(s).label): c for s, c in STATUS_COLORS.items()} | {NOT_PREPARED: "#d0d7de"}
+        unprepared = NOT_SENT_CANCELED if blast.status == BlastStatus.CANCELED else NOT_PREPARED
+        status_rows.append((unprepared, blast.recipient_count - created))
+    colors = {str(S(s).label): c for s, c in STATUS_COLORS.items()} | {
+        NOT_PREPARED: "#d0d7de",
+        NOT_SENT_CANCELED: STATUS_COLORS[S.CANCELED],
+    }
     status_table = Table(
         "status",
         "Messages by status",

@@ -104,6 +104,16 @@ def test_blast_list_shows_state_and_progress_newest_first_one_query_for_the_rows
     assert "Not ours" not in html
 
 
+def test_a_canceled_blasts_unprepared_recipients_are_not_sent_not_waiting(agent, org):
+    # given: a blast canceled after 9 of its 10 recipients had their message
+    blast = _running_blast(org)
+    blast.status = BlastStatus.CANCELED
+    blast.save(update_fields=["status"])
+    # then: the tenth is shown as never to be sent, not as "not prepared yet"
+    html = agent.get(f"/blasts/{blast.pk}/").content.decode()
+    assert "not sent: blast canceled: 1" in html and "not prepared yet" not in html
+
+
 def test_blast_report_shows_every_figure_with_a_pinned_query_count(agent, org, django_assert_num_queries):
     blast = _running_blast(org)
     agent.get("/blasts/")
