@@ -86,13 +86,15 @@ def processor(
     return decorate
 
 
-# Deferred work of processors, run by the drain after each batch commits and at the start of each drain
-# task, outside the batch's transaction (e.g. the blast recount, which must not wait for a row lock).
+# Deferred work of processors, run by the drain outside the batch's transaction (e.g. the blast recount, which must
+# not wait for a row lock): at the start of each drain task, after its last batch and, between batches, once
+# AFTER_BATCH_INTERVAL_SECONDS have passed since the last run (services/drain.py) — not after every batch.
 _AFTER_BATCH: list[Callable[[], object]] = []
 
 
 def after_batch(fn: Callable[[], object]) -> Callable[[], object]:
-    """Register a no-argument callable the drain runs after every batch (it must be cheap when idle)."""
+    """Register a no-argument callable the drain runs after batches (see above; it must be cheap when idle, and
+    keep its own to-do rows until done, as a run may cover several batches)."""
     if fn not in _AFTER_BATCH:
         _AFTER_BATCH.append(fn)
     return fn

@@ -3,9 +3,10 @@
 Counters are RECOUNTED per affected blast with one aggregate (GROUP BY blast_id, status over the
 msg_blast index), not incremented: a redelivered report, a retried batch or a re-run dead
 letter then cannot double-count, and two drains racing on one blast converge on the truth.
-A recount of a 20k-message blast costs a few ms, paid once per batch of 1000 events per affected
-blast, so no increments (and no per-event dedup table they would need to be idempotent); the figures
-are in docs/performance.md.
+A recount of a 20k-message blast costs a few ms (tens under load), paid once per drain task per affected
+blast and, while a backlog drains, at most once a second (the drain's AFTER_BATCH_INTERVAL_SECONDS), not
+once per batch; so no increments (and no per-event dedup table they would need to be idempotent); the
+figures are in docs/performance.md.
 
 Two steps, because the blast row is often locked by someone else: the send pipeline's prepare chunks
 hold it FOR SHARE (so that a cancel waits for them) back to back for the whole preparation of a big
@@ -14,11 +15,11 @@ made every batch wait behind preparation (measured: docs/performance.md). So:
 
 1. in the batch (this processor): mark the affected blasts in `BlastRecount` (one upsert, blast id
    order), which never touches the blast row;
-2. after the batch commits (`blasts_recount_marked`, called by the drain after every batch and at the
-   start of every drain task): claim marks FOR UPDATE SKIP LOCKED, lock their blasts FOR NO KEY UPDATE
-   SKIP LOCKED, recount those, delete their marks. A blast that is locked keeps its mark and is
-   recounted by a later pass (at the latest the next 1 s tick): counters may lag while a blast is being
-   prepared, events never wait.
+2. after the batch commits (`blasts_recount_marked`, called by the drain after its last batch, between
+   batches at most once a second, and at the start of every drain task): claim marks FOR UPDATE SKIP
+   LOCKED, lock their blasts FOR NO KEY UPDATE SKIP LOCKED, recount those, delete their marks. A blast
+   that is locked keeps its mark and is recounted by a later pass (at the latest the next 1 s tick):
+   counters may lag while a blast is being prepared, events never wait.
 
 Race: the recount's statement runs after both locks are held, with a fresh READ COMMITTED snapshot. A
 batch marking the same blast meanwhile waits on the claimed mark (the upsert's DO UPDATE) and

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from messaging.models import Blast, BlastRecount
@@ -22,7 +23,7 @@ from postprocessing.services import (
 from postprocessing.services.drain import UNKNOWN_TYPE
 from tests.factories import MessageFactory
 
-from .conftest import move, pending_count, queue
+from .conftest import blast_row, move, pending_count, queue
 
 
 def _due_now():
@@ -282,4 +283,51 @@ def test_a_blast_locked_by_preparation_never_blocks_the_drain(blast_with_message
     events_drain()
     blast.refresh_from_db()
     assert (blast.delivered_count, blast.status) == (3, "completed")
+    assert not BlastRecount.objects.exists()
+
+
+def _recounts(queries) -> int:
+    return sum(1 for q in queries if q["sql"].lstrip().startswith("WITH cells AS"))
+
+
+@pytest.mark.parametrize(("interval", "recounts"), [(0, 6), (3600, 1)])
+def test_a_blast_whose_events_span_many_batches_is_recounted_once_per_interval_and_exact_at_the_end(
+    interval, recounts, blast_with_messages
+):
+    # given a blast whose 30 delivered messages' events (sent, delivered) fill 6 batches of 10
+    blast, msgs = blast_with_messages(30, status=S.SENDING)
+    move(msgs, S.SENT, S.DELIVERED)
+    # when one drain takes them all
+    with CaptureQueriesContext(connection) as ctx:
+        result = events_drain(batch_size=10, after_batch_interval=interval)
+    # then the recount (which re-reads all the blast's messages) ran after every batch only with no interval;
+    # with one, once (after the last batch), and the counters and completion are exact when the drain returns
+    assert result.batches == 6 and pending_count() == 0
+    assert _recounts(ctx.captured_queries) == recounts
+    blast.refresh_from_db()
+    assert (blast.sent_count, blast.delivered_count, blast.status) == (30, 30, "completed")
+    assert not BlastRecount.objects.exists()
+
+
+def test_a_drain_that_ends_on_a_full_batch_still_recounts_what_it_marked(blast_with_messages):
+    # given exactly one full batch of events (the next claim finds nothing)
+    blast, msgs = blast_with_messages(5, status=S.SENT)
+    move(msgs, S.DELIVERED)
+    # when
+    with CaptureQueriesContext(connection) as ctx:
+        result = events_drain(batch_size=5, after_batch_interval=3600)
+    # then
+    assert result.batches == 1 and _recounts(ctx.captured_queries) == 1
+    assert (blast_row(blast).delivered_count, blast_row(blast).status) == (5, "completed")
+
+
+def test_a_drain_stopped_by_its_budget_recounts_before_it_returns(blast_with_messages):
+    # given more events than the drain may take this time
+    blast, msgs = blast_with_messages(20, status=S.SENT)
+    move(msgs, S.DELIVERED)
+    # when it stops after 2 of 4 batches
+    result = events_drain(batch_size=5, max_batches=2, after_batch_interval=3600)
+    # then the blast its batches marked was recounted (from its messages, all delivered) and its mark is gone
+    assert result.more and result.events == 10
+    assert (blast_row(blast).delivered_count, blast_row(blast).status) == (20, "completed")
     assert not BlastRecount.objects.exists()
