@@ -46,6 +46,17 @@ def _prepared_blast(org, n, body, url, django_capture_on_commit_callbacks, **con
     return blast, groups
 
 
+def _paced_blast(org, n, body, url, django_capture_on_commit_callbacks, settings, *, rate=10):
+    """A prepared blast of n on a line paced at `rate` segments/s, W = 1 s, its bucket full: (line, group)."""
+    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
+    blast, (group,) = _prepared_blast(org, n, body, url, django_capture_on_commit_callbacks)
+    line = blast.line
+    line.rate_per_second = rate
+    line.save()
+    ratelimit.reset(line_id=line.id)
+    return line, group
+
+
 def test_a_1000_message_batch_is_one_carrier_call_and_two_statements(
     org, fake_sinch, django_capture_on_commit_callbacks
 ):
@@ -181,13 +192,10 @@ def test_a_blast_group_waits_for_a_whole_batch_of_the_window_not_the_first_free_
     org, fake_sinch, django_capture_on_commit_callbacks, settings
 ):
     # given: a 10 segments/s line, the window W = 1 s, 25 one-segment blast messages
-    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
-    blast, (group,) = _prepared_blast(org, 25, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
+    line, group = _paced_blast(
+        org, 25, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks, settings
+    )
     assert group.batched
-    line = blast.line
-    line.rate_per_second = 10
-    line.save()
-    ratelimit.reset(line_id=line.id)
     # when: the first call, then the remainder at once (a tenth of a second's refill is there)
     first = carrier_send.batch_send(
         line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
@@ -341,15 +349,10 @@ def test_a_batched_remainder_is_due_when_the_call_spacing_lets_it_take_so_no_tas
 
     if not broker_is_redis():
         pytest.skip("reads the published task from the Redis broker's list")
-    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
     purge_queues()
     body = "Hello {first_name}! " + "Our spring sale starts today, every item is marked down. " * 8
-    blast, (group,) = _prepared_blast(org, 6, body, fake_sinch.url, django_capture_on_commit_callbacks)
+    line, group = _paced_blast(org, 6, body, fake_sinch.url, django_capture_on_commit_callbacks, settings)
     assert set(group.segments) == {4}
-    line = blast.line
-    line.rate_per_second = 10
-    line.save()
-    ratelimit.reset(line_id=line.id)
     first = carrier_send.batch_send(
         line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
     )
@@ -375,12 +378,9 @@ def test_a_paced_carrier_call_is_two_statements_and_no_transaction_around_them(
     org, fake_sinch, django_capture_on_commit_callbacks, settings
 ):
     # given: a blast on a 10/s line (W = 1 s), the worker's connection in autocommit as in a real worker
-    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
-    blast, (group,) = _prepared_blast(org, 30, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
-    line = blast.line
-    line.rate_per_second = 10
-    line.save()
-    ratelimit.reset(line_id=line.id)
+    line, group = _paced_blast(
+        org, 30, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks, settings
+    )
     cache.line_info(line.id)  # warm the settings cache as a running worker has it
     cache.account_info(line.carrier_account_id)
     # when: one paced call of 10
@@ -403,12 +403,9 @@ def test_a_paced_carrier_call_reads_the_settings_generation_once(
     # given: a blast on a 10/s line, the settings cache warm as in a running worker
     import redis.connection
 
-    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
-    blast, (group,) = _prepared_blast(org, 30, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
-    line = blast.line
-    line.rate_per_second = 10
-    line.save()
-    ratelimit.reset(line_id=line.id)
+    line, group = _paced_blast(
+        org, 30, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks, settings
+    )
     first = carrier_send.batch_send(  # the process's first call opens its Redis connections
         line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
     )
@@ -442,12 +439,9 @@ def test_the_next_batched_call_waits_a_window_after_a_slow_call_was_answered(
 ):
     # given: a 10/s line (W = 1 s) whose carrier takes 0.3 s to answer a call, longer than the 50 ms of
     # slack the call spacing adds to W from the call's start
-    settings.SEND_BATCH_WINDOW_SECONDS = 1.0
-    blast, (group,) = _prepared_blast(org, 20, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks)
-    line = blast.line
-    line.rate_per_second = 10
-    line.save()
-    ratelimit.reset(line_id=line.id)
+    line, group = _paced_blast(
+        org, 20, "Hello {first_name}", fake_sinch.url, django_capture_on_commit_callbacks, settings
+    )
     fake_sinch.hold_seconds = 0.3
     first = carrier_send.batch_send(
         line_id=line.id, message_ids=group.message_ids, segments=group.segments, batched=True
